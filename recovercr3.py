@@ -68,6 +68,7 @@ import errno
 import io
 import mmap
 import os
+import signal
 import stat
 import struct
 import sys
@@ -100,6 +101,37 @@ class InputError(Exception):
 
 class OutputError(Exception):
     """A recovered file cannot be written (disk full, read-only, ...)."""
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C; raised where stopping leaves nothing half done."""
+
+
+class StopRequest:
+    """SIGINT handler: the first Ctrl-C asks for a clean stop, a second one is immediate.
+
+    The work checks `check()` between chunks, so a stop never lands between creating
+    a .part file and the code that removes it.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def check(self):
+        if self.requested:
+            raise Interrupted()
 
 
 # ---------------------------------------------------------------------------
@@ -212,10 +244,11 @@ class Dump:
         if end > start:
             self.map.madvise(mmap.MADV_DONTNEED, start, end - start)
 
-    def next_candidate(self, pos):
+    def next_candidate(self, pos, checkpoint):
         """Offset >= pos of the next possible file start, or -1 at the end of the dump."""
         needle_len = len(FTYP)
         while pos < self.size:
+            checkpoint()
             stop = min(pos + SCAN_WINDOW, self.size)
             hit = self.map.find(FTYP, pos + FTYP_AT,
                                 min(stop + FTYP_AT + needle_len, self.size))
@@ -225,11 +258,12 @@ class Dump:
             pos = stop
         return -1
 
-    def copy_to(self, fd, start, size):
+    def copy_to(self, fd, start, size, checkpoint):
         """Write dump[start:start+size] to fd in chunks straight from the map."""
         end = start + size
         with memoryview(self.map) as view:
             while start < end:
+                checkpoint()
                 stop = min(start + COPY_CHUNK, end)
                 with view[start:stop] as chunk:
                     done = 0
@@ -577,6 +611,8 @@ class OutputDir:
     def __init__(self, path):
         self.path = Path(path)
         self.counter = 0
+        if self.path.exists() and not self.path.is_dir():
+            raise OSError(errno.ENOTDIR, "it is a file, not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
         self.report_path = self._free_report_path()
         self._report = open(self.report_path, "x", newline="", encoding="utf-8")
@@ -608,20 +644,24 @@ class OutputDir:
             if not path.exists() and not Path(str(path) + PART_SUFFIX).exists():
                 return path
 
-    def save(self, dump, carved, path):
+    def save(self, dump, carved, path, checkpoint):
         """Copy carved's bytes to path through a .part file; nothing is left on failure."""
         part = str(path) + PART_SUFFIX
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o644)
+        fd = None
         try:
-            dump.copy_to(fd, carved.offset, carved.size)
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | getattr(os, "O_BINARY", 0), 0o644)
+            dump.copy_to(fd, carved.offset, carved.size, checkpoint)
             os.fsync(fd)
-        except BaseException:
             os.close(fd)
-            os.unlink(part)
+            fd = None
+            os.rename(part, path)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            if os.path.exists(part):        # next_path saw no .part: this one is ours
+                os.unlink(part)
             raise
-        os.close(fd)
-        os.rename(part, path)
 
     def record(self, path, carved):
         self._write_row((path.name, carved.type, carved.offset, carved.size,
@@ -668,8 +708,9 @@ def stop_rule(args):
 class Recovery:
     """One scan of one dump into one output directory."""
 
-    def __init__(self, dump, outdir, rule, types, log):
+    def __init__(self, dump, outdir, rule, types, log, stop):
         self.dump = dump
+        self.stop = stop
         self.outdir = outdir
         self.rule = rule
         self.types = types
@@ -681,17 +722,17 @@ class Recovery:
         pos = 0
         try:
             while True:
-                start = self.dump.next_candidate(pos)
-                if start < 0:
+                pos = self.dump.next_candidate(pos, self.stop.check)
+                if pos < 0:
                     break
-                carved = self.carve(start)
+                carved = self.carve(pos)
                 if carved is not None:
                     self.save(carved)
                 if carved is not None and carved.status == COMPLETE:
                     pos = carved.end        # an ftyp inside a whole file is not a new file
                 else:
-                    pos = start + 1
-        except KeyboardInterrupt:
+                    pos += 1
+        except (Interrupted, KeyboardInterrupt):
             self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(pos, self.dump.size))
             self.summary()
             return EXIT_INTERRUPTED
@@ -718,7 +759,7 @@ class Recovery:
         path = self.outdir.next_path(carved.ext)
         self.log.info("Saving {}, size {:,d} B".format(path, carved.size))
         try:
-            self.outdir.save(self.dump, carved, path)
+            self.outdir.save(self.dump, carved, path, self.stop.check)
         except OSError as e:
             if e.errno != errno.EFBIG:
                 raise OutputError("cannot write %s: %s" % (path, e.strerror or e)) from None
@@ -758,7 +799,8 @@ def _main(argv=None):
             log.error("cannot write to %s: %s" % (args.outdir, e.strerror or e))
             return EXIT_ERROR
         try:
-            return Recovery(dump, outdir, stop_rule(args), args.types, log).run()
+            with StopRequest() as stop:
+                return Recovery(dump, outdir, stop_rule(args), args.types, log, stop).run()
         finally:
             outdir.close()
 
