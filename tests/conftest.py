@@ -1,0 +1,70 @@
+import contextlib
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+import dumpkit
+import recovercr3
+
+PROJECT = Path(__file__).resolve().parents[1]
+SCRIPT = PROJECT / "recovercr3.py"
+# The CLI tests run the script under this interpreter (CI sets it to Python 3.8).
+CLI_PYTHON = os.environ.get("RECOVERCR3_PYTHON", sys.executable)
+
+
+class Outcome(NamedTuple):
+    rc: int
+    log: str
+    rows: list          # the report's rows, as dicts
+    outputs: list       # (name, sha256) of every carved file, in report order
+
+    def shas(self):
+        return [sha for _, sha in self.outputs]
+
+
+def reports(outdir):
+    return set(Path(outdir).glob("recovercr3-report*.csv"))
+
+
+def read_outcome(rc, log, outdir, old_reports=frozenset()):
+    """The outcome of a run, from the report it wrote (not those of earlier runs)."""
+    outdir = Path(outdir)
+    new = reports(outdir) - set(old_reports)
+    assert len(new) <= 1
+    rows = []
+    for report in new:
+        with open(report, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    outputs = [(r["file"], dumpkit.sha256((outdir / r["file"]).read_bytes())) for r in rows]
+    return Outcome(rc, log, rows, outputs)
+
+
+def recover(dump, outdir, *options):
+    """Run recovercr3 in this process; returns an Outcome."""
+    err = io.StringIO()
+    old = reports(outdir)
+    with contextlib.redirect_stderr(err):
+        rc = recovercr3._main(["--input", str(dump), "--outdir", str(outdir)] + list(options))
+    return read_outcome(rc, err.getvalue(), outdir, old)
+
+
+def run_cli(*args, **kwargs):
+    """Run the script as a user would; returns the CompletedProcess (text mode)."""
+    return subprocess.run([CLI_PYTHON, str(SCRIPT)] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def eos_r_cr3():
+    return dumpkit.eos_r_cr3()
+
+
+@pytest.fixture(scope="session")
+def eos_m50_cr3():
+    return dumpkit.eos_m50_cr3()

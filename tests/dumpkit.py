@@ -1,0 +1,211 @@
+"""Test helpers: build card dumps with files at chosen offsets, and real-header CR3s.
+
+Every scenario is one line::
+
+    offsets = build_dump(path, 1000, cr3, 513, mp4)   # ints are random filler bytes
+
+The corpus (../shared/corpus) holds no complete full-size CR3, so `rebuild_cr3` makes
+one from a real file's headers: the real ftyp and moov (with its Canon uuid, CTBO and
+trak tables) and the real boxes before mdat, then an mdat of exactly the size that the
+moov's co64 + stsz tables (and CTBO) declare. The sample bytes are pseudo-random, with
+the JPEG track's sample made to start with FFD8 and end with FFD9.
+"""
+
+import hashlib
+import os
+import random
+import struct
+from pathlib import Path
+
+CORPUS = Path(os.environ.get("RECOVERCR3_CORPUS",
+                             Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+
+BOX = struct.Struct(">I4s")
+CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+CNOP_UUID = bytes.fromhex("210f1687914911e4811100242131fce4")
+
+
+def corpus_file(name):
+    """Bytes of a corpus file; skips the calling test when the corpus is absent."""
+    import pytest
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip("corpus file %s not available" % name)
+    return path.read_bytes()
+
+
+def noise(size, seed=0):
+    """Deterministic high-entropy bytes, like compressed image data."""
+    return hashlib.shake_128(b"recovercr3-noise-%d" % seed).digest(size) if size else b""
+
+
+def build_dump(path, *parts, seed=0):
+    """Write parts to path (bytes as given, an int as that many filler bytes).
+
+    Returns the offsets at which the bytes parts start.
+    """
+    offsets = []
+    pos = 0
+    with open(path, "wb") as out:
+        for i, part in enumerate(parts):
+            if isinstance(part, int):
+                part = noise(part, seed=seed * 1000 + i)
+            else:
+                offsets.append(pos)
+            out.write(part)
+            pos += len(part)
+    return offsets
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def box(name, payload):
+    return BOX.pack(BOX.size + len(payload), name) + payload
+
+
+def large_box(name, payload):
+    return struct.pack(">I4sQ", 1, name, 16 + len(payload)) + payload
+
+
+def uuid_box(usertype, payload):
+    return box(b"uuid", usertype + payload)
+
+
+def ftyp(major, *compatible, minor=0):
+    return box(b"ftyp", major + struct.pack(">I", minor) + b"".join(compatible))
+
+
+# --- an independent reader of the tables the rebuild needs (not the product's code) ---
+
+CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+
+
+def top_level(data):
+    """[(offset, name, size, header_size)] of the top-level boxes that fit in data."""
+    out, pos = [], 0
+    while pos + 8 <= len(data):
+        size, name = BOX.unpack_from(data, pos)
+        header = 8
+        if size == 1:
+            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        out.append((pos, name, size, header))
+        if size < 8:
+            break
+        pos += size
+    return out
+
+
+def find_boxes(data, start, end, wanted, found=None):
+    """Offsets of every box named in wanted below [start, end), in file order."""
+    found = [] if found is None else found
+    pos = start
+    while pos + 8 <= end:
+        size, name = BOX.unpack_from(data, pos)
+        if size < 8 or pos + size > end:
+            break
+        if name in wanted:
+            found.append((name, pos))
+        if name in CONTAINERS:
+            find_boxes(data, pos + 8, pos + size, wanted, found)
+        if name == b"uuid" and data[pos + 8:pos + 24] == CANON_UUID:
+            find_boxes(data, pos + 24, pos + size, wanted, found)
+        pos += size
+    return found
+
+
+def samples(moov):
+    """[(offset, size, table_at, width)] of each track's single sample.
+
+    offset and size come from co64/stco and stsz; table_at is where the co64/stco box
+    starts inside moov, width the byte width of its entries.
+    """
+    tables = find_boxes(moov, 0, len(moov), {b"co64", b"stco", b"stsz"})
+    offsets, sizes = [], []
+    for name, at in tables:
+        if name == b"co64":
+            offsets.append((struct.unpack_from(">Q", moov, at + 16)[0], at, 8))
+        elif name == b"stco":
+            offsets.append((struct.unpack_from(">I", moov, at + 16)[0], at, 4))
+        else:
+            sample_size = struct.unpack_from(">I", moov, at + 12)[0]
+            sizes.append(sample_size or struct.unpack_from(">I", moov, at + 20)[0])
+    return [(off, size, at, width) for (off, at, width), size in zip(offsets, sizes)]
+
+
+def rebuild_cr3(header, relayout=False, seed=1):
+    """A complete CR3 from a real file's first bytes (see the module docstring).
+
+    header: a real CR3 from its ftyp up to at least the end of its moov. Boxes between
+    moov and mdat that the header cuts off are completed with filler. relayout=True
+    rewrites the co64 and CTBO entries to lay the samples out one after another (for
+    samples whose stripped offsets all coincide, as in exiftool's M50 sample).
+    """
+    boxes = top_level(header)
+    out = bytearray()
+    mdat_at = None
+    for offset, name, size, hsize in boxes:
+        if name == b"mdat":
+            mdat_at = offset
+            break
+        present = header[offset:offset + size]
+        out += present + noise(size - len(present), seed=seed + 7)
+    if mdat_at is None:
+        mdat_at = len(out)
+    moov_off, _, moov_size, _ = next(b for b in boxes if b[1] == b"moov")
+    tracks = samples(bytes(out[moov_off:moov_off + moov_size]))
+    mdat_header = 16
+    if relayout:
+        pos = mdat_at + mdat_header
+        for i, (_, size, at, width) in enumerate(tracks):
+            struct.pack_into(">Q" if width == 8 else ">I", out, moov_off + at + 16, pos)
+            tracks[i] = (pos, size, at, width)
+            pos += size
+    end = max(off + size for off, size, _, _ in tracks)
+    mdat_size = end - mdat_at
+    first = min(off for off, _, _, _ in tracks)
+    if relayout or first - mdat_at == 16:
+        mdat = bytearray(struct.pack(">I4sQ", 1, b"mdat", mdat_size))
+    else:
+        mdat = bytearray(BOX.pack(mdat_size, b"mdat"))
+    mdat += noise(mdat_size - len(mdat), seed=seed)
+    jpeg_off, jpeg_size, _, _ = tracks[0]
+    mdat[jpeg_off - mdat_at:jpeg_off - mdat_at + 2] = b"\xff\xd8"
+    mdat[jpeg_off - mdat_at + jpeg_size - 2:jpeg_off - mdat_at + jpeg_size] = b"\xff\xd9"
+    if relayout:
+        fix_ctbo(out, moov_off, mdat_at, mdat_size)
+    ctbo = ctbo_entries(bytes(out))
+    assert (mdat_at, mdat_size) in ctbo, "co64/stsz and CTBO disagree on mdat"
+    return bytes(out + mdat)
+
+
+def ctbo_entries(data):
+    """[(offset, size)] of the CTBO table in the Canon uuid of moov."""
+    (name, at), = find_boxes(data, 0, len(data), {b"CTBO"})
+    count = struct.unpack_from(">I", data, at + 8)[0]
+    return [struct.unpack_from(">IQQ", data, at + 12 + 20 * i)[1:] for i in range(count)]
+
+
+def fix_ctbo(out, moov_off, mdat_at, mdat_size):
+    (name, at), = find_boxes(bytes(out), 0, len(out), {b"CTBO"})
+    count = struct.unpack_from(">I", out, at + 8)[0]
+    for i in range(count):
+        index, offset, size = struct.unpack_from(">IQQ", out, at + 12 + 20 * i)
+        if offset == mdat_at:
+            struct.pack_into(">IQQ", out, at + 12 + 20 * i, index, mdat_at, mdat_size)
+
+
+def eos_r_cr3():
+    """Canon EOS R CR3, 29.4 MB: real headers (filetype_fixture.cr3), rebuilt mdat."""
+    return rebuild_cr3(corpus_file("filetype_fixture.cr3"))
+
+
+def eos_m50_cr3():
+    """Canon EOS M50 C-RAW CR3, ~34 MB: real headers (exiftool sample), samples relaid."""
+    return rebuild_cr3(corpus_file("exiftool_CanonRaw.cr3"), relayout=True)
+
+
+def with_cnop_trailer(cr3):
+    """A CR3 as burst rolls and DPP write it: a CNOP uuid box after mdat."""
+    return cr3 + uuid_box(CNOP_UUID, box(b"CNOP", noise(4000, seed=99)))

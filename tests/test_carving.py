@@ -1,0 +1,194 @@
+"""Whole runs on built dumps: every carved file is checked byte for byte (sha256)."""
+
+import struct
+
+import pytest
+
+from conftest import recover
+from dumpkit import (box, build_dump, corpus_file, ftyp, noise, sha256, with_cnop_trailer)
+
+# (corpus file, type, extension): the complete ISO-BMFF files of the corpus
+CORPUS_ISOBMFF = [
+    ("gopro_karma.mp4", "mp4", "mp4"),              # moov after mdat
+    ("exiv2_sample_640x360.mov", "mov", "mov"),     # wide, mdat, moov
+    ("nomexif_meta.mov", "mov", "mov"),
+    ("mei_sample.3gp", "3gp", "3gp"),
+    ("exiv2_Canon.HIF", "heif", "hif"),             # Canon EOS R5: meta, no moov
+    ("exiftool_CanonRaw.cr3", "cr3", "cr3"),        # EOS M50: headers real, mdat a stub
+]
+
+
+def summary(outcome):
+    return [(row["file"], row["type"], int(row["offset"]), row["status"]) for row in outcome.rows]
+
+
+@pytest.mark.parametrize("gap", [512 * 7, 777], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("name, kind, ext", CORPUS_ISOBMFF)
+def test_corpus_file_comes_back_exact(tmp_path, name, kind, ext, gap):
+    data = corpus_file(name)
+    (at,) = build_dump(tmp_path / "card.img", gap, data, 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.rc == 0
+    assert summary(out) == [("img1." + ext, kind, at, "complete")]
+    assert out.shas() == [sha256(data)]
+
+
+def test_rebuilt_full_size_cr3s_come_back_exact(tmp_path, eos_r_cr3, eos_m50_cr3):
+    # Both CR3s are real headers with an mdat rebuilt to the size co64/stsz declare
+    # (dumpkit.rebuild_cr3): the corpus has no complete full-size CR3.
+    offsets = build_dump(tmp_path / "card.img", 4097, eos_r_cr3, 1, eos_m50_cr3, 100000)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert summary(out) == [("img1.cr3", "cr3", offsets[0], "complete"),
+                            ("img2.cr3", "cr3", offsets[1], "complete")]
+    assert out.shas() == [sha256(eos_r_cr3), sha256(eos_m50_cr3)]
+    assert "[INFO] Saving {}, size 29,378,658 B".format(tmp_path / "out" / "img1.cr3") in out.log
+
+
+def test_mixed_card_in_order_back_to_back_and_with_gaps(tmp_path, eos_r_cr3):
+    files = [corpus_file(name) for name, _, _ in CORPUS_ISOBMFF]
+    parts = [eos_r_cr3, files[0], files[1], 333, files[2], files[3], 1, files[4], files[5], 9]
+    build_dump(tmp_path / "card.img", *parts)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    expected = [p for p in parts if isinstance(p, bytes)]
+    assert out.shas() == [sha256(p) for p in expected]
+    assert [r["file"] for r in out.rows] == ["img1.cr3", "img2.mp4", "img3.mov", "img4.mov",
+                                             "img5.3gp", "img6.hif", "img7.cr3"]
+    assert "[INFO] Restored 7 file(s)" in out.log.splitlines()[-1]
+
+
+def test_cnop_uuid_after_mdat_is_kept_and_lastchunk_cuts_it_as_upstream(tmp_path, eos_r_cr3):
+    roll = with_cnop_trailer(eos_r_cr3)
+    build_dump(tmp_path / "card.img", 1000, roll, 1000)
+    assert recover(tmp_path / "card.img", tmp_path / "a").shas() == [sha256(roll)]
+    cut = recover(tmp_path / "card.img", tmp_path / "b", "--lastchunk", "mdat")
+    assert cut.shas() == [sha256(eos_r_cr3)]
+
+
+def test_maxchunks_writes_at_most_n_boxes(tmp_path, eos_r_cr3):
+    build_dump(tmp_path / "card.img", 1000, eos_r_cr3, 1000)
+    out = recover(tmp_path / "card.img", tmp_path / "out", "--maxchunks", "4")
+    assert out.shas() == [sha256(eos_r_cr3[:403242])]   # ftyp, moov, XMP uuid, PRVW uuid
+    assert (out.rows[0]["status"], out.rows[0]["detail"]) == ("damaged", "no mdat")
+
+
+@pytest.mark.parametrize("cut", [
+    24 + 31216 + 4,         # inside the header of the XMP uuid
+    24 + 31216,             # on a box boundary, before mdat
+    403242 + 10,            # inside mdat's 16-byte header
+    403242 + 5000000,       # inside mdat
+    29378658 - 1,           # one byte short
+])
+def test_dump_ending_inside_a_cr3_gives_a_truncated_file(tmp_path, eos_r_cr3, cut):
+    (at,) = build_dump(tmp_path / "card.img", 5000, eos_r_cr3[:cut])
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert summary(out) == [("img1.cr3", "cr3", at, "truncated")]
+    assert out.shas() == [sha256(eos_r_cr3[:cut])]
+    assert "[WARNING] {} is truncated".format(tmp_path / "out" / "img1.cr3") in out.log
+
+
+def test_real_cut_cr3_from_the_corpus_is_truncated(tmp_path):
+    data = corpus_file("filetype_fixture.cr3")          # EOS R, cut inside the PRVW uuid
+    build_dump(tmp_path / "card.img", 512, data)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.rows[0]["status"] == "truncated"
+    assert out.rows[0]["detail"] == "the dump ends inside uuid (34272 of 306442 bytes present)"
+    assert out.shas() == [sha256(data)]
+
+
+def test_ftyp_inside_a_complete_file_is_not_carved_again(tmp_path):
+    inner = corpus_file("mei_sample.3gp")
+    moov = box(b"moov", box(b"mvhd", bytes(100)))
+    outer = ftyp(b"isom", b"mp41") + moov + box(b"mdat", noise(1000) + inner + noise(1000))
+    build_dump(tmp_path / "card.img", 600, outer, 600)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.shas() == [sha256(outer)]
+
+
+def test_broken_chain_is_skipped_and_the_next_file_found(tmp_path):
+    movie = corpus_file("mei_sample.3gp")
+    broken = movie[:1740] + b"\x00\x00\x00\x03junk" + noise(3000)     # moov, then garbage
+    build_dump(tmp_path / "card.img", 100, broken, 100, movie, 100)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.shas() == [sha256(movie)]
+
+
+def test_candidates_overlapping_a_truncated_file_are_still_found(tmp_path):
+    # A movie whose mdat declares far more than the dump holds must not hide the files
+    # after it: they may be what really lies there (a fragmented or overwritten file).
+    movie = corpus_file("mei_sample.3gp")
+    liar = ftyp(b"isom") + struct.pack(">I4s", 0x7FFFFFF0, b"mdat") + noise(500)
+    build_dump(tmp_path / "card.img", 100, liar, 100, movie, 100)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [r["status"] for r in out.rows] == ["truncated", "complete"]
+    assert out.shas()[1] == sha256(movie)
+
+
+def test_mdat_of_size_zero_is_kept_to_the_end_of_the_dump(tmp_path):
+    head = ftyp(b"isom") + box(b"moov", bytes(50)) + struct.pack(">I4s", 0, b"mdat")
+    build_dump(tmp_path / "card.img", 2048, head, 3000)
+    data = (tmp_path / "card.img").read_bytes()
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.shas() == [sha256(data[2048:])]
+    assert out.rows[0]["status"] == "truncated"
+
+
+def test_movie_without_moov_is_damaged(tmp_path):
+    lost = ftyp(b"mp42") + box(b"mdat", noise(5000))          # camera lost power
+    build_dump(tmp_path / "card.img", 512, lost, 2000)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(r["status"], r["detail"]) for r in out.rows] == [("damaged", "no moov")]
+    assert out.shas() == [sha256(lost)]
+
+
+def test_crm_and_heic_names(tmp_path, eos_r_cr3):
+    crm = eos_r_cr3.replace(b"CanonCR3_001", b"CanonCRM0001", 1)
+    heic = corpus_file("exiv2_Canon.HIF").replace(b"CanonHEIF001", b"SomeoneHEIF1", 1)
+    build_dump(tmp_path / "card.img", 512, crm, 512, heic, 512)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(r["file"], r["type"]) for r in out.rows] == [("img1.crm", "crm"),
+                                                           ("img2.heic", "heif")]
+    assert out.shas() == [sha256(crm), sha256(heic)]
+
+
+def test_types_selects_what_is_written(tmp_path, eos_m50_cr3):
+    movie, photo = corpus_file("gopro_karma.mp4"), corpus_file("exiv2_Canon.HIF")
+    build_dump(tmp_path / "card.img", 512, movie, 512, eos_m50_cr3, 512, photo, 512)
+    assert recover(tmp_path / "card.img", tmp_path / "a", "--types", "cr3").shas() == [
+        sha256(eos_m50_cr3)]
+    assert recover(tmp_path / "card.img", tmp_path / "b", "--types", "mp4,hif").shas() == [
+        sha256(movie), sha256(photo)]
+    assert recover(tmp_path / "card.img", tmp_path / "c", "--types", "crm").shas() == []
+
+
+def test_existing_files_are_never_overwritten(tmp_path):
+    movie = corpus_file("mei_sample.3gp")
+    build_dump(tmp_path / "card.img", 512, movie, 512, movie, 512)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "img1.3gp").write_bytes(b"someone's file")
+    (out_dir / "img3.3gp.part").write_bytes(b"left by a killed run")
+    first = recover(tmp_path / "card.img", out_dir)
+    assert [r["file"] for r in first.rows] == ["img2.3gp", "img4.3gp"]
+    assert (out_dir / "img1.3gp").read_bytes() == b"someone's file"
+    second = recover(tmp_path / "card.img", out_dir)
+    assert [r["file"] for r in second.rows] == ["img5.3gp", "img6.3gp"]
+    assert sorted(p.name for p in out_dir.glob("*.csv")) == ["recovercr3-report-2.csv",
+                                                             "recovercr3-report.csv"]
+    assert second.shas() == [sha256(movie)] * 2
+
+
+def test_report_columns(tmp_path):
+    movie = corpus_file("mei_sample.3gp")
+    build_dump(tmp_path / "card.img", 1536, movie, 10)
+    recover(tmp_path / "card.img", tmp_path / "out")
+    assert (tmp_path / "out" / "recovercr3-report.csv").read_text().splitlines() == [
+        "file,type,offset,size,status,detail",
+        "img1.3gp,3gp,1536,28561,complete,",
+    ]
+
+
+def test_nothing_found_is_a_success(tmp_path):
+    build_dump(tmp_path / "card.img", 1 << 20)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.rc == 0 and out.rows == []
+    assert out.log.splitlines()[-1] == "[INFO] Restored 0 file(s)"

@@ -1,0 +1,202 @@
+"""The command line as a user meets it: options, log lines, exit codes, failures."""
+
+import errno
+import hashlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import recovercr3
+from conftest import CLI_PYTHON, PROJECT, SCRIPT, read_outcome, recover, run_cli
+from dumpkit import build_dump, corpus_file, sha256
+
+
+@pytest.fixture
+def card(tmp_path):
+    """A small dump with a 3GP and an MP4; returns (path, [files])."""
+    files = [corpus_file("mei_sample.3gp"), corpus_file("gopro_karma.mp4")]
+    build_dump(tmp_path / "card.img", 1000, files[0], 512, files[1], 700)
+    return tmp_path / "card.img", files
+
+
+def test_log_lines_are_upstreams(tmp_path, card):
+    dump, _ = card
+    p = run_cli("--input", dump, "--outdir", tmp_path / "out")
+    assert p.returncode == 0 and p.stdout == ""
+    assert p.stderr.splitlines() == [
+        "[INFO] Processing %s" % dump,
+        "[INFO] Saving %s, size 28,561 B" % (tmp_path / "out" / "img1.3gp"),
+        "[INFO] Saving %s, size 4,134,647 B" % (tmp_path / "out" / "img2.mp4"),
+        "[INFO] Restored 2 file(s)",
+    ]
+
+
+def test_short_options_and_nested_outdir_created(tmp_path, card):
+    dump, files = card
+    out = tmp_path / "a" / "b"
+    p = run_cli("-i", dump, "-o", out)
+    assert p.returncode == 0
+    assert read_outcome(p.returncode, p.stderr, out).shas() == [sha256(f) for f in files]
+
+
+def test_verbose_prints_each_box_as_upstream(tmp_path, card):
+    dump, _ = card
+    p = run_cli("-i", dump, "-o", tmp_path / "out", "-v")
+    lines = p.stderr.splitlines()
+    assert "[DEBUG] found ftyp at offset 1000" in lines
+    i = lines.index("[DEBUG] found ftyp at offset 30073")
+    assert lines[i + 1:i + 4] == ["[DEBUG] atom name = b'ftyp', size = 20",
+                                  "[DEBUG] atom name = b'mdat', size = 4115964",
+                                  "[DEBUG] atom name = b'moov', size = 18663"]
+
+
+def test_version():
+    p = run_cli("--version")
+    assert (p.returncode, p.stdout.strip()) == (0, "recovercr3 " + recovercr3.__version__)
+
+
+def test_runs_as_a_module(tmp_path, card):
+    dump, _ = card
+    p = subprocess.run([CLI_PYTHON, "-m", "recovercr3", "-i", str(dump), "-o", str(tmp_path / "o")],
+                       cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr.endswith("[INFO] Restored 2 file(s)\n")
+
+
+def test_input_is_never_modified(tmp_path, card):
+    dump, _ = card
+    os.chmod(dump, 0o444)
+    before = (hashlib.sha256(dump.read_bytes()).hexdigest(), os.stat(dump).st_mtime_ns)
+    assert run_cli("-i", dump, "-o", tmp_path / "out").returncode == 0
+    assert (hashlib.sha256(dump.read_bytes()).hexdigest(), os.stat(dump).st_mtime_ns) == before
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "missing.img", "cannot read {}: No such file or directory"),
+    (lambda d: d, "{} is a directory, not a dump"),
+    (lambda d: (d / "empty.img").write_bytes(b"") or d / "empty.img",
+     "{} is empty: nothing to recover"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, make, message):
+    dump = make(tmp_path)
+    p = run_cli("-i", dump, "-o", tmp_path / "out")
+    assert p.returncode == 2
+    assert p.stderr.splitlines() == ["[ERROR] " + message.format(dump)]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("outdir, reason", [
+    ("afile", "it is a file, not a directory"),
+    ("afile/sub", "Not a directory"),
+])
+def test_unusable_outdir_is_one_line_and_exit_1(tmp_path, card, outdir, reason):
+    dump, _ = card
+    (tmp_path / "afile").write_bytes(b"x")
+    p = run_cli("-i", dump, "-o", tmp_path / outdir)
+    assert p.returncode == 1
+    assert p.stderr.splitlines()[-1] == "[ERROR] cannot write to %s: %s" % (
+        tmp_path / outdir, reason)
+    assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--maxchunks", "0"], "must be a whole number greater than zero"),
+    (["--maxchunks", "x"], "must be a whole number greater than zero"),
+    (["--lastchunk", "md"], "exactly four printable characters"),
+    (["--lastchunk", "mdat", "--maxchunks", "3"], "not allowed with argument"),
+    (["--types", "cr3,png"], "unknown type 'png'"),
+    (["--types", ","], "name at least one type"),
+])
+def test_bad_options_exit_2(tmp_path, card, options, message):
+    dump, _ = card
+    p = run_cli("-i", dump, "-o", tmp_path / "out", *options)
+    assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+
+
+def test_disk_full_stops_cleanly(tmp_path, card, monkeypatch):
+    dump, files = card
+    real_write = os.write
+    written = {"bytes": 0}
+
+    def filling_write(fd, data):
+        if fd > 2:
+            written["bytes"] += len(data)
+            if written["bytes"] > 1 << 20:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(recovercr3.os, "write", filling_write)
+    out = recover(dump, tmp_path / "out")
+    assert out.rc == 1
+    assert "[ERROR] cannot write %s: No space left on device" % (
+        tmp_path / "out" / "img2.mp4") in out.log
+    assert out.log.splitlines()[-1] == "[INFO] Restored 1 file(s)"
+    assert out.shas() == [sha256(files[0])]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "img1.3gp", "recovercr3-report.csv"]
+
+
+@pytest.mark.parametrize("how", ["first Ctrl-C", "second Ctrl-C"])
+def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeypatch,
+                                                              eos_r_cr3, how):
+    # The first Ctrl-C is a SIGINT that asks for a stop before the next chunk is
+    # written; a second one raises KeyboardInterrupt wherever the program is.
+    dump = tmp_path / "card.img"
+    build_dump(dump, 1000, corpus_file("mei_sample.3gp"), 512, eos_r_cr3, 700)
+    real_write = os.write
+
+    def interrupted_write(fd, data):
+        if fd > 2 and len(data) > 1 << 20:
+            if how == "first Ctrl-C":
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise KeyboardInterrupt
+        return real_write(fd, data)
+
+    monkeypatch.setattr(recovercr3.os, "write", interrupted_write)
+    out = recover(dump, tmp_path / "out")
+    assert out.rc == 130
+    assert out.log.splitlines()[-2:] == ["[WARNING] Interrupted at offset 30,073 of 29,409,431 B",
+                                         "[INFO] Restored 1 file(s)"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "img1.3gp", "recovercr3-report.csv"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_on_a_real_process(tmp_path, eos_r_cr3):
+    build_dump(tmp_path / "card.img", *([eos_r_cr3, 4096] * 8))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([CLI_PYTHON, str(SCRIPT), "-i", str(tmp_path / "card.img"),
+                             "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    lines = [proc.stderr.readline(), proc.stderr.readline()]
+    assert lines[1].startswith("[INFO] Saving")
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read().splitlines()
+    assert proc.wait(timeout=60) == 130
+    assert rest[-2].startswith("[WARNING] Interrupted at offset")
+    saved = read_outcome(130, "", out)
+    assert rest[-1] == "[INFO] Restored %d file(s)" % len(saved.rows)
+    assert saved.shas() == [sha256(eos_r_cr3)] * len(saved.rows)
+    assert not list(out.glob("*.part"))
+
+
+@pytest.mark.skipif(not hasattr(resource, "RLIMIT_FSIZE"), reason="needs RLIMIT_FSIZE")
+def test_file_too_large_for_the_output_is_skipped_with_an_error(tmp_path, card):
+    dump, files = card                       # a 28 KB 3GP and a 4 MB MP4; limit: 1 MB
+    build_dump(dump, 1000, files[0], 512, files[1], 700, files[0])
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    p = run_cli("-i", dump, "-o", tmp_path / "out", preexec_fn=limit_file_size)
+    assert p.returncode == 1
+    assert "[ERROR] %s not saved: too large for the output file system" % (
+        tmp_path / "out" / "img2.mp4") in p.stderr
+    saved = read_outcome(1, p.stderr, tmp_path / "out")
+    assert [r["file"] for r in saved.rows] == ["img1.3gp", "img3.3gp"]
+    assert saved.shas() == [sha256(files[0])] * 2
+    assert not list((tmp_path / "out").glob("*.part"))
+    assert sys.getsizeof(p.stderr) and p.stderr.splitlines()[-1] == "[INFO] Restored 2 file(s)"

@@ -1,0 +1,313 @@
+"""The ISO-BMFF section: box headers, ftyp, the end-of-file rules, verdicts, types."""
+
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import recovercr3 as r
+from dumpkit import CNOP_UUID, box, ftyp, large_box, noise, uuid_box
+
+FTYP_CR3 = ftyp(b"crx ", b"crx ", b"isom", minor=1)
+FTYP_MP4 = ftyp(b"isom", b"isom", b"mp42")
+
+
+def walk(data, rule=None, start=0):
+    return r.walk_boxes(data, start, len(data), rule or r.StopAfterMdat())
+
+
+def names(w):
+    return [b.name for b in w.boxes]
+
+
+# --- box headers ---------------------------------------------------------------------
+
+def test_read_box_32_bit_size():
+    b = r.read_box(box(b"moov", b"x" * 10), 0, 18)
+    assert (b.name, b.size, b.header_size, b.end, b.body) == (b"moov", 18, 8, 18, 8)
+
+
+def test_read_box_64_bit_largesize():
+    data = large_box(b"mdat", b"y" * 5)
+    b = r.read_box(data, 0, len(data))
+    assert (b.size, b.header_size, b.end) == (21, 16, 21)
+
+
+def test_read_box_size_zero_runs_to_limit():
+    data = struct.pack(">I4s", 0, b"mdat") + b"z" * 100
+    b = r.read_box(data, 0, len(data))
+    assert b.to_end and b.end == len(data)
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5, 6, 7])
+def test_read_box_rejects_sizes_2_to_7(size):
+    with pytest.raises(r.FormatError, match="size %d" % size):
+        r.read_box(struct.pack(">I4s", size, b"free") + bytes(16), 0, 24)
+
+
+@pytest.mark.parametrize("largesize", [0, 1, 8, 15])
+def test_read_box_rejects_largesize_below_16(largesize):
+    data = struct.pack(">I4sQ", 1, b"mdat", largesize) + bytes(16)
+    with pytest.raises(r.FormatError, match="64-bit size"):
+        r.read_box(data, 0, len(data))
+
+
+@pytest.mark.parametrize("name", [b"\0\0\0\0", b"mo\x00v", b"\xa9mov", b"moo\x7f"])
+def test_read_box_rejects_unprintable_names(name):
+    with pytest.raises(r.FormatError, match="printable"):
+        r.read_box(struct.pack(">I4s", 16, name) + bytes(8), 0, 16)
+
+
+@pytest.mark.parametrize("data", [b"", b"\0\0\0\x10moo", struct.pack(">I4sI", 1, b"mdat", 0)])
+def test_read_box_header_cut_by_limit_is_truncated(data):
+    with pytest.raises(r.TruncatedError):
+        r.read_box(data, 0, len(data))
+
+
+def test_read_box_reads_uuid_usertype():
+    data = uuid_box(CNOP_UUID, b"payload")
+    assert r.read_box(data, 0, len(data)).usertype == CNOP_UUID
+
+
+def test_child_boxes_stop_at_first_bad_child():
+    data = box(b"aaaa", b"") + box(b"bbbb", b"12") + b"\0\0\0\x03cccc" + box(b"dddd", b"")
+    assert [b.name for b in r.child_boxes(data, 0, len(data))] == [b"aaaa", b"bbbb"]
+
+
+# --- ftyp ------------------------------------------------------------------------------
+
+def test_read_ftyp_brands():
+    f = r.read_ftyp(FTYP_CR3, 0, len(FTYP_CR3))
+    assert (f.major, f.compatible) == (b"crx ", (b"crx ", b"isom"))
+
+
+@pytest.mark.parametrize("data, why", [
+    (box(b"ftyp", b"is"), "size"),                              # 10 bytes: no brand
+    (box(b"ftyp", b"isom" + bytes(4) + b"x" * 5000), "size"),    # over 4096
+    (box(b"ftyp", b"\0\x01om" + bytes(4)), "brand"),
+    (box(b"moov", b"isom" + bytes(4)), "no ftyp"),
+    (FTYP_MP4[:-4], "inside the ftyp"),
+])
+def test_read_ftyp_rejects_implausible(data, why):
+    with pytest.raises(r.FormatError, match=why):
+        r.read_ftyp(data, 0, len(data))
+
+
+@pytest.mark.parametrize("major, compatible, kind", [
+    (b"crx ", [b"crx ", b"isom"], "cr3"),
+    (b"heix", [b"mif1", b"heix"], "heif"),
+    (b"mif1", [b"heic"], "heif"),
+    (b"qt  ", [b"qt  "], "mov"),
+    (b"3gp5", [b"3gp5", b"3gp4"], "3gp"),
+    (b"3g2a", [], "3gp"),
+    (b"isom", [b"mp41"], "mp4"),
+    (b"mp42", [], "mp4"),
+    (b"XAVC", [b"XAVC", b"mp42"], "mp4"),       # unknown major brand, unknown family
+    (b"abcd", [b"qt  "], "mov"),                 # the compatible list decides
+])
+def test_brand_type(major, compatible, kind):
+    data = ftyp(major, *compatible)
+    assert r.brand_type(r.read_ftyp(data, 0, len(data))) == kind
+
+
+@pytest.mark.parametrize("kind, major, cncv, expected", [
+    ("cr3", b"crx ", b"CanonCR3_001/00.09.00/00.00.00", ("cr3", "cr3")),
+    ("cr3", b"crx ", b"CanonCRM0001/02.09.00/00.00.00", ("crm", "crm")),
+    ("cr3", b"crx ", b"", ("cr3", "cr3")),
+    ("heif", b"heix", b"CanonHEIF001/10.00.01/00.00.00", ("heif", "hif")),
+    ("heif", b"heic", b"", ("heif", "heic")),
+    ("heif", b"avif", b"", ("heif", "avif")),
+    ("3gp", b"3g2a", b"", ("3gp", "3g2")),
+    ("mov", b"qt  ", b"", ("mov", "mov")),
+])
+def test_type_and_extension(kind, major, cncv, expected):
+    f = r.Ftyp(None, major, ())
+    assert r.type_and_extension(kind, f, cncv) == expected
+
+
+def test_canon_compressor_found_in_moov_and_meta():
+    cncv = box(b"CNCV", b"CanonCRM0001/02.09.00")
+    moov = box(b"moov", uuid_box(r.CANON_UUID, box(b"CCTP", b"") + cncv))
+    data = FTYP_CR3 + moov
+    w = walk(data + box(b"mdat", b""))
+    assert r.canon_compressor(data, w.boxes, len(data)) == b"CanonCRM0001/02.09.00"
+    meta = box(b"meta", bytes(4) + box(b"hdlr", bytes(20)) + uuid_box(r.CANON_UUID, cncv))
+    data = ftyp(b"heix", b"mif1") + meta + box(b"mdat", b"")
+    assert r.canon_compressor(data, walk(data).boxes, len(data)).startswith(b"CanonCRM")
+
+
+# --- the end of a file -----------------------------------------------------------------
+
+MOOV = box(b"moov", box(b"mvhd", bytes(100)))
+MDAT = box(b"mdat", noise(300))
+
+
+def test_default_stops_after_mdat():
+    data = FTYP_MP4 + MOOV + MDAT
+    w = walk(data + box(b"free", b"") + FTYP_MP4)      # free is kept, a new ftyp is not
+    assert names(w) == [b"ftyp", b"moov", b"mdat", b"free"]
+    assert w.end == len(data) + 8 and not w.truncated
+
+
+def test_default_keeps_moov_written_after_mdat():
+    data = FTYP_MP4 + box(b"wide", b"") + MDAT + MOOV
+    w = walk(data + MOOV)                                # a second moov is not ours
+    assert names(w) == [b"ftyp", b"wide", b"mdat", b"moov"] and w.end == len(data)
+
+
+def test_default_keeps_canon_cnop_uuid_after_mdat_but_not_others():
+    cnop = uuid_box(CNOP_UUID, box(b"CNOP", bytes(40)))
+    data = FTYP_CR3 + MOOV + MDAT + cnop
+    assert walk(data).end == len(data)
+    other = uuid_box(bytes(16), b"")
+    assert walk(FTYP_CR3 + MOOV + MDAT + other).end == len(data) - len(cnop)
+
+
+def test_default_keeps_movie_fragments():
+    moof = box(b"moof", box(b"mfhd", bytes(8)))
+    data = FTYP_MP4 + MOOV + MDAT + moof + MDAT + moof + MDAT + box(b"mfra", bytes(16))
+    assert walk(data + MDAT).end == len(data)            # an mdat not after moof ends it
+
+
+def test_default_garbage_before_mdat_is_not_a_file():
+    with pytest.raises(r.FormatError):
+        walk(FTYP_CR3 + MOOV + b"\0\0\0\x03junk" + MDAT)
+
+
+def test_size_zero_allowed_for_mdat_only():
+    data = FTYP_MP4 + MOOV + struct.pack(">I4s", 0, b"mdat") + noise(50)
+    w = walk(data)
+    assert w.end == len(data) and not w.truncated
+    with pytest.raises(r.FormatError, match="size 0"):
+        walk(FTYP_MP4 + struct.pack(">I4s", 0, b"moov") + noise(50))
+
+
+def test_box_past_the_end_is_truncated():
+    data = FTYP_CR3 + MOOV + MDAT
+    w = walk(data[:-100])
+    assert w.truncated and w.end == len(data) - 100 and names(w)[-1] == b"mdat"
+
+
+def test_dump_ending_on_a_box_boundary_before_mdat_is_truncated():
+    data = FTYP_CR3 + MOOV
+    w = walk(data)
+    assert w.truncated and w.end == len(data)
+
+
+def test_lastchunk_stops_at_named_box_without_trailers():
+    cnop = uuid_box(CNOP_UUID, b"")
+    data = FTYP_CR3 + MOOV + MDAT
+    assert walk(data + cnop, r.StopAtBox(b"mdat")).end == len(data)
+    assert names(walk(data, r.StopAtBox(b"moov"))) == [b"ftyp", b"moov"]
+
+
+def test_maxchunks_counts_boxes_and_stops_quietly_at_garbage():
+    data = FTYP_CR3 + MOOV + MDAT + box(b"free", b"")
+    assert names(walk(data, r.StopAfterCount(2))) == [b"ftyp", b"moov"]
+    assert walk(data + noise(64), r.StopAfterCount(9)).end == len(data)
+
+
+# --- verdicts --------------------------------------------------------------------------
+
+def carve(data, rule=None, types=frozenset(r.ALL_TYPES)):
+    return r.carve_isobmff(data, 0, len(data), rule or r.StopAfterMdat(), types)
+
+
+def test_verdict_complete():
+    c = carve(FTYP_MP4 + MOOV + MDAT)
+    assert (c.status, c.type, c.ext, c.size) == ("complete", "mp4", "mp4", 24 + 116 + 308)
+
+
+def test_verdict_mdat_without_moov_is_damaged():
+    c = carve(FTYP_MP4 + MDAT + noise(100))
+    assert (c.status, c.detail) == ("damaged", "no moov")
+
+
+def test_verdict_mdat_without_moov_at_dump_end_is_truncated():
+    c = carve(FTYP_MP4 + MDAT)
+    assert (c.status, c.detail) == ("truncated", "no moov")
+
+
+def test_verdict_inside_box():
+    c = carve((FTYP_MP4 + MOOV + MDAT)[:-8])
+    assert c.status == "truncated"
+    assert c.detail == "the dump ends inside mdat (300 of 308 bytes present)"
+
+
+def test_verdict_heif_needs_meta_not_moov():
+    meta = box(b"meta", bytes(4) + box(b"hdlr", bytes(20)))
+    assert carve(ftyp(b"heic", b"mif1") + meta + MDAT).status == "complete"
+
+
+def test_unwanted_type_is_not_carved():
+    assert carve(FTYP_MP4 + MOOV + MDAT, types=frozenset(["cr3"])) is None
+    assert carve(FTYP_CR3 + MOOV + MDAT, types=frozenset(["crm"])) is None
+
+
+# --- properties: nothing a dump holds may crash or hang the parsers ------------------
+
+INTERESTING_SIZES = [0, 1, 2, 7, 8, 15, 16, 24, 0x7FFFFFFF, 0xFFFFFFFF]
+NAMES = [b"ftyp", b"moov", b"mdat", b"uuid", b"free", b"moof", b"meta", b"\0\0\0\0", b"ab\xffc"]
+
+
+@st.composite
+def box_sequences(draw):
+    """An ftyp followed by boxes with sizes that are often wrong."""
+    out = bytearray(draw(st.sampled_from([FTYP_CR3, FTYP_MP4, ftyp(b"heix", b"mif1")])))
+    for _ in range(draw(st.integers(0, 8))):
+        name = draw(st.sampled_from(NAMES))
+        payload = draw(st.binary(max_size=64))
+        size = draw(st.one_of(st.sampled_from(INTERESTING_SIZES),
+                              st.just(8 + len(payload)), st.integers(0, 2**32 - 1)))
+        if draw(st.booleans()) and size == 1:
+            payload = struct.pack(">Q", draw(st.one_of(st.sampled_from(INTERESTING_SIZES),
+                                                       st.integers(0, 2**64 - 1)))) + payload
+        out += struct.pack(">I4s", size, name) + payload
+    out += draw(st.binary(max_size=32))
+    return bytes(out)
+
+
+def check_carve(data, start=0):
+    for rule in (r.StopAfterMdat(), r.StopAtBox(b"mdat"), r.StopAfterCount(3)):
+        try:
+            c = r.carve_isobmff(data, start, len(data), rule, frozenset(r.ALL_TYPES))
+        except r.FormatError:
+            continue
+        assert c is not None
+        assert 0 < c.size <= len(data) - start
+        assert c.status in ("complete", "truncated", "damaged")
+        assert c.ext in ("cr3", "crm", "heic", "hif", "avif", "mp4", "mov", "3gp", "3g2")
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(box_sequences())
+def test_random_box_sequences_never_crash(data):
+    check_carve(data)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200), st.integers(0, 199))
+def test_random_bytes_never_crash(data, start):
+    start = min(start, len(data))
+    for limit in (len(data), len(data) // 2):
+        try:
+            b = r.read_box(data, start, max(limit, start))
+        except r.FormatError:
+            continue
+        assert b.size >= 8 and b.header_size in (8, 16)
+    check_carve(data, start)
+
+
+SAMPLE = FTYP_CR3 + box(b"moov", uuid_box(r.CANON_UUID, box(b"CNCV", b"CanonCR3_001"))
+                        + MOOV) + uuid_box(bytes(16), bytes(40)) + MDAT + uuid_box(CNOP_UUID, b"")
+
+
+@settings(max_examples=500)
+@given(st.lists(st.tuples(st.integers(0, len(SAMPLE) - 1), st.integers(0, 255)), max_size=6),
+       st.integers(1, len(SAMPLE)))
+def test_mutated_files_never_crash(flips, cut):
+    data = bytearray(SAMPLE)
+    for at, value in flips:
+        data[at] = value
+    check_carve(bytes(data[:cut]))

@@ -1,0 +1,36 @@
+"""Promises about the project itself: one stdlib file, and CI runs the README's tests."""
+
+import ast
+import re
+import sys
+
+import pytest
+
+from conftest import PROJECT, SCRIPT
+
+
+def test_script_imports_only_the_standard_library():
+    if not hasattr(sys, "stdlib_module_names"):
+        pytest.skip("needs Python 3.10+ to list the standard library")
+    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported and imported <= set(sys.stdlib_module_names)
+
+
+def readme_test_command():
+    text = (PROJECT / "README.rst").read_text(encoding="utf-8")
+    block = re.search(r"Run the tests.*?::\n\n((?:    [^\n]+\n)+)", text, re.S)
+    assert block, "README.rst has no 'Run the tests ...::' block"
+    return [line.strip() for line in block.group(1).splitlines()]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (PROJECT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    commands = readme_test_command()
+    start = ci.index(commands[0])
+    assert ci[start:start + len(commands)] == commands
