@@ -2,6 +2,7 @@
 
 import ast
 import re
+import subprocess
 import sys
 
 import pytest
@@ -34,3 +35,20 @@ def test_ci_runs_the_readme_test_command_verbatim():
     commands = readme_test_command()
     start = ci.index(commands[0])
     assert ci[start:start + len(commands)] == commands
+
+
+def vermin(path):
+    """Run vermin's 3.8 check on path; returns (exit code, output)."""
+    pytest.importorskip("vermin")
+    p = subprocess.run([sys.executable, "-c", "import sys; from vermin import main; sys.exit(main())",
+                        "--no-tips", "--violations", "-t=3.8-", str(path)],
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_script_needs_nothing_newer_than_python_3_8(tmp_path):
+    rc, output = vermin(SCRIPT)
+    assert rc == 0, output
+    newer = tmp_path / "newer.py"
+    newer.write_text("print('img1.cr3'.removesuffix('.cr3'))\n")     # a 3.9 method
+    assert vermin(newer)[0] != 0
