@@ -200,7 +200,7 @@ def parse_args(argv=None):
 # The dump
 # ---------------------------------------------------------------------------
 
-SCAN_WINDOW = 64 << 20      # bytes searched before the pages behind are let go
+SCAN_WINDOW = 16 << 20      # bytes searched before the pages behind are let go
 COPY_CHUNK = 8 << 20        # bytes written per write() call
 
 
@@ -229,6 +229,7 @@ class Dump:
                 raise InputError("cannot map %s (%d bytes): %s" % (path, self.size, e)) from None
         finally:
             os.close(fd)
+        self._kept_from = 0             # pages below this offset were let go
 
     def __enter__(self):
         return self
@@ -245,16 +246,21 @@ class Dump:
             self.map.madvise(mmap.MADV_DONTNEED, start, end - start)
 
     def next_candidate(self, pos, checkpoint):
-        """Offset >= pos of the next possible file start, or -1 at the end of the dump."""
+        """Offset >= pos of the next possible file start, or -1 at the end of the dump.
+
+        Nothing before pos is read again, so the pages behind it are let go.
+        """
         needle_len = len(FTYP)
         while pos < self.size:
             checkpoint()
+            if pos - self._kept_from >= SCAN_WINDOW:
+                self.forget(self._kept_from, pos)
+                self._kept_from = pos
             stop = min(pos + SCAN_WINDOW, self.size)
             hit = self.map.find(FTYP, pos + FTYP_AT,
                                 min(stop + FTYP_AT + needle_len, self.size))
             if hit >= 0:
                 return hit - FTYP_AT
-            self.forget(pos, stop)
             pos = stop
         return -1
 

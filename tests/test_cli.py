@@ -12,6 +12,7 @@ import pytest
 
 import recovercr3
 from conftest import CLI_PYTHON, PROJECT, SCRIPT, read_outcome, recover, run_cli
+import dumpkit
 from dumpkit import build_dump, corpus_file, sha256
 
 
@@ -200,3 +201,27 @@ def test_file_too_large_for_the_output_is_skipped_with_an_error(tmp_path, card):
     assert saved.shas() == [sha256(files[0])] * 2
     assert not list((tmp_path / "out").glob("*.part"))
     assert sys.getsizeof(p.stderr) and p.stderr.splitlines()[-1] == "[INFO] Restored 2 file(s)"
+
+
+MEASURE_CHILD_RSS = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, capture_output=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)   # KiB on Linux
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB: Linux")
+def test_memory_stays_flat_on_a_dump_larger_than_it(tmp_path):
+    # 320 MB dump: a small movie every 10 MB (so every scan window has a hit) and a
+    # 100 MB movie. Peak RSS must stay far below the dump's size.
+    small = corpus_file("mei_sample.3gp")
+    big = dumpkit.ftyp(b"mp42") + dumpkit.box(b"mdat", dumpkit.noise(100 << 20)) + \
+        dumpkit.box(b"moov", bytes(64))
+    build_dump(tmp_path / "card.img", *([10 << 20, small] * 20 + [big, 1 << 20]))
+    p = subprocess.run([sys.executable, "-c", MEASURE_CHILD_RSS, CLI_PYTHON, str(SCRIPT),
+                        "-i", str(tmp_path / "card.img"), "-o", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=300, check=True)
+    peak_mb = int(p.stdout) / 1024
+    assert peak_mb < 120, "peak RSS %.0f MB on a 320 MB dump" % peak_mb
+    saved = read_outcome(0, "", tmp_path / "out")
+    assert saved.shas() == [sha256(small)] * 20 + [sha256(big)]
