@@ -139,8 +139,8 @@ class StopRequest:
 # ---------------------------------------------------------------------------
 
 def _box_name_arg(text):
-    name = text.encode("latin-1", "replace")
-    if len(name) != 4 or not is_fourcc(name):
+    name = text.encode("ascii", "ignore")
+    if len(text) != 4 or len(name) != 4 or not is_fourcc(name):
         raise argparse.ArgumentTypeError(
             "a box name is exactly four printable characters, got %r" % text)
     return name
@@ -465,20 +465,24 @@ def type_and_extension(kind, ftyp, compressor):
     return kind, TYPE_EXTENSIONS[kind]
 
 
+# The end-of-file rules. Each answers, from the boxes walked so far (and the set of
+# their names): has the file ended (finished), may it end before the next box
+# (after_end), and does the next box still belong to it (accepts)?
+
 class StopAfterMdat:
     """The default end of a file: mdat, plus the boxes cameras write after it."""
 
     def finished(self, boxes):
         return False
 
-    def after_end(self, boxes):
-        return any(box.name == MDAT for box in boxes)
+    def after_end(self, seen):
+        return MDAT in seen
 
-    def accepts(self, box, boxes):
-        if not self.after_end(boxes):
+    def accepts(self, box, boxes, seen):
+        if MDAT not in seen:
             return True
         if box.name in (MOOV, META):                # the index written last
-            return all(b.name != box.name for b in boxes)
+            return box.name not in seen
         if box.name == MDAT:                        # fragmented movie: moof, mdat, ...
             return boxes[-1].name == MOOF
         if box.name == b"uuid":
@@ -495,10 +499,10 @@ class StopAtBox:
     def finished(self, boxes):
         return bool(boxes) and boxes[-1].name == self.name
 
-    def after_end(self, boxes):
+    def after_end(self, seen):
         return False
 
-    def accepts(self, box, boxes):
+    def accepts(self, box, boxes, seen):
         return True
 
 
@@ -511,10 +515,10 @@ class StopAfterCount:
     def finished(self, boxes):
         return len(boxes) >= self.count
 
-    def after_end(self, boxes):
+    def after_end(self, seen):
         return True             # any box may be the last: an unreadable next one ends the file
 
-    def accepts(self, box, boxes):
+    def accepts(self, box, boxes, seen):
         return True
 
 
@@ -530,27 +534,29 @@ def walk_boxes(buf, start, limit, rule):
     Raises FormatError when the chain breaks before the file's end.
     """
     boxes = []
+    seen = set()
     pos = start
     while not rule.finished(boxes):
         try:
             box = read_box(buf, pos, limit)
         except TruncatedError:
-            if rule.after_end(boxes):
+            if rule.after_end(seen):
                 return Walk(boxes, pos, False)
             return Walk(boxes, limit, True)
         except FormatError:
-            if rule.after_end(boxes):
+            if rule.after_end(seen):
                 return Walk(boxes, pos, False)
             raise
-        if not rule.accepts(box, boxes):
+        if not rule.accepts(box, boxes, seen):
             return Walk(boxes, pos, False)
         if box.to_end and box.name != MDAT:
             raise FormatError("box %r has size 0, which only mdat may have" % box.name)
         boxes.append(box)
+        seen.add(box.name)
         if box.end > limit:
             return Walk(boxes, limit, True)
         pos = box.end
-        if len(boxes) > MAX_BOXES_BEFORE_MDAT and not rule.after_end(boxes):
+        if len(boxes) > MAX_BOXES_BEFORE_MDAT and not rule.after_end(seen):
             raise FormatError("more than %d boxes before the end" % MAX_BOXES_BEFORE_MDAT)
     return Walk(boxes, pos, False)
 
@@ -622,7 +628,6 @@ class OutputDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.report_path = self._free_report_path()
         self._report = open(self.report_path, "x", newline="", encoding="utf-8")
-        self._csv = csv.writer(self._report)
         self._write_row(REPORT_FIELDS)
 
     def _free_report_path(self):
@@ -634,6 +639,7 @@ class OutputDir:
         return path
 
     def _write_row(self, row):
+        """Write a report line in one call, so an interruption never leaves half a row."""
         line = io.StringIO()
         csv.writer(line).writerow(row)
         self._report.write(line.getvalue())
@@ -774,7 +780,11 @@ class Recovery:
                            "(FAT32 holds at most 4 GiB per file); use an exFAT, NTFS or "
                            "ext4 disk for --outdir" % path)
             return
-        self.outdir.record(path, carved)
+        try:
+            self.outdir.record(path, carved)
+        except OSError as e:
+            raise OutputError("cannot write %s: %s" % (self.outdir.report_path,
+                                                       e.strerror or e)) from None
         self.saved[carved.status] += 1
         if carved.status != COMPLETE:
             self.log.warning("%s is %s: %s" % (path, carved.status, carved.detail))

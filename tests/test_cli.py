@@ -107,6 +107,7 @@ def test_unusable_outdir_is_one_line_and_exit_1(tmp_path, card, outdir, reason):
     (["--maxchunks", "0"], "must be a whole number greater than zero"),
     (["--maxchunks", "x"], "must be a whole number greater than zero"),
     (["--lastchunk", "md"], "exactly four printable characters"),
+    (["--lastchunk", "md\u00e5t"], "exactly four printable characters"),
     (["--lastchunk", "mdat", "--maxchunks", "3"], "not allowed with argument"),
     (["--types", "cr3,png"], "unknown type 'png'"),
     (["--types", ","], "name at least one type"),

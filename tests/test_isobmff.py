@@ -170,6 +170,14 @@ def test_default_keeps_movie_fragments():
     assert walk(data + MDAT).end == len(data)            # an mdat not after moof ends it
 
 
+def test_movie_of_many_fragments_is_walked_whole():
+    moof = box(b"moof", box(b"mfhd", bytes(8)))
+    small = box(b"mdat", b"x" * 8)
+    data = FTYP_MP4 + MOOV + small + (moof + small) * 20000
+    w = walk(data + box(b"moof", b"")[:6])
+    assert len(w.boxes) == 3 + 40000 and w.end == len(data)
+
+
 def test_default_garbage_before_mdat_is_not_a_file():
     with pytest.raises(r.FormatError):
         walk(FTYP_CR3 + MOOV + b"\0\0\0\x03junk" + MDAT)
