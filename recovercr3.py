@@ -43,7 +43,11 @@ truncated
     since a cut photo often still shows its preview. An ``mdat`` of size 0 is reported
     this way too: its real end is unknown, so everything to the end of the dump is kept.
 damaged
-    the chain is whole but something the format needs is missing (detail says what).
+    the chain is whole but something the format needs is missing, or another file
+    was found inside this one (detail says which). A file whose header is intact but
+    whose data was written around deleted files (fragmented) looks whole to a carver;
+    the files found over its extent give it away. The search therefore goes on inside
+    every carved file: what lies there is saved too, noted "lies inside imgN".
 
 Safety
 ------
@@ -675,9 +679,8 @@ class OutputDir:
                 os.unlink(part)
             raise
 
-    def record(self, path, carved):
-        self._write_row((path.name, carved.type, carved.offset, carved.size,
-                         carved.status, carved.detail))
+    def record(self, path, carved, status, detail):
+        self._write_row((path.name, carved.type, carved.offset, carved.size, status, detail))
 
 
 # ---------------------------------------------------------------------------
@@ -717,6 +720,34 @@ def stop_rule(args):
     return StopAfterMdat()
 
 
+class Saved:
+    """A written file whose report row waits until the scan has passed its end.
+
+    Only then is it known whether other files lie inside it: a whole file found
+    inside another one means the outer one is fragmented (its header is intact but
+    its data is not where it says) or, rarely, that one file is stored in another.
+    """
+
+    def __init__(self, path, carved):
+        self.path = path
+        self.carved = carved
+        self.holds = []         # (name, offset from our start) of files inside this one
+        self.inside = []        # (name, offset from its start) of files this one is in
+
+    def verdict(self):
+        status, detail = self.carved.status, self.carved.detail
+        notes = [detail] if detail else []
+        if self.holds:
+            name, at = self.holds[0]
+            more = " and %d more" % (len(self.holds) - 1) if len(self.holds) > 1 else ""
+            notes.append("holds %s at +%d%s: fragmented, or a file stored inside it"
+                         % (name, at, more))
+            if status == COMPLETE:
+                status = DAMAGED
+        notes.extend("lies inside %s at +%d" % inside for inside in self.inside)
+        return status, "; ".join(notes)
+
+
 class Recovery:
     """One scan of one dump into one output directory."""
 
@@ -727,33 +758,43 @@ class Recovery:
         self.rule = rule
         self.types = types
         self.log = log
-        self.saved = collections.Counter()      # status -> files
+        self.pos = 0
+        self.pending = collections.deque()      # Saved files, in offset order
+        self.saved = collections.Counter()      # status -> files reported
         self.failed = 0
 
     def run(self):
-        pos = 0
+        code = EXIT_OK
         try:
-            while True:
-                pos = self.dump.next_candidate(pos, self.stop.check)
-                if pos < 0:
-                    break
-                carved = self.carve(pos)
-                if carved is not None:
-                    self.save(carved)
-                if carved is not None and carved.status == COMPLETE:
-                    pos = carved.end        # an ftyp inside a whole file is not a new file
-                else:
-                    pos += 1
+            self.scan()
         except (Interrupted, KeyboardInterrupt):
-            self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(pos, self.dump.size))
-            self.summary()
-            return EXIT_INTERRUPTED
+            self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
+                self.pos, self.dump.size))
+            code = EXIT_INTERRUPTED
         except OutputError as e:
             self.log.error(str(e))
-            self.summary()
-            return EXIT_ERROR
+            code = EXIT_ERROR
+        try:
+            self.settle()
+        except OutputError as e:
+            self.log.error(str(e))
+            code = EXIT_ERROR
         self.summary()
-        return EXIT_ERROR if self.failed else EXIT_OK
+        if code == EXIT_OK and self.failed:
+            code = EXIT_ERROR
+        return code
+
+    def scan(self):
+        """Try every candidate in offset order, inside carved files too (see Saved)."""
+        while True:
+            self.pos = self.dump.next_candidate(self.pos, self.stop.check)
+            if self.pos < 0:
+                return
+            self.settle(self.pos)
+            carved = self.carve(self.pos)
+            if carved is not None:
+                self.save(carved)
+            self.pos += 1
 
     def carve(self, start):
         self.log.debug("found ftyp at offset %d" % start)
@@ -780,14 +821,27 @@ class Recovery:
                            "(FAT32 holds at most 4 GiB per file); use an exFAT, NTFS or "
                            "ext4 disk for --outdir" % path)
             return
-        try:
-            self.outdir.record(path, carved)
-        except OSError as e:
-            raise OutputError("cannot write %s: %s" % (self.outdir.report_path,
-                                                       e.strerror or e)) from None
-        self.saved[carved.status] += 1
-        if carved.status != COMPLETE:
-            self.log.warning("%s is %s: %s" % (path, carved.status, carved.detail))
+        saved = Saved(path, carved)
+        for outer in self.pending:
+            if outer.carved.offset < carved.offset < outer.carved.end:
+                at = carved.offset - outer.carved.offset
+                outer.holds.append((path.name, at))
+                saved.inside.append((outer.path.name, at))
+        self.pending.append(saved)
+
+    def settle(self, pos=None):
+        """Report the saved files the scan has passed (all of them when pos is None)."""
+        while self.pending and (pos is None or self.pending[0].carved.end <= pos):
+            saved = self.pending.popleft()
+            status, detail = saved.verdict()
+            try:
+                self.outdir.record(saved.path, saved.carved, status, detail)
+            except OSError as e:
+                raise OutputError("cannot write %s: %s" % (self.outdir.report_path,
+                                                           e.strerror or e)) from None
+            self.saved[status] += 1
+            if status != COMPLETE:
+                self.log.warning("%s is %s: %s" % (saved.path, status, detail))
 
     def summary(self):
         problems = [(self.saved[s], s) for s in (TRUNCATED, DAMAGED) if self.saved[s]]

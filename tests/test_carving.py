@@ -95,13 +95,34 @@ def test_real_cut_cr3_from_the_corpus_is_truncated(tmp_path):
     assert out.shas() == [sha256(data)]
 
 
-def test_ftyp_inside_a_complete_file_is_not_carved_again(tmp_path):
+def test_file_inside_another_is_saved_and_the_outer_one_is_not_called_complete(tmp_path):
     inner = corpus_file("mei_sample.3gp")
     moov = box(b"moov", box(b"mvhd", bytes(100)))
     outer = ftyp(b"isom", b"mp41") + moov + box(b"mdat", noise(1000) + inner + noise(1000))
     build_dump(tmp_path / "card.img", 600, outer, 600)
     out = recover(tmp_path / "card.img", tmp_path / "out")
-    assert out.shas() == [sha256(outer)]
+    assert out.shas() == [sha256(outer), sha256(inner)]
+    at = outer.index(inner)
+    assert [(r["status"], r["detail"]) for r in out.rows] == [
+        ("damaged", "holds img2.3gp at +%d: fragmented, or a file stored inside it" % at),
+        ("complete", "lies inside img1.mp4 at +%d" % at)]
+
+
+def test_fragmented_movie_does_not_hide_the_photos_over_its_extent(tmp_path, eos_r_cr3):
+    # As on a card after deletions: a movie's intact header (faststart: moov before
+    # mdat) declares 40 MB of mdat, but the clusters after it now hold newer files.
+    head = ftyp(b"qt  ", b"qt  ") + box(b"moov", box(b"mvhd", bytes(100))) + \
+        struct.pack(">I4s", 40 << 20, b"mdat") + noise(30000)
+    movie = corpus_file("exiv2_sample_640x360.mov")
+    offsets = build_dump(tmp_path / "card.img", 4096, head, 2048, eos_r_cr3, 4096, movie,
+                         12 << 20)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(r["file"], r["status"]) for r in out.rows] == [
+        ("img1.mov", "damaged"), ("img2.cr3", "complete"), ("img3.mov", "complete")]
+    assert out.shas()[1:] == [sha256(eos_r_cr3), sha256(movie)]
+    assert out.rows[0]["detail"] == (
+        "holds img2.cr3 at +%d and 1 more: fragmented, or a file stored inside it"
+        % (offsets[1] - offsets[0]))
 
 
 def test_broken_chain_is_skipped_and_the_next_file_found(tmp_path):
