@@ -316,10 +316,8 @@ CANON_CNOP_UUID = bytes.fromhex("210f1687914911e4811100242131fce4")  # after mda
 UUIDS_AFTER_MDAT = frozenset([CANON_CNOP_UUID])
 BOXES_AFTER_MDAT = frozenset([b"free", b"skip", MOOF, b"mfra"])
 
-TYPE_EXTENSIONS = collections.OrderedDict([
-    ("cr3", "cr3"), ("crm", "crm"), ("heif", "heic"),
-    ("mp4", "mp4"), ("mov", "mov"), ("3gp", "3gp"),
-])
+TYPE_EXTENSIONS = {"cr3": "cr3", "crm": "crm", "heif": "heic",
+                   "mp4": "mp4", "mov": "mov", "3gp": "3gp"}
 ALL_TYPES = tuple(TYPE_EXTENSIONS)
 TYPE_ALIASES = dict({t: t for t in ALL_TYPES}, heic="heif", hif="heif", avif="heif",
                     qt="mov", m4v="mp4", m4a="mp4", **{"3g2": "3gp"})
