@@ -4,6 +4,7 @@ import errno
 import hashlib
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,3 +227,29 @@ def test_memory_stays_flat_on_a_dump_larger_than_it(tmp_path):
     assert peak_mb < 120, "peak RSS %.0f MB on a 320 MB dump" % peak_mb
     saved = read_outcome(0, "", tmp_path / "out")
     assert saved.shas() == [sha256(small)] * 20 + [sha256(big)]
+
+
+@pytest.fixture
+def block_device(tmp_path):
+    """A loop device over an 8 MiB dump; skips where loop devices cannot be set up."""
+    if shutil.which("losetup") is None or os.geteuid() != 0:
+        pytest.skip("needs losetup and root")
+    image = tmp_path / "card.img"
+    files = [corpus_file("mei_sample.3gp"), corpus_file("gopro_karma.mp4")]
+    build_dump(image, 4096, files[0], 777, files[1], (8 << 20) - 4096 - 777 - sum(map(len, files)))
+    p = subprocess.run(["losetup", "--find", "--show", "--read-only", str(image)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("losetup failed: %s" % p.stderr.strip())
+    device = p.stdout.strip()
+    try:
+        yield device, files
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)
+
+
+def test_block_device_is_read_to_its_end(tmp_path, block_device):
+    device, files = block_device            # st_size of a block device is 0
+    p = run_cli("-i", device, "-o", tmp_path / "out")
+    assert p.returncode == 0, p.stderr
+    assert read_outcome(0, "", tmp_path / "out").shas() == [sha256(f) for f in files]
