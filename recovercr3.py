@@ -67,17 +67,22 @@ crash on a bad sector: make an image first with ddrescue, and work on the image.
 
 import argparse
 import collections
+import contextlib
 import csv
+import datetime
 import errno
+import hashlib
 import io
 import mmap
 import os
+import re
 import signal
 import stat
 import struct
 import sys
 from pathlib import Path
 from typing import NamedTuple
+from xml.sax.saxutils import escape as xml_escape
 
 __version__ = "0.1.0"
 
@@ -194,6 +199,14 @@ def parse_args(argv=None):
     p.add_argument("--types", type=_types_arg, default=frozenset(ALL_TYPES), metavar="LIST",
                    help="comma-separated types to recover (default: all): "
                         + ", ".join(ALL_TYPES))
+    p.add_argument("--name-by", choices=("number", "date"), default="number",
+                   help="name files img1.cr3, img2.mp4, ... (number, the default) or by "
+                        "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="scan and write the report only: no recovered files")
+    p.add_argument("--dfxml", metavar="FILE",
+                   help="also write a DFXML report: one fileobject per file, with its "
+                        "byte run and sha256")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print every candidate and every box with its size")
     p.add_argument("--version", action="version", version="%(prog)s " + __version__)
@@ -268,7 +281,7 @@ class Dump:
             pos = stop
         return -1
 
-    def copy_to(self, fd, start, size, checkpoint):
+    def copy_to(self, fd, start, size, checkpoint, digest=None):
         """Write dump[start:start+size] to fd in chunks straight from the map."""
         end = start + size
         with memoryview(self.map) as view:
@@ -276,11 +289,110 @@ class Dump:
                 checkpoint()
                 stop = min(start + COPY_CHUNK, end)
                 with view[start:stop] as chunk:
+                    if digest is not None:
+                        digest.update(chunk)
                     done = 0
                     while done < len(chunk):
                         done += os.write(fd, chunk[done:])
                 self.forget(start, stop)
                 start = stop
+
+
+# ---------------------------------------------------------------------------
+# TIFF tags (Exif): camera model, date and serial number
+# ---------------------------------------------------------------------------
+
+TIFF_BYTE_ORDERS = {b"II": "<", b"MM": ">"}
+TIFF_MAGIC = 42
+TIFF_HEADER_SIZE = 8
+IFD_ENTRY_SIZE = 12
+MAX_IFD_ENTRIES = 1000
+TIFF_ASCII = 2
+TIFF_SHORT = 3
+TIFF_LONG = 4
+
+TAG_MAKE = 0x010F
+TAG_MODEL = 0x0110
+TAG_EXIF_IFD = 0x8769
+TAG_DATETIME_ORIGINAL = 0x9003
+TAG_OFFSET_TIME_ORIGINAL = 0x9011
+TAG_BODY_SERIAL = 0xA431
+
+
+def tiff_order(buf, start, end):
+    """The struct byte-order prefix of the TIFF header at start, and its IFD0 offset."""
+    if end - start < TIFF_HEADER_SIZE:
+        raise FormatError("no room for a TIFF header")
+    order = TIFF_BYTE_ORDERS.get(bytes(buf[start:start + 2]))
+    if order is None:
+        raise FormatError("no TIFF byte order mark")
+    magic, ifd0 = struct.unpack_from(order + "HI", buf, start + 2)
+    if magic != TIFF_MAGIC:
+        raise FormatError("no TIFF magic number")
+    return order, ifd0
+
+
+def read_ifd(buf, base, end, order, offset):
+    """{tag: value} of the IFD at base + offset: text for ASCII tags, a number for a
+    single SHORT or LONG. Offsets inside a TIFF count from its header (base)."""
+    at = base + offset
+    if offset < TIFF_HEADER_SIZE or at + 2 > end:
+        raise FormatError("IFD at +%d lies outside the TIFF" % offset)
+    (count,) = struct.unpack_from(order + "H", buf, at)
+    if count > MAX_IFD_ENTRIES or at + 2 + count * IFD_ENTRY_SIZE > end:
+        raise FormatError("IFD at +%d is cut" % offset)
+    values = {}
+    for i in range(count):
+        tag, kind, n, raw = struct.unpack_from(order + "HHI4s", buf, at + 2 + i * IFD_ENTRY_SIZE)
+        if kind == TIFF_ASCII:
+            if n <= len(raw):
+                data = raw[:n]
+            else:
+                (pos,) = struct.unpack(order + "I", raw)
+                if base + pos + n > end:
+                    continue
+                data = bytes(buf[base + pos:base + pos + n])
+            values[tag] = data.split(b"\0", 1)[0].decode("latin-1").strip()
+        elif kind == TIFF_SHORT and n == 1:
+            values[tag] = struct.unpack(order + "H", raw[:2])[0]
+        elif kind == TIFF_LONG and n == 1:
+            values[tag] = struct.unpack(order + "I", raw)[0]
+    return values
+
+
+def exif_tags(buf, start, end):
+    """The tags of IFD0 and, when IFD0 points to one, of the Exif IFD."""
+    order, ifd0 = tiff_order(buf, start, end)
+    tags = read_ifd(buf, start, end, order, ifd0)
+    exif = tags.get(TAG_EXIF_IFD)
+    if isinstance(exif, int):
+        tags.update(read_ifd(buf, start, end, order, exif))
+    return tags
+
+
+class Meta(NamedTuple):
+    model: str = ""
+    datetime: str = ""      # ISO 8601, with the UTC offset when the camera wrote one
+    serial: str = ""
+
+
+EXIF_DATETIME = re.compile(r"(\d{4}):(\d\d):(\d\d) (\d\d):(\d\d):(\d\d)$")
+UTC_OFFSET = re.compile(r"[+-]\d\d:\d\d$")
+
+
+def exif_meta(tags):
+    """Meta from Exif tags: Model, DateTimeOriginal (+ OffsetTimeOriginal), BodySerialNumber."""
+    datetime_text = ""
+    found = EXIF_DATETIME.match(str(tags.get(TAG_DATETIME_ORIGINAL, "")))
+    if found and found.group(1) != "0000":
+        datetime_text = "%s-%s-%sT%s:%s:%s" % found.groups()
+        offset = str(tags.get(TAG_OFFSET_TIME_ORIGINAL, ""))
+        if UTC_OFFSET.match(offset):
+            datetime_text += offset
+    model = tags.get(TAG_MODEL, "")
+    serial = tags.get(TAG_BODY_SERIAL, "")
+    return Meta(model if isinstance(model, str) else "", datetime_text,
+                serial if isinstance(serial, str) else "")
 
 
 # ---------------------------------------------------------------------------
@@ -433,26 +545,6 @@ def brand_type(ftyp):
     return "mp4"
 
 
-def canon_compressor(buf, boxes, limit):
-    """Canon's CNCV string (b"CanonCR3_001/...", b"CanonCRM...", b"CanonHEIF...") or b"".
-
-    It sits in the Canon uuid box inside moov (CR3, CRM) or meta (HIF).
-    """
-    for box in boxes:
-        if box.name == MOOV:
-            first = box.body
-        elif box.name == META:
-            first = box.body + FULLBOX_FIELDS_SIZE
-        else:
-            continue
-        for child in child_boxes(buf, first, min(box.end, limit)):
-            if child.name == b"uuid" and child.usertype == CANON_UUID:
-                for item in child_boxes(buf, child.body + UUID_SIZE, child.end):
-                    if item.name == b"CNCV":
-                        return bytes(buf[item.body:min(item.end, item.body + CNCV_MAX_SIZE)])
-    return b""
-
-
 def type_and_extension(kind, ftyp, compressor):
     """Refine the brand's type with Canon's CNCV mark and pick the file extension."""
     if kind == "cr3" and compressor.startswith(b"CanonCRM"):
@@ -563,8 +655,8 @@ def walk_boxes(buf, start, limit, rule):
     return Walk(boxes, pos, False)
 
 
-def isobmff_verdict(kind, walk, limit):
-    """(status, detail) of a walked file, from its top-level boxes."""
+def walk_verdict(kind, walk, limit):
+    """(status, detail) from the top-level boxes alone."""
     names = [box.name for box in walk.boxes]
     if walk.truncated:
         last = walk.boxes[-1] if walk.boxes else None
@@ -582,6 +674,448 @@ def isobmff_verdict(kind, walk, limit):
     return COMPLETE, ""
 
 
+# A carved file's own tables: sample tables, Canon's boxes, HEIF item locations.
+
+CHUNK_OFFSETS_32 = b"stco"
+CHUNK_OFFSETS_64 = b"co64"
+SAMPLE_ENTRY_CHILDREN_AT = {b"CRAW": 90}    # where a CRAW sample entry's own boxes start
+CANON_RAW_ENTRY = b"CRAW"
+CANON_METADATA_ENTRY = b"CTMD"
+CRX_HEADERS = (b"\xff\x01", b"\xff\x11")     # the first tile header of a CRX picture
+JPEG_SOI = b"\xff\xd8"
+JPEG_EOI = b"\xff\xd9"
+CTMD_RECORD = struct.Struct("<IH")          # size, type (little-endian, unlike the boxes)
+THMB_FIELDS = struct.Struct(">BxxxHHI")      # version, (flags), width, height, JPEG size
+THMB_JPEG_AT = 16                            # after version 0's fields
+PRVW_JPEG_SIZE_AT = 12                       # in the PRVW box body
+PRVW_JPEG_AT = 16
+XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
+PRVW_UUID = bytes.fromhex("eaf42b5e1c984b88b9fbb7dc406e4d16")
+PRVW_UUID_FIELDS_SIZE = 8                    # a 64-bit field before the PRVW box
+CTBO_ENTRY = struct.Struct(">IQQ")           # index, offset, size
+CTBO_BOXES = {1: (b"uuid", XMP_UUID), 2: (b"uuid", PRVW_UUID), 3: (MDAT, b"")}
+MAX_TABLE_ENTRIES = 1 << 24
+QUICKTIME_EPOCH = datetime.datetime(1904, 1, 1)
+CANON_VIDEO_MARKS = (b"CNCV", b"CAEP")
+
+
+class Track(NamedTuple):
+    number: int                 # 1, 2, ... in moov order
+    entry: bytes                # the sample entry type: CRAW, CTMD, avc1, mp4a, ...
+    entry_boxes: frozenset      # boxes inside the sample entry (JPEG or CMP1 in a CRAW)
+    chunks: list                # [(offset from the file start, length, first sample, samples)]
+    sizes: object               # the sample sizes: a tuple, or one int when all are equal
+    self_contained: bool        # False when the media data lives in another file
+
+    def samples(self):
+        """(offset, size) of every sample, in file order within each chunk."""
+        for offset, _length, first, count in self.chunks:
+            for index in range(first, first + count):
+                size = self.sizes if isinstance(self.sizes, int) else self.sizes[index]
+                yield offset, size
+                offset += size
+
+
+def read_table(buf, box, entry, first_field=4):
+    """The entries of a FullBox table: a 32-bit count at body+first_field, then records."""
+    at = box.body + first_field
+    if at + 4 > box.end:
+        raise FormatError("%s is cut" % box.name.decode("latin-1"))
+    (count,) = struct.unpack_from(">I", buf, at)
+    if count > MAX_TABLE_ENTRIES or at + 4 + count * entry.size > box.end:
+        raise FormatError("%s declares %d entries it does not hold"
+                          % (box.name.decode("latin-1"), count))
+    return [entry.unpack_from(buf, at + 4 + i * entry.size) for i in range(count)]
+
+
+def chunk_table(offsets, sizes, sample_count, stsc):
+    """[(offset, length, first sample, samples)] per chunk, from stco/co64, stsz and stsc."""
+    chunks = []
+    sample = 0
+    for i, (first, per_chunk, _description) in enumerate(stsc):
+        if first < 1 or (i and first <= stsc[i - 1][0]):
+            raise FormatError("stsc is out of order")
+        last = stsc[i + 1][0] - 1 if i + 1 < len(stsc) else len(offsets)
+        for chunk in range(first, min(last, len(offsets)) + 1):
+            if sample + per_chunk > sample_count:
+                raise FormatError("stsc names more samples than stsz holds")
+            if isinstance(sizes, int):
+                length = sizes * per_chunk
+            else:
+                length = sum(sizes[sample:sample + per_chunk])
+            chunks.append((offsets[chunk - 1], length, sample, per_chunk))
+            sample += per_chunk
+    return chunks
+
+
+U32 = struct.Struct(">I")
+U64 = struct.Struct(">Q")
+STSC_ENTRY = struct.Struct(">III")
+
+
+class IsoFile:
+    """A walked ISO-BMFF file and the tables inside it, read on demand.
+
+    Offsets in the file's own tables count from its first byte; `start` is where
+    that byte lies in the dump.
+    """
+
+    def __init__(self, buf, start, end, boxes, ftyp):
+        self.buf = buf
+        self.start = start
+        self.end = end
+        self.size = end - start
+        self.boxes = boxes
+        self.ftyp = ftyp
+        self._tracks = None
+
+    def top(self, name):
+        return next((box for box in self.boxes if box.name == name), None)
+
+    def children(self, box, skip=0):
+        return child_boxes(self.buf, box.body + skip, min(box.end, self.end))
+
+    def child(self, box, *path):
+        """The box at path below box (FullBox meta's 4 bytes are skipped)."""
+        for name in path:
+            if box is None:
+                return None
+            skip = FULLBOX_FIELDS_SIZE if box.name == META else 0
+            box = next((b for b in self.children(box, skip) if b.name == name), None)
+        return box
+
+    def canon_items(self):
+        """{name: Box} inside Canon's uuid in moov (CR3, CRM, movies) or meta (HIF)."""
+        for index in (self.top(MOOV), self.top(META)):
+            if index is None:
+                continue
+            skip = FULLBOX_FIELDS_SIZE if index.name == META else 0
+            for box in self.children(index, skip):
+                if box.name == b"uuid" and box.usertype == CANON_UUID:
+                    return {item.name: item for item in self.children(box, UUID_SIZE)}
+        return {}
+
+    def compressor(self):
+        """Canon's CNCV string (b"CanonCR3_001/...", b"CanonCRM...", b"CanonHEIF...")."""
+        cncv = self.canon_items().get(b"CNCV")
+        if cncv is None:
+            return b""
+        return bytes(self.buf[cncv.body:min(cncv.end, cncv.body + CNCV_MAX_SIZE)])
+
+    def mdat_spans(self):
+        """(start, end) of every top-level mdat's payload, from the file start."""
+        return [(box.body - self.start, box.end - self.start)
+                for box in self.boxes if box.name == MDAT]
+
+    def tracks(self):
+        if self._tracks is None:
+            moov = self.top(MOOV)
+            traks = [b for b in self.children(moov) if b.name == b"trak"] if moov else []
+            self._tracks = [self._read_track(n, trak) for n, trak in enumerate(traks, 1)]
+        return self._tracks
+
+    def _read_track(self, number, trak):
+        stbl = self.child(trak, b"mdia", b"minf", b"stbl")
+        if stbl is None:
+            raise FormatError("trak %d has no sample table" % number)
+        tables = {box.name: box for box in self.children(stbl)}
+        entry, entry_boxes = self._sample_entry(tables.get(b"stsd"))
+        offsets_box = tables.get(CHUNK_OFFSETS_64) or tables.get(CHUNK_OFFSETS_32)
+        stsz, stsc = tables.get(b"stsz"), tables.get(b"stsc")
+        if offsets_box is None or stsz is None or stsc is None:
+            raise FormatError("trak %d lacks stco/co64, stsz or stsc" % number)
+        width = U64 if offsets_box.name == CHUNK_OFFSETS_64 else U32
+        offsets = [o for (o,) in read_table(self.buf, offsets_box, width)]
+        if stsz.body + 12 > stsz.end:
+            raise FormatError("stsz is cut")
+        (size,) = U32.unpack_from(self.buf, stsz.body + 4)
+        if size:
+            (count,) = U32.unpack_from(self.buf, stsz.body + 8)
+            sizes = size
+        else:
+            sizes = tuple(s for (s,) in read_table(self.buf, stsz, U32, first_field=8))
+            count = len(sizes)
+        chunks = chunk_table(offsets, sizes, count, read_table(self.buf, stsc, STSC_ENTRY))
+        return Track(number, entry, entry_boxes, chunks, sizes, self._self_contained(trak))
+
+    def _sample_entry(self, stsd):
+        if stsd is None or stsd.body + 8 > stsd.end:
+            return b"", frozenset()
+        entry = next(child_boxes(self.buf, stsd.body + 8, stsd.end), None)
+        if entry is None:
+            return b"", frozenset()
+        skip = SAMPLE_ENTRY_CHILDREN_AT.get(entry.name)
+        if skip is None:
+            return entry.name, frozenset()
+        inner = child_boxes(self.buf, entry.offset + skip, entry.end)
+        return entry.name, frozenset(box.name for box in inner)
+
+    def _self_contained(self, trak):
+        dref = self.child(trak, b"mdia", b"minf", b"dinf", b"dref")
+        if dref is None:
+            return True
+        return all(self.buf[box.body + 3] & 1 for box in child_boxes(
+            self.buf, dref.body + 8, dref.end) if box.body + 4 <= box.end)
+
+    def at(self, offset, size):
+        """The bytes at offset (from the file start), cut at the file's end."""
+        first = self.start + offset
+        return bytes(self.buf[first:min(first + size, self.end)])
+
+
+# The checks. Each takes an IsoFile and returns what is wrong, or None. They run on
+# files whose boxes are whole; the first problems found make the file "damaged".
+
+ISOBMFF_CHECKS = {}
+
+
+def check(*types):
+    """Register a check for the given types."""
+    def register(function):
+        for kind in types:
+            ISOBMFF_CHECKS.setdefault(kind, []).append(function)
+        return function
+    return register
+
+
+def jpeg_is_whole(f, offset, size):
+    return (size >= 4 and f.at(offset, 2) == JPEG_SOI
+            and f.at(offset + size - 2, 2) == JPEG_EOI)
+
+
+@check("cr3", "crm")
+def check_canon_uuid(f):
+    if not f.compressor().startswith((b"CanonCR3", b"CanonCRM")):
+        return "no Canon uuid with CNCV in moov"
+
+
+@check("cr3", "crm", "mp4", "mov", "3gp")
+def check_samples_inside_mdat(f):
+    spans = f.mdat_spans()
+    for track in f.tracks():
+        if not track.self_contained:
+            continue
+        for offset, length, _first, _count in track.chunks:
+            if not any(start <= offset and offset + length <= end for start, end in spans):
+                return "trak %d: data at +%d (%d bytes) lies outside mdat" % (
+                    track.number, offset, length)
+
+
+@check("cr3")
+def check_last_sample_ends_mdat(f):
+    ends = [offset + length for track in f.tracks() for offset, length, _, _ in track.chunks]
+    mdat_end = f.mdat_spans()[-1][1]
+    if ends and max(ends) != mdat_end:
+        return "the last sample ends at +%d, mdat at +%d" % (max(ends), mdat_end)
+
+
+@check("cr3", "crm")
+def check_raw_samples(f):
+    for track in f.tracks():
+        if track.entry != CANON_RAW_ENTRY:
+            continue
+        for offset, size in track.samples():
+            if offset + size > f.size:
+                continue                    # reported by check_samples_inside_mdat
+            if b"JPEG" in track.entry_boxes and not jpeg_is_whole(f, offset, size):
+                return "trak %d: the JPEG at +%d is not whole" % (track.number, offset)
+            if b"CMP1" in track.entry_boxes and f.at(offset, 2) not in CRX_HEADERS:
+                return "trak %d: no CRX header at +%d" % (track.number, offset)
+
+
+@check("cr3", "crm")
+def check_ctmd_records(f):
+    for track in f.tracks():
+        if track.entry != CANON_METADATA_ENTRY:
+            continue
+        for offset, size in track.samples():
+            data = f.at(offset, size)
+            pos = 0
+            while pos + CTMD_RECORD.size <= len(data):
+                length, _kind = CTMD_RECORD.unpack_from(data, pos)
+                if length < CTMD_RECORD.size:
+                    break
+                pos += length
+            if pos != size:
+                return "trak %d: the CTMD records at +%d are broken" % (track.number, offset)
+
+
+@check("cr3", "crm")
+def check_ctbo(f):
+    ctbo = f.canon_items().get(b"CTBO")
+    if ctbo is None:
+        return None
+    boxes = {box.offset - f.start: box for box in f.boxes}
+    for index, offset, size in read_table(f.buf, ctbo, CTBO_ENTRY, first_field=0):
+        if not size:
+            continue
+        box = boxes.get(offset)
+        name, usertype = CTBO_BOXES.get(index, (None, b""))
+        if (box is None or box.size != size or (name and box.name != name)
+                or (usertype and box.usertype != usertype)):
+            return "CTBO entry %d (+%d, %d bytes) does not match a box" % (index, offset, size)
+
+
+@check("cr3", "crm")
+def check_thumbnail_and_preview(f):
+    thmb = f.canon_items().get(b"THMB")
+    if thmb is not None and thmb.body + THMB_FIELDS.size <= thmb.end:
+        version, _w, _h, size = THMB_FIELDS.unpack_from(f.buf, thmb.body)
+        jpeg = thmb.body + THMB_JPEG_AT - f.start
+        if version == 0 and not jpeg_is_whole(f, jpeg, min(size, thmb.end - f.start - jpeg)):
+            return "the THMB thumbnail is not a whole JPEG"
+    for box in f.boxes:
+        if box.name == b"uuid" and box.usertype == PRVW_UUID:
+            prvw = next(child_boxes(f.buf, box.body + UUID_SIZE + PRVW_UUID_FIELDS_SIZE,
+                                    box.end), None)
+            if prvw is None or prvw.name != b"PRVW" or prvw.body + PRVW_JPEG_AT > prvw.end:
+                return "the PRVW preview box is missing"
+            (size,) = U32.unpack_from(f.buf, prvw.body + PRVW_JPEG_SIZE_AT)
+            jpeg = prvw.body + PRVW_JPEG_AT - f.start
+            if not jpeg_is_whole(f, jpeg, min(size, prvw.end - f.start - jpeg)):
+                return "the PRVW preview is not a whole JPEG"
+
+
+def read_iloc(buf, iloc):
+    """[(item id, construction method, data reference, [(offset, length)])], base applied."""
+    pos = iloc.body
+    version = buf[pos]
+    if version > 2 or pos + 8 > iloc.end:
+        raise FormatError("iloc version %d" % version)
+    offset_size, length_size = buf[pos + 4] >> 4, buf[pos + 4] & 15
+    base_size, index_size = buf[pos + 5] >> 4, (buf[pos + 5] & 15 if version else 0)
+    pos += 6
+
+    def number(width):
+        nonlocal pos
+        if pos + width > iloc.end:
+            raise FormatError("iloc is cut")
+        value = int.from_bytes(buf[pos:pos + width], "big")
+        pos += width
+        return value
+
+    items = []
+    for _ in range(number(4 if version == 2 else 2)):
+        item_id = number(4 if version == 2 else 2)
+        method = number(2) & 15 if version else 0
+        reference = number(2)
+        base = number(base_size)
+        extents = []
+        for _ in range(number(2)):
+            number(index_size)
+            extents.append((base + number(offset_size), number(length_size)))
+        items.append((item_id, method, reference, extents))
+    return items
+
+
+@check("heif")
+def check_item_locations(f):
+    iloc = f.child(f.top(META), b"iloc")
+    if iloc is None:
+        return "no iloc in meta"
+    ends = []
+    for item_id, method, reference, extents in read_iloc(f.buf, iloc):
+        if method or reference:
+            continue                        # inside idat, another item, or another file
+        for offset, length in extents:
+            end = offset + length if length else f.size
+            if end > f.size:
+                return "item %d: data at +%d (%d bytes) lies past the end" % (
+                    item_id, offset, end - offset)
+            ends.append(end)
+    if ends and max(ends) != f.size:
+        return "the last item ends at +%d, the file at +%d" % (max(ends), f.size)
+
+
+def run_checks(kind, f):
+    """What the checks for kind find wrong in f (an unreadable table counts too)."""
+    problems = []
+    for function in ISOBMFF_CHECKS.get(kind, ()):
+        try:
+            problem = function(f)
+        except (FormatError, struct.error, IndexError) as e:
+            problem = str(e) or "unreadable tables"
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+# What the file says about itself: camera, date, serial number.
+
+def heif_exif_tags(f):
+    """The tags of a HEIF's Exif item (its data: a 32-bit offset, then the TIFF)."""
+    meta = f.top(META)
+    iinf, iloc = f.child(meta, b"iinf"), f.child(meta, b"iloc")
+    if iinf is None or iloc is None:
+        return {}
+    version = f.buf[iinf.body]
+    first = iinf.body + 4 + (4 if version else 2)
+    exif_ids = set()
+    for infe in child_boxes(f.buf, first, iinf.end):
+        if f.buf[infe.body] >= 2 and infe.body + 12 <= infe.end:
+            id_size = 4 if f.buf[infe.body] == 3 else 2
+            item_id = int.from_bytes(f.buf[infe.body + 4:infe.body + 4 + id_size], "big")
+            kind = bytes(f.buf[infe.body + 6 + id_size:infe.body + 10 + id_size])
+            if kind == b"Exif":
+                exif_ids.add(item_id)
+    for item_id, method, reference, extents in read_iloc(f.buf, iloc):
+        if item_id in exif_ids and not method and not reference and extents:
+            offset, length = extents[0]
+            start = f.start + offset
+            end = min(start + length, f.end)
+            if start + 4 <= end:
+                (tiff_at,) = U32.unpack_from(f.buf, start)
+                return exif_tags(f.buf, start + 4 + tiff_at, end)
+    return {}
+
+
+def movie_created(f):
+    """mvhd's creation time as ISO 8601 (the camera's clock; often local time)."""
+    mvhd = f.child(f.top(MOOV), b"mvhd")
+    if mvhd is None or mvhd.body + 12 > mvhd.end:
+        return ""
+    if f.buf[mvhd.body] == 1:
+        (seconds,) = U64.unpack_from(f.buf, mvhd.body + 4)
+    else:
+        (seconds,) = U32.unpack_from(f.buf, mvhd.body + 4)
+    if not seconds:
+        return ""
+    try:
+        return (QUICKTIME_EPOCH + datetime.timedelta(seconds=seconds)).isoformat()
+    except OverflowError:
+        return ""
+
+
+def has_canon_mark(f):
+    """Canon movies carry a CNCV or CAEP box (moov/udta), a Canon uuid or a CAEP brand."""
+    if f.compressor().startswith(b"Canon") or b"CAEP" in (f.ftyp.major,) + f.ftyp.compatible:
+        return True
+    udta = f.child(f.top(MOOV), b"udta")
+    return udta is not None and any(b.name in CANON_VIDEO_MARKS for b in f.children(udta))
+
+
+def isobmff_meta(kind, f):
+    tags = {}
+    items = f.canon_items()
+    for name in (b"CMT1", b"CMT2"):
+        if name in items:
+            try:
+                tags.update(exif_tags(f.buf, items[name].body, items[name].end))
+            except (FormatError, struct.error):
+                pass
+    if kind == "heif" and not tags:
+        try:
+            tags = heif_exif_tags(f)
+        except (FormatError, struct.error, IndexError):
+            tags = {}
+    meta = exif_meta(tags)
+    if not meta.datetime and f.top(MOOV) is not None:
+        meta = meta._replace(datetime=movie_created(f))
+    if not meta.model and kind in ("mp4", "mov", "crm") and has_canon_mark(f):
+        meta = meta._replace(model="Canon")
+    return meta
+
+
 class Carved(NamedTuple):
     offset: int
     size: int
@@ -590,6 +1124,7 @@ class Carved(NamedTuple):
     status: str
     detail: str
     boxes: list
+    meta: Meta = Meta()
 
     @property
     def end(self):
@@ -603,11 +1138,17 @@ def carve_isobmff(buf, start, limit, rule, types):
     if kind not in types and not (kind == "cr3" and "crm" in types):
         return None
     walk = walk_boxes(buf, start, limit, rule)
-    kind, ext = type_and_extension(kind, ftyp, canon_compressor(buf, walk.boxes, limit))
+    f = IsoFile(buf, start, walk.end, walk.boxes, ftyp)
+    kind, ext = type_and_extension(kind, ftyp, f.compressor())
     if kind not in types:
         return None
-    status, detail = isobmff_verdict(kind, walk, limit)
-    return Carved(start, walk.end - start, kind, ext, status, detail, walk.boxes)
+    status, detail = walk_verdict(kind, walk, limit)
+    if status == COMPLETE:
+        problems = run_checks(kind, f)
+        if problems:
+            status, detail = DAMAGED, "; ".join(problems)
+    return Carved(start, walk.end - start, kind, ext, status, detail, walk.boxes,
+                  isobmff_meta(kind, f))
 
 
 # ---------------------------------------------------------------------------
@@ -616,15 +1157,37 @@ def carve_isobmff(buf, start, limit, rule, types):
 
 PART_SUFFIX = ".part"
 REPORT_NAME = "recovercr3-report"
-REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail")
+REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
+                 "model", "datetime", "serial")
+STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged"}
+CANON_PREFIX = "canon "
+
+
+def date_stem(meta):
+    """"2022-01-15_08-30-12_EOS-R6" from the date and model; "" when the date is unknown."""
+    if not meta.datetime:
+        return ""
+    stem = meta.datetime[:19].replace("T", "_").replace(":", "-")
+    model = meta.model
+    if model.lower().startswith(CANON_PREFIX) and len(model) > len(CANON_PREFIX):
+        model = model[len(CANON_PREFIX):]
+    model = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")
+    return stem + "_" + model if model else stem
 
 
 class OutputDir:
-    """The output directory: free names, write-then-rename, and the report."""
+    """The output directory: free names, write-then-rename, status folders, the report.
 
-    def __init__(self, path):
+    Complete files go to the top, the others to truncated/ and damaged/. A name is
+    only given when it is free in all three, so a file can move between them.
+    """
+
+    def __init__(self, path, name_by="number", dry_run=False):
         self.path = Path(path)
+        self.name_by = name_by
+        self.dry_run = dry_run
         self.counter = 0
+        self._given = set()                 # names given in this run
         if self.path.exists() and not self.path.is_dir():
             raise OSError(errno.ENOTDIR, "it is a file, not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -650,22 +1213,46 @@ class OutputDir:
     def close(self):
         self._report.close()
 
-    def next_path(self, ext):
-        """imgN.ext for the next N whose name (and .part name) is free."""
-        while True:
-            self.counter += 1
-            path = self.path / ("img%d.%s" % (self.counter, ext))
-            if not path.exists() and not Path(str(path) + PART_SUFFIX).exists():
-                return path
+    def relpath(self, status, name):
+        return os.path.join(STATUS_DIRS[status], name)
 
-    def save(self, dump, carved, path, checkpoint):
-        """Copy carved's bytes to path through a .part file; nothing is left on failure."""
+    def path_of(self, status, name):
+        return self.path / self.relpath(status, name)
+
+    def _taken(self, name):
+        if name in self._given:
+            return True
+        return any((self.path / folder / name).exists()
+                   or (self.path / folder / (name + PART_SUFFIX)).exists()
+                   for folder in STATUS_DIRS.values())
+
+    def name_for(self, carved):
+        """imgN.ext (the next free N), or the date and model with --name-by date."""
+        stem = date_stem(carved.meta) if self.name_by == "date" else ""
+        if stem:
+            name, number = "%s.%s" % (stem, carved.ext), 1
+            while self._taken(name):
+                number += 1
+                name = "%s-%d.%s" % (stem, number, carved.ext)
+        else:
+            while True:
+                self.counter += 1
+                name = "img%d.%s" % (self.counter, carved.ext)
+                if not self._taken(name):
+                    break
+        self._given.add(name)
+        return name
+
+    def save(self, dump, carved, name, checkpoint, digest=None):
+        """Copy carved's bytes under name through a .part file; nothing is left on failure."""
+        path = self.path_of(carved.status, name)
+        path.parent.mkdir(exist_ok=True)
         part = str(path) + PART_SUFFIX
         fd = None
         try:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                          | getattr(os, "O_BINARY", 0), 0o644)
-            dump.copy_to(fd, carved.offset, carved.size, checkpoint)
+            dump.copy_to(fd, carved.offset, carved.size, checkpoint, digest)
             os.fsync(fd)
             os.close(fd)
             fd = None
@@ -673,12 +1260,71 @@ class OutputDir:
         except BaseException:
             if fd is not None:
                 os.close(fd)
-            if os.path.exists(part):        # next_path saw no .part: this one is ours
+            if os.path.exists(part):        # name_for saw no .part: this one is ours
                 os.unlink(part)
             raise
 
-    def record(self, path, carved, status, detail):
-        self._write_row((path.name, carved.type, carved.offset, carved.size, status, detail))
+    def move(self, name, old_status, new_status):
+        target = self.path_of(new_status, name)
+        target.parent.mkdir(exist_ok=True)
+        os.rename(self.path_of(old_status, name), target)
+
+    def record(self, relpath, carved, status, detail):
+        meta = carved.meta
+        self._write_row((relpath, carved.type, carved.offset, carved.size, status, detail,
+                         meta.model, meta.datetime, meta.serial))
+
+
+DFXML_HEADER = """<?xml version="1.0" encoding="UTF-8"?>
+<dfxml xmlns="http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML" \
+xmlns:dc="http://purl.org/dc/elements/1.1/" version="1.1.1">
+  <metadata>
+    <dc:type>Carve Report</dc:type>
+  </metadata>
+  <creator version="1.0">
+    <program>recovercr3</program>
+    <version>{version}</version>
+    <execution_environment>
+      <command_line>{command}</command_line>
+      <start_time>{start}</start_time>
+    </execution_environment>
+  </creator>
+  <source>
+    <image_filename>{image}</image_filename>
+  </source>
+"""
+DFXML_FILEOBJECT = """  <fileobject>
+    <filename>{name}</filename>
+    <filesize>{size}</filesize>
+    <byte_runs>
+      <byte_run file_offset="0" img_offset="{offset}" len="{size}"/>
+    </byte_runs>
+{digest}  </fileobject>
+"""
+DFXML_DIGEST = """    <hashdigest type="sha256">{}</hashdigest>\n"""
+DFXML_FOOTER = "</dfxml>\n"
+
+
+class Dfxml:
+    """A DFXML carve report (--dfxml): one fileobject per file, with its byte run."""
+
+    def __init__(self, path, image, command):
+        self.file = open(path, "x", encoding="utf-8")
+        start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        self.file.write(DFXML_HEADER.format(
+            version=__version__, command=xml_escape(command), image=xml_escape(str(image)),
+            start=start.isoformat().replace("+00:00", "Z")))
+        self.file.flush()
+
+    def add(self, relpath, carved, sha256):
+        digest = DFXML_DIGEST.format(sha256) if sha256 else ""
+        self.file.write(DFXML_FILEOBJECT.format(name=xml_escape(relpath), size=carved.size,
+                                                offset=carved.offset, digest=digest))
+        self.file.flush()
+
+    def close(self):
+        self.file.write(DFXML_FOOTER)
+        self.file.close()
 
 
 # ---------------------------------------------------------------------------
@@ -726,9 +1372,10 @@ class Saved:
     its data is not where it says) or, rarely, that one file is stored in another.
     """
 
-    def __init__(self, path, carved):
-        self.path = path
+    def __init__(self, name, carved, sha256=""):
+        self.name = name
         self.carved = carved
+        self.sha256 = sha256
         self.holds = []         # (name, offset from our start) of files inside this one
         self.inside = []        # (name, offset from its start) of files this one is in
 
@@ -749,13 +1396,14 @@ class Saved:
 class Recovery:
     """One scan of one dump into one output directory."""
 
-    def __init__(self, dump, outdir, rule, types, log, stop):
+    def __init__(self, dump, outdir, rule, types, log, stop, dfxml=None):
         self.dump = dump
         self.stop = stop
         self.outdir = outdir
         self.rule = rule
         self.types = types
         self.log = log
+        self.dfxml = dfxml
         self.pos = 0
         self.pending = collections.deque()      # Saved files, in offset order
         self.saved = collections.Counter()      # status -> files reported
@@ -807,10 +1455,16 @@ class Recovery:
         return carved
 
     def save(self, carved):
-        path = self.outdir.next_path(carved.ext)
+        name = self.outdir.name_for(carved)
+        path = self.outdir.path_of(carved.status, name)
+        if self.outdir.dry_run:
+            self.log.info("Would save {}, size {:,d} B".format(path, carved.size))
+            self._pend(Saved(name, carved))
+            return
         self.log.info("Saving {}, size {:,d} B".format(path, carved.size))
+        digest = hashlib.sha256() if self.dfxml else None
         try:
-            self.outdir.save(self.dump, carved, path, self.stop.check)
+            self.outdir.save(self.dump, carved, name, self.stop.check, digest)
         except OSError as e:
             if e.errno != errno.EFBIG:
                 raise OutputError("cannot write %s: %s" % (path, e.strerror or e)) from None
@@ -819,27 +1473,37 @@ class Recovery:
                            "(FAT32 holds at most 4 GiB per file); use an exFAT, NTFS or "
                            "ext4 disk for --outdir" % path)
             return
-        saved = Saved(path, carved)
+        self._pend(Saved(name, carved, digest.hexdigest() if digest else ""))
+
+    def _pend(self, saved):
+        carved = saved.carved
         for outer in self.pending:
             if outer.carved.offset < carved.offset < outer.carved.end:
                 at = carved.offset - outer.carved.offset
-                outer.holds.append((path.name, at))
-                saved.inside.append((outer.path.name, at))
+                outer.holds.append((saved.name, at))
+                saved.inside.append((outer.name, at))
         self.pending.append(saved)
 
     def settle(self, pos=None):
         """Report the saved files the scan has passed (all of them when pos is None)."""
         while self.pending and (pos is None or self.pending[0].carved.end <= pos):
             saved = self.pending.popleft()
+            carved = saved.carved
             status, detail = saved.verdict()
             try:
-                self.outdir.record(saved.path, saved.carved, status, detail)
+                if STATUS_DIRS[status] != STATUS_DIRS[carved.status] and not self.outdir.dry_run:
+                    self.outdir.move(saved.name, carved.status, status)
+                relpath = self.outdir.relpath(status, saved.name)
+                self.outdir.record(relpath, carved, status, detail)
+                if self.dfxml:
+                    self.dfxml.add(relpath, carved, saved.sha256)
             except OSError as e:
-                raise OutputError("cannot write %s: %s" % (self.outdir.report_path,
-                                                           e.strerror or e)) from None
+                raise OutputError("cannot write to %s: %s" % (self.outdir.path,
+                                                              e.strerror or e)) from None
             self.saved[status] += 1
             if status != COMPLETE:
-                self.log.warning("%s is %s: %s" % (saved.path, status, detail))
+                self.log.warning("%s is %s: %s" % (self.outdir.path_of(status, saved.name),
+                                                   status, detail))
 
     def summary(self):
         problems = [(self.saved[s], s) for s in (TRUNCATED, DAMAGED) if self.saved[s]]
@@ -848,7 +1512,11 @@ class Recovery:
                 ", ".join("%d %s" % p for p in problems), self.outdir.report_path))
         if self.failed:
             self.log.error("%d file(s) could not be saved" % self.failed)
-        self.log.info("Restored %d file(s)" % sum(self.saved.values()))
+        found = sum(self.saved.values())
+        if self.outdir.dry_run:
+            self.log.info("Dry run: found %d file(s), wrote none" % found)
+        else:
+            self.log.info("Restored %d file(s)" % found)
 
 
 def _main(argv=None):
@@ -859,18 +1527,29 @@ def _main(argv=None):
     except InputError as e:
         log.error(str(e))
         return EXIT_USAGE
-    with dump:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(dump)
         log.info("Processing %s" % args.input)
         try:
-            outdir = OutputDir(args.outdir)
+            outdir = OutputDir(args.outdir, args.name_by, args.dry_run)
         except OSError as e:
             log.error("cannot write to %s: %s" % (args.outdir, e.strerror or e))
             return EXIT_ERROR
-        try:
-            with StopRequest() as stop:
-                return Recovery(dump, outdir, stop_rule(args), args.types, log, stop).run()
-        finally:
-            outdir.close()
+        cleanup.callback(outdir.close)
+        dfxml = None
+        if args.dfxml:
+            command = " ".join(["recovercr3"] + list(sys.argv[1:] if argv is None else argv))
+            try:
+                dfxml = Dfxml(args.dfxml, args.input, command)
+            except FileExistsError:
+                log.error("%s exists: recovercr3 does not overwrite files" % args.dfxml)
+                return EXIT_USAGE
+            except OSError as e:
+                log.error("cannot write %s: %s" % (args.dfxml, e.strerror or e))
+                return EXIT_ERROR
+            cleanup.callback(dfxml.close)
+        with StopRequest() as stop:
+            return Recovery(dump, outdir, stop_rule(args), args.types, log, stop, dfxml).run()
 
 
 if __name__ == "__main__":

@@ -116,22 +116,39 @@ def find_boxes(data, start, end, wanted, found=None):
 
 
 def samples(moov):
-    """[(offset, size, table_at, width)] of each track's single sample.
+    """[(offset, size, table_at, width, kind)] of each track's single sample.
 
     offset and size come from co64/stco and stsz; table_at is where the co64/stco box
-    starts inside moov, width the byte width of its entries.
+    starts inside moov, width the byte width of its entries; kind is b"JPEG", b"CMP1"
+    (CRX) or b"CTMD", from the track's sample description.
     """
-    tables = find_boxes(moov, 0, len(moov), {b"co64", b"stco", b"stsz"})
-    offsets, sizes = [], []
+    tables = find_boxes(moov, 0, len(moov), {b"co64", b"stco", b"stsz", b"stsd"})
+    offsets, sizes, kinds = [], [], []
     for name, at in tables:
         if name == b"co64":
             offsets.append((struct.unpack_from(">Q", moov, at + 16)[0], at, 8))
         elif name == b"stco":
             offsets.append((struct.unpack_from(">I", moov, at + 16)[0], at, 4))
-        else:
+        elif name == b"stsz":
             sample_size = struct.unpack_from(">I", moov, at + 12)[0]
             sizes.append(sample_size or struct.unpack_from(">I", moov, at + 20)[0])
-    return [(off, size, at, width) for (off, at, width), size in zip(offsets, sizes)]
+        else:
+            stsd = moov[at:at + struct.unpack_from(">I", moov, at)[0]]
+            kinds.append(next(k for k in (b"JPEG", b"CMP1", b"CTMD") if k in stsd))
+    return [(off, size, at, width, kind)
+            for (off, at, width), size, kind in zip(offsets, sizes, kinds)]
+
+
+def ctmd_sample(size):
+    """size bytes of CTMD records: the EOS M50's real ones, then one filler record.
+
+    exiftool's M50 sample keeps its real 41036-byte CTMD at offset 11466.
+    """
+    real = corpus_file("exiftool_CanonRaw.cr3")[11466:11466 + 41036]
+    if size <= len(real):
+        return real[:size] if size == len(real) else struct.pack("<IH", size, 9) + bytes(size - 6)
+    rest = size - len(real)
+    return real + struct.pack("<IH", rest, 9) + bytes(rest - 6)
 
 
 def rebuild_cr3(header, relayout=False, seed=1):
@@ -158,26 +175,46 @@ def rebuild_cr3(header, relayout=False, seed=1):
     mdat_header = 16
     if relayout:
         pos = mdat_at + mdat_header
-        for i, (_, size, at, width) in enumerate(tracks):
+        for i, (_, size, at, width, kind) in enumerate(tracks):
             struct.pack_into(">Q" if width == 8 else ">I", out, moov_off + at + 16, pos)
-            tracks[i] = (pos, size, at, width)
+            tracks[i] = (pos, size, at, width, kind)
             pos += size
-    end = max(off + size for off, size, _, _ in tracks)
+    end = max(off + size for off, size, _, _, _ in tracks)
     mdat_size = end - mdat_at
-    first = min(off for off, _, _, _ in tracks)
+    first = min(off for off, _, _, _, _ in tracks)
     if relayout or first - mdat_at == 16:
         mdat = bytearray(struct.pack(">I4sQ", 1, b"mdat", mdat_size))
     else:
         mdat = bytearray(BOX.pack(mdat_size, b"mdat"))
     mdat += noise(mdat_size - len(mdat), seed=seed)
-    jpeg_off, jpeg_size, _, _ = tracks[0]
-    mdat[jpeg_off - mdat_at:jpeg_off - mdat_at + 2] = b"\xff\xd8"
-    mdat[jpeg_off - mdat_at + jpeg_size - 2:jpeg_off - mdat_at + jpeg_size] = b"\xff\xd9"
+    for offset, size, _, _, kind in tracks:
+        at = offset - mdat_at
+        if kind == b"JPEG":
+            mdat[at:at + 2], mdat[at + size - 2:at + size] = b"\xff\xd8", b"\xff\xd9"
+        elif kind == b"CMP1":
+            mdat[at:at + 2] = b"\xff\x01"
+        else:
+            mdat[at:at + size] = ctmd_sample(size)
+    end_preview_jpeg(out)
     if relayout:
         fix_ctbo(out, moov_off, mdat_at, mdat_size)
     ctbo = ctbo_entries(bytes(out))
     assert (mdat_at, mdat_size) in ctbo, "co64/stsz and CTBO disagree on mdat"
     return bytes(out + mdat)
+
+
+PRVW_UUID = bytes.fromhex("eaf42b5e1c984b88b9fbb7dc406e4d16")
+
+
+def end_preview_jpeg(out):
+    """Give the PRVW JPEG (completed with filler when the header was cut) its EOI."""
+    for offset, name, size, header in top_level(bytes(out)):
+        if name == b"uuid" and out[offset + 8:offset + 24] == PRVW_UUID:
+            prvw = offset + 8 + 16 + 8                   # uuid header, id, 64-bit field
+            jpeg_size = struct.unpack_from(">I", out, prvw + 8 + 12)[0]
+            jpeg = prvw + 8 + 16
+            if out[jpeg + jpeg_size - 2:jpeg + jpeg_size] != b"\xff\xd9":
+                out[jpeg + jpeg_size - 2:jpeg + jpeg_size] = b"\xff\xd9"
 
 
 def ctbo_entries(data):
@@ -201,9 +238,30 @@ def eos_r_cr3():
     return rebuild_cr3(corpus_file("filetype_fixture.cr3"))
 
 
-def eos_m50_cr3():
-    """Canon EOS M50 C-RAW CR3, ~34 MB: real headers (exiftool sample), samples relaid."""
-    return rebuild_cr3(corpus_file("exiftool_CanonRaw.cr3"), relayout=True)
+def eos_m50_cr3(mend_previews=True):
+    """Canon EOS M50 C-RAW CR3, ~34 MB: real headers (exiftool sample), samples relaid.
+
+    exiftool replaced the THMB and PRVW JPEGs of this sample with placeholder text
+    ("<Dummy thumbnail image data>"); with mend_previews the placeholders get JPEG
+    markers and matching size fields, so that the file is whole. Without it the file
+    is what exiftool left: a CR3 whose previews are not JPEGs.
+    """
+    header = bytearray(corpus_file("exiftool_CanonRaw.cr3"))
+    if mend_previews:
+        (_, thmb), = find_boxes(bytes(header), 0, len(header), {b"THMB"})
+        mark_jpeg(header, thmb + 16, thmb + 24, thmb + struct.unpack_from(">I", header, thmb)[0])
+        for offset, name, size, _ in top_level(bytes(header)):
+            if name == b"uuid" and header[offset + 8:offset + 24] == PRVW_UUID:
+                prvw = offset + 8 + 16 + 8
+                struct.pack_into(">I", header, prvw, offset + size - prvw)   # was 372221
+                mark_jpeg(header, prvw + 8 + 12, prvw + 8 + 16, offset + size)
+    return rebuild_cr3(bytes(header), relayout=True)
+
+
+def mark_jpeg(data, size_field, start, end):
+    """Make data[start:end] read as a JPEG of that size: SOI first, EOI last."""
+    struct.pack_into(">I", data, size_field, end - start)
+    data[start:start + 2], data[end - 2:end] = b"\xff\xd8", b"\xff\xd9"
 
 
 def with_cnop_trailer(cr3):

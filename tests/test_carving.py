@@ -7,14 +7,15 @@ import pytest
 from conftest import recover
 from dumpkit import (box, build_dump, corpus_file, ftyp, noise, sha256, with_cnop_trailer)
 
-# (corpus file, type, extension): the complete ISO-BMFF files of the corpus
+# (corpus file, type, file name in the output): the ISO-BMFF files of the corpus
 CORPUS_ISOBMFF = [
-    ("gopro_karma.mp4", "mp4", "mp4"),              # moov after mdat
-    ("exiv2_sample_640x360.mov", "mov", "mov"),     # wide, mdat, moov
-    ("nomexif_meta.mov", "mov", "mov"),
-    ("mei_sample.3gp", "3gp", "3gp"),
-    ("exiv2_Canon.HIF", "heif", "hif"),             # Canon EOS R5: meta, no moov
-    ("exiftool_CanonRaw.cr3", "cr3", "cr3"),        # EOS M50: headers real, mdat a stub
+    ("gopro_karma.mp4", "mp4", "img1.mp4"),             # moov after mdat
+    ("exiv2_sample_640x360.mov", "mov", "img1.mov"),    # wide, mdat, moov
+    ("nomexif_meta.mov", "mov", "img1.mov"),
+    ("mei_sample.3gp", "3gp", "img1.3gp"),
+    ("exiv2_Canon.HIF", "heif", "img1.hif"),            # Canon EOS R5: meta, no moov
+    # EOS M50, stripped by exiftool: real tables, but its JPEGs are placeholder text
+    ("exiftool_CanonRaw.cr3", "cr3", "damaged/img1.cr3"),
 ]
 
 
@@ -23,13 +24,14 @@ def summary(outcome):
 
 
 @pytest.mark.parametrize("gap", [512 * 7, 777], ids=["aligned", "unaligned"])
-@pytest.mark.parametrize("name, kind, ext", CORPUS_ISOBMFF)
-def test_corpus_file_comes_back_exact(tmp_path, name, kind, ext, gap):
+@pytest.mark.parametrize("name, kind, path", CORPUS_ISOBMFF)
+def test_corpus_file_comes_back_exact(tmp_path, name, kind, path, gap):
     data = corpus_file(name)
     (at,) = build_dump(tmp_path / "card.img", gap, data, 4096)
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert out.rc == 0
-    assert summary(out) == [("img1." + ext, kind, at, "complete")]
+    status = "damaged" if path.startswith("damaged/") else "complete"
+    assert summary(out) == [(path, kind, at, status)]
     assert out.shas() == [sha256(data)]
 
 
@@ -52,7 +54,7 @@ def test_mixed_card_in_order_back_to_back_and_with_gaps(tmp_path, eos_r_cr3):
     expected = [p for p in parts if isinstance(p, bytes)]
     assert out.shas() == [sha256(p) for p in expected]
     assert [r["file"] for r in out.rows] == ["img1.cr3", "img2.mp4", "img3.mov", "img4.mov",
-                                             "img5.3gp", "img6.hif", "img7.cr3"]
+                                             "img5.3gp", "img6.hif", "damaged/img7.cr3"]
     assert "[INFO] Restored 7 file(s)" in out.log.splitlines()[-1]
 
 
@@ -81,9 +83,9 @@ def test_maxchunks_writes_at_most_n_boxes(tmp_path, eos_r_cr3):
 def test_dump_ending_inside_a_cr3_gives_a_truncated_file(tmp_path, eos_r_cr3, cut):
     (at,) = build_dump(tmp_path / "card.img", 5000, eos_r_cr3[:cut])
     out = recover(tmp_path / "card.img", tmp_path / "out")
-    assert summary(out) == [("img1.cr3", "cr3", at, "truncated")]
+    assert summary(out) == [("truncated/img1.cr3", "cr3", at, "truncated")]
     assert out.shas() == [sha256(eos_r_cr3[:cut])]
-    assert "[WARNING] {} is truncated".format(tmp_path / "out" / "img1.cr3") in out.log
+    assert "[WARNING] {} is truncated".format(tmp_path / "out/truncated/img1.cr3") in out.log
 
 
 def test_real_cut_cr3_from_the_corpus_is_truncated(tmp_path):
@@ -118,7 +120,7 @@ def test_fragmented_movie_does_not_hide_the_photos_over_its_extent(tmp_path, eos
                          12 << 20)
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert [(r["file"], r["status"]) for r in out.rows] == [
-        ("img1.mov", "damaged"), ("img2.cr3", "complete"), ("img3.mov", "complete")]
+        ("damaged/img1.mov", "damaged"), ("img2.cr3", "complete"), ("img3.mov", "complete")]
     assert out.shas()[1:] == [sha256(eos_r_cr3), sha256(movie)]
     assert out.rows[0]["detail"] == (
         "holds img2.cr3 at +%d and 1 more: fragmented, or a file stored inside it"
@@ -203,8 +205,8 @@ def test_report_columns(tmp_path):
     build_dump(tmp_path / "card.img", 1536, movie, 10)
     recover(tmp_path / "card.img", tmp_path / "out")
     assert (tmp_path / "out" / "recovercr3-report.csv").read_text().splitlines() == [
-        "file,type,offset,size,status,detail",
-        "img1.3gp,3gp,1536,28561,complete,",
+        "file,type,offset,size,status,detail,model,datetime,serial",
+        "img1.3gp,3gp,1536,28561,complete,,,2005-10-28T17:36:40,",
     ]
 
 

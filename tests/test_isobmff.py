@@ -126,15 +126,18 @@ def test_type_and_extension(kind, major, cncv, expected):
     assert r.type_and_extension(kind, f, cncv) == expected
 
 
+def iso_file(data):
+    w = walk(data)
+    return r.IsoFile(data, 0, w.end, w.boxes, r.read_ftyp(data, 0, len(data)))
+
+
 def test_canon_compressor_found_in_moov_and_meta():
     cncv = box(b"CNCV", b"CanonCRM0001/02.09.00")
     moov = box(b"moov", uuid_box(r.CANON_UUID, box(b"CCTP", b"") + cncv))
-    data = FTYP_CR3 + moov
-    w = walk(data + box(b"mdat", b""))
-    assert r.canon_compressor(data, w.boxes, len(data)) == b"CanonCRM0001/02.09.00"
+    assert iso_file(FTYP_CR3 + moov + box(b"mdat", b"")).compressor() == b"CanonCRM0001/02.09.00"
     meta = box(b"meta", bytes(4) + box(b"hdlr", bytes(20)) + uuid_box(r.CANON_UUID, cncv))
     data = ftyp(b"heix", b"mif1") + meta + box(b"mdat", b"")
-    assert r.canon_compressor(data, walk(data).boxes, len(data)).startswith(b"CanonCRM")
+    assert iso_file(data).compressor().startswith(b"CanonCRM")
 
 
 # --- the end of a file -----------------------------------------------------------------
@@ -243,9 +246,19 @@ def test_verdict_inside_box():
     assert c.detail == "the dump ends inside mdat (300 of 308 bytes present)"
 
 
+def heif(extent_offset=None, extent_length=300):
+    """A HEIF whose one item is the 300-byte mdat payload (iloc version 0, 4-byte fields)."""
+    def build(offset):
+        iloc = box(b"iloc", bytes(4) + bytes([0x44, 0x00]) + struct.pack(
+            ">HHHHII", 1, 1, 0, 1, offset, extent_length))
+        meta = box(b"meta", bytes(4) + box(b"hdlr", bytes(20)) + iloc)
+        return ftyp(b"heic", b"mif1") + meta
+    head = build(0)
+    return build(len(head) + 8 if extent_offset is None else extent_offset) + MDAT
+
+
 def test_verdict_heif_needs_meta_not_moov():
-    meta = box(b"meta", bytes(4) + box(b"hdlr", bytes(20)))
-    assert carve(ftyp(b"heic", b"mif1") + meta + MDAT).status == "complete"
+    assert carve(heif()).status == "complete"
 
 
 def test_unwanted_type_is_not_carved():
