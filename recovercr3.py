@@ -32,22 +32,30 @@ recovercr3's: stop at the first box called NAME, or after at most N boxes.
 
 Verdicts
 --------
-Each carved file gets a line in ``recovercr3-report.csv`` in the output directory
-(columns file, type, offset, size, status, detail), with one of these statuses:
+Each file is checked against its own tables (sample offsets and sizes, Canon's CTBO,
+THMB and PRVW, HEIF item locations; see the checks in the ISO-BMFF section) and gets
+a line in ``recovercr3-report.csv`` in the output directory (columns file, type,
+offset, size, status, detail, model, datetime, serial):
 
 complete
-    the chain of boxes is whole and holds what the format needs (an index - ``moov``,
-    or ``meta`` for HEIF - and, for movies and raws, ``mdat``).
+    the chain of boxes is whole and every check passed. Complete files go to the
+    output directory itself.
 truncated
-    the dump ends inside the file; the bytes up to the end of the dump are saved,
-    since a cut photo often still shows its preview. An ``mdat`` of size 0 is reported
-    this way too: its real end is unknown, so everything to the end of the dump is kept.
+    the dump ends inside the file; the bytes up to the end of the dump are saved
+    (under truncated/), since a cut photo often still shows its preview. An ``mdat``
+    of size 0 is reported this way too: its real end is unknown, so everything to the
+    end of the dump is kept.
 damaged
-    the chain is whole but something the format needs is missing, or another file
-    was found inside this one (detail says which). A file whose header is intact but
-    whose data was written around deleted files (fragmented) looks whole to a carver;
-    the files found over its extent give it away. The search therefore goes on inside
-    every carved file: what lies there is saved too, noted "lies inside imgN".
+    something the format needs is missing or inconsistent, or another file was found
+    inside this one (detail says which); saved under damaged/. A file whose header is
+    intact but whose data was written around deleted files (fragmented) looks whole
+    to a carver; the files found over its extent give it away. The search therefore
+    goes on inside every carved file: what lies there is saved too, noted "lies
+    inside imgN".
+
+``--name-by date`` names files 2022-01-15_08-30-12_EOS-R6.cr3 from their Exif data
+(or a movie's creation time); ``--dry-run`` writes the report only; ``--dfxml FILE``
+adds a DFXML report with each file's byte run and sha256.
 
 Safety
 ------
@@ -76,6 +84,7 @@ import io
 import mmap
 import os
 import re
+import shlex
 import signal
 import stat
 import struct
@@ -1538,7 +1547,8 @@ def _main(argv=None):
         cleanup.callback(outdir.close)
         dfxml = None
         if args.dfxml:
-            command = " ".join(["recovercr3"] + list(sys.argv[1:] if argv is None else argv))
+            words = ["recovercr3"] + list(sys.argv[1:] if argv is None else argv)
+            command = " ".join(shlex.quote(str(word)) for word in words)
             try:
                 dfxml = Dfxml(args.dfxml, args.input, command)
             except FileExistsError:

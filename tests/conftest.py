@@ -50,7 +50,8 @@ def recover(dump, outdir, *options):
     err = io.StringIO()
     old = reports(outdir)
     with contextlib.redirect_stderr(err):
-        rc = recovercr3._main(["--input", str(dump), "--outdir", str(outdir)] + list(options))
+        rc = recovercr3._main(["--input", str(dump), "--outdir", str(outdir)]
+                              + [str(option) for option in options])
     return read_outcome(rc, err.getvalue(), outdir, old)
 
 

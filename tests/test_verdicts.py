@@ -1,0 +1,164 @@
+"""Verdicts from each file's own tables, on files built from real headers.
+
+The CR3 is the EOS R's real header with an mdat rebuilt to the size its co64/stsz
+tables declare (dumpkit.rebuild_cr3): the corpus has no complete full-size CR3. The
+HIF (EOS R5) and the MP4/MOV files are complete real files.
+"""
+
+import struct
+
+import pytest
+
+import recovercr3 as r
+from dumpkit import corpus_file, find_boxes, top_level
+
+
+def verdict(data):
+    c = r.carve_isobmff(data, 0, len(data), r.StopAfterMdat(), frozenset(r.ALL_TYPES))
+    return c.status, c.detail
+
+
+def patched(data, at, fmt, value):
+    out = bytearray(data)
+    struct.pack_into(fmt, out, at, value)
+    return bytes(out)
+
+
+def box_at(data, name, nth=0):
+    return [at for n, at in find_boxes(data, 0, len(data), {name})][nth]
+
+
+def boundaries(data):
+    """Every top-level box boundary inside the file."""
+    return [offset for offset, _, _, _ in top_level(data)][1:]
+
+
+# --- CR3 -------------------------------------------------------------------------------
+
+def test_cr3_complete(eos_r_cr3):
+    assert verdict(eos_r_cr3) == ("complete", "")
+
+
+def test_cr3_cut_at_every_box_boundary_and_inside_every_box_is_truncated(eos_r_cr3):
+    cuts = boundaries(eos_r_cr3) + [o + 11 for o in boundaries(eos_r_cr3)] + [
+        len(eos_r_cr3) - 1]
+    for cut in cuts:
+        assert verdict(eos_r_cr3[:cut])[0] == "truncated", cut
+
+
+def test_cr3_chunk_offset_past_mdat_is_damaged(eos_r_cr3):
+    co64 = box_at(eos_r_cr3, b"co64", 2)                    # the full-size raw's table
+    bad = patched(eos_r_cr3, co64 + 16, ">Q", 3873394 + 100000000)
+    assert verdict(bad) == ("damaged", "trak 3: data at +103873394 (25463584 bytes) "
+                                       "lies outside mdat; the last sample ends at "
+                                       "+129336978, mdat at +29378658")
+
+
+def test_cr3_zeroed_ctmd_is_damaged(eos_r_cr3):
+    ctmd_at, ctmd_size = 29336978, 41680                    # from the EOS R's co64/stsz
+    bad = eos_r_cr3[:ctmd_at] + bytes(ctmd_size) + eos_r_cr3[ctmd_at + ctmd_size:]
+    assert verdict(bad) == ("damaged", "trak 4: the CTMD records at +29336978 are broken")
+
+
+def test_cr3_jpeg_without_end_marker_is_damaged(eos_r_cr3):
+    jpeg_end = 403258 + 2064168
+    bad = patched(eos_r_cr3, jpeg_end - 2, ">H", 0)
+    assert verdict(bad) == ("damaged", "trak 1: the JPEG at +403258 is not whole")
+
+
+def test_cr3_raw_without_crx_header_is_damaged(eos_r_cr3):
+    bad = patched(eos_r_cr3, 2467426, ">H", 0x1234)
+    assert verdict(bad) == ("damaged", "trak 2: no CRX header at +2467426")
+
+
+def test_cr3_ctbo_pointing_elsewhere_is_damaged(eos_r_cr3):
+    ctbo = box_at(eos_r_cr3, b"CTBO")
+    bad = patched(eos_r_cr3, ctbo + 12 + 20 + 4, ">Q", 31240)    # entry 2 -> the XMP box
+    assert verdict(bad) == ("damaged", "CTBO entry 2 (+31240, 306442 bytes) does not "
+                                       "match a box")
+
+
+def test_cr3_broken_thumbnail_is_damaged(eos_r_cr3):
+    thmb = box_at(eos_r_cr3, b"THMB")
+    bad = patched(eos_r_cr3, thmb + 24, ">H", 0)                 # its JPEG's SOI
+    assert verdict(bad) == ("damaged", "the THMB thumbnail is not a whole JPEG")
+
+
+def test_cr3_broken_preview_is_damaged(eos_r_cr3):
+    prvw_jpeg = 96800 + 8 + 16 + 8 + 8 + 16
+    bad = patched(eos_r_cr3, prvw_jpeg, ">H", 0)
+    assert verdict(bad) == ("damaged", "the PRVW preview is not a whole JPEG")
+
+
+def test_cr3_mdat_longer_than_its_samples_is_damaged(eos_r_cr3):
+    bad = patched(eos_r_cr3, 403242 + 8, ">Q", 28975416 + 4) + bytes(4)
+    assert verdict(bad) == ("damaged", "the last sample ends at +29378658, mdat at +29378662; "
+                                       "CTBO entry 3 (+403242, 28975416 bytes) does not "
+                                       "match a box")
+
+
+def test_cr3_without_canon_uuid_is_damaged(eos_r_cr3):
+    bad = eos_r_cr3.replace(b"CNCV", b"XXXX", 1)
+    assert verdict(bad) == ("damaged", "no Canon uuid with CNCV in moov")
+
+
+def test_exiftool_stub_cr3_is_damaged_not_complete():
+    assert verdict(corpus_file("exiftool_CanonRaw.cr3"))[0] == "damaged"
+
+
+# --- HEIF ------------------------------------------------------------------------------
+
+def test_hif_complete():
+    assert verdict(corpus_file("exiv2_Canon.HIF")) == ("complete", "")
+
+
+def test_hif_cut_at_every_box_boundary_and_inside_mdat_is_truncated():
+    hif = corpus_file("exiv2_Canon.HIF")
+    for cut in boundaries(hif) + [40, 1195 + 5000, len(hif) - 1]:
+        assert verdict(hif[:cut])[0] == "truncated", cut
+
+
+def test_hif_item_past_the_end_is_damaged():
+    hif = corpus_file("exiv2_Canon.HIF")
+    mdat = boundaries(hif)[-1]
+    short = patched(hif, mdat, ">I", len(hif) - mdat - 100)[:-100]    # mdat 100 bytes short
+    status, detail = verdict(short)
+    assert status == "damaged" and "lies past the end" in detail
+
+
+def test_hif_with_bytes_after_its_last_item_is_damaged():
+    hif = corpus_file("exiv2_Canon.HIF")
+    mdat = boundaries(hif)[-1]
+    longer = patched(hif, mdat, ">I", len(hif) - mdat + 64) + bytes(64)
+    assert verdict(longer) == ("damaged", "the last item ends at +1253392, the file at +1253456")
+
+
+# --- movies ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["gopro_karma.mp4", "exiv2_sample_640x360.mov",
+                                  "nomexif_meta.mov", "mei_sample.3gp"])
+def test_movie_complete(name):
+    assert verdict(corpus_file(name)) == ("complete", "")
+
+
+@pytest.mark.parametrize("name", ["gopro_karma.mp4", "exiv2_sample_640x360.mov"])
+def test_movie_cut_at_every_box_boundary_and_inside_boxes_is_truncated(name):
+    movie = corpus_file(name)
+    for cut in boundaries(movie) + [o + 9 for o in boundaries(movie)] + [len(movie) - 1]:
+        assert verdict(movie[:cut])[0] == "truncated", cut
+
+
+@pytest.mark.parametrize("name", ["gopro_karma.mp4", "exiv2_sample_640x360.mov"])
+def test_movie_chunk_offset_past_mdat_is_damaged(name):
+    movie = corpus_file(name)
+    stco = box_at(movie, b"stco")
+    bad = patched(movie, stco + 16, ">I", len(movie) + 1000)
+    status, detail = verdict(bad)
+    assert status == "damaged" and detail.startswith("trak 1: data at +%d" % (len(movie) + 1000))
+
+
+def test_movie_with_a_cut_sample_table_is_damaged():
+    movie = corpus_file("gopro_karma.mp4")
+    stsz = box_at(movie, b"stsz")
+    bad = patched(movie, stsz + 16, ">I", 0xFFFFFF)             # sample count
+    assert verdict(bad) == ("damaged", "stsz declares 16777215 entries it does not hold")
