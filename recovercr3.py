@@ -80,7 +80,9 @@ import csv
 import datetime
 import errno
 import hashlib
+import bisect
 import io
+import lzma
 import mmap
 import os
 import re
@@ -89,6 +91,7 @@ import signal
 import stat
 import struct
 import sys
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 from xml.sax.saxutils import escape as xml_escape
@@ -208,6 +211,10 @@ def parse_args(argv=None):
     p.add_argument("--types", type=_types_arg, default=frozenset(ALL_TYPES), metavar="LIST",
                    help="comma-separated types to recover (default: all): "
                         + ", ".join(ALL_TYPES))
+    p.add_argument("--align", type=_positive_int_arg, default=SECTOR_SIZE, metavar="N",
+                   help="look for JPEG, RIFF, TIFF, CRW and 7z files at multiples of N "
+                        "bytes (default %(default)s, a sector; 1 searches every byte; "
+                        "ISO-BMFF files are always searched at every byte)")
     p.add_argument("--name-by", choices=("number", "date"), default="number",
                    help="name files img1.cr3, img2.mp4, ... (number, the default) or by "
                         "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date)")
@@ -226,6 +233,7 @@ def parse_args(argv=None):
 # The dump
 # ---------------------------------------------------------------------------
 
+SECTOR_SIZE = 512
 SCAN_WINDOW = 16 << 20      # bytes searched before the pages behind are let go
 COPY_CHUNK = 8 << 20        # bytes written per write() call
 
@@ -256,6 +264,7 @@ class Dump:
         finally:
             os.close(fd)
         self._kept_from = 0             # pages below this offset were let go
+        self._window = (0, 0, [])       # candidates found in [first, stop)
 
     def __enter__(self):
         return self
@@ -271,24 +280,53 @@ class Dump:
         if end > start:
             self.map.madvise(mmap.MADV_DONTNEED, start, end - start)
 
-    def next_candidate(self, pos, checkpoint):
-        """Offset >= pos of the next possible file start, or -1 at the end of the dump.
+    def next_candidate(self, pos, align, checkpoint):
+        """(offset, carve) of the next possible file start at or after pos, or None.
 
-        Nothing before pos is read again, so the pages behind it are let go.
-        """
-        needle_len = len(FTYP)
+        Nothing before pos is read again, so the pages behind it are let go."""
         while pos < self.size:
             checkpoint()
             if pos - self._kept_from >= SCAN_WINDOW:
                 self.forget(self._kept_from, pos)
                 self._kept_from = pos
-            stop = min(pos + SCAN_WINDOW, self.size)
-            hit = self.map.find(FTYP, pos + FTYP_AT,
-                                min(stop + FTYP_AT + needle_len, self.size))
-            if hit >= 0:
-                return hit - FTYP_AT
+            first, stop, found = self._window
+            if not first <= pos < stop:
+                stop = min(pos + SCAN_WINDOW, self.size)
+                self._window = first, stop, found = pos, stop, self._candidates(pos, stop, align)
+            index = bisect.bisect_left(found, (pos,))
+            if index < len(found):
+                return found[index]
             pos = stop
-        return -1
+        return None
+
+    def _candidates(self, first, stop, align):
+        """Sorted (offset, carve) of every possible file start in [first, stop):
+        "ftyp" at any byte, the other formats' magic at multiples of align."""
+        found = []
+        hit = self.map.find(FTYP, first + FTYP_AT, min(stop + FTYP_AT + len(FTYP), self.size))
+        while hit >= 0:
+            found.append((hit - FTYP_AT, carve_ftyp))
+            hit = self.map.find(FTYP, hit + 1, min(stop + FTYP_AT + len(FTYP), self.size))
+        if align == 1:
+            for fmt in SECTOR_FORMATS:
+                for magic in fmt.magic:
+                    hit = self.map.find(magic, first, min(stop + len(magic) - 1, self.size))
+                    while hit >= 0:
+                        found.append((hit, fmt.carve))
+                        hit = self.map.find(magic, hit + 1, min(stop + len(magic) - 1, self.size))
+        else:
+            aligned = -(-first // align) * align
+            leads = self.map[aligned:stop:align]        # one byte per sector, at C speed
+            for lead, magics in MAGIC_BY_LEAD_BYTE.items():
+                index = leads.find(lead)
+                while index >= 0:
+                    offset = aligned + index * align
+                    for magic, carve in magics:
+                        if self.map[offset:offset + len(magic)] == magic:
+                            found.append((offset, carve))
+                    index = leads.find(lead, index + 1)
+        found.sort(key=lambda candidate: candidate[0])
+        return found
 
     def copy_to(self, fd, start, size, checkpoint, digest=None):
         """Write dump[start:start+size] to fd in chunks straight from the map."""
@@ -341,31 +379,68 @@ def tiff_order(buf, start, end):
     return order, ifd0
 
 
-def read_ifd(buf, base, end, order, offset):
-    """{tag: value} of the IFD at base + offset: text for ASCII tags, a number for a
-    single SHORT or LONG. Offsets inside a TIFF count from its header (base)."""
+TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8,
+                   11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+TIFF_IFD_TYPE = 13
+TIFF_INTEGER_FORMATS = {3: "H", 4: "I", 13: "I", 16: "Q"}
+IFD_ENTRY = "HHI4s"                          # tag, type, count, value or offset
+
+
+class IfdEntry(NamedTuple):
+    tag: int
+    kind: int
+    count: int
+    value_at: int       # where the value lies in the buffer (in the entry when it fits)
+    size: int           # bytes of the value
+    inline: bool
+
+
+def ifd_entries(buf, base, end, order, offset):
+    """The entries of the IFD at base + offset, and the offset of the next IFD.
+
+    Offsets inside a TIFF count from its header (base). Raises FormatError when the
+    table does not fit or holds an unknown type: random bytes rarely pass."""
     at = base + offset
     if offset < TIFF_HEADER_SIZE or at + 2 > end:
         raise FormatError("IFD at +%d lies outside the TIFF" % offset)
     (count,) = struct.unpack_from(order + "H", buf, at)
-    if count > MAX_IFD_ENTRIES or at + 2 + count * IFD_ENTRY_SIZE > end:
-        raise FormatError("IFD at +%d is cut" % offset)
-    values = {}
+    table_end = at + 2 + count * IFD_ENTRY_SIZE + 4
+    if not 0 < count <= MAX_IFD_ENTRIES or table_end > end:
+        raise FormatError("IFD at +%d is cut or empty" % offset)
+    entries = []
     for i in range(count):
-        tag, kind, n, raw = struct.unpack_from(order + "HHI4s", buf, at + 2 + i * IFD_ENTRY_SIZE)
-        if kind == TIFF_ASCII:
-            if n <= len(raw):
-                data = raw[:n]
-            else:
-                (pos,) = struct.unpack(order + "I", raw)
-                if base + pos + n > end:
-                    continue
-                data = bytes(buf[base + pos:base + pos + n])
-            values[tag] = data.split(b"\0", 1)[0].decode("latin-1").strip()
-        elif kind == TIFF_SHORT and n == 1:
-            values[tag] = struct.unpack(order + "H", raw[:2])[0]
-        elif kind == TIFF_LONG and n == 1:
-            values[tag] = struct.unpack(order + "I", raw)[0]
+        entry_at = at + 2 + i * IFD_ENTRY_SIZE
+        tag, kind, n, raw = struct.unpack_from(order + IFD_ENTRY, buf, entry_at)
+        if kind not in TIFF_TYPE_SIZES:
+            raise FormatError("IFD at +%d: tag 0x%04x has unknown type %d" % (offset, tag, kind))
+        size = n * TIFF_TYPE_SIZES[kind]
+        if size <= 4:
+            entries.append(IfdEntry(tag, kind, n, entry_at + 8, size, True))
+        else:
+            (pointer,) = struct.unpack(order + "I", raw)
+            entries.append(IfdEntry(tag, kind, n, base + pointer, size, False))
+    (next_ifd,) = struct.unpack_from(order + "I", buf, table_end - 4)
+    return entries, next_ifd
+
+
+def ifd_numbers(buf, entry, order, end):
+    """The integers of a SHORT/LONG/IFD entry (() if not integers or out of reach)."""
+    fmt = TIFF_INTEGER_FORMATS.get(entry.kind)
+    if fmt is None or entry.value_at + entry.size > end:
+        return ()
+    return struct.unpack_from("%s%d%s" % (order, entry.count, fmt), buf, entry.value_at)
+
+
+def read_ifd(buf, base, end, order, offset):
+    """{tag: value} of the IFD at base + offset: text for ASCII tags, a number for a
+    single SHORT or LONG."""
+    values = {}
+    for entry in ifd_entries(buf, base, end, order, offset)[0]:
+        if entry.kind == TIFF_ASCII and entry.value_at + entry.size <= end:
+            data = bytes(buf[entry.value_at:entry.value_at + entry.size])
+            values[entry.tag] = data.split(b"\0", 1)[0].decode("latin-1").strip()
+        elif entry.kind in (TIFF_SHORT, TIFF_LONG) and entry.count == 1:
+            values[entry.tag] = ifd_numbers(buf, entry, order, end)[0]
     return values
 
 
@@ -439,9 +514,10 @@ BOXES_AFTER_MDAT = frozenset([b"free", b"skip", MOOF, b"mfra"])
 
 TYPE_EXTENSIONS = {"cr3": "cr3", "crm": "crm", "heif": "heic",
                    "mp4": "mp4", "mov": "mov", "3gp": "3gp"}
-ALL_TYPES = tuple(TYPE_EXTENSIONS)
+ALL_TYPES = tuple(TYPE_EXTENSIONS) + ("jpg", "avi", "wav", "webp", "tif", "cr2", "nef", "arw",
+                                     "dng", "orf", "rw2", "pef", "crw", "7z")
 TYPE_ALIASES = dict({t: t for t in ALL_TYPES}, heic="heif", hif="heif", avif="heif",
-                    qt="mov", m4v="mp4", m4a="mp4", **{"3g2": "3gp"})
+                    qt="mov", m4v="mp4", m4a="mp4", jpeg="jpg", tiff="tif", **{"3g2": "3gp"})
 
 CANON_RAW_BRAND = b"crx "
 HEIF_BRANDS = frozenset([b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx",
@@ -887,9 +963,16 @@ def check(*types):
     return register
 
 
-def jpeg_is_whole(f, offset, size):
-    return (size >= 4 and f.at(offset, 2) == JPEG_SOI
-            and f.at(offset + size - 2, 2) == JPEG_EOI)
+MAX_JPEG_PADDING = 3                        # containers pad a JPEG to 2 or 4 bytes
+
+
+def jpeg_is_whole(buf, first, last):
+    """An embedded JPEG at [first, last): SOI first, EOI last (bar a little padding)."""
+    if last - first < 4 or bytes(buf[first:first + 2]) != JPEG_SOI:
+        return False
+    tail = bytes(buf[max(first, last - 2 - MAX_JPEG_PADDING):last])
+    eoi = tail.rfind(JPEG_EOI)
+    return eoi >= 0 and not tail[eoi + 2:].strip(b"\0\xff")
 
 
 @check("cr3", "crm")
@@ -926,7 +1009,8 @@ def check_raw_samples(f):
         for offset, size in track.samples():
             if offset + size > f.size:
                 continue                    # reported by check_samples_inside_mdat
-            if b"JPEG" in track.entry_boxes and not jpeg_is_whole(f, offset, size):
+            whole = jpeg_is_whole(f.buf, f.start + offset, f.start + offset + size)
+            if b"JPEG" in track.entry_boxes and not whole:
                 return "trak %d: the JPEG at +%d is not whole" % (track.number, offset)
             if b"CMP1" in track.entry_boxes and f.at(offset, 2) not in CRX_HEADERS:
                 return "trak %d: no CRX header at +%d" % (track.number, offset)
@@ -971,7 +1055,8 @@ def check_thumbnail_and_preview(f):
     if thmb is not None and thmb.body + THMB_FIELDS.size <= thmb.end:
         version, _w, _h, size = THMB_FIELDS.unpack_from(f.buf, thmb.body)
         jpeg = thmb.body + THMB_JPEG_AT - f.start
-        if version == 0 and not jpeg_is_whole(f, jpeg, min(size, thmb.end - f.start - jpeg)):
+        last = f.start + jpeg + min(size, thmb.end - f.start - jpeg)
+        if version == 0 and not jpeg_is_whole(f.buf, f.start + jpeg, last):
             return "the THMB thumbnail is not a whole JPEG"
     for box in f.boxes:
         if box.name == b"uuid" and box.usertype == PRVW_UUID:
@@ -981,7 +1066,8 @@ def check_thumbnail_and_preview(f):
                 return "the PRVW preview box is missing"
             (size,) = U32.unpack_from(f.buf, prvw.body + PRVW_JPEG_SIZE_AT)
             jpeg = prvw.body + PRVW_JPEG_AT - f.start
-            if not jpeg_is_whole(f, jpeg, min(size, prvw.end - f.start - jpeg)):
+            last = f.start + jpeg + min(size, prvw.end - f.start - jpeg)
+            if not jpeg_is_whole(f.buf, f.start + jpeg, last):
                 return "the PRVW preview is not a whole JPEG"
 
 
@@ -1053,20 +1139,10 @@ def run_checks(kind, f):
 
 def heif_exif_tags(f):
     """The tags of a HEIF's Exif item (its data: a 32-bit offset, then the TIFF)."""
-    meta = f.top(META)
-    iinf, iloc = f.child(meta, b"iinf"), f.child(meta, b"iloc")
-    if iinf is None or iloc is None:
+    iloc = f.child(f.top(META), b"iloc")
+    if iloc is None:
         return {}
-    version = f.buf[iinf.body]
-    first = iinf.body + 4 + (4 if version else 2)
-    exif_ids = set()
-    for infe in child_boxes(f.buf, first, iinf.end):
-        if f.buf[infe.body] >= 2 and infe.body + 12 <= infe.end:
-            id_size = 4 if f.buf[infe.body] == 3 else 2
-            item_id = int.from_bytes(f.buf[infe.body + 4:infe.body + 4 + id_size], "big")
-            kind = bytes(f.buf[infe.body + 6 + id_size:infe.body + 10 + id_size])
-            if kind == b"Exif":
-                exif_ids.add(item_id)
+    exif_ids = {item for item, kind in heif_item_types(f).items() if kind == b"Exif"}
     for item_id, method, reference, extents in read_iloc(f.buf, iloc):
         if item_id in exif_ids and not method and not reference and extents:
             offset, length = extents[0]
@@ -1134,10 +1210,65 @@ class Carved(NamedTuple):
     detail: str
     boxes: list
     meta: Meta = Meta()
+    # (start, end) of its own parts that look like files (previews, Exif TIFFs): what
+    # its walk went through, and what its pointers say when every check passed (the
+    # pointers of a broken file may cover other files)
+    embedded: list = ()
 
     @property
     def end(self):
         return self.offset + self.size
+
+
+class Options(NamedTuple):
+    rule: object            # where an ISO-BMFF file ends (StopAfterMdat, ...)
+    types: frozenset
+    align: int = 512        # files other than ISO-BMFF start at multiples of this
+
+
+JPEG_SAMPLE_ENTRIES = frozenset([b"jpeg", b"mjpa", b"mjpb", b"MJPG", b"AVDJ"])
+HEIF_METADATA_ITEMS = frozenset([b"Exif", b"mime"])
+
+
+def heif_item_types(f):
+    """{item id: item type} from a HEIF's iinf."""
+    iinf = f.child(f.top(META), b"iinf")
+    if iinf is None:
+        return {}
+    first = iinf.body + 4 + (4 if f.buf[iinf.body] else 2)
+    types = {}
+    for infe in child_boxes(f.buf, first, iinf.end):
+        version = f.buf[infe.body]
+        if version >= 2 and infe.body + 12 <= infe.end:
+            id_size = 4 if version == 3 else 2
+            item_id = int.from_bytes(f.buf[infe.body + 4:infe.body + 4 + id_size], "big")
+            types[item_id] = bytes(f.buf[infe.body + 6 + id_size:infe.body + 10 + id_size])
+    return types
+
+
+def isobmff_embedded(kind, f, status):
+    """What inside the file looks like a file of its own but is part of it: every box
+    but mdat (Canon's CMT TIFFs, THMB and PRVW JPEGs, XMP), JPEG-coded track chunks
+    (the CR3's full-size JPEG, MJPEG frames), Canon's timed metadata (its records
+    hold Exif TIFFs) and HEIF's Exif and XMP items."""
+    ranges = [(box.offset, min(box.end, f.end)) for box in f.boxes if box.name != MDAT]
+    if status != COMPLETE:
+        return ranges
+    try:
+        for track in f.tracks():
+            if (track.entry in JPEG_SAMPLE_ENTRIES or b"JPEG" in track.entry_boxes
+                    or track.entry == CANON_METADATA_ENTRY):
+                ranges.extend((f.start + offset, f.start + offset + length)
+                              for offset, length, _, _ in track.chunks)
+        iloc = f.child(f.top(META), b"iloc")
+        if kind == "heif" and iloc is not None:
+            types = heif_item_types(f)
+            for item_id, method, reference, extents in read_iloc(f.buf, iloc):
+                if types.get(item_id) in HEIF_METADATA_ITEMS and not method and not reference:
+                    ranges.extend((f.start + o, f.start + o + n) for o, n in extents)
+    except (FormatError, struct.error, IndexError):
+        pass
+    return ranges
 
 
 def carve_isobmff(buf, start, limit, rule, types):
@@ -1157,7 +1288,570 @@ def carve_isobmff(buf, start, limit, rule, types):
         if problems:
             status, detail = DAMAGED, "; ".join(problems)
     return Carved(start, walk.end - start, kind, ext, status, detail, walk.boxes,
-                  isobmff_meta(kind, f))
+                  isobmff_meta(kind, f), isobmff_embedded(kind, f, status))
+
+
+def carve_ftyp(buf, start, limit, options):
+    return carve_isobmff(buf, start, limit, options.rule, options.types)
+
+
+# ---------------------------------------------------------------------------
+# The other formats of a camera card. Each registers the magic its files start
+# with at a sector boundary, and a carve(buf, start, limit, options) that measures
+# the file from its own structure and returns a Carved, None (a type not wanted)
+# or raises FormatError (not such a file).
+# ---------------------------------------------------------------------------
+
+class SectorFormat(NamedTuple):
+    name: str
+    types: tuple
+    magic: tuple            # byte strings a file of this format starts with
+    carve: object
+
+
+SECTOR_FORMATS = []
+
+
+def sector_format(name, types, *magic):
+    """Register a carver for files that start at a sector boundary."""
+    def register(carve):
+        SECTOR_FORMATS.append(SectorFormat(name, tuple(types), magic, carve))
+        return carve
+    return register
+
+
+def wanted(types, options):
+    return any(kind in options.types for kind in types)
+
+
+# --- JPEG ------------------------------------------------------------------------------
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+MARKER_SOI = 0xD8
+MARKER_EOI = 0xD9
+MARKER_SOS = 0xDA
+MARKER_APP1 = 0xE1
+MARKER_APP2 = 0xE2
+MARKER_TEM = 0x01
+RESTART_MARKERS = range(0xD0, 0xD8)
+FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}   # SOF0..SOF15
+SEGMENT_MARKERS = frozenset(range(0xC0, 0xFF)) - {MARKER_SOI, MARKER_EOI} - set(RESTART_MARKERS)
+EXIF_HEADER = b"Exif\0\0"
+MPF_HEADER = b"MPF\0"
+SEGMENT_HEADER = 4                          # FF, marker, 16-bit length
+TAG_MP_ENTRY = 0xB002
+MP_ENTRY_SIZE = 16                          # attribute, size, offset, two dependents
+
+
+class JpegWalk(NamedTuple):
+    end: int
+    status: str
+    detail: str
+    segments: list          # (marker, start, end) of the segments before the first scan
+
+
+def jpeg_scan_end(buf, pos, limit):
+    """Where the entropy-coded data starting at pos ends: the next marker, or -1.
+
+    Inside the data, FF is followed by 00 (a stuffed byte) or a restart marker."""
+    while True:
+        pos = buf.find(b"\xff", pos, limit)
+        if pos < 0 or pos + 1 >= limit:
+            return -1
+        following = buf[pos + 1]
+        if following == 0 or following in RESTART_MARKERS:
+            pos += 2
+        elif following == 0xFF:             # fill byte before a marker
+            pos += 1
+        else:
+            return pos
+
+
+def walk_jpeg(buf, start, limit):
+    """Follow a JPEG's markers from SOI to EOI, through every scan (progressive too).
+
+    FormatError until the first scan: before it, a broken structure means this was
+    never a JPEG. After it, a break is a damaged or truncated JPEG."""
+    pos = start + 2
+    segments = []
+    seen_frame = seen_scan = False
+    while True:
+        if pos + 2 > limit:
+            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
+        if buf[pos] != 0xFF:
+            if not seen_scan:
+                raise FormatError("no JPEG marker at +%d" % (pos - start))
+            return JpegWalk(pos, DAMAGED, "no marker at +%d" % (pos - start), segments)
+        marker = buf[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == MARKER_EOI:
+            if not (seen_frame and seen_scan):
+                raise FormatError("EOI before any image")
+            return JpegWalk(pos + 2, COMPLETE, "", segments)
+        if marker == MARKER_TEM or marker in RESTART_MARKERS:
+            pos += 2
+            continue
+        if marker not in SEGMENT_MARKERS:
+            if not seen_scan:
+                raise FormatError("marker FF%02X at +%d" % (marker, pos - start))
+            what = "another JPEG starts" if marker == MARKER_SOI else "marker FF%02X" % marker
+            return JpegWalk(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start), segments)
+        if pos + SEGMENT_HEADER > limit:
+            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
+        (length,) = struct.unpack_from(">H", buf, pos + 2)
+        if length < 2:
+            if not seen_scan:
+                raise FormatError("segment FF%02X has length %d" % (marker, length))
+            return JpegWalk(pos, DAMAGED, "a segment of length %d at +%d" % (
+                length, pos - start), segments)
+        segment_end = pos + 2 + length
+        if segment_end > limit:
+            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
+        if not seen_scan:
+            segments.append((marker, pos, segment_end))
+        seen_frame = seen_frame or marker in FRAME_MARKERS
+        if marker == MARKER_SOS:
+            if not seen_frame:
+                raise FormatError("a scan before any frame header")
+            seen_scan = True
+            pos = jpeg_scan_end(buf, segment_end, limit)
+            if pos < 0:
+                return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
+        else:
+            pos = segment_end
+
+
+def jpeg_app_data(buf, segments, marker, header):
+    """(start, end) of the first APPn segment's data after its identifying header."""
+    for kind, first, end in segments:
+        body = first + SEGMENT_HEADER
+        if kind == marker and bytes(buf[body:body + len(header)]) == header:
+            return body + len(header), end
+    return None
+
+
+def mpf_images(buf, segments):
+    """(start, size) of the extra images an MPF segment (APP2) lists after the first."""
+    found = jpeg_app_data(buf, segments, MARKER_APP2, MPF_HEADER)
+    if found is None:
+        return []
+    base, end = found
+    order, ifd0 = tiff_order(buf, base, end)
+    images = []
+    for entry in ifd_entries(buf, base, end, order, ifd0)[0]:
+        if entry.tag == TAG_MP_ENTRY and entry.value_at + entry.size <= end:
+            for at in range(entry.value_at, entry.value_at + entry.size - MP_ENTRY_SIZE + 1,
+                            MP_ENTRY_SIZE):
+                _attribute, size, offset = struct.unpack_from(order + "III", buf, at)
+                if offset:                  # 0 marks the first image, this one
+                    images.append((base + offset, size))
+    return images
+
+
+@sector_format("JPEG", ["jpg"], JPEG_MAGIC)
+def carve_jpeg(buf, start, limit, options):
+    """A JPEG, with the extra images of a multi-picture (MPF) file after its EOI."""
+    if not wanted(["jpg"], options):
+        return None
+    walk = walk_jpeg(buf, start, limit)
+    end, status, detail = walk.end, walk.status, walk.detail
+    embedded = [(first, last) for kind, first, last in walk.segments
+                if kind in range(0xE0, 0xF0)]          # EXIF thumbnail, FlashPix, ...
+    if status == COMPLETE:
+        try:
+            images = mpf_images(buf, walk.segments)
+        except FormatError as e:
+            images, status, detail = [], DAMAGED, "MPF: %s" % e
+        for image_at, size in images:
+            if image_at < walk.end or image_at + 2 > limit:
+                status, detail = (TRUNCATED if image_at + 2 > limit else DAMAGED,
+                                  "MPF image at +%d lies outside the file" % (image_at - start))
+                break
+            if bytes(buf[image_at:image_at + 2]) != JPEG_SOI:
+                status, detail = DAMAGED, "MPF image at +%d is not a JPEG" % (image_at - start)
+                break
+            embedded.append((image_at, image_at + size))
+            end = max(end, min(image_at + size, limit))
+            if image_at + size > limit:
+                status, detail = TRUNCATED, "the dump ends inside an MPF image"
+    meta = Meta()
+    exif = jpeg_app_data(buf, walk.segments, MARKER_APP1, EXIF_HEADER)
+    if exif is not None:
+        try:
+            meta = exif_meta(exif_tags(buf, exif[0], exif[1]))
+        except (FormatError, struct.error):
+            pass
+    return Carved(start, end - start, "jpg", "jpg", status, detail, [], meta, embedded)
+
+
+# --- RIFF: AVI, WAV, WebP ------------------------------------------------------------
+
+RIFF_HEADER = struct.Struct("<4sI4s")       # "RIFF", size of what follows, form type
+CHUNK_HEADER = struct.Struct("<4sI")
+RIFF_FORMS = {b"AVI ": "avi", b"WAVE": "wav", b"WEBP": "webp"}
+RIFF_FIRST_CHUNKS = {b"AVI ": (b"LIST",), b"WAVE": (b"fmt ", b"JUNK", b"bext", b"LIST", b"PAD "),
+                     b"WEBP": (b"VP8 ", b"VP8L", b"VP8X")}
+AVI_EXTENSION_FORM = b"AVIX"                # OpenDML: the RIFFs after the first (> 1 GB)
+AVI_MOVIE_LIST = b"movi"
+
+
+def riff_chunks(buf, first, end, limit):
+    """[(id, start, end)] of the chunks in [first, end); stops at the first bad one.
+
+    Returns the chunks and where the walk stopped (end when they tile it exactly)."""
+    chunks = []
+    pos = first
+    while pos + CHUNK_HEADER.size <= min(end, limit):
+        name, size = CHUNK_HEADER.unpack_from(buf, pos)
+        if not is_fourcc(name):
+            break
+        chunk_end = pos + CHUNK_HEADER.size + size + (size & 1)
+        chunks.append((name, pos, chunk_end))
+        pos = chunk_end
+    return chunks, pos
+
+
+@sector_format("RIFF", ["avi", "wav", "webp"], b"RIFF")
+def carve_riff(buf, start, limit, options):
+    """A RIFF file: its size field is its extent; OpenDML AVIs chain AVIX RIFFs after it."""
+    if limit - start < RIFF_HEADER.size:
+        raise FormatError("no room for a RIFF header")
+    _, size, form = RIFF_HEADER.unpack_from(buf, start)
+    kind = RIFF_FORMS.get(form)
+    if kind is None:
+        raise FormatError("unknown RIFF form %r" % form)
+    end = start + CHUNK_HEADER.size + size + (size & 1)
+    chunks, stop = riff_chunks(buf, start + RIFF_HEADER.size, end, limit)
+    if not chunks or chunks[0][0] not in RIFF_FIRST_CHUNKS[form]:
+        raise FormatError("a %s RIFF must start with %s" % (kind, RIFF_FIRST_CHUNKS[form]))
+    if not wanted([kind], options):
+        return None
+    while form == b"AVI " and end + RIFF_HEADER.size <= limit:
+        magic, more, extension = RIFF_HEADER.unpack_from(buf, end)
+        if magic != b"RIFF" or extension != AVI_EXTENSION_FORM:
+            break
+        end += CHUNK_HEADER.size + more + (more & 1)
+    embedded = []
+    for name, first, last in chunks:            # MJPEG frames are JPEGs: not files
+        if name == b"LIST" and bytes(buf[first + 8:first + 12]) == AVI_MOVIE_LIST:
+            embedded.append((first, last))
+    if form == b"AVI ":
+        embedded.append((start + RIFF_HEADER.size + size, end))     # the AVIX extensions
+    if end > limit:
+        status, detail = TRUNCATED, "the dump ends inside the RIFF (%d of %d bytes present)" % (
+            limit - start, end - start)
+    elif stop != start + CHUNK_HEADER.size + size + (size & 1) and stop != end:
+        status, detail = DAMAGED, "the chunk at +%d is not a chunk" % (stop - start)
+    elif form == b"WAVE" and not {b"fmt ", b"data"} <= {name for name, _, _ in chunks}:
+        status, detail = DAMAGED, "no fmt or no data chunk"
+    else:
+        status, detail = COMPLETE, ""
+    return Carved(start, min(end, limit) - start, kind, kind, status, detail, [], Meta(),
+                  embedded)
+
+
+# --- TIFF and the raws built on it: CR2, NEF, ARW, DNG, ORF, RW2, PEF ------------------
+
+TIFF_MAGICS = (b"II*\0", b"MM\0*", b"IIRO", b"IIRS", b"MMOR", b"IIU\0")
+ORF_MAGICS = (b"IIRO", b"IIRS", b"MMOR")
+RW2_MAGIC = b"IIU\0"
+CR2_MARK = b"CR"                            # at byte 8 of a CR2
+CR2_MARK_AT = 8
+MAX_TIFF_SPAN = 1 << 30                     # no raw is larger; a pointer past it is garbage
+MAX_IFDS = 64
+TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS = 0x0111, 0x0117
+TAG_TILE_OFFSETS, TAG_TILE_BYTE_COUNTS = 0x0144, 0x0145
+TAG_JPEG_OFFSET, TAG_JPEG_LENGTH = 0x0201, 0x0202
+TAG_SUB_IFDS = 0x014A
+TAG_GPS_IFD, TAG_INTEROP_IFD = 0x8825, 0xA005
+TAG_MAKER_NOTE = 0x927C
+TAG_DNG_VERSION = 0xC612
+IFD_POINTER_TAGS = (TAG_EXIF_IFD, TAG_GPS_IFD, TAG_INTEROP_IFD)
+DATA_PAIRS = ((TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS), (TAG_TILE_OFFSETS, TAG_TILE_BYTE_COUNTS),
+              (TAG_JPEG_OFFSET, TAG_JPEG_LENGTH))
+NIKON_MAKER_NOTE = b"Nikon\0"
+NIKON_TIFF_AT = 10                          # "Nikon\0", version, 2 bytes, then a TIFF header
+RAW_MAKES = (("NIKON", "nef"), ("SONY", "arw"), ("PENTAX", "pef"), ("RICOH", "pef"),
+             ("OLYMPUS", "orf"), ("PANASONIC", "rw2"))
+TIFF_TYPES = ("tif", "cr2", "nef", "arw", "dng", "orf", "rw2", "pef")
+
+
+class TiffWalk(NamedTuple):
+    end: int                # the largest end of anything the file's IFDs point at
+    data: list              # (start, end) of strips, tiles and JPEG previews
+    flags: list             # pointers that were bounded and ignored
+    tags: dict              # IFD0's tags (text and single numbers)
+    ifd0_tags: frozenset    # the numbers of all IFD0's tags
+    maker_note: tuple       # (start, end) or ()
+
+
+def walk_tiff(buf, start, limit):
+    """Every IFD of a TIFF (chain, SubIFDs, Exif, GPS, Interop, a Nikon MakerNote) and
+    everything they point at. A pointer beyond MAX_TIFF_SPAN is flagged, not followed."""
+    order, ifd0 = tiff_order(buf, start, min(limit, start + MAX_TIFF_SPAN))
+    span_end = start + MAX_TIFF_SPAN
+    end = start + TIFF_HEADER_SIZE
+    data, flags, maker_note = [], [], ()
+    queue = [(start, ifd0, order)]
+    seen = set()
+    tags = None
+    ifd0_tags = frozenset()
+    while queue and len(seen) < MAX_IFDS:
+        base, offset, ifd_order = queue.pop(0)
+        if (base, offset) in seen or not offset:
+            continue
+        seen.add((base, offset))
+        if base + offset >= span_end:
+            flags.append("an IFD at +%d" % (base + offset - start))
+            continue
+        try:
+            entries, next_ifd = ifd_entries(buf, base, min(limit, span_end), ifd_order, offset)
+        except FormatError:
+            if tags is None:
+                raise
+            if base + offset + 2 > limit:
+                end = max(end, limit + 1)       # the dump ends before this IFD
+            else:
+                flags.append("the IFD at +%d" % (base + offset - start))
+            continue
+        if tags is None:
+            tags = read_ifd(buf, base, limit, ifd_order, offset)
+            ifd0_tags = frozenset(entry.tag for entry in entries)
+        end = max(end, base + offset + 2 + len(entries) * IFD_ENTRY_SIZE + 4)
+        by_tag = {entry.tag: entry for entry in entries}
+        for entry in entries:
+            if entry.inline:
+                continue
+            if entry.value_at + entry.size > span_end:
+                flags.append("tag 0x%04x points at +%d" % (entry.tag, entry.value_at - start))
+            else:
+                end = max(end, entry.value_at + entry.size)
+        for offsets_tag, lengths_tag in DATA_PAIRS:
+            if offsets_tag in by_tag and lengths_tag in by_tag:
+                offsets = ifd_numbers(buf, by_tag[offsets_tag], ifd_order, limit)
+                lengths = ifd_numbers(buf, by_tag[lengths_tag], ifd_order, limit)
+                for first, length in zip(offsets, lengths):
+                    if base + first + length > span_end:
+                        flags.append("tag 0x%04x points at +%d" % (offsets_tag, base + first - start))
+                    elif length:
+                        data.append((base + first, base + first + length))
+                        end = max(end, base + first + length)
+        for tag in IFD_POINTER_TAGS + (TAG_SUB_IFDS,):
+            if tag in by_tag:
+                queue.extend((base, pointer, ifd_order)
+                             for pointer in ifd_numbers(buf, by_tag[tag], ifd_order, limit))
+        note = by_tag.get(TAG_MAKER_NOTE)
+        if note is not None and not note.inline and note.value_at + note.size <= span_end:
+            maker_note = (note.value_at, note.value_at + note.size)
+            inner = note.value_at + NIKON_TIFF_AT
+            if bytes(buf[note.value_at:note.value_at + len(NIKON_MAKER_NOTE)]) == NIKON_MAKER_NOTE:
+                try:
+                    inner_order, inner_ifd = tiff_order(buf, inner, min(limit, span_end))
+                    queue.append((inner, inner_ifd, inner_order))
+                except FormatError:
+                    flags.append("the Nikon MakerNote header")
+        if next_ifd:
+            queue.append((base, next_ifd, ifd_order))
+    return TiffWalk(end, data, flags, tags or {}, ifd0_tags, maker_note)
+
+
+def tiff_type(buf, start, tags, tag_ids):
+    magic = bytes(buf[start:start + 4])
+    if magic in ORF_MAGICS:
+        return "orf"
+    if magic == RW2_MAGIC:
+        return "rw2"
+    if bytes(buf[start + CR2_MARK_AT:start + CR2_MARK_AT + 2]) == CR2_MARK:
+        return "cr2"
+    if TAG_DNG_VERSION in tag_ids:
+        return "dng"
+    make = str(tags.get(TAG_MAKE, "")).upper()
+    for prefix, kind in RAW_MAKES:
+        if make.startswith(prefix):
+            return kind
+    return "tif"
+
+
+@sector_format("TIFF", TIFF_TYPES, *TIFF_MAGICS)
+def carve_tiff(buf, start, limit, options):
+    """A TIFF or TIFF-based raw: its extent is the furthest thing its IFDs point at."""
+    if not wanted(TIFF_TYPES, options):
+        return None
+    walk = walk_tiff(buf, start, limit)
+    if not walk.data:
+        raise FormatError("no strips, tiles or JPEG: an Exif block, not an image")
+    kind = tiff_type(buf, start, walk.tags, walk.ifd0_tags)
+    if kind not in options.types:
+        return None
+    end = min(walk.end, limit)
+    if walk.end > limit:
+        status, detail = TRUNCATED, "the dump ends inside the file (%d of %d bytes present)" % (
+            limit - start, walk.end - start)
+    elif walk.flags:
+        status, detail = DAMAGED, "; ".join(walk.flags[:3]) + ": outside any plausible raw, ignored"
+    else:
+        status, detail = COMPLETE, ""
+        for first, last in walk.data:
+            if bytes(buf[first:first + 2]) == JPEG_SOI and not jpeg_is_whole(buf, first, last):
+                status, detail = DAMAGED, "the JPEG at +%d is not whole" % (first - start)
+                break
+    try:
+        tags = exif_tags(buf, start, end)
+    except (FormatError, struct.error):
+        tags = walk.tags
+    embedded = []
+    if status == COMPLETE:
+        embedded = walk.data + ([walk.maker_note] if walk.maker_note else [])
+    return Carved(start, end - start, kind, kind, status, detail, [], exif_meta(tags), embedded)
+
+
+# --- CRW: Canon's CIFF raw (EOS D30 to 300D) ------------------------------------------
+
+CRW_MAGIC = b"II\x1a\0\0\0HEAPCCDR"        # byte order, header length 26, signature
+CRW_HEADER_SIZE = 26
+CIFF_ENTRY = struct.Struct("<HII")          # type, size, offset from the heap start
+CIFF_IMAGE_PROPS = b"\x0a\x30"              # type 0x300a, in every CRW's root heap
+CIFF_JPEG = 0x2007
+CIFF_LOCATION_MASK = 0xC000                 # type bits saying where the data is
+MAX_CIFF_ENTRIES = 256
+MAX_CRW_SIZE = 256 << 20
+
+
+def find_ciff_table(buf, heap, limit):
+    """(table offset, entries) of the root heap, found from the heap's start.
+
+    The table ends the heap and its last 4 bytes give its own offset, so it can only
+    be confirmed, not read, from the front: every 0x300a type code is tried as an
+    entry of a table whose records tile the heap up to it."""
+    stop = min(limit, heap + MAX_CRW_SIZE)
+    hit = buf.find(CIFF_IMAGE_PROPS, heap, stop)
+    while hit >= 0:
+        for index in range(MAX_CIFF_ENTRIES):
+            table = hit - 2 - index * CIFF_ENTRY.size
+            if table < heap + 2:
+                break
+            (count,) = struct.unpack_from("<H", buf, table)
+            table_end = table + 2 + count * CIFF_ENTRY.size + 4
+            if index >= count or table_end > limit:
+                continue
+            (self_offset,) = struct.unpack_from("<I", buf, table_end - 4)
+            if self_offset != table - heap:
+                continue
+            entries = [CIFF_ENTRY.unpack_from(buf, table + 2 + i * CIFF_ENTRY.size)
+                       for i in range(count)]
+            in_heap = [(t, s, o) for t, s, o in entries if not t & CIFF_LOCATION_MASK]
+            if in_heap and max(o + s for _, s, o in in_heap) == self_offset:
+                return self_offset, entries
+        hit = buf.find(CIFF_IMAGE_PROPS, hit + 1, stop)
+    return None
+
+
+@sector_format("CRW", ["crw"], CRW_MAGIC)
+def carve_crw(buf, start, limit, options):
+    """A CRW: the root heap's table, found at the heap's end, gives the extent."""
+    if not wanted(["crw"], options):
+        return None
+    heap = start + CRW_HEADER_SIZE
+    found = find_ciff_table(buf, heap, limit)
+    if found is None:
+        if limit - start < MAX_CRW_SIZE:
+            return Carved(start, limit - start, "crw", "crw", TRUNCATED,
+                          "the dump ends before the CIFF table", [], Meta(), [])
+        raise FormatError("no CIFF table within %d bytes" % MAX_CRW_SIZE)
+    table, entries = found
+    count = len(entries)
+    end = heap + table + 2 + count * CIFF_ENTRY.size + 4
+    status, detail, embedded = COMPLETE, "", []
+    for kind, size, offset in entries:
+        if kind == CIFF_JPEG:
+            first = heap + offset
+            embedded.append((first, first + size))
+            if not jpeg_is_whole(buf, first, first + size):
+                status, detail = DAMAGED, "the JPEG at +%d is not whole" % (first - start)
+    return Carved(start, end - start, "crw", "crw", status, detail, [], Meta(), embedded)
+
+
+# --- 7z --------------------------------------------------------------------------------
+
+SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+SEVEN_ZIP_START = struct.Struct("<6sBBIQQI")    # magic, version, CRC, next header offset/size/CRC
+SEVEN_ZIP_START_SIZE = 32
+SEVEN_ZIP_HEADER_IDS = (0x01, 0x17)             # Header, EncodedHeader
+LZMA_DICT_SIZE = 1 << 26                        # 64 MiB: covers 7-Zip's presets up to -mx9
+LZMA1_PROPERTIES = {"lc": 3, "lp": 0, "pb": 2}  # 7-Zip's defaults (properties byte 0x5D)
+SALVAGE_CHUNK = 1 << 16
+SALVAGE_SUFFIX = ".salvaged"
+
+
+@sector_format("7z", ["7z"], SEVEN_ZIP_MAGIC)
+def carve_7z(buf, start, limit, options):
+    """A 7z archive: the start header gives the end header's place, both CRC-checked."""
+    if not wanted(["7z"], options):
+        return None
+    if limit - start < SEVEN_ZIP_START_SIZE:
+        raise FormatError("no room for a 7z start header")
+    _, major, _minor, crc, offset, size, next_crc = SEVEN_ZIP_START.unpack_from(buf, start)
+    if major != 0 or zlib.crc32(buf[start + 12:start + 32]) != crc:
+        raise FormatError("the 7z start header's CRC does not match")
+    header = start + SEVEN_ZIP_START_SIZE + offset
+    end = header + size
+    if not size:
+        status, detail = DAMAGED, "the start header was never completed (archiving interrupted)"
+        end = start + SEVEN_ZIP_START_SIZE
+    elif end > limit:
+        status, detail = TRUNCATED, "the dump ends before the end header (%d of %d bytes)" % (
+            limit - start, end - start)
+    elif zlib.crc32(buf[header:end]) != next_crc or buf[header] not in SEVEN_ZIP_HEADER_IDS:
+        status, detail = DAMAGED, "the end header at +%d is not there" % (header - start)
+    else:
+        status, detail = COMPLETE, ""
+    return Carved(start, min(end, limit) - start, "7z", "7z", status, detail, [], Meta(), [])
+
+
+def salvage_7z(buf, start, end, out):
+    """Decode an archive's first packed stream into out, as far as it goes.
+
+    The headers that named the method are lost, so it is guessed from the stream's
+    first bytes, as 7-Zip's recovery guide does: LZMA starts 00 then a byte below 80;
+    LZMA2 starts with a chunk that resets the dictionary (01, or E0 and up). Returns
+    the method's name, or "" when the stream is neither."""
+    first = start + SEVEN_ZIP_START_SIZE
+    if end - first < 2:
+        return ""
+    lead, second = buf[first], buf[first + 1]
+    if lead == 0 and second < 0x80:
+        method, spec = "LZMA", dict(LZMA1_PROPERTIES, id=lzma.FILTER_LZMA1)
+    elif lead == 1 or lead >= 0xE0:
+        method, spec = "LZMA2", {"id": lzma.FILTER_LZMA2}
+    else:
+        return ""
+    spec["dict_size"] = LZMA_DICT_SIZE
+    decoder = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[spec])
+    with memoryview(buf) as view:
+        for pos in range(first, end, SALVAGE_CHUNK):
+            with view[pos:min(pos + SALVAGE_CHUNK, end)] as chunk:
+                try:
+                    data = decoder.decompress(chunk)
+                except lzma.LZMAError:
+                    break
+            out.write(data)
+            if decoder.eof:
+                break
+    return method
+
+
+def magic_by_lead_byte():
+    """{first byte: [(magic, carve)]}: what the sector sieve looks up."""
+    table = collections.defaultdict(list)
+    for fmt in SECTOR_FORMATS:
+        for magic in fmt.magic:
+            table[magic[:1]].append((magic, fmt.carve))
+    return dict(table)
+
+
+MAGIC_BY_LEAD_BYTE = magic_by_lead_byte()
 
 
 # ---------------------------------------------------------------------------
@@ -1385,8 +2079,15 @@ class Saved:
         self.name = name
         self.carved = carved
         self.sha256 = sha256
+        self._embedded = sorted(carved.embedded)
+        self._starts = [first for first, _ in self._embedded]
         self.holds = []         # (name, offset from our start) of files inside this one
         self.inside = []        # (name, offset from its start) of files this one is in
+
+    def embeds(self, pos):
+        """True when pos lies in a part of this file that belongs to it (a preview)."""
+        index = bisect.bisect_right(self._starts, pos)
+        return index > 0 and pos < self._embedded[index - 1][1]
 
     def verdict(self):
         status, detail = self.carved.status, self.carved.detail
@@ -1405,14 +2106,14 @@ class Saved:
 class Recovery:
     """One scan of one dump into one output directory."""
 
-    def __init__(self, dump, outdir, rule, types, log, stop, dfxml=None):
+    def __init__(self, dump, outdir, options, log, stop, dfxml=None, nested=False):
         self.dump = dump
         self.stop = stop
         self.outdir = outdir
-        self.rule = rule
-        self.types = types
+        self.options = options
         self.log = log
         self.dfxml = dfxml
+        self.nested = nested                    # carving a salvaged 7z stream
         self.pos = 0
         self.pending = collections.deque()      # Saved files, in offset order
         self.saved = collections.Counter()      # status -> files reported
@@ -1442,19 +2143,26 @@ class Recovery:
     def scan(self):
         """Try every candidate in offset order, inside carved files too (see Saved)."""
         while True:
-            self.pos = self.dump.next_candidate(self.pos, self.stop.check)
-            if self.pos < 0:
+            found = self.dump.next_candidate(self.pos, self.options.align, self.stop.check)
+            if found is None:
                 return
+            self.pos, carve = found
             self.settle(self.pos)
-            carved = self.carve(self.pos)
-            if carved is not None:
-                self.save(carved)
+            if not self.embedded(self.pos):
+                carved = self.carve(carve, self.pos)
+                if carved is not None:
+                    self.save(carved)
             self.pos += 1
 
-    def carve(self, start):
-        self.log.debug("found ftyp at offset %d" % start)
+    def embedded(self, pos):
+        """True when pos lies in a part of a saved file that belongs to it (a preview)."""
+        return any(saved.embeds(pos) for saved in self.pending)
+
+    def carve(self, carve, start):
+        name = "ftyp" if carve is carve_ftyp else carve.__name__[len("carve_"):]
+        self.log.debug("found %s at offset %d" % (name, start))
         try:
-            carved = carve_isobmff(self.dump.map, start, self.dump.size, self.rule, self.types)
+            carved = carve(self.dump.map, start, self.dump.size, self.options)
         except FormatError as e:
             self.log.debug("not a file: %s" % e)
             return None
@@ -1513,6 +2221,37 @@ class Recovery:
             if status != COMPLETE:
                 self.log.warning("%s is %s: %s" % (self.outdir.path_of(status, saved.name),
                                                    status, detail))
+                if carved.type == "7z" and not self.outdir.dry_run:
+                    self.salvage(saved, status)
+
+    def salvage(self, saved, status):
+        """Decode a broken 7z's first packed stream, then carve what it holds."""
+        carved = saved.carved
+        target = self.outdir.path_of(status, saved.name + SALVAGE_SUFFIX)
+        part = str(target) + PART_SUFFIX
+        _, _, _, _, offset, _, _ = SEVEN_ZIP_START.unpack_from(self.dump.map, carved.offset)
+        end = min(carved.offset + SEVEN_ZIP_START_SIZE + offset, carved.end) \
+            if offset else carved.end
+        try:
+            with open(part, "xb") as out:
+                method = salvage_7z(self.dump.map, carved.offset, end, out)
+            if not method or not os.path.getsize(part):
+                os.unlink(part)
+                self.log.info("%s: no LZMA stream to salvage" % target.name[:-len(SALVAGE_SUFFIX)])
+                return
+            os.rename(part, target)
+        except OSError as e:
+            if os.path.exists(part):
+                os.unlink(part)
+            raise OutputError("cannot write %s: %s" % (target, e.strerror or e)) from None
+        self.log.info("Salvaged {}, {:,d} B of {} data".format(
+            target, os.path.getsize(target), method))
+        with Dump(str(target)) as stream:
+            inner = OutputDir(str(target) + ".files", self.outdir.name_by)
+            try:
+                Recovery(stream, inner, self.options, self.log, self.stop, nested=True).run()
+            finally:
+                inner.close()
 
     def summary(self):
         problems = [(self.saved[s], s) for s in (TRUNCATED, DAMAGED) if self.saved[s]]
@@ -1522,7 +2261,9 @@ class Recovery:
         if self.failed:
             self.log.error("%d file(s) could not be saved" % self.failed)
         found = sum(self.saved.values())
-        if self.outdir.dry_run:
+        if self.nested:
+            self.log.info("Carved %d file(s) from %s" % (found, self.dump.path))
+        elif self.outdir.dry_run:
             self.log.info("Dry run: found %d file(s), wrote none" % found)
         else:
             self.log.info("Restored %d file(s)" % found)
@@ -1559,7 +2300,8 @@ def _main(argv=None):
                 return EXIT_ERROR
             cleanup.callback(dfxml.close)
         with StopRequest() as stop:
-            return Recovery(dump, outdir, stop_rule(args), args.types, log, stop, dfxml).run()
+            options = Options(stop_rule(args), args.types, args.align)
+            return Recovery(dump, outdir, options, log, stop, dfxml).run()
 
 
 if __name__ == "__main__":
