@@ -6,12 +6,18 @@ Usage::
     recovercr3 --input card.img --outdir recovered
 
 The tool reads a dump (an image file made with dd or ddrescue, or a block device),
-finds every file a camera writes in the ISO base media file format - Canon CR3 and
-CRM, HEIF/HIF, MP4, MOV, 3GP - and copies each one, byte for byte, into the output
-directory as img1.cr3, img2.mp4, ... It works without any file system: a card that is
-corrupted, quick-formatted or unreadable by the camera still gives its files back, as
-long as each file lies in one contiguous run of sectors (true for every file on a
-card that was filled without deleting anything).
+finds every file a camera writes - Canon CR3 and CRM, HEIF/HIF, MP4, MOV, 3GP, and
+beside them JPEG, AVI/WAV/WebP, TIFF and the raws built on it (CR2, NEF, ARW, DNG,
+ORF, RW2, PEF), Canon's CRW and 7z archives - and copies each one, byte for byte,
+into the output directory as img1.cr3, img2.mp4, ... It works without any file
+system: a card that is corrupted, quick-formatted or unreadable by the camera still
+gives its files back, as long as each file lies in one contiguous run of sectors
+(true for every file on a card that was filled without deleting anything).
+
+Every file's end comes from its own structure, never from a maximum size: the box
+chain of ISO-BMFF files (below), a JPEG's markers and scans, a RIFF's size, every
+IFD of a TIFF and what it points at, a CRW's heap table, a 7z's start header. Files
+other than ISO-BMFF are looked for at sector boundaries (--align).
 
 How a file is found and measured
 --------------------------------
