@@ -1015,10 +1015,10 @@ def check_raw_samples(f):
         for offset, size in track.samples():
             if offset + size > f.size:
                 continue                    # reported by check_samples_inside_mdat
-            whole = jpeg_is_whole(f.buf, f.start + offset, f.start + offset + size)
-            if b"JPEG" in track.entry_boxes and not whole:
-                return "trak %d: the JPEG at +%d is not whole" % (track.number, offset)
-            if b"CMP1" in track.entry_boxes and f.at(offset, 2) not in CRX_HEADERS:
+            if b"JPEG" in track.entry_boxes:
+                if not jpeg_is_whole(f.buf, f.start + offset, f.start + offset + size):
+                    return "trak %d: the JPEG at +%d is not whole" % (track.number, offset)
+            elif b"CMP1" in track.entry_boxes and f.at(offset, 2) not in CRX_HEADERS:
                 return "trak %d: no CRX header at +%d" % (track.number, offset)
 
 
