@@ -68,7 +68,9 @@ Safety
 The dump is opened read-only and never written. An existing output file is never
 overwritten: the next free number is used. Each file is written to ``NAME.part`` and
 renamed when complete, so an interrupted run never leaves a half file that looks
-whole. Memory stays flat whatever the size of the dump or of a file. Ctrl-C stops,
+whole. Files are not forced to disk one by one (fsync would make every run as slow
+as the disk): after a power cut during a run, empty the output and run again - the
+dump is unchanged. Memory stays flat whatever the size of the dump or of a file. Ctrl-C stops,
 removes the partial file and prints what was saved.
 
 Exit status: 0 when the scan finished (also when nothing was found), 1 on an I/O
@@ -87,9 +89,11 @@ import datetime
 import errno
 import hashlib
 import bisect
+import concurrent.futures
 import io
 import lzma
 import mmap
+import multiprocessing
 import os
 import re
 import shlex
@@ -97,6 +101,7 @@ import signal
 import stat
 import struct
 import sys
+import time
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -229,6 +234,11 @@ def parse_args(argv=None):
     p.add_argument("--dfxml", metavar="FILE",
                    help="also write a DFXML report: one fileobject per file, with its "
                         "byte run and sha256")
+    p.add_argument("-j", "--jobs", type=_positive_int_arg, default=os.cpu_count() or 1,
+                   metavar="N", help="processes that search the dump (default: one per "
+                                     "CPU, %(default)s here); the output does not depend on it")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress line (it is only shown on a terminal anyway)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print every candidate and every box with its size")
     p.add_argument("--version", action="version", version="%(prog)s " + __version__)
@@ -240,7 +250,7 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------
 
 SECTOR_SIZE = 512
-SCAN_WINDOW = 16 << 20      # bytes searched before the pages behind are let go
+SCAN_REGION = 16 << 20      # searched in one go, by one worker when there are several      # bytes searched before the pages behind are let go
 COPY_CHUNK = 8 << 20        # bytes written per write() call
 
 
@@ -267,16 +277,18 @@ class Dump:
                 self.map = mmap.mmap(fd, self.size, access=mmap.ACCESS_READ)
             except (OSError, OverflowError, ValueError) as e:
                 raise InputError("cannot map %s (%d bytes): %s" % (path, self.size, e)) from None
-        finally:
+        except BaseException:
             os.close(fd)
-        self._kept_from = 0             # pages below this offset were let go
-        self._window = (0, 0, [])       # candidates found in [first, stop)
+            raise
+        self.fd = fd                    # read-only, for sendfile
+        self.sendfile_ok = hasattr(os, "sendfile")
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.map.close()
+        os.close(self.fd)
 
     def forget(self, start, end):
         """Drop [start, end) from this process's memory; the page cache keeps it."""
@@ -286,57 +298,43 @@ class Dump:
         if end > start:
             self.map.madvise(mmap.MADV_DONTNEED, start, end - start)
 
-    def next_candidate(self, pos, align, checkpoint):
-        """(offset, carve) of the next possible file start at or after pos, or None.
-
-        Nothing before pos is read again, so the pages behind it are let go."""
-        while pos < self.size:
-            checkpoint()
-            if pos - self._kept_from >= SCAN_WINDOW:
-                self.forget(self._kept_from, pos)
-                self._kept_from = pos
-            first, stop, found = self._window
-            if not first <= pos < stop:
-                stop = min(pos + SCAN_WINDOW, self.size)
-                self._window = first, stop, found = pos, stop, self._candidates(pos, stop, align)
-            index = bisect.bisect_left(found, (pos,))
-            if index < len(found):
-                return found[index]
-            pos = stop
-        return None
-
-    def _candidates(self, first, stop, align):
-        """Sorted (offset, carve) of every possible file start in [first, stop):
-        "ftyp" at any byte, the other formats' magic at multiples of align."""
-        found = []
-        hit = self.map.find(FTYP, first + FTYP_AT, min(stop + FTYP_AT + len(FTYP), self.size))
-        while hit >= 0:
-            found.append((hit - FTYP_AT, carve_ftyp))
-            hit = self.map.find(FTYP, hit + 1, min(stop + FTYP_AT + len(FTYP), self.size))
-        if align == 1:
-            for fmt in SECTOR_FORMATS:
-                for magic in fmt.magic:
-                    hit = self.map.find(magic, first, min(stop + len(magic) - 1, self.size))
-                    while hit >= 0:
-                        found.append((hit, fmt.carve))
-                        hit = self.map.find(magic, hit + 1, min(stop + len(magic) - 1, self.size))
-        else:
-            aligned = -(-first // align) * align
-            leads = self.map[aligned:stop:align]        # one byte per sector, at C speed
-            for lead, magics in MAGIC_BY_LEAD_BYTE.items():
-                index = leads.find(lead)
-                while index >= 0:
-                    offset = aligned + index * align
-                    for magic, carve in magics:
-                        if self.map[offset:offset + len(magic)] == magic:
-                            found.append((offset, carve))
-                    index = leads.find(lead, index + 1)
-        found.sort(key=lambda candidate: candidate[0])
-        return found
+    def candidates(self, align, jobs):
+        """(offset, format) of every possible file start, in offset order; (stop, None)
+        closes each region. With jobs > 1, worker processes search the regions ahead
+        while the caller carves: the order, and so the output, stays the same."""
+        regions = [(first, min(first + SCAN_REGION, self.size), align)
+                   for first in range(0, self.size, SCAN_REGION)]
+        with contextlib.ExitStack() as stack:
+            if jobs <= 1 or len(regions) < 2:
+                results = (find_candidates(self.map, *region) for region in regions)
+            else:
+                pool = stack.enter_context(multiprocessing.Pool(
+                    min(jobs, len(regions)), initializer=_start_scan_worker,
+                    initargs=(self.path, self.size)))
+                results = pool.imap(_scan_region, regions)
+            for (first, stop, _), found in zip(regions, results):
+                yield from found
+                yield stop, None
+                self.forget(first, stop)    # carving reads only ahead of the scan
 
     def copy_to(self, fd, start, size, checkpoint, digest=None):
-        """Write dump[start:start+size] to fd in chunks straight from the map."""
+        """Write dump[start:start+size] to fd, a chunk at a time: by the kernel alone
+        (sendfile) when it can, else from memoryview slices of the map (and through
+        the digest when one is asked for). Memory stays flat either way."""
         end = start + size
+        if digest is None and self.sendfile_ok:
+            try:
+                while start < end:
+                    checkpoint()
+                    sent = os.sendfile(fd, self.fd, start, min(COPY_CHUNK, end - start))
+                    if not sent:
+                        raise OSError(errno.EIO, "the dump ended early")
+                    start += sent
+                return
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                self.sendfile_ok = False        # not for this pair of files: copy below
         with memoryview(self.map) as view:
             while start < end:
                 checkpoint()
@@ -346,7 +344,8 @@ class Dump:
                         digest.update(chunk)
                     done = 0
                     while done < len(chunk):
-                        done += os.write(fd, chunk[done:])
+                        with chunk[done:] as rest:      # released even when write fails
+                            done += os.write(fd, rest)
                 self.forget(start, stop)
                 start = stop
 
@@ -1230,6 +1229,7 @@ class Options(NamedTuple):
     rule: object            # where an ISO-BMFF file ends (StopAfterMdat, ...)
     types: frozenset
     align: int = 512        # files other than ISO-BMFF start at multiples of this
+    jobs: int = 1           # processes that search for candidates
 
 
 JPEG_SAMPLE_ENTRIES = frozenset([b"jpeg", b"mjpa", b"mjpb", b"MJPG", b"AVDJ"])
@@ -1853,11 +1853,77 @@ def magic_by_lead_byte():
     table = collections.defaultdict(list)
     for fmt in SECTOR_FORMATS:
         for magic in fmt.magic:
-            table[magic[:1]].append((magic, fmt.carve))
+            table[magic[:1]].append((magic, fmt.name))
     return dict(table)
 
 
 MAGIC_BY_LEAD_BYTE = magic_by_lead_byte()
+
+
+CARVERS = dict([("ftyp", carve_ftyp)] + [(fmt.name, fmt.carve) for fmt in SECTOR_FORMATS])
+
+
+def find_candidates(buf, first, stop, align):
+    """Sorted (offset, format name) of every possible file start in [first, stop):
+    "ftyp" at any byte, the other formats' magic at multiples of align.
+
+    The byte-granular find is kept for ftyp alone; the other magics are sieved: one
+    byte per sector is pulled out at C speed and only sectors whose first byte can
+    start a magic are looked at, so a new format costs next to nothing."""
+    size = len(buf)
+    found = []
+    end = min(stop + FTYP_AT + len(FTYP), size)
+    hit = buf.find(FTYP, first + FTYP_AT, end)
+    while hit >= 0:
+        found.append((hit - FTYP_AT, "ftyp"))
+        hit = buf.find(FTYP, hit + 1, end)
+    if align == 1:
+        for fmt in SECTOR_FORMATS:
+            for magic in fmt.magic:
+                end = min(stop + len(magic) - 1, size)
+                hit = buf.find(magic, first, end)
+                while hit >= 0:
+                    found.append((hit, fmt.name))
+                    hit = buf.find(magic, hit + 1, end)
+    else:
+        aligned = -(-first // align) * align
+        leads = buf[aligned:stop:align]
+        for lead, magics in MAGIC_BY_LEAD_BYTE.items():
+            index = leads.find(lead)
+            while index >= 0:
+                offset = aligned + index * align
+                for magic, name in magics:
+                    if buf[offset:offset + len(magic)] == magic:
+                        found.append((offset, name))
+                index = leads.find(lead, index + 1)
+    found.sort(key=lambda candidate: candidate[0])
+    return found
+
+
+_scan_map = None            # a scan worker's own map of the dump
+
+
+def _start_scan_worker(path, size):
+    global _scan_map
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the main process's
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        _scan_map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+
+
+def _scan_region(region):
+    """The candidates of one region, in a worker. Its pages are let go afterwards,
+    with the next region's head: the search peeks past the region's end, and the
+    kernel maps a whole large page there (another worker's region)."""
+    first, stop, align = region
+    found = find_candidates(_scan_map, first, stop, align)
+    if hasattr(_scan_map, "madvise"):
+        start = first - first % mmap.PAGESIZE
+        end = min(stop + SCAN_REGION, len(_scan_map))
+        _scan_map.madvise(mmap.MADV_DONTNEED, start, end - start)
+    return found
 
 
 # ---------------------------------------------------------------------------
@@ -1962,7 +2028,6 @@ class OutputDir:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                          | getattr(os, "O_BINARY", 0), 0o644)
             dump.copy_to(fd, carved.offset, carved.size, checkpoint, digest)
-            os.fsync(fd)
             os.close(fd)
             fd = None
             os.rename(part, path)
@@ -2040,14 +2105,26 @@ class Dfxml:
 # The recovery run
 # ---------------------------------------------------------------------------
 
-class Log:
-    """Log lines on stderr in the original recovercr3's format: "[INFO] ..."."""
+PROGRESS_EVERY = 0.5        # seconds between two updates of the progress line
+CLEAR_LINE = "\r\033[K"
 
-    def __init__(self, stream, verbose=False):
+
+class Log:
+    """Log lines on stderr in the original recovercr3's format ("[INFO] ..."), and a
+    progress line that log lines replace (only on a terminal, unless --quiet)."""
+
+    def __init__(self, stream, verbose=False, progress=False):
         self.stream = stream
         self.verbose = verbose
+        self.show_progress = progress
+        self._shown = False
+        self._started = time.monotonic()
+        self._last = 0.0
 
     def _line(self, level, message):
+        if self._shown:
+            self.stream.write(CLEAR_LINE)
+            self._shown = False
         self.stream.write("[%s] %s\n" % (level, message))
         self.stream.flush()
 
@@ -2063,6 +2140,21 @@ class Log:
 
     def error(self, message):
         self._line("ERROR", message)
+
+    def progress(self, done, total, files):
+        """Scanned so far, speed, files found and time left, at most every half second."""
+        now = time.monotonic()
+        if not self.show_progress or now - self._last < PROGRESS_EVERY:
+            return
+        self._last = now
+        rate = done / max(now - self._started, 1e-6)
+        left = int((total - done) / rate) if rate else 0
+        self.stream.write("{}{:,.1f} of {:,.1f} GB ({:.0%}), {:,.0f} MB/s, {} file(s), "
+                          "{}:{:02d}:{:02d} left".format(
+                              CLEAR_LINE, done / 1e9, total / 1e9, done / total, rate / 1e6,
+                              files, left // 3600, left // 60 % 60, left % 60))
+        self.stream.flush()
+        self._shown = True
 
 
 def stop_rule(args):
@@ -2081,10 +2173,11 @@ class Saved:
     its data is not where it says) or, rarely, that one file is stored in another.
     """
 
-    def __init__(self, name, carved, sha256=""):
+    def __init__(self, name, carved, written=None, digest=None):
         self.name = name
         self.carved = carved
-        self.sha256 = sha256
+        self.written = written      # the writer's Future (None in a dry run)
+        self.digest = digest
         self._embedded = sorted(carved.embedded)
         self._starts = [first for first, _ in self._embedded]
         self.holds = []         # (name, offset from our start) of files inside this one
@@ -2110,7 +2203,11 @@ class Saved:
 
 
 class Recovery:
-    """One scan of one dump into one output directory."""
+    """One scan of one dump into one output directory.
+
+    The scan and the carving run here; the copies run in a writer thread (write and
+    fsync let go of the interpreter), so the disk works while the next files are
+    found. A file's report row waits for its copy."""
 
     def __init__(self, dump, outdir, options, log, stop, dfxml=None, nested=False):
         self.dump = dump
@@ -2121,26 +2218,28 @@ class Recovery:
         self.dfxml = dfxml
         self.nested = nested                    # carving a salvaged 7z stream
         self.pos = 0
+        self.writer = None
         self.pending = collections.deque()      # Saved files, in offset order
         self.saved = collections.Counter()      # status -> files reported
         self.failed = 0
 
     def run(self):
         code = EXIT_OK
-        try:
-            self.scan()
-        except (Interrupted, KeyboardInterrupt):
-            self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
-                self.pos, self.dump.size))
-            code = EXIT_INTERRUPTED
-        except OutputError as e:
-            self.log.error(str(e))
-            code = EXIT_ERROR
-        try:
-            self.settle()
-        except OutputError as e:
-            self.log.error(str(e))
-            code = EXIT_ERROR
+        with concurrent.futures.ThreadPoolExecutor(1) as self.writer:
+            try:
+                self.scan()
+                self.settle()
+            except (Interrupted, KeyboardInterrupt):
+                self.stop.requested = True      # the writer stops too
+                at = min([self.pos] + [saved.carved.offset for saved in self.pending])
+                self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
+                    at, self.dump.size))
+                code = EXIT_INTERRUPTED
+            except OutputError as e:
+                self.stop.requested = True      # nothing more will fit
+                self.log.error(str(e))
+                code = EXIT_ERROR
+            self.settle(final=True)
         self.summary()
         if code == EXIT_OK and self.failed:
             code = EXIT_ERROR
@@ -2148,17 +2247,15 @@ class Recovery:
 
     def scan(self):
         """Try every candidate in offset order, inside carved files too (see Saved)."""
-        while True:
-            found = self.dump.next_candidate(self.pos, self.options.align, self.stop.check)
-            if found is None:
-                return
-            self.pos, carve = found
-            self.settle(self.pos)
-            if not self.embedded(self.pos):
-                carved = self.carve(carve, self.pos)
+        for offset, name in self.dump.candidates(self.options.align, self.options.jobs):
+            self.stop.check()
+            self.pos = offset
+            self.settle(offset)
+            self.log.progress(offset, self.dump.size, sum(self.saved.values()) + len(self.pending))
+            if name is not None and not self.embedded(offset):
+                carved = self.carve(CARVERS[name], offset)
                 if carved is not None:
                     self.save(carved)
-            self.pos += 1
 
     def embedded(self, pos):
         """True when pos lies in a part of a saved file that belongs to it (a preview)."""
@@ -2186,17 +2283,9 @@ class Recovery:
             return
         self.log.info("Saving {}, size {:,d} B".format(path, carved.size))
         digest = hashlib.sha256() if self.dfxml else None
-        try:
-            self.outdir.save(self.dump, carved, name, self.stop.check, digest)
-        except OSError as e:
-            if e.errno != errno.EFBIG:
-                raise OutputError("cannot write %s: %s" % (path, e.strerror or e)) from None
-            self.failed += 1
-            self.log.error("%s not saved: too large for the output file system "
-                           "(FAT32 holds at most 4 GiB per file); use an exFAT, NTFS or "
-                           "ext4 disk for --outdir" % path)
-            return
-        self._pend(Saved(name, carved, digest.hexdigest() if digest else ""))
+        written = self.writer.submit(self.outdir.save, self.dump, carved, name,
+                                     self.stop.check, digest)
+        self._pend(Saved(name, carved, written, digest))
 
     def _pend(self, saved):
         carved = saved.carved
@@ -2207,28 +2296,64 @@ class Recovery:
                 saved.inside.append((outer.name, at))
         self.pending.append(saved)
 
-    def settle(self, pos=None):
-        """Report the saved files the scan has passed (all of them when pos is None)."""
+    def settle(self, pos=None, final=False):
+        """Report the saved files the scan has passed (all of them when pos is None).
+
+        final: the run is over, maybe cut short; a file whose copy did not finish is
+        left out of the report (its .part file is already gone)."""
         while self.pending and (pos is None or self.pending[0].carved.end <= pos):
-            saved = self.pending.popleft()
-            carved = saved.carved
-            status, detail = saved.verdict()
-            try:
-                if STATUS_DIRS[status] != STATUS_DIRS[carved.status] and not self.outdir.dry_run:
-                    self.outdir.move(saved.name, carved.status, status)
-                relpath = self.outdir.relpath(status, saved.name)
-                self.outdir.record(relpath, carved, status, detail)
-                if self.dfxml:
-                    self.dfxml.add(relpath, carved, saved.sha256)
-            except OSError as e:
-                raise OutputError("cannot write to %s: %s" % (self.outdir.path,
-                                                              e.strerror or e)) from None
-            self.saved[status] += 1
-            if status != COMPLETE:
-                self.log.warning("%s is %s: %s" % (self.outdir.path_of(status, saved.name),
-                                                   status, detail))
-                if carved.type == "7z" and not self.outdir.dry_run:
-                    self.salvage(saved, status)
+            saved = self.pending[0]
+            if not self._written(saved, final):
+                self.pending.popleft()
+                continue
+            self.pending.popleft()
+            self._report(saved)
+
+    def _written(self, saved, final):
+        """Wait for saved's copy; False when it was not saved (and the run goes on)."""
+        if saved.written is None:
+            return True
+        path = self.outdir.path_of(saved.carved.status, saved.name)
+        try:
+            saved.written.result()
+        except (Interrupted, KeyboardInterrupt):
+            if final:
+                return False
+            raise
+        except OSError as e:
+            if e.errno == errno.EFBIG:
+                self.failed += 1
+                self.log.error("%s not saved: too large for the output file system "
+                               "(FAT32 holds at most 4 GiB per file); use an exFAT, NTFS or "
+                               "ext4 disk for --outdir" % path)
+                return False
+            message = "cannot write %s: %s" % (path, e.strerror or e)
+            if not final:
+                raise OutputError(message) from None
+            self.failed += 1
+            self.log.error(message)
+            return False
+        return True
+
+    def _report(self, saved):
+        carved = saved.carved
+        status, detail = saved.verdict()
+        try:
+            if STATUS_DIRS[status] != STATUS_DIRS[carved.status] and not self.outdir.dry_run:
+                self.outdir.move(saved.name, carved.status, status)
+            relpath = self.outdir.relpath(status, saved.name)
+            self.outdir.record(relpath, carved, status, detail)
+            if self.dfxml:
+                self.dfxml.add(relpath, carved, saved.digest.hexdigest() if saved.digest else "")
+        except OSError as e:
+            raise OutputError("cannot write to %s: %s" % (self.outdir.path,
+                                                          e.strerror or e)) from None
+        self.saved[status] += 1
+        if status != COMPLETE:
+            self.log.warning("%s is %s: %s" % (self.outdir.path_of(status, saved.name),
+                                               status, detail))
+            if carved.type == "7z" and not self.outdir.dry_run:
+                self.salvage(saved, status)
 
     def salvage(self, saved, status):
         """Decode a broken 7z's first packed stream, then carve what it holds."""
@@ -2255,7 +2380,8 @@ class Recovery:
         with Dump(str(target)) as stream:
             inner = OutputDir(str(target) + ".files", self.outdir.name_by)
             try:
-                Recovery(stream, inner, self.options, self.log, self.stop, nested=True).run()
+                Recovery(stream, inner, self.options._replace(jobs=1), self.log, self.stop,
+                         nested=True).run()
             finally:
                 inner.close()
 
@@ -2277,7 +2403,7 @@ class Recovery:
 
 def _main(argv=None):
     args = parse_args(argv)
-    log = Log(sys.stderr, args.verbose)
+    log = Log(sys.stderr, args.verbose, progress=sys.stderr.isatty() and not args.quiet)
     try:
         dump = Dump(args.input)
     except InputError as e:
@@ -2306,7 +2432,7 @@ def _main(argv=None):
                 return EXIT_ERROR
             cleanup.callback(dfxml.close)
         with StopRequest() as stop:
-            options = Options(stop_rule(args), args.types, args.align)
+            options = Options(stop_rule(args), args.types, args.align, args.jobs)
             return Recovery(dump, outdir, options, log, stop, dfxml).run()
 
 

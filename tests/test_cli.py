@@ -119,6 +119,13 @@ def test_bad_options_exit_2(tmp_path, card, options, message):
     assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
 
 
+def sending(write):
+    """An os.sendfile that goes through write, so that tests can make it fail."""
+    def sendfile(out_fd, in_fd, offset, count):
+        return write(out_fd, os.pread(in_fd, count, offset))
+    return sendfile
+
+
 def test_disk_full_stops_cleanly(tmp_path, card, monkeypatch):
     dump, files = card
     real_write = os.write
@@ -132,6 +139,7 @@ def test_disk_full_stops_cleanly(tmp_path, card, monkeypatch):
         return real_write(fd, data)
 
     monkeypatch.setattr(recovercr3.os, "write", filling_write)
+    monkeypatch.setattr(recovercr3.os, "sendfile", sending(filling_write))
     out = recover(dump, tmp_path / "out")
     assert out.rc == 1
     assert "[ERROR] cannot write %s: No space left on device" % (
@@ -160,6 +168,7 @@ def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeyp
         return real_write(fd, data)
 
     monkeypatch.setattr(recovercr3.os, "write", interrupted_write)
+    monkeypatch.setattr(recovercr3.os, "sendfile", sending(interrupted_write))
     out = recover(dump, tmp_path / "out")
     assert out.rc == 130
     assert out.log.splitlines()[-2:] == ["[WARNING] Interrupted at offset 30,073 of 29,409,431 B",
