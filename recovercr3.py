@@ -59,6 +59,11 @@ damaged
     goes on inside every carved file: what lies there is saved too, noted "lies
     inside imgN".
 
+Speed: worker processes search the dump (--jobs, one per CPU by default) while the
+main process carves and a thread copies; the output is the same for any number of
+jobs. On a terminal a progress line shows what was read, how fast, the files found
+and the time left (-q hides it).
+
 ``--name-by date`` names files 2022-01-15_08-30-12_EOS-R6.cr3 from their Exif data
 (or a movie's creation time); ``--dry-run`` writes the report only; ``--dfxml FILE``
 adds a DFXML report with each file's byte run and sha256.
@@ -387,7 +392,7 @@ def tiff_order(buf, start, end):
 TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8,
                    11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 TIFF_IFD_TYPE = 13
-TIFF_INTEGER_FORMATS = {3: "H", 4: "I", 13: "I", 16: "Q"}
+TIFF_INTEGER_FORMATS = {TIFF_SHORT: "H", TIFF_LONG: "I", TIFF_IFD_TYPE: "I", 16: "Q"}
 IFD_ENTRY = "HHI4s"                          # tag, type, count, value or offset
 
 
