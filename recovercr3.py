@@ -59,6 +59,10 @@ damaged
     goes on inside every carved file: what lies there is saved too, noted "lies
     inside imgN".
 
+A 7z archive whose end header is missing is saved as it is, and its first packed
+stream, when LZMA or LZMA2, is decoded into imgN.7z.salvaged and carved in turn
+(into imgN.7z.salvaged.files/).
+
 Speed: worker processes search the dump (--jobs, one per CPU by default) while the
 main process carves and a thread copies; the output is the same for any number of
 jobs. On a terminal a progress line shows what was read, how fast, the files found
@@ -75,8 +79,8 @@ overwritten: the next free number is used. Each file is written to ``NAME.part``
 renamed when complete, so an interrupted run never leaves a half file that looks
 whole. Files are not forced to disk one by one (fsync would make every run as slow
 as the disk): after a power cut during a run, empty the output and run again - the
-dump is unchanged. Memory stays flat whatever the size of the dump or of a file. Ctrl-C stops,
-removes the partial file and prints what was saved.
+dump is unchanged. Memory stays flat whatever the size of the dump or of a file.
+Ctrl-C stops, removes the partial file and prints what was saved.
 
 Exit status: 0 when the scan finished (also when nothing was found), 1 on an I/O
 error (output disk full, file too large for the output file system, ...), 2 on bad
@@ -87,14 +91,14 @@ crash on a bad sector: make an image first with ddrescue, and work on the image.
 """
 
 import argparse
+import bisect
 import collections
+import concurrent.futures
 import contextlib
 import csv
 import datetime
 import errno
 import hashlib
-import bisect
-import concurrent.futures
 import io
 import lzma
 import mmap
@@ -255,7 +259,7 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------
 
 SECTOR_SIZE = 512
-SCAN_REGION = 16 << 20      # searched in one go, by one worker when there are several      # bytes searched before the pages behind are let go
+SCAN_REGION = 16 << 20      # searched in one go (by one worker when there are several)
 COPY_CHUNK = 8 << 20        # bytes written per write() call
 
 
@@ -1533,8 +1537,8 @@ def carve_riff(buf, start, limit, options):
     kind = RIFF_FORMS.get(form)
     if kind is None:
         raise FormatError("unknown RIFF form %r" % form)
-    end = start + CHUNK_HEADER.size + size + (size & 1)
-    chunks, stop = riff_chunks(buf, start + RIFF_HEADER.size, end, limit)
+    riff_end = end = start + CHUNK_HEADER.size + size + (size & 1)
+    chunks, stop = riff_chunks(buf, start + RIFF_HEADER.size, riff_end, limit)
     if not chunks or chunks[0][0] not in RIFF_FIRST_CHUNKS[form]:
         raise FormatError("a %s RIFF must start with %s" % (kind, RIFF_FIRST_CHUNKS[form]))
     if not wanted([kind], options):
@@ -1549,11 +1553,11 @@ def carve_riff(buf, start, limit, options):
         if name == b"LIST" and bytes(buf[first + 8:first + 12]) == AVI_MOVIE_LIST:
             embedded.append((first, last))
     if form == b"AVI ":
-        embedded.append((start + RIFF_HEADER.size + size, end))     # the AVIX extensions
+        embedded.append((riff_end, end))                            # the AVIX extensions
     if end > limit:
         status, detail = TRUNCATED, "the dump ends inside the RIFF (%d of %d bytes present)" % (
             limit - start, end - start)
-    elif stop != start + CHUNK_HEADER.size + size + (size & 1) and stop != end:
+    elif stop != riff_end:
         status, detail = DAMAGED, "the chunk at +%d is not a chunk" % (stop - start)
     elif form == b"WAVE" and not {b"fmt ", b"data"} <= {name for name, _, _ in chunks}:
         status, detail = DAMAGED, "no fmt or no data chunk"
@@ -1809,8 +1813,7 @@ def carve_7z(buf, start, limit, options):
     header = start + SEVEN_ZIP_START_SIZE + offset
     end = header + size
     if not size:
-        status, detail = DAMAGED, "the start header was never completed (archiving interrupted)"
-        end = start + SEVEN_ZIP_START_SIZE
+        status, detail = COMPLETE, ""                   # an empty archive
     elif end > limit:
         status, detail = TRUNCATED, "the dump ends before the end header (%d of %d bytes)" % (
             limit - start, end - start)
@@ -2241,7 +2244,9 @@ class Recovery:
                     at, self.dump.size))
                 code = EXIT_INTERRUPTED
             except OutputError as e:
-                self.stop.requested = True      # nothing more will fit
+                for saved in self.pending:      # nothing more will fit
+                    if saved.written is not None:
+                        saved.written.cancel()
                 self.log.error(str(e))
                 code = EXIT_ERROR
             self.settle(final=True)
@@ -2256,7 +2261,8 @@ class Recovery:
             self.stop.check()
             self.pos = offset
             self.settle(offset)
-            self.log.progress(offset, self.dump.size, sum(self.saved.values()) + len(self.pending))
+            found = sum(self.saved.values()) + len(self.pending)
+            self.log.progress(offset, self.dump.size, found)
             if name is not None and not self.embedded(offset):
                 carved = self.carve(CARVERS[name], offset)
                 if carved is not None:
@@ -2321,7 +2327,7 @@ class Recovery:
         path = self.outdir.path_of(saved.carved.status, saved.name)
         try:
             saved.written.result()
-        except (Interrupted, KeyboardInterrupt):
+        except (Interrupted, KeyboardInterrupt, concurrent.futures.CancelledError):
             if final:
                 return False
             raise
