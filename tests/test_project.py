@@ -52,3 +52,14 @@ def test_script_needs_nothing_newer_than_python_3_8(tmp_path):
     newer = tmp_path / "newer.py"
     newer.write_text("print('img1.cr3'.removesuffix('.cr3'))\n")     # a 3.9 method
     assert vermin(newer)[0] != 0
+
+
+def test_readme_renders_without_warnings():
+    docutils_core = pytest.importorskip("docutils.core")
+    import io
+    warnings = io.StringIO()
+    docutils_core.publish_string((PROJECT / "README.rst").read_text(encoding="utf-8"),
+                                 writer_name="html",
+                                 settings_overrides={"warning_stream": warnings,
+                                                     "report_level": 2})
+    assert warnings.getvalue() == ""
