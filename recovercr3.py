@@ -57,7 +57,9 @@ damaged
     intact but whose data was written around deleted files (fragmented) looks whole
     to a carver; the files found over its extent give it away. The search therefore
     goes on inside every carved file: what lies there is saved too, noted "lies
-    inside imgN".
+    inside imgN". A chain of boxes that breaks before its end (the rest of the file
+    is elsewhere) is saved up to the break when it holds the file's header (moov or
+    meta): a fragmented CR3 still gives its metadata and preview.
 
 A 7z archive whose end header is missing is saved as it is, and its first packed
 stream, when LZMA or LZMA2, is decoded into imgN.7z.salvaged and carved in turn
@@ -719,12 +721,14 @@ class Walk(NamedTuple):
     boxes: list
     end: int                    # where the carved bytes end (limit when truncated)
     truncated: bool
+    broken: str = ""            # why the chain broke before the file's end, if it did
 
 
 def walk_boxes(buf, start, limit, rule):
     """Follow the top-level boxes from start until rule says the file has ended.
 
-    Raises FormatError when the chain breaks before the file's end.
+    When the chain breaks before the file's end (the next bytes are no box: the file
+    is fragmented or overwritten), the walk ends after the last whole box, saying why.
     """
     boxes = []
     seen = set()
@@ -736,27 +740,31 @@ def walk_boxes(buf, start, limit, rule):
             if rule.after_end(seen):
                 return Walk(boxes, pos, False)
             return Walk(boxes, limit, True)
-        except FormatError:
+        except FormatError as e:
             if rule.after_end(seen):
                 return Walk(boxes, pos, False)
-            raise
+            return Walk(boxes, pos, False, "at +%d: %s" % (pos - start, e))
         if not rule.accepts(box, boxes, seen):
             return Walk(boxes, pos, False)
         if box.to_end and box.name != MDAT:
-            raise FormatError("box %r has size 0, which only mdat may have" % box.name)
+            return Walk(boxes, pos, False, "at +%d: box %r has size 0, which only mdat "
+                                           "may have" % (pos - start, box.name))
         boxes.append(box)
         seen.add(box.name)
         if box.end > limit:
             return Walk(boxes, limit, True)
         pos = box.end
         if len(boxes) > MAX_BOXES_BEFORE_MDAT and not rule.after_end(seen):
-            raise FormatError("more than %d boxes before the end" % MAX_BOXES_BEFORE_MDAT)
+            return Walk(boxes, pos, False, "more than %d boxes before the end"
+                        % MAX_BOXES_BEFORE_MDAT)
     return Walk(boxes, pos, False)
 
 
 def walk_verdict(kind, walk, limit):
     """(status, detail) from the top-level boxes alone."""
     names = [box.name for box in walk.boxes]
+    if walk.broken:
+        return DAMAGED, "the boxes break %s (fragmented or overwritten)" % walk.broken
     if walk.truncated:
         last = walk.boxes[-1] if walk.boxes else None
         if last is None or last.end <= limit:
@@ -1293,6 +1301,9 @@ def carve_isobmff(buf, start, limit, rule, types):
     if kind not in types and not (kind == "cr3" and "crm" in types):
         return None
     walk = walk_boxes(buf, start, limit, rule)
+    if walk.broken and not {MOOV, META} & {box.name for box in walk.boxes}:
+        raise FormatError("the boxes break %s, with no moov or meta before: "
+                          "no header worth saving" % walk.broken)
     f = IsoFile(buf, start, walk.end, walk.boxes, ftyp)
     kind, ext = type_and_extension(kind, ftyp, f.compressor())
     if kind not in types:

@@ -127,12 +127,33 @@ def test_fragmented_movie_does_not_hide_the_photos_over_its_extent(tmp_path, eos
         % (offsets[1] - offsets[0]))
 
 
-def test_broken_chain_is_skipped_and_the_next_file_found(tmp_path):
+def test_broken_chain_keeps_its_header_as_damaged_and_the_next_file_is_found(tmp_path):
     movie = corpus_file("mei_sample.3gp")
     broken = movie[:1740] + b"\x00\x00\x00\x03junk" + noise(3000)     # moov, then garbage
     build_dump(tmp_path / "card.img", 100, broken, 100, movie, 100)
     out = recover(tmp_path / "card.img", tmp_path / "out")
-    assert out.shas() == [sha256(movie)]
+    assert out.shas() == [sha256(movie[:1740]), sha256(movie)]
+    assert [(row["status"], row["detail"]) for row in out.rows] == [
+        ("damaged", "the boxes break at +1740: box b'junk' has size 3 (fragmented or "
+                    "overwritten)"), ("complete", "")]
+
+
+def test_fragmented_cr3_keeps_its_preview_and_metadata(tmp_path, eos_r_cr3):
+    # A CR3 written around deleted files: its first fragment holds ftyp, moov, the XMP
+    # and the PRVW preview; what follows is another file's data.
+    header = eos_r_cr3[:403242]
+    build_dump(tmp_path / "card.img", 512, header, 70000, seed=4)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.shas() == [sha256(header)]
+    row = out.rows[0]
+    assert (row["file"], row["status"]) == ("damaged/img1.cr3", "damaged")
+    assert row["detail"].startswith("the boxes break at +403242: ")
+    assert (row["model"], row["serial"]) == ("Canon EOS R", "085023000606")
+
+
+def test_ftyp_with_no_index_before_garbage_is_not_a_file(tmp_path):
+    build_dump(tmp_path / "card.img", 100, ftyp(b"isom") + b"\x00\x00\x00\x03junk", 3000)
+    assert recover(tmp_path / "card.img", tmp_path / "out").rows == []
 
 
 def test_candidates_overlapping_a_truncated_file_are_still_found(tmp_path):

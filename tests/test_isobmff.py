@@ -181,17 +181,23 @@ def test_movie_of_many_fragments_is_walked_whole():
     assert len(w.boxes) == 3 + 40000 and w.end == len(data)
 
 
-def test_default_garbage_before_mdat_is_not_a_file():
-    with pytest.raises(r.FormatError):
-        walk(FTYP_CR3 + MOOV + b"\0\0\0\x03junk" + MDAT)
+def test_default_garbage_before_mdat_breaks_the_walk():
+    data = FTYP_CR3 + MOOV + b"\0\0\0\x03junk" + MDAT
+    w = walk(data)
+    assert names(w) == [b"ftyp", b"moov"] and w.end == len(FTYP_CR3 + MOOV)
+    assert w.broken == "at +140: box b'junk' has size 3"
+    c = carve(data)
+    assert (c.status, c.size) == ("damaged", len(FTYP_CR3 + MOOV))
+    with pytest.raises(r.FormatError, match="no moov or meta before"):
+        carve(FTYP_CR3 + b"\0\0\0\x03junk" + MDAT)           # nothing but ftyp: no file
 
 
 def test_size_zero_allowed_for_mdat_only():
     data = FTYP_MP4 + MOOV + struct.pack(">I4s", 0, b"mdat") + noise(50)
     w = walk(data)
     assert w.end == len(data) and not w.truncated
-    with pytest.raises(r.FormatError, match="size 0"):
-        walk(FTYP_MP4 + struct.pack(">I4s", 0, b"moov") + noise(50))
+    w = walk(FTYP_MP4 + struct.pack(">I4s", 0, b"moov") + noise(50))
+    assert "size 0, which only mdat may have" in w.broken and names(w) == [b"ftyp"]
 
 
 def test_box_past_the_end_is_truncated():
