@@ -1023,36 +1023,38 @@ def check_last_sample_ends_mdat(f):
         return "the last sample ends at +%d, mdat at +%d" % (max(ends), mdat_end)
 
 
+def samples_of(f, entry):
+    """(track, offset, size) of every sample, within the file, of the tracks whose
+    sample entry is entry (samples past its end are check_samples_inside_mdat's)."""
+    for track in f.tracks():
+        if track.entry == entry:
+            for offset, size in track.samples():
+                if offset + size <= f.size:
+                    yield track, offset, size
+
+
 @check("cr3", "crm")
 def check_raw_samples(f):
-    for track in f.tracks():
-        if track.entry != CANON_RAW_ENTRY:
-            continue
-        for offset, size in track.samples():
-            if offset + size > f.size:
-                continue                    # reported by check_samples_inside_mdat
-            if b"JPEG" in track.entry_boxes:
-                if not jpeg_is_whole(f.buf, f.start + offset, f.start + offset + size):
-                    return "trak %d: the JPEG at +%d is not whole" % (track.number, offset)
-            elif b"CMP1" in track.entry_boxes and f.at(offset, 2) not in CRX_HEADERS:
-                return "trak %d: no CRX header at +%d" % (track.number, offset)
+    for track, offset, size in samples_of(f, CANON_RAW_ENTRY):
+        if b"JPEG" in track.entry_boxes:
+            if not jpeg_is_whole(f.buf, f.start + offset, f.start + offset + size):
+                return "trak %d: the JPEG at +%d is not whole" % (track.number, offset)
+        elif b"CMP1" in track.entry_boxes and f.at(offset, 2) not in CRX_HEADERS:
+            return "trak %d: no CRX header at +%d" % (track.number, offset)
 
 
 @check("cr3", "crm")
 def check_ctmd_records(f):
-    for track in f.tracks():
-        if track.entry != CANON_METADATA_ENTRY:
-            continue
-        for offset, size in track.samples():
-            data = f.at(offset, size)
-            pos = 0
-            while pos + CTMD_RECORD.size <= len(data):
-                length, _kind = CTMD_RECORD.unpack_from(data, pos)
-                if length < CTMD_RECORD.size:
-                    break
-                pos += length
-            if pos != size:
-                return "trak %d: the CTMD records at +%d are broken" % (track.number, offset)
+    for track, offset, size in samples_of(f, CANON_METADATA_ENTRY):
+        data = f.at(offset, size)
+        pos = 0
+        while pos + CTMD_RECORD.size <= len(data):
+            length, _kind = CTMD_RECORD.unpack_from(data, pos)
+            if length < CTMD_RECORD.size:
+                break
+            pos += length
+        if pos != size:
+            return "trak %d: the CTMD records at +%d are broken" % (track.number, offset)
 
 
 @check("cr3", "crm")
