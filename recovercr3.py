@@ -1247,7 +1247,7 @@ class Carved(NamedTuple):
 class Options(NamedTuple):
     rule: object            # where an ISO-BMFF file ends (StopAfterMdat, ...)
     types: frozenset
-    align: int = 512        # files other than ISO-BMFF start at multiples of this
+    align: int = SECTOR_SIZE    # files other than ISO-BMFF start at multiples of this
     jobs: int = 1           # processes that search for candidates
 
 
@@ -2240,7 +2240,8 @@ class Recovery:
         self.nested = nested                    # carving a salvaged 7z stream
         self.pos = 0
         self.writer = None
-        self.pending = collections.deque()      # Saved files, in offset order
+        self.pending = collections.deque()      # Saved files not reported yet, in offset order
+        self.open = []                          # Saved files the scan is still inside
         self.saved = collections.Counter()      # status -> files reported
         self.failed = 0
 
@@ -2274,22 +2275,22 @@ class Recovery:
             self.stop.check()
             self.pos = offset
             self.settle(offset)
+            self.open = [saved for saved in self.open if saved.carved.end > offset]
             found = sum(self.saved.values()) + len(self.pending)
             self.log.progress(offset, self.dump.size, found)
             if name is not None and not self.embedded(offset):
-                carved = self.carve(CARVERS[name], offset)
+                carved = self.carve(name, offset)
                 if carved is not None:
                     self.save(carved)
 
     def embedded(self, pos):
         """True when pos lies in a part of a saved file that belongs to it (a preview)."""
-        return any(saved.embeds(pos) for saved in self.pending)
+        return any(saved.embeds(pos) for saved in self.open)
 
-    def carve(self, carve, start):
-        name = "ftyp" if carve is carve_ftyp else carve.__name__[len("carve_"):]
+    def carve(self, name, start):
         self.log.debug("found %s at offset %d" % (name, start))
         try:
-            carved = carve(self.dump.map, start, self.dump.size, self.options)
+            carved = CARVERS[name](self.dump.map, start, self.dump.size, self.options)
         except FormatError as e:
             self.log.debug("not a file: %s" % e)
             return None
@@ -2313,12 +2314,13 @@ class Recovery:
 
     def _pend(self, saved):
         carved = saved.carved
-        for outer in self.pending:
-            if outer.carved.offset < carved.offset < outer.carved.end:
+        for outer in self.open:                 # each ends past this start (see scan)
+            if outer.carved.offset < carved.offset:
                 at = carved.offset - outer.carved.offset
                 outer.holds.append((saved.name, at))
                 saved.inside.append((outer.name, at))
         self.pending.append(saved)
+        self.open.append(saved)
 
     def settle(self, pos=None, final=False):
         """Report the saved files the scan has passed (all of them when pos is None).
