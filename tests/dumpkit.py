@@ -13,7 +13,6 @@ the JPEG track's sample made to start with FFD8 and end with FFD9.
 
 import hashlib
 import os
-import random
 import struct
 from pathlib import Path
 
