@@ -102,9 +102,9 @@ import datetime
 import errno
 import hashlib
 import io
+import itertools
 import lzma
 import mmap
-import multiprocessing
 import os
 import re
 import shlex
@@ -139,38 +139,66 @@ class TruncatedError(FormatError):
 
 
 class InputError(Exception):
-    """The input cannot be scanned (missing, a directory, empty, unreadable)."""
+    """The input cannot be scanned (missing, a directory, a FIFO, empty, unreadable)."""
+
+
+class UsageError(Exception):
+    """The command asks for something that cannot be done safely (exit status 2)."""
+
+
+class ReadError(Exception):
+    """The dump could not be read any further (a read error, or it shrank)."""
 
 
 class OutputError(Exception):
-    """A recovered file cannot be written (disk full, read-only, ...)."""
+    """Nothing more can be written (disk full, read-only, ...): the run stops."""
 
 
 class Interrupted(Exception):
-    """The user pressed Ctrl-C; raised where stopping leaves nothing half done."""
+    """A stop was asked for; raised where stopping leaves nothing half done."""
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 class StopRequest:
-    """SIGINT handler: the first Ctrl-C asks for a clean stop, a second one is immediate.
+    """Ctrl-C, SIGTERM and SIGHUP: the first asks for a clean stop, a second one is
+    immediate (KeyboardInterrupt, wherever the program is).
 
     The work checks `check()` between chunks, so a stop never lands between creating
     a .part file and the code that removes it.
     """
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.signum = None
+        self._previous = {}
+
+    @property
+    def requested(self):
+        return self.signum is not None
+
+    def request(self, signum=signal.SIGINT):
+        if self.signum is None:
+            self.signum = signum
+
+    def exit_code(self):
+        """128 + the signal's number, as a shell reports a process stopped by it."""
+        return 128 + int(self.signum or signal.SIGINT)
 
     def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
     def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.requested:
+            raise KeyboardInterrupt
+        self.request(signum)
 
     def check(self):
         if self.requested:
@@ -261,77 +289,138 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------
 
 SECTOR_SIZE = 512
-SCAN_REGION = 16 << 20      # searched in one go (by one worker when there are several)
+SCAN_REGION = 16 << 20      # searched and carved in one go, by one scan process
+REGIONS_AHEAD = 2           # regions queued per scan process: bounds what waits in memory
 COPY_CHUNK = 8 << 20        # bytes written per write() call
 
 
-class Dump:
-    """The input, memory-mapped read-only.
+def unscannable(mode):
+    """What a file of this mode is, when it is not something a dump can be ("")."""
+    if stat.S_ISREG(mode) or stat.S_ISBLK(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
-    Pages the scan or a copy has passed are handed back with madvise, so the
-    process's memory stays flat on a dump of any size (the page cache keeps them).
+
+class Dump:
+    """The input, opened read-only, with the scan processes that map it.
+
+    The main process reads the dump only with sendfile and pread, where a read error
+    is an error. Only the scan processes map it: a read error under a map is a
+    signal (SIGBUS) that kills the process touching the page, so it kills a scan
+    process, and the run ends cleanly with everything found so far reported.
     """
 
     def __init__(self, path):
         self.path = path
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            kind = unscannable(os.stat(path).st_mode)  # before open: a FIFO's open blocks
+        except OSError as e:
+            raise InputError("cannot read %s: %s" % (path, e.strerror)) from None
+        if kind:
+            raise InputError(self._refusal(kind))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
         except OSError as e:
             raise InputError("cannot read %s: %s" % (path, e.strerror)) from None
         try:
-            if stat.S_ISDIR(os.fstat(fd).st_mode):
-                raise InputError("%s is a directory, not a dump" % path)
-            self.size = os.lseek(fd, 0, os.SEEK_END)    # st_size is 0 for block devices
+            self.stat = os.fstat(fd)
+            kind = unscannable(self.stat.st_mode)       # it may have changed since
+            if kind:
+                raise InputError(self._refusal(kind))
+            try:
+                self.size = os.lseek(fd, 0, os.SEEK_END)    # st_size is 0 for block devices
+            except OSError:
+                raise InputError("%s cannot be read at any offset (it is not seekable): "
+                                 "not a dump" % path) from None
             if self.size == 0:
                 raise InputError("%s is empty: nothing to recover" % path)
             try:
-                self.map = mmap.mmap(fd, self.size, access=mmap.ACCESS_READ)
+                mmap.mmap(fd, self.size, access=mmap.ACCESS_READ).close()
             except (OSError, OverflowError, ValueError) as e:
                 raise InputError("cannot map %s (%d bytes): %s" % (path, self.size, e)) from None
         except BaseException:
             os.close(fd)
             raise
-        self.fd = fd                    # read-only, for sendfile
+        self.fd = fd
         self.sendfile_ok = hasattr(os, "sendfile")
+
+    def _refusal(self, kind):
+        if kind == "a directory":
+            return "%s is a directory, not a dump" % self.path
+        return ("%s is %s, not a dump: recovercr3 reads an image file or a block device"
+                % (self.path, kind))
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.map.close()
         os.close(self.fd)
 
-    def forget(self, start, end):
-        """Drop [start, end) from this process's memory; the page cache keeps it."""
-        if not hasattr(self.map, "madvise"):
-            return
-        start -= start % mmap.PAGESIZE
-        if end > start:
-            self.map.madvise(mmap.MADV_DONTNEED, start, end - start)
+    def read(self, offset, size):
+        """Up to size bytes at offset; ReadError when the dump cannot be read there."""
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError as e:
+            raise ReadError("cannot read {} at offset {:,d}: {}".format(
+                self.path, offset, e.strerror or e)) from None
 
-    def candidates(self, align, jobs):
-        """(offset, format) of every possible file start, in offset order; (stop, None)
-        closes each region. With jobs > 1, worker processes search the regions ahead
-        while the caller carves: the order, and so the output, stays the same."""
-        regions = [(first, min(first + SCAN_REGION, self.size), align)
+    def scan(self, options):
+        """(stop, found) for every region in order, found being [(offset, format,
+        Carved, None or why it is not a file)] for each candidate. Scan processes
+        search and carve the regions ahead while the caller writes; the order, and
+        so the output, is the same for any number of them."""
+        regions = [(first, min(first + SCAN_REGION, self.size))
                    for first in range(0, self.size, SCAN_REGION)]
-        with contextlib.ExitStack() as stack:
-            if jobs <= 1 or len(regions) < 2:
-                results = (find_candidates(self.map, *region) for region in regions)
-            else:
-                pool = stack.enter_context(multiprocessing.Pool(
-                    min(jobs, len(regions)), initializer=_start_scan_worker,
-                    initargs=(self.path, self.size)))
-                results = pool.imap(_scan_region, regions)
-            for (first, stop, _), found in zip(regions, results):
-                yield from found
-                yield stop, None
-                self.forget(first, stop)    # carving reads only ahead of the scan
+        jobs = max(1, min(options.jobs, len(regions)))
+        todo = iter(regions)
+        queued = collections.deque()
+        pool = concurrent.futures.ProcessPoolExecutor(
+            jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
+        try:
+            while True:
+                while len(queued) < jobs * REGIONS_AHEAD:
+                    region = next(todo, None)
+                    if region is None:
+                        break
+                    queued.append((region, pool.submit(_scan_region, region)))
+                if not queued:
+                    return
+                (first, stop), future = queued.popleft()
+                try:
+                    found = future.result()
+                except concurrent.futures.BrokenExecutor:
+                    raise ReadError(self._why_broken(first, stop)) from None
+                yield stop, found
+        finally:
+            for _, future in queued:
+                future.cancel()
+            pool.shutdown(wait=True)
+
+    def _why_broken(self, first, stop):
+        """What a scan process's sudden death means, in words."""
+        try:
+            now = os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError:
+            now = self.size
+        if now < self.size:
+            return "{} shrank from {:,d} to {:,d} B while it was read: a dump must not " \
+                   "change during a run".format(self.path, self.size, now)
+        return ("reading {} failed between offsets {:,d} and {:,d} (a scan process died: a "
+                "read error under the memory map, such as a bad sector). Make an image "
+                "with ddrescue and scan the image".format(self.path, first, stop))
 
     def copy_to(self, fd, start, size, checkpoint, digest=None):
         """Write dump[start:start+size] to fd, a chunk at a time: by the kernel alone
-        (sendfile) when it can, else from memoryview slices of the map (and through
-        the digest when one is asked for). Memory stays flat either way."""
+        (sendfile) when it can, else through pread (and the digest when one is asked
+        for). Memory stays flat either way."""
         end = start + size
         if digest is None and self.sendfile_ok:
             try:
@@ -346,19 +435,24 @@ class Dump:
                 if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 self.sendfile_ok = False        # not for this pair of files: copy below
-        with memoryview(self.map) as view:
-            while start < end:
-                checkpoint()
-                stop = min(start + COPY_CHUNK, end)
-                with view[start:stop] as chunk:
-                    if digest is not None:
-                        digest.update(chunk)
-                    done = 0
-                    while done < len(chunk):
-                        with chunk[done:] as rest:      # released even when write fails
-                            done += os.write(fd, rest)
-                self.forget(start, stop)
-                start = stop
+        while start < end:
+            checkpoint()
+            chunk = os.pread(self.fd, min(COPY_CHUNK, end - start), start)
+            if not chunk:
+                raise OSError(errno.EIO, "the dump ended early")
+            if digest is not None:
+                digest.update(chunk)
+            write_all(fd, chunk)
+            start += len(chunk)
+
+
+def write_all(fd, data):
+    """os.write until all of data is written (a write may take only part of it)."""
+    with memoryview(data) as view:
+        done = 0
+        while done < len(view):
+            with view[done:] as rest:           # released even when write fails
+                done += os.write(fd, rest)
 
 
 # ---------------------------------------------------------------------------
@@ -1837,36 +1931,46 @@ def carve_7z(buf, start, limit, options):
     return Carved(start, min(end, limit) - start, "7z", "7z", status, detail, [], Meta(), [])
 
 
-def salvage_7z(buf, start, end, out):
-    """Decode an archive's first packed stream into out, as far as it goes.
+def salvage_7z(dump, start, end, fd, checkpoint):
+    """Decode an archive's first packed stream into fd, as far as it goes.
 
     The headers that named the method are lost, so it is guessed from the stream's
     first bytes, as 7-Zip's recovery guide does: LZMA starts 00 then a byte below 80;
     LZMA2 starts with a chunk that resets the dictionary (01, or E0 and up). Returns
-    the method's name, or "" when the stream is neither."""
+    the method's name ("" when the stream is neither) and whether decoding stopped
+    at SALVAGE_MAX_RATIO times the packed size."""
     first = start + SEVEN_ZIP_START_SIZE
-    if end - first < 2:
-        return ""
-    lead, second = buf[first], buf[first + 1]
-    if lead == 0 and second < 0x80:
+    lead = dump.read(first, 2)
+    if len(lead) < 2:
+        return "", False
+    if lead[0] == 0 and lead[1] < 0x80:
         method, spec = "LZMA", dict(LZMA1_PROPERTIES, id=lzma.FILTER_LZMA1)
-    elif lead == 1 or lead >= 0xE0:
+    elif lead[0] == 1 or lead[0] >= 0xE0:
         method, spec = "LZMA2", {"id": lzma.FILTER_LZMA2}
     else:
-        return ""
+        return "", False
     spec["dict_size"] = LZMA_DICT_SIZE
     decoder = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[spec])
-    with memoryview(buf) as view:
-        for pos in range(first, end, SALVAGE_CHUNK):
-            with view[pos:min(pos + SALVAGE_CHUNK, end)] as chunk:
-                try:
-                    data = decoder.decompress(chunk)
-                except lzma.LZMAError:
-                    break
-            out.write(data)
-            if decoder.eof:
+    room = SALVAGE_MAX_RATIO * (end - first)
+    pos = first
+    while pos < end and not decoder.eof:
+        checkpoint()
+        if decoder.needs_input:
+            chunk = dump.read(pos, min(SALVAGE_CHUNK, end - pos))
+            if not chunk:
                 break
-    return method
+            pos += len(chunk)
+        else:
+            chunk = b""                 # the decoder still holds output of the last chunk
+        try:
+            data = decoder.decompress(chunk, max_length=min(room, SALVAGE_CHUNK) or 1)
+        except lzma.LZMAError:
+            break
+        write_all(fd, data)
+        room -= len(data)
+        if not room and not decoder.eof:
+            return method, True
+    return method, False
 
 
 def magic_by_lead_byte():
@@ -1921,29 +2025,44 @@ def find_candidates(buf, first, stop, align):
     return found
 
 
-_scan_map = None            # a scan worker's own map of the dump
+def scan_region(buf, first, stop, options):
+    """[(offset, format, Carved or None, why it is not a file)] for every candidate
+    in [first, stop): what a scan process sends back. Carving is pure, so it can run
+    there, away from the process that writes."""
+    found = []
+    for offset, name in find_candidates(buf, first, stop, options.align):
+        try:
+            found.append((offset, name, CARVERS[name](buf, offset, len(buf), options), ""))
+        except FormatError as e:
+            found.append((offset, name, None, str(e)))
+    return found
 
 
-def _start_scan_worker(path, size):
-    global _scan_map
-    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the main process's
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+_scan = None                # a scan process's own map of the dump, and the options
+
+
+def _start_scan_process(path, size, options):
+    global _scan
+    for signum in STOP_SIGNALS:                 # stopping is the main process's
+        signal.signal(signum, signal.SIG_IGN)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
     try:
-        _scan_map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        _scan = (mmap.mmap(fd, size, access=mmap.ACCESS_READ), options)
     finally:
         os.close(fd)
 
 
 def _scan_region(region):
-    """The candidates of one region, in a worker. Its pages are let go afterwards,
-    with the next region's head: the search peeks past the region's end, and the
-    kernel maps a whole large page there (another worker's region)."""
-    first, stop, align = region
-    found = find_candidates(_scan_map, first, stop, align)
-    if hasattr(_scan_map, "madvise"):
+    """Search and carve one region in a scan process, then let go of its pages and of
+    what the carving read beyond them (the page cache keeps them): the search peeks
+    past the region's end, and the kernel maps a whole large page there."""
+    buf, options = _scan
+    first, stop = region
+    found = scan_region(buf, first, stop, options)
+    if hasattr(buf, "madvise"):
         start = first - first % mmap.PAGESIZE
-        end = min(stop + SCAN_REGION, len(_scan_map))
-        _scan_map.madvise(mmap.MADV_DONTNEED, start, end - start)
+        end = max([stop + SCAN_REGION] + [carved.end for _, _, carved, _ in found if carved])
+        buf.madvise(mmap.MADV_DONTNEED, start, min(end, len(buf)) - start)
     return found
 
 
@@ -1955,8 +2074,17 @@ PART_SUFFIX = ".part"
 REPORT_NAME = "recovercr3-report"
 REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
                  "model", "datetime", "serial")
+NOT_SAVED = "not saved"
 STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged"}
 CANON_PREFIX = "canon "
+MAX_MODEL_IN_NAME = 40          # a hostile card's 300-character model must not make a name
+                                # longer than a file system allows
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
+FORMULA_LEADS = ("=", "+", "-", "@")     # a spreadsheet runs a cell starting so
+# link() is how a name is given without ever replacing one; where the file system has
+# no hard links (FAT, exFAT, some FUSE), a checked rename is the fallback
+NO_HARD_LINKS = frozenset(getattr(errno, name) for name in (
+    "EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EMLINK", "EXDEV") if hasattr(errno, name))
 
 
 def date_stem(meta):
@@ -1967,15 +2095,107 @@ def date_stem(meta):
     model = meta.model
     if model.lower().startswith(CANON_PREFIX) and len(model) > len(CANON_PREFIX):
         model = model[len(CANON_PREFIX):]
-    model = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")
+    model = re.sub(r"[^A-Za-z0-9]+", "-", model[:MAX_MODEL_IN_NAME]).strip("-")
     return stem + "_" + model if model else stem
 
 
-class OutputDir:
-    """The output directory: free names, write-then-rename, status folders, the report.
+def clean_text(value):
+    """Text from a card as one printable line: control characters become spaces."""
+    return CONTROL_CHARACTERS.sub(" ", str(value)).strip()
 
-    Complete files go to the top, the others to truncated/ and damaged/. A name is
-    only given when it is free in all three, so a file can move between them.
+
+def report_cell(value):
+    """A report cell: one clean line, and never a formula a spreadsheet would run."""
+    if isinstance(value, int):
+        return str(value)
+    text = clean_text(value)
+    return "'" + text if text.startswith(FORMULA_LEADS) else text
+
+
+def append_whole(fd, data, size):
+    """Append data to the file of fd (size bytes long): all of it, or none of it."""
+    try:
+        write_all(fd, data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
+
+
+def place(source, target):
+    """Give the file at source the name target, never replacing what is there:
+    FileExistsError when target exists (also as a dangling symlink)."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in NO_HARD_LINKS:
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.rename(source, target)
+        return
+    os.unlink(source)
+
+
+def create_exclusive(path):
+    """A new file's descriptor; FileExistsError when anything is at path already."""
+    return os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                   | getattr(os, "O_BINARY", 0), 0o644)
+
+
+class Claim:
+    """A name taken for one file. NAME.part, created exclusively in the output
+    directory's top, is the claim: another run (or this one) takes NAME only by
+    creating NAME.part first, so while it is held nobody else can give that name."""
+
+    def __init__(self, name, part, fd):
+        self.name = name
+        self.part = part            # "" in a dry run: nothing is written
+        self.fd = fd
+        self.held = bool(part)      # the .part file is ours and still there
+
+    def close(self):
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+
+class Report:
+    """recovercr3-report.csv (or -2, -3, ... when taken): each row whole or not at all."""
+
+    def __init__(self, folder):
+        number = 1
+        while True:
+            suffix = ".csv" if number == 1 else "-%d.csv" % number
+            self.path = Path(folder) / (REPORT_NAME + suffix)
+            try:
+                self.fd = create_exclusive(self.path)
+                break
+            except FileExistsError:
+                number += 1
+        self.size = 0
+        self.write_row(REPORT_FIELDS)
+
+    def write_row(self, cells):
+        line = io.StringIO()
+        csv.writer(line).writerow([report_cell(cell) for cell in cells])
+        data = line.getvalue().encode("utf-8")
+        append_whole(self.fd, data, self.size)
+        self.size += len(data)
+
+    def close(self):
+        os.close(self.fd)
+
+
+class OutputDir:
+    """The output directory: claimed names, write-then-place, status folders, report.
+
+    Complete files go to the top, the others to truncated/ and damaged/ (damaged-2/
+    ... when something that is not a folder has that name). A name is only given when
+    it is free in every folder, so a file can move between them, and only what this
+    run created is ever removed.
     """
 
     def __init__(self, path, name_by="number", dry_run=False):
@@ -1984,90 +2204,156 @@ class OutputDir:
         self.dry_run = dry_run
         self.counter = 0
         self._given = set()                 # names given in this run
-        if self.path.exists() and not self.path.is_dir():
-            raise OSError(errno.ENOTDIR, "it is a file, not a directory")
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.report_path = self._free_report_path()
-        self._report = open(self.report_path, "x", newline="", encoding="utf-8")
-        self._write_row(REPORT_FIELDS)
-
-    def _free_report_path(self):
-        path = self.path / (REPORT_NAME + ".csv")
-        number = 1
-        while path.exists():
-            number += 1
-            path = self.path / ("%s-%d.csv" % (REPORT_NAME, number))
-        return path
-
-    def _write_row(self, row):
-        """Write a report line in one call, so an interruption never leaves half a row."""
-        line = io.StringIO()
-        csv.writer(line).writerow(row)
-        self._report.write(line.getvalue())
-        self._report.flush()
+        self.claims = []                    # every Claim of this run
+        self.folders = {COMPLETE: ""}       # status -> folder, once it is made
+        self.notes = []                     # what the caller should tell the user
+        if os.path.lexists(str(self.path)) and not self.path.is_dir():
+            raise UsageError("cannot write to %s: it is a file, not a directory" % path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except NotADirectoryError:
+            raise UsageError("cannot write to %s: a part of it is a file, not a "
+                             "directory" % path) from None
+        self.report = Report(self.path)
+        self.report_path = self.report.path
 
     def close(self):
-        self._report.close()
+        for claim in self.claims:
+            self.release(claim)
+        self.report.close()
+
+    def folder(self, status):
+        """The folder for status, made on first use."""
+        if status not in self.folders:
+            base = name = STATUS_DIRS[status]
+            number = 1
+            while True:
+                try:
+                    os.mkdir(str(self.path / name))
+                    break
+                except FileExistsError:
+                    if (self.path / name).is_dir():
+                        break
+                number += 1
+                name = "%s-%d" % (base, number)
+            if name != base:
+                self.notes.append("%s exists and is not a folder: %s files go to %s" % (
+                    self.path / base, status, self.path / name))
+            self.folders[status] = name
+        return self.folders[status]
 
     def relpath(self, status, name):
-        return os.path.join(STATUS_DIRS[status], name)
+        return os.path.join(self.folders.get(status, STATUS_DIRS[status]), name)
 
     def path_of(self, status, name):
         return self.path / self.relpath(status, name)
 
-    def _taken(self, name):
-        if name in self._given:
-            return True
-        return any((self.path / folder / name).exists()
-                   or (self.path / folder / (name + PART_SUFFIX)).exists()
-                   for folder in STATUS_DIRS.values())
+    def _homes(self, name):
+        """Every place where a file called name would be."""
+        folders = set(STATUS_DIRS.values()) | set(self.folders.values())
+        return [self.path / folder / name for folder in sorted(folders)]
 
-    def name_for(self, carved):
-        """imgN.ext (the next free N), or the date and model with --name-by date."""
+    def _taken(self, name):
+        return (name in self._given or os.path.lexists(str(self.path / (name + PART_SUFFIX)))
+                or any(os.path.lexists(str(home)) for home in self._homes(name)))
+
+    def names_for(self, carved):
+        """imgN.ext (the next N), or the date and model with --name-by date."""
         stem = date_stem(carved.meta) if self.name_by == "date" else ""
         if stem:
-            name, number = "%s.%s" % (stem, carved.ext), 1
-            while self._taken(name):
-                number += 1
-                name = "%s-%d.%s" % (stem, number, carved.ext)
-        else:
-            while True:
-                self.counter += 1
-                name = "img%d.%s" % (self.counter, carved.ext)
-                if not self._taken(name):
-                    break
-        self._given.add(name)
-        return name
+            yield "%s.%s" % (stem, carved.ext)
+            for number in itertools.count(2):
+                yield "%s-%d.%s" % (stem, number, carved.ext)
+        while True:
+            self.counter += 1
+            yield "img%d.%s" % (self.counter, carved.ext)
 
-    def save(self, dump, carved, name, checkpoint, digest=None):
-        """Copy carved's bytes under name through a .part file; nothing is left on failure."""
-        path = self.path_of(carved.status, name)
-        path.parent.mkdir(exist_ok=True)
-        part = str(path) + PART_SUFFIX
-        fd = None
-        try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                         | getattr(os, "O_BINARY", 0), 0o644)
-            dump.copy_to(fd, carved.offset, carved.size, checkpoint, digest)
-            os.close(fd)
-            fd = None
-            os.rename(part, path)
-        except BaseException:
-            if fd is not None:
+    def claim(self, names):
+        """Take the first free name of names: its .part file is created exclusively,
+        then the name is checked again while the claim is held."""
+        for name in names:
+            if self._taken(name):
+                continue
+            if self.dry_run:
+                self._given.add(name)
+                return Claim(name, "", None)
+            part = self.path / (name + PART_SUFFIX)
+            try:
+                fd = create_exclusive(part)
+            except FileExistsError:
+                continue
+            if any(os.path.lexists(str(home)) for home in self._homes(name)):
                 os.close(fd)
-            if os.path.exists(part):        # name_for saw no .part: this one is ours
-                os.unlink(part)
+                os.unlink(str(part))
+                continue
+            self._given.add(name)
+            claim = Claim(name, str(part), fd)
+            self.claims.append(claim)
+            return claim
+        raise AssertionError("names_for never ends")
+
+    def release(self, claim):
+        """Give a claim up: its .part file goes, as it is ours."""
+        claim.close()
+        if claim.held:
+            claim.held = False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(claim.part)
+
+    def save(self, dump, carved, claim, checkpoint, digest=None):
+        """Copy carved's bytes into the claim's .part file; released on failure."""
+        try:
+            dump.copy_to(claim.fd, carved.offset, carved.size, checkpoint, digest)
+            claim.close()
+        except BaseException:
+            self.release(claim)
             raise
 
-    def move(self, name, old_status, new_status):
-        target = self.path_of(new_status, name)
-        target.parent.mkdir(exist_ok=True)
-        os.rename(self.path_of(old_status, name), target)
+    def finish(self, claim, status):
+        """Give the written .part its name in the folder of status; the relpath."""
+        folder = self.folder(status)
+        name = claim.name
+        for number in itertools.count(2):
+            try:
+                place(claim.part, self.path / folder / name)
+                break
+            except FileExistsError:         # put there meanwhile by something else
+                stem, dot, ext = claim.name.rpartition(".")
+                name = "%s-%d.%s" % (stem, number, ext) if dot else "%s-%d" % (ext, number)
+        claim.held = False
+        claim.name = name
+        return os.path.join(folder, name)
+
+    def unfinish(self, relpath):
+        """Take back a file this run has just placed (its report row failed)."""
+        with contextlib.suppress(OSError):
+            os.unlink(str(self.path / relpath))
+
+    def move(self, relpath, name, status):
+        """Move a placed file to the folder of status; the new relpath (the old one
+        when a file of that name is there already)."""
+        target = os.path.join(self.folder(status), name)
+        try:
+            place(self.path / relpath, self.path / target)
+        except FileExistsError:
+            return relpath
+        return target
+
+    def make_folder(self, status, stem):
+        """A new folder called stem (or stem-2, ...) in the folder of status."""
+        base = self.path / self.folder(status)
+        for number in itertools.count(1):
+            path = base / (stem if number == 1 else "%s-%d" % (stem, number))
+            try:
+                os.mkdir(str(path))
+                return path
+            except FileExistsError:
+                continue
 
     def record(self, relpath, carved, status, detail):
         meta = carved.meta
-        self._write_row((relpath, carved.type, carved.offset, carved.size, status, detail,
-                         meta.model, meta.datetime, meta.serial))
+        self.report.write_row((relpath, carved.type, carved.offset, carved.size, status,
+                               detail, meta.model, meta.datetime, meta.serial))
 
 
 DFXML_HEADER = """<?xml version="1.0" encoding="UTF-8"?>
@@ -2104,22 +2390,33 @@ class Dfxml:
     """A DFXML carve report (--dfxml): one fileobject per file, with its byte run."""
 
     def __init__(self, path, image, command):
-        self.file = open(path, "x", encoding="utf-8")
+        self.path = path
+        self.fd = create_exclusive(path)
+        self.size = 0
         start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        self.file.write(DFXML_HEADER.format(
-            version=__version__, command=xml_escape(command), image=xml_escape(str(image)),
+        self._append(DFXML_HEADER.format(
+            version=__version__, command=xml_text(command), image=xml_text(image),
             start=start.isoformat().replace("+00:00", "Z")))
-        self.file.flush()
+
+    def _append(self, text):
+        data = text.encode("utf-8")
+        append_whole(self.fd, data, self.size)
+        self.size += len(data)
 
     def add(self, relpath, carved, sha256):
         digest = DFXML_DIGEST.format(sha256) if sha256 else ""
-        self.file.write(DFXML_FILEOBJECT.format(name=xml_escape(relpath), size=carved.size,
-                                                offset=carved.offset, digest=digest))
-        self.file.flush()
+        self._append(DFXML_FILEOBJECT.format(name=xml_text(relpath), size=carved.size,
+                                             offset=carved.offset, digest=digest))
 
     def close(self):
-        self.file.write(DFXML_FOOTER)
-        self.file.close()
+        with contextlib.suppress(OSError):
+            self._append(DFXML_FOOTER)
+        os.close(self.fd)
+
+
+def xml_text(value):
+    """Text for an XML element: escaped, without the control characters XML forbids."""
+    return xml_escape(clean_text(value))
 
 
 # ---------------------------------------------------------------------------
@@ -2132,7 +2429,10 @@ CLEAR_LINE = "\r\033[K"
 
 class Log:
     """Log lines on stderr in the original recovercr3's format ("[INFO] ..."), and a
-    progress line that log lines replace (only on a terminal, unless --quiet)."""
+    progress line that log lines replace (only on a terminal, unless --quiet).
+
+    A log line that cannot be written (stderr closed: `recovercr3 ... | head`) is
+    dropped: losing the log must never stop a recovery."""
 
     def __init__(self, stream, verbose=False, progress=False):
         self.stream = stream
@@ -2142,12 +2442,20 @@ class Log:
         self._started = time.monotonic()
         self._last = 0.0
 
+    def _write(self, text):
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.stream = None
+
     def _line(self, level, message):
         if self._shown:
-            self.stream.write(CLEAR_LINE)
+            self._write(CLEAR_LINE)
             self._shown = False
-        self.stream.write("[%s] %s\n" % (level, message))
-        self.stream.flush()
+        self._write("[%s] %s\n" % (level, message))
 
     def debug(self, message):
         if self.verbose:
@@ -2170,11 +2478,10 @@ class Log:
         self._last = now
         rate = done / max(now - self._started, 1e-6)
         left = int((total - done) / rate) if rate else 0
-        self.stream.write("{}{:,.1f} of {:,.1f} GB ({:.0%}), {:,.0f} MB/s, {} file(s), "
-                          "{}:{:02d}:{:02d} left".format(
-                              CLEAR_LINE, done / 1e9, total / 1e9, done / total, rate / 1e6,
-                              files, left // 3600, left // 60 % 60, left % 60))
-        self.stream.flush()
+        self._write("{}{:,.1f} of {:,.1f} GB ({:.0%}), {:,.0f} MB/s, {} file(s), "
+                    "{}:{:02d}:{:02d} left".format(
+                        CLEAR_LINE, done / 1e9, total / 1e9, done / total, rate / 1e6,
+                        files, left // 3600, left // 60 % 60, left % 60))
         self._shown = True
 
 
@@ -2186,49 +2493,83 @@ def stop_rule(args):
     return StopAfterMdat()
 
 
+MAX_NAMED_INSIDE = 3        # "lies inside img1.mov at +N" notes kept per file
+
+
 class Saved:
-    """A written file whose report row waits until the scan has passed its end.
+    """A found file whose report row waits until the scan has passed its end.
 
     Only then is it known whether other files lie inside it: a whole file found
     inside another one means the outer one is fragmented (its header is intact but
     its data is not where it says) or, rarely, that one file is stored in another.
     """
 
-    def __init__(self, name, carved, written=None, digest=None):
-        self.name = name
+    def __init__(self, claim, carved):
+        self.claim = claim
+        self.name = claim.name
         self.carved = carved
-        self.written = written      # the writer's Future (None in a dry run)
-        self.digest = digest
+        self.written = None         # the writer's Future (None: not written yet, or dry run)
+        self.digest = None
+        self.not_saved = ""         # why it was not written, when it was not
         self._embedded = sorted(carved.embedded)
         self._starts = [first for first, _ in self._embedded]
-        self.holds = []         # (name, offset from our start) of files inside this one
-        self.inside = []        # (name, offset from its start) of files this one is in
+        self.first_held = None      # (name, offset from our start) of the first file inside
+        self.held = 0               # how many files lie inside this one
+        self.inside = []            # (name, offset from its start) of files this one is in
+        self.inside_more = 0
 
     def embeds(self, pos):
         """True when pos lies in a part of this file that belongs to it (a preview)."""
         index = bisect.bisect_right(self._starts, pos)
         return index > 0 and pos < self._embedded[index - 1][1]
 
+    def holds(self, name, at):
+        self.held += 1
+        if self.first_held is None:
+            self.first_held = (name, at)
+
+    def lies_inside(self, name, at):
+        if len(self.inside) < MAX_NAMED_INSIDE:
+            self.inside.append((name, at))
+        else:
+            self.inside_more += 1
+
     def verdict(self):
         status, detail = self.carved.status, self.carved.detail
         notes = [detail] if detail else []
-        if self.holds:
-            name, at = self.holds[0]
-            more = " and %d more" % (len(self.holds) - 1) if len(self.holds) > 1 else ""
+        if self.held:
+            name, at = self.first_held
+            more = " and %d more" % (self.held - 1) if self.held > 1 else ""
             notes.append("holds %s at +%d%s: fragmented, or a file stored inside it"
                          % (name, at, more))
             if status == COMPLETE:
                 status = DAMAGED
         notes.extend("lies inside %s at +%d" % inside for inside in self.inside)
+        if self.inside_more:
+            notes.append("and inside %d more" % self.inside_more)
         return status, "; ".join(notes)
+
+
+MAX_QUEUED_COPIES = 32      # files waiting for the writer: bounds open files and memory
+SALVAGE_MAX_RATIO = 64      # a salvaged 7z stream stops at 64 times its packed size
 
 
 class Recovery:
     """One scan of one dump into one output directory.
 
-    The scan and the carving run here; the copies run in a writer thread (write and
-    fsync let go of the interpreter), so the disk works while the next files are
-    found. A file's report row waits for its copy."""
+    The scan processes search and carve; this process decides what is a file and
+    names it, and a writer thread copies (sendfile lets go of the interpreter), so
+    the disk works while the next files are found. A file's report row waits for its
+    copy, and is written before anything else is said about the file.
+
+    Two rules keep the output bounded by the dump: a file that runs to the end of the
+    dump (cut by the end of the card or of the image, or an mdat of size 0) is the
+    "tail": it is cut where the next file found inside it begins, since from there
+    on its extent holds that file's bytes and its own end is not in the dump anyway.
+    And files found inside others are written while their bytes add up to at most
+    the dump's size again; past that (only a hostile dump gets there) they are
+    reported, not written.
+    """
 
     def __init__(self, dump, outdir, options, log, stop, dfxml=None, nested=False):
         self.dump = dump
@@ -2242,180 +2583,336 @@ class Recovery:
         self.writer = None
         self.pending = collections.deque()      # Saved files not reported yet, in offset order
         self.open = []                          # Saved files the scan is still inside
+        self.tail = None                        # the Saved file running to the dump's end
+        self.copies = collections.deque()       # the writer's futures, oldest first
+        self.overlap_left = dump.size           # bytes still to write of files inside others
         self.saved = collections.Counter()      # status -> files reported
         self.failed = 0
+        self.unwritten = 0
 
     def run(self):
         code = EXIT_OK
+        stopped_by = ""
         with concurrent.futures.ThreadPoolExecutor(1) as self.writer:
             try:
-                self.scan()
-                self.settle()
-            except (Interrupted, KeyboardInterrupt):
-                self.stop.requested = True      # the writer stops too
-                at = min([self.pos] + [saved.carved.offset for saved in self.pending])
-                self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
-                    at, self.dump.size))
-                code = EXIT_INTERRUPTED
-            except OutputError as e:
-                for saved in self.pending:      # nothing more will fit
-                    if saved.written is not None:
-                        saved.written.cancel()
-                self.log.error(str(e))
-                code = EXIT_ERROR
-            self.settle(final=True)
-        self.summary()
+                try:
+                    self.scan()
+                    self.settle()
+                except (Interrupted, KeyboardInterrupt):
+                    self.stop.request()         # the writer stops too
+                    self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
+                        self._reached(), self.dump.size))
+                    code = self.stop.exit_code()
+                except ReadError as e:
+                    self.log.error("%s; the scan stopped at offset %s of %s B" % (
+                        e, format(self._reached(), ",d"), format(self.dump.size, ",d")))
+                    code = EXIT_ERROR
+                except OutputError as e:
+                    self._cancel_copies()
+                    self.log.error(str(e))
+                    code = EXIT_ERROR
+                    stopped_by = str(e)
+                try:
+                    self.settle(final=True)
+                except OutputError as e:
+                    self._cancel_copies()
+                    if str(e) != stopped_by:        # each problem is said once
+                        self.log.error(str(e))
+                    code = code or EXIT_ERROR
+                    self.settle(final=True, record=False)
+            except KeyboardInterrupt:           # a second stop while settling
+                self.stop.request()
+                self._cancel_copies()
+                code = self.stop.exit_code()
+            finally:
+                self._cancel_copies()
+        for claim in self.outdir.claims:        # copies that never ran
+            self.outdir.release(claim)
+        self.summary(code)
         if code == EXIT_OK and self.failed:
             code = EXIT_ERROR
         return code
 
+    def _reached(self):
+        """Where the scan stopped: its position, or the first file not written whole."""
+        unwritten = [saved.carved.offset for saved in self.pending
+                     if saved.written is None or not saved.written.done()
+                     or saved.written.cancelled() or saved.written.exception() is not None]
+        return min([self.pos] + unwritten)
+
+    def _cancel_copies(self):
+        for future in self.copies:
+            future.cancel()
+
     def scan(self):
         """Try every candidate in offset order, inside carved files too (see Saved)."""
-        for offset, name in self.dump.candidates(self.options.align, self.options.jobs):
-            self.stop.check()
-            self.pos = offset
-            self.settle(offset)
-            self.open = [saved for saved in self.open if saved.carved.end > offset]
-            found = sum(self.saved.values()) + len(self.pending)
-            self.log.progress(offset, self.dump.size, found)
-            if name is not None and not self.embedded(offset):
-                carved = self.carve(name, offset)
-                if carved is not None:
+        for stop, found in self.dump.scan(self.options):
+            for offset, name, carved, why_not in found:
+                self.stop.check()
+                self._advance(offset)
+                if self.embedded(offset):
+                    continue
+                self.log.debug("found %s at offset %d" % (name, offset))
+                if why_not:
+                    self.log.debug("not a file: %s" % why_not)
+                elif carved is not None:
+                    for box in carved.boxes:
+                        self.log.debug("atom name = %r, size = %d" % (box.name, box.size))
                     self.save(carved)
+            self.stop.check()
+            self._advance(stop)
+        self._write_tail()
+
+    def _advance(self, pos):
+        self.pos = pos
+        self.settle(pos)
+        self.open = [saved for saved in self.open if saved.carved.end > pos]
+        self.log.progress(pos, self.dump.size,
+                          sum(self.saved.values()) + len(self.pending))
 
     def embedded(self, pos):
         """True when pos lies in a part of a saved file that belongs to it (a preview)."""
         return any(saved.embeds(pos) for saved in self.open)
 
-    def carve(self, name, start):
-        self.log.debug("found %s at offset %d" % (name, start))
-        try:
-            carved = CARVERS[name](self.dump.map, start, self.dump.size, self.options)
-        except FormatError as e:
-            self.log.debug("not a file: %s" % e)
-            return None
-        if carved is not None:
-            for box in carved.boxes:
-                self.log.debug("atom name = %r, size = %d" % (box.name, box.size))
-        return carved
-
     def save(self, carved):
-        name = self.outdir.name_for(carved)
-        path = self.outdir.path_of(carved.status, name)
-        if self.outdir.dry_run:
-            self.log.info("Would save {}, size {:,d} B".format(path, carved.size))
-            self._pend(Saved(name, carved))
-            return
-        self.log.info("Saving {}, size {:,d} B".format(path, carved.size))
-        digest = hashlib.sha256() if self.dfxml else None
-        written = self.writer.submit(self.outdir.save, self.dump, carved, name,
-                                     self.stop.check, digest)
-        self._pend(Saved(name, carved, written, digest))
-
-    def _pend(self, saved):
-        carved = saved.carved
-        for outer in self.open:                 # each ends past this start (see scan)
-            if outer.carved.offset < carved.offset:
-                at = carved.offset - outer.carved.offset
-                outer.holds.append((saved.name, at))
-                saved.inside.append((outer.name, at))
+        claim = self.outdir.claim(self.outdir.names_for(carved))
+        saved = Saved(claim, carved)
+        tail = self.tail
+        if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
+            self._cut_tail(carved.offset, saved.name)
+        outers = [outer for outer in self.open if outer.carved.offset < carved.offset]
+        if outers and not self.outdir.dry_run:
+            if carved.size > self.overlap_left:
+                saved.not_saved = ("it lies inside %s, and the files found inside others "
+                                   "already add up to the dump's size" % outers[0].name)
+            else:
+                self.overlap_left -= carved.size
+        for outer in outers:                    # each ends past this start (see _advance)
+            at = carved.offset - outer.carved.offset
+            outer.holds(saved.name, at)
+            saved.lies_inside(outer.name, at)
         self.pending.append(saved)
         self.open.append(saved)
+        if carved.status == TRUNCATED and carved.end >= self.dump.size:
+            self.tail = saved                   # written once it is known where it ends
+        elif not saved.not_saved:
+            self._write(saved)
 
-    def settle(self, pos=None, final=False):
+    def _cut_tail(self, pos, name):
+        tail, self.tail = self.tail, None
+        carved = tail.carved
+        note = "cut at +%d, where %s begins: the rest of the dump is other files" % (
+            pos - carved.offset, name)
+        tail.carved = carved._replace(size=pos - carved.offset,
+                                      detail="; ".join(filter(None, [carved.detail, note])))
+        self._write(tail)
+
+    def _write_tail(self):
+        if self.tail is not None:
+            tail, self.tail = self.tail, None
+            self._write(tail)
+            self.settle(self.pos)
+
+    def _write(self, saved):
+        carved = saved.carved
+        path = self.outdir.path_of(carved.status, saved.name)
+        if self.outdir.dry_run:
+            self.log.info("Would save {}, size {:,d} B".format(path, carved.size))
+            return
+        while len(self.copies) >= MAX_QUEUED_COPIES:
+            concurrent.futures.wait([self.copies.popleft()])
+        self.log.info("Saving {}, size {:,d} B".format(path, carved.size))
+        saved.digest = hashlib.sha256() if self.dfxml else None
+        saved.written = self.writer.submit(self.outdir.save, self.dump, carved, saved.claim,
+                                           self.stop.check, saved.digest)
+        self.copies.append(saved.written)
+
+    def settle(self, pos=None, final=False, record=True):
         """Report the saved files the scan has passed (all of them when pos is None).
 
         final: the run is over, maybe cut short; a file whose copy did not finish is
-        left out of the report (its .part file is already gone)."""
+        reported as not saved (its .part file is gone). record=False: the report
+        itself cannot be written any more; only the .part files are cleaned up."""
         while self.pending and (pos is None or self.pending[0].carved.end <= pos):
             saved = self.pending[0]
-            if not self._written(saved, final):
+            if saved is self.tail and not final:
+                return                          # its end is not known yet
+            if not record:
                 self.pending.popleft()
+                self.outdir.release(saved.claim)
                 continue
-            self.pending.popleft()
+            self._written(saved, final)         # a stop leaves it first in line
             self._report(saved)
+            self.pending.popleft()
 
     def _written(self, saved, final):
-        """Wait for saved's copy; False when it was not saved (and the run goes on)."""
-        if saved.written is None:
-            return True
+        """Wait for saved's copy; on failure say why in saved.not_saved."""
+        if saved.not_saved or self.outdir.dry_run:
+            return
+        try:
+            self._wait(saved, final)
+        finally:
+            if saved.not_saved:
+                self.outdir.release(saved.claim)
+
+    def _wait(self, saved, final):
         path = self.outdir.path_of(saved.carved.status, saved.name)
+        if saved.written is None:
+            saved.not_saved = "the run stopped before it was written"
+            return
         try:
             saved.written.result()
         except (Interrupted, KeyboardInterrupt, concurrent.futures.CancelledError):
-            if final:
-                return False
-            raise
+            saved.not_saved = "the run stopped before it was written"
+            if not final:
+                raise
         except OSError as e:
             if e.errno == errno.EFBIG:
                 self.failed += 1
-                self.log.error("%s not saved: too large for the output file system "
-                               "(FAT32 holds at most 4 GiB per file); use an exFAT, NTFS or "
-                               "ext4 disk for --outdir" % path)
-                return False
-            message = "cannot write %s: %s" % (path, e.strerror or e)
-            if not final:
-                raise OutputError(message) from None
-            self.failed += 1
-            self.log.error(message)
-            return False
-        return True
+                saved.not_saved = ("too large for the output file system (FAT32 holds at "
+                                   "most 4 GiB per file): use an exFAT, NTFS or ext4 disk "
+                                   "for --outdir")
+                self.log.error("%s not saved: %s" % (path, saved.not_saved))
+            elif e.errno == errno.ENOSPC:
+                saved.not_saved = "the output disk is full"
+                if not final:
+                    raise OutputError(self._disk_full()) from None
+            else:
+                self.failed += 1
+                saved.not_saved = "cannot write it: %s" % (e.strerror or e)
+                self.log.error("cannot write %s: %s" % (path, e.strerror or e))
+
+    def _disk_full(self):
+        reached = self._reached()
+        waiting = sum(1 for saved in self.pending if saved.carved.offset >= reached)
+        return ("the output disk is full: the scan stopped at offset {:,d} of {:,d} B with "
+                "{} file(s) found but not written (see {}). Free some space, or use "
+                "another disk, and run again".format(reached, self.dump.size, max(waiting, 1),
+                                                     self.outdir.report_path))
 
     def _report(self, saved):
         carved = saved.carved
         status, detail = saved.verdict()
+        if saved.not_saved:
+            self.unwritten += 1
+            self._row("", carved, NOT_SAVED,
+                      "; ".join(filter(None, ["not saved: " + saved.not_saved, status, detail])))
+            return
+        relpath = self.outdir.relpath(status, saved.name)
+        placed = None
         try:
-            if STATUS_DIRS[status] != STATUS_DIRS[carved.status] and not self.outdir.dry_run:
-                self.outdir.move(saved.name, carved.status, status)
-            relpath = self.outdir.relpath(status, saved.name)
-            self.outdir.record(relpath, carved, status, detail)
+            if not self.outdir.dry_run:
+                relpath = placed = self.outdir.finish(saved.claim, carved.status)
+                if STATUS_DIRS[status] != STATUS_DIRS[carved.status]:
+                    relpath = placed = self.outdir.move(placed, saved.claim.name, status)
+            self._row(relpath, carved, status, detail)
             if self.dfxml:
                 self.dfxml.add(relpath, carved, saved.digest.hexdigest() if saved.digest else "")
+        except OutputError:
+            if placed is not None:
+                self.outdir.unfinish(placed)
+            raise
         except OSError as e:
-            raise OutputError("cannot write to %s: %s" % (self.outdir.path,
-                                                          e.strerror or e)) from None
+            if placed is not None:
+                self.outdir.unfinish(placed)
+            raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
+                              "cannot write to %s: %s" % (self.outdir.path, e.strerror or e)
+                              ) from None
         self.saved[status] += 1
         if status != COMPLETE:
-            self.log.warning("%s is %s: %s" % (self.outdir.path_of(status, saved.name),
-                                               status, detail))
+            self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
             if carved.type == "7z" and not self.outdir.dry_run:
                 self.salvage(saved, status)
 
+    def _row(self, relpath, carved, status, detail):
+        try:
+            self.outdir.record(relpath, carved, status, detail)
+        except OSError as e:
+            raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
+                              "cannot write the report %s: %s" % (
+                                  self.outdir.report_path, e.strerror or e)) from None
+
     def salvage(self, saved, status):
-        """Decode a broken 7z's first packed stream, then carve what it holds."""
+        """Decode a broken 7z's first packed stream, then carve what it holds.
+
+        A disk full stops the whole run; any other failure here costs the salvage
+        alone (the archive itself is saved), and the scan goes on."""
         carved = saved.carved
-        target = self.outdir.path_of(status, saved.name + SALVAGE_SUFFIX)
-        part = str(target) + PART_SUFFIX
-        _, _, _, _, offset, _, _ = SEVEN_ZIP_START.unpack_from(self.dump.map, carved.offset)
+        start = SEVEN_ZIP_START.unpack(self.dump.read(carved.offset, SEVEN_ZIP_START_SIZE))
+        offset = start[4]
         end = min(carved.offset + SEVEN_ZIP_START_SIZE + offset, carved.end) \
             if offset else carved.end
+        base = saved.claim.name + SALVAGE_SUFFIX
+        names = itertools.chain([base], ("%s-%d" % (base, n) for n in itertools.count(2)))
+        claim = None
         try:
-            with open(part, "xb") as out:
-                method = salvage_7z(self.dump.map, carved.offset, end, out)
-            if not method or not os.path.getsize(part):
-                os.unlink(part)
-                self.log.info("%s: no LZMA stream to salvage" % target.name[:-len(SALVAGE_SUFFIX)])
+            claim = self.outdir.claim(names)
+            method, limited = salvage_7z(self.dump, carved.offset, end, claim.fd,
+                                         self.stop.check)
+            claim.close()
+            if not method or not os.path.getsize(claim.part):
+                self.outdir.release(claim)
+                self.log.info("%s: no LZMA stream to salvage" % saved.claim.name)
                 return
-            os.rename(part, target)
+            relpath = self.outdir.finish(claim, status)
         except OSError as e:
-            if os.path.exists(part):
-                os.unlink(part)
-            raise OutputError("cannot write %s: %s" % (target, e.strerror or e)) from None
+            if claim is not None:
+                self.outdir.release(claim)
+            message = "cannot write %s: %s" % (self.outdir.path_of(status, base),
+                                               e.strerror or e)
+            if e.errno == errno.ENOSPC:
+                raise OutputError(self._disk_full()) from None
+            self.failed += 1
+            self.log.error(message)
+            return
+        except BaseException:
+            if claim is not None:
+                self.outdir.release(claim)
+            raise
+        target = self.outdir.path / relpath
         self.log.info("Salvaged {}, {:,d} B of {} data".format(
-            target, os.path.getsize(target), method))
-        with Dump(str(target)) as stream:
-            inner = OutputDir(str(target) + ".files", self.outdir.name_by)
-            try:
-                Recovery(stream, inner, self.options._replace(jobs=1), self.log, self.stop,
-                         nested=True).run()
-            finally:
-                inner.close()
+            target, os.path.getsize(str(target)), method))
+        if limited:
+            self.log.warning("%s: decoding stopped at %d times the packed size (a "
+                             "decompression bomb, or garbage)" % (target, SALVAGE_MAX_RATIO))
+        self._carve_salvaged(target, status)
 
-    def summary(self):
+    def _carve_salvaged(self, target, status):
+        try:
+            folder = self.outdir.make_folder(status, target.name + ".files")
+            with Dump(str(target)) as stream:
+                inner = OutputDir(str(folder), self.outdir.name_by)
+                try:
+                    nested = Recovery(stream, inner, self.options._replace(jobs=1), self.log,
+                                      self.stop, nested=True)
+                    code = nested.run()
+                finally:
+                    inner.close()
+        except (InputError, UsageError) as e:
+            self.failed += 1
+            self.log.error("cannot carve %s: %s" % (target, e))
+            return
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise OutputError(self._disk_full()) from None
+            self.failed += 1
+            self.log.error("cannot carve %s: %s" % (target, e.strerror or e))
+            return
+        self.failed += nested.failed
+        if self.stop.requested:
+            raise Interrupted()
+        if code == EXIT_ERROR and not nested.failed:
+            raise OutputError(self._disk_full())     # the nested run stopped on a full disk
+
+    def summary(self, code=EXIT_OK):
         problems = [(self.saved[s], s) for s in (TRUNCATED, DAMAGED) if self.saved[s]]
+        if self.unwritten:
+            problems.append((self.unwritten, NOT_SAVED))
         if problems:
             self.log.warning("%s: see %s" % (
                 ", ".join("%d %s" % p for p in problems), self.outdir.report_path))
+        for note in self.outdir.notes:
+            self.log.warning(note)
         if self.failed:
             self.log.error("%d file(s) could not be saved" % self.failed)
         found = sum(self.saved.values())
@@ -2427,9 +2924,96 @@ class Recovery:
             self.log.info("Restored %d file(s)" % found)
 
 
+# Writing onto the card that is being read destroys what is left on it.
+
+def _existing_ancestor(path):
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _whole_disk(device):
+    """The device number of the disk a partition belongs to (Linux sysfs), or device."""
+    sysfs = "/sys/dev/block/%d:%d" % (os.major(device), os.minor(device))
+    try:
+        if os.path.exists(sysfs + "/partition"):
+            with open(sysfs + "/../dev") as f:
+                major, minor = f.read().split(":")
+            return os.makedev(int(major), int(minor))
+    except (OSError, ValueError):
+        pass
+    return device
+
+
+def _writers_of(st):
+    """The processes (pid, name) that hold the file of st open for writing (Linux)."""
+    writers = []
+    try:
+        pids = [pid for pid in os.listdir("/proc") if pid.isdigit()]
+    except OSError:
+        return writers
+    for pid in pids:
+        if int(pid) == os.getpid():
+            continue
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.stat("/proc/%s/fd/%s" % (pid, fd))
+                if (target.st_ino, target.st_dev) != (st.st_ino, st.st_dev):
+                    continue
+                with open("/proc/%s/fdinfo/%s" % (pid, fd)) as f:
+                    flags = int(re.search(r"flags:\s*(\d+)", f.read()).group(1), 8)
+                if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                    with open("/proc/%s/comm" % pid) as f:
+                        writers.append((int(pid), f.read().strip()))
+                    break
+            except (OSError, AttributeError, ValueError):
+                continue
+    return writers
+
+
+def writes_onto_input(dump, outdir):
+    """Why writing into outdir would change the dump being read, or ""."""
+    out_device = os.stat(str(_existing_ancestor(outdir))).st_dev
+    if stat.S_ISBLK(dump.stat.st_mode):
+        if dump.stat.st_rdev in (out_device, _whole_disk(out_device)):
+            return ("%s is on a file system of %s, the device being recovered: writing "
+                    "there would overwrite the very files to recover. Use another disk "
+                    "for --outdir" % (outdir, dump.path))
+    elif dump.stat.st_dev == out_device:
+        writers = _writers_of(dump.stat)
+        if writers:
+            return ("%s is still being written by %s, and %s is on the same file system: "
+                    "wait for the image to be finished (or write elsewhere)" % (
+                        dump.path, ", ".join("%s (pid %d)" % (name, pid)
+                                             for pid, name in writers), outdir))
+    return ""
+
+
 def _main(argv=None):
+    try:
+        with StopRequest() as stop:
+            return _run(argv, stop)
+    except KeyboardInterrupt:                   # a second stop before the scan began
+        Log(sys.stderr).warning("Interrupted before the scan began")
+        return EXIT_INTERRUPTED
+
+
+def _run(argv, stop):
     args = parse_args(argv)
     log = Log(sys.stderr, args.verbose, progress=sys.stderr.isatty() and not args.quiet)
+    cpus = os.cpu_count() or 1
+    if args.jobs > cpus:
+        log.info("--jobs %d: this machine has %d CPU(s), so %d scan processes" % (
+            args.jobs, cpus, cpus))
+        args.jobs = cpus
+    if args.dfxml is not None and not args.dfxml.strip():
+        log.error("--dfxml needs a file name")
+        return EXIT_USAGE
     try:
         dump = Dump(args.input)
     except InputError as e:
@@ -2437,29 +3021,45 @@ def _main(argv=None):
         return EXIT_USAGE
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(dump)
-        log.info("Processing %s" % args.input)
         try:
-            outdir = OutputDir(args.outdir, args.name_by, args.dry_run)
+            stop.check()
+            log.info("Processing %s" % args.input)
+            reason = writes_onto_input(dump, args.outdir)
+            if reason:
+                raise UsageError(reason)
+            dfxml = None
+            if args.dfxml:
+                words = ["recovercr3"] + list(sys.argv[1:] if argv is None else argv)
+                command = " ".join(shlex.quote(str(word)) for word in words)
+                try:
+                    dfxml = Dfxml(args.dfxml, args.input, command)
+                except FileExistsError:
+                    raise UsageError("%s exists: recovercr3 does not overwrite files"
+                                     % args.dfxml) from None
+                except OSError as e:
+                    log.error("cannot write %s: %s" % (args.dfxml, e.strerror or e))
+                    return EXIT_ERROR
+                cleanup.callback(dfxml.close)
+            try:
+                outdir = OutputDir(args.outdir, args.name_by, args.dry_run)
+            except (UsageError, OSError):
+                if dfxml is not None:           # it was made for this run alone
+                    with contextlib.suppress(OSError):
+                        os.unlink(args.dfxml)
+                raise
+            cleanup.callback(outdir.close)
+            options = Options(stop_rule(args), args.types, args.align, args.jobs)
+            stop.check()
+            return Recovery(dump, outdir, options, log, stop, dfxml).run()
+        except UsageError as e:
+            log.error(str(e))
+            return EXIT_USAGE
         except OSError as e:
             log.error("cannot write to %s: %s" % (args.outdir, e.strerror or e))
             return EXIT_ERROR
-        cleanup.callback(outdir.close)
-        dfxml = None
-        if args.dfxml:
-            words = ["recovercr3"] + list(sys.argv[1:] if argv is None else argv)
-            command = " ".join(shlex.quote(str(word)) for word in words)
-            try:
-                dfxml = Dfxml(args.dfxml, args.input, command)
-            except FileExistsError:
-                log.error("%s exists: recovercr3 does not overwrite files" % args.dfxml)
-                return EXIT_USAGE
-            except OSError as e:
-                log.error("cannot write %s: %s" % (args.dfxml, e.strerror or e))
-                return EXIT_ERROR
-            cleanup.callback(dfxml.close)
-        with StopRequest() as stop:
-            options = Options(stop_rule(args), args.types, args.align, args.jobs)
-            return Recovery(dump, outdir, options, log, stop, dfxml).run()
+        except Interrupted:
+            log.warning("Interrupted before the scan began")
+            return stop.exit_code()
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def read_outcome(rc, log, outdir, old_reports=frozenset()):
     for report in new:
         with open(report, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
-    outputs = [(r["file"], dumpkit.sha256((outdir / r["file"]).read_bytes())) for r in rows]
+    outputs = [(r["file"], dumpkit.sha256((outdir / r["file"]).read_bytes()))
+               for r in rows if r["file"]]          # a "not saved" row names no file
     return Outcome(rc, log, rows, outputs)
 
 

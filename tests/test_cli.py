@@ -92,13 +92,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, make, message):
 
 @pytest.mark.parametrize("outdir, reason", [
     ("afile", "it is a file, not a directory"),
-    ("afile/sub", "Not a directory"),
+    ("afile/sub", "a part of it is a file, not a directory"),
 ])
-def test_unusable_outdir_is_one_line_and_exit_1(tmp_path, card, outdir, reason):
+def test_unusable_outdir_is_one_line_and_exit_2(tmp_path, card, outdir, reason):
     dump, _ = card
     (tmp_path / "afile").write_bytes(b"x")
     p = run_cli("-i", dump, "-o", tmp_path / outdir)
-    assert p.returncode == 1
+    assert p.returncode == 2
     assert p.stderr.splitlines()[-1] == "[ERROR] cannot write to %s: %s" % (
         tmp_path / outdir, reason)
     assert "Traceback" not in p.stderr
@@ -119,6 +119,14 @@ def test_bad_options_exit_2(tmp_path, card, options, message):
     assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
 
 
+def is_output(fd, outdir):
+    """True when fd is a file in outdir (not a pipe of the scan processes)."""
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd).startswith(str(outdir))
+    except OSError:
+        return False
+
+
 def sending(write):
     """An os.sendfile that goes through write, so that tests can make it fail."""
     def sendfile(out_fd, in_fd, offset, count):
@@ -131,8 +139,8 @@ def test_disk_full_stops_cleanly(tmp_path, card, monkeypatch):
     real_write = os.write
     written = {"bytes": 0}
 
-    def filling_write(fd, data):
-        if fd > 2:
+    def filling_write(fd, data):         # the report keeps room for its rows
+        if is_output(fd, tmp_path / "out") and not is_output(fd, tmp_path / "out/recovercr3"):
             written["bytes"] += len(data)
             if written["bytes"] > 1 << 20:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -142,10 +150,14 @@ def test_disk_full_stops_cleanly(tmp_path, card, monkeypatch):
     monkeypatch.setattr(recovercr3.os, "sendfile", sending(filling_write))
     out = recover(dump, tmp_path / "out")
     assert out.rc == 1
-    assert "[ERROR] cannot write %s: No space left on device" % (
-        tmp_path / "out" / "img2.mp4") in out.log
+    assert ("[ERROR] the output disk is full: the scan stopped at offset 30,073 of 4,165,420 B "
+            "with 1 file(s) found but not written (see %s). Free some space, or use another "
+            "disk, and run again" % (tmp_path / "out" / "recovercr3-report.csv")) in out.log
     assert out.log.splitlines()[-1] == "[INFO] Restored 1 file(s)"
     assert out.shas() == [sha256(files[0])]
+    assert [(r["file"], r["status"], r["detail"]) for r in out.rows] == [
+        ("img1.3gp", "complete", ""),
+        ("", "not saved", "not saved: the output disk is full; complete")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "img1.3gp", "recovercr3-report.csv"]
 
@@ -160,7 +172,7 @@ def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeyp
     real_write = os.write
 
     def interrupted_write(fd, data):
-        if fd > 2 and len(data) > 1 << 20:
+        if is_output(fd, tmp_path / "out") and len(data) > 1 << 20:
             if how == "first Ctrl-C":
                 os.kill(os.getpid(), signal.SIGINT)
             else:
@@ -171,8 +183,13 @@ def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeyp
     monkeypatch.setattr(recovercr3.os, "sendfile", sending(interrupted_write))
     out = recover(dump, tmp_path / "out")
     assert out.rc == 130
-    assert out.log.splitlines()[-2:] == ["[WARNING] Interrupted at offset 30,073 of 29,409,431 B",
-                                         "[INFO] Restored 1 file(s)"]
+    assert out.log.splitlines()[-3:] == [
+        "[WARNING] Interrupted at offset 30,073 of 29,409,431 B",
+        "[WARNING] 1 not saved: see %s" % (tmp_path / "out" / "recovercr3-report.csv"),
+        "[INFO] Restored 1 file(s)"]
+    assert [(r["file"], r["status"], r["detail"]) for r in out.rows] == [
+        ("img1.3gp", "complete", ""),
+        ("", "not saved", "not saved: the run stopped before it was written; complete")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "img1.3gp", "recovercr3-report.csv"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -188,10 +205,12 @@ def test_ctrl_c_on_a_real_process(tmp_path, eos_r_cr3):
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read().splitlines()
     assert proc.wait(timeout=60) == 130
-    assert rest[-2].startswith("[WARNING] Interrupted at offset")
+    assert rest[-3].startswith("[WARNING] Interrupted at offset")
     saved = read_outcome(130, "", out)
-    assert rest[-1] == "[INFO] Restored %d file(s)" % len(saved.rows)
-    assert saved.shas() == [sha256(eos_r_cr3)] * len(saved.rows)
+    assert rest[-1] == "[INFO] Restored %d file(s)" % len(saved.outputs)
+    assert saved.shas() == [sha256(eos_r_cr3)] * len(saved.outputs)
+    assert [r["status"] for r in saved.rows if not r["file"]] == ["not saved"] * (
+        len(saved.rows) - len(saved.outputs))
     assert not list(out.glob("*.part"))
 
 
@@ -208,7 +227,8 @@ def test_file_too_large_for_the_output_is_skipped_with_an_error(tmp_path, card):
     assert "[ERROR] %s not saved: too large for the output file system" % (
         tmp_path / "out" / "img2.mp4") in p.stderr
     saved = read_outcome(1, p.stderr, tmp_path / "out")
-    assert [r["file"] for r in saved.rows] == ["img1.3gp", "img3.3gp"]
+    assert [r["file"] for r in saved.rows] == ["img1.3gp", "", "img3.3gp"]
+    assert saved.rows[1]["detail"].startswith("not saved: too large for the output file system")
     assert saved.shas() == [sha256(files[0])] * 2
     assert not list((tmp_path / "out").glob("*.part"))
     assert p.stderr.splitlines()[-1] == "[INFO] Restored 2 file(s)"
