@@ -92,7 +92,21 @@ Block devices work (``--input /dev/sdX``), but reading a failing card directly c
 crash on a bad sector: make an image first with ddrescue, and work on the image.
 """
 
-import argparse
+import signal
+
+EARLY_STOPS = []            # stop signals that came while the script was starting
+
+
+def _note_early_stop(signum, frame):
+    EARLY_STOPS.append(signum)
+
+
+if __name__ == "__main__":      # a Ctrl-C during the imports below is noted, not fatal
+    for _name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, _name):
+            signal.signal(getattr(signal, _name), _note_early_stop)
+
+import argparse  # noqa: E402 (the imports come after the handler above on purpose)
 import bisect
 import collections
 import concurrent.futures
@@ -108,7 +122,6 @@ import mmap
 import os
 import re
 import shlex
-import signal
 import stat
 import struct
 import sys
@@ -189,6 +202,8 @@ class StopRequest:
     def __enter__(self):
         for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        if EARLY_STOPS:
+            self.request(EARLY_STOPS[0])
         return self
 
     def __exit__(self, *exc):
@@ -376,33 +391,49 @@ class Dump:
         """(stop, found) for every region in order, found being [(offset, format,
         Carved, None or why it is not a file)] for each candidate. Scan processes
         search and carve the regions ahead while the caller writes; the order, and
-        so the output, is the same for any number of them."""
+        so the output, is the same for any number of them.
+
+        A scan process that dies breaks its pool, and every region still in it: the
+        first of them is scanned again, alone, and only when it kills its process
+        too is the dump unreadable there (ReadError)."""
         regions = [(first, min(first + SCAN_REGION, self.size))
                    for first in range(0, self.size, SCAN_REGION)]
-        jobs = max(1, min(options.jobs, len(regions)))
-        todo = iter(regions)
-        queued = collections.deque()
-        pool = concurrent.futures.ProcessPoolExecutor(
-            jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
-        try:
-            while True:
-                while len(queued) < jobs * REGIONS_AHEAD:
-                    region = next(todo, None)
-                    if region is None:
+        done = 0                    # regions yielded
+        suspect = None              # the region a dead process was scanning, maybe
+        while done < len(regions):
+            alone = suspect == done
+            last = done + 1 if alone else len(regions)
+            jobs = max(1, min(options.jobs, last - done))
+            todo = iter(range(done, last))
+            queued = collections.deque()
+            pool = concurrent.futures.ProcessPoolExecutor(
+                jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
+            try:
+                while True:
+                    index = done
+                    try:
+                        while len(queued) < jobs * REGIONS_AHEAD:
+                            index = next(todo, None)
+                            if index is None:
+                                break
+                            queued.append((index, pool.submit(_scan_region, regions[index])))
+                        if not queued:
+                            break
+                        index, future = queued[0]
+                        found = future.result()
+                    except concurrent.futures.BrokenExecutor:
+                        index = queued[0][0] if queued else index
+                        if alone:
+                            raise ReadError(self._why_broken(*regions[index])) from None
+                        suspect = index
                         break
-                    queued.append((region, pool.submit(_scan_region, region)))
-                if not queued:
-                    return
-                (first, stop), future = queued.popleft()
-                try:
-                    found = future.result()
-                except concurrent.futures.BrokenExecutor:
-                    raise ReadError(self._why_broken(first, stop)) from None
-                yield stop, found
-        finally:
-            for _, future in queued:
-                future.cancel()
-            pool.shutdown(wait=True)
+                    queued.popleft()
+                    done = index + 1
+                    yield regions[index][1], found
+            finally:
+                for _, future in queued:
+                    future.cancel()
+                pool.shutdown(wait=True)
 
     def _why_broken(self, first, stop):
         """What a scan process's sudden death means, in words."""
@@ -432,12 +463,14 @@ class Dump:
                     start += sent
                 return
             except OSError as e:
+                if e.errno == errno.EIO:
+                    self.read(start, SECTOR_SIZE)   # ReadError when the dump is the cause
                 if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 self.sendfile_ok = False        # not for this pair of files: copy below
         while start < end:
             checkpoint()
-            chunk = os.pread(self.fd, min(COPY_CHUNK, end - start), start)
+            chunk = self.read(start, min(COPY_CHUNK, end - start))
             if not chunk:
                 raise OSError(errno.EIO, "the dump ended early")
             if digest is not None:
@@ -2045,11 +2078,14 @@ def _start_scan_process(path, size, options):
     global _scan
     for signum in STOP_SIGNALS:                 # stopping is the main process's
         signal.signal(signum, signal.SIG_IGN)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
     try:
-        _scan = (mmap.mmap(fd, size, access=mmap.ACCESS_READ), options)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+        try:
+            _scan = (mmap.mmap(fd, size, access=mmap.ACCESS_READ), options)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        os._exit(EXIT_ERROR)        # the dump changed or went: the main process says so
 
 
 def _scan_region(region):
@@ -2604,6 +2640,7 @@ class Recovery:
                         self._reached(), self.dump.size))
                     code = self.stop.exit_code()
                 except ReadError as e:
+                    concurrent.futures.wait(self.copies)    # then say where it stopped
                     self.log.error("%s; the scan stopped at offset %s of %s B" % (
                         e, format(self._reached(), ",d"), format(self.dump.size, ",d")))
                     code = EXIT_ERROR
@@ -2680,14 +2717,15 @@ class Recovery:
         tail = self.tail
         if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
             self._cut_tail(carved.offset, saved.name)
-        outers = [outer for outer in self.open if outer.carved.offset < carved.offset]
+        outers = [outer for outer in self.open
+                  if outer.carved.offset < carved.offset < outer.carved.end]
         if outers and not self.outdir.dry_run:
             if carved.size > self.overlap_left:
                 saved.not_saved = ("it lies inside %s, and the files found inside others "
                                    "already add up to the dump's size" % outers[0].name)
             else:
                 self.overlap_left -= carved.size
-        for outer in outers:                    # each ends past this start (see _advance)
+        for outer in outers:
             at = carved.offset - outer.carved.offset
             outer.holds(saved.name, at)
             saved.lies_inside(outer.name, at)
@@ -2766,6 +2804,10 @@ class Recovery:
             saved.not_saved = "the run stopped before it was written"
             if not final:
                 raise
+        except ReadError as e:
+            self.failed += 1
+            saved.not_saved = str(e)
+            self.log.error("%s not saved: %s" % (path, e))
         except OSError as e:
             if e.errno == errno.EFBIG:
                 self.failed += 1

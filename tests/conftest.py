@@ -56,10 +56,10 @@ def recover(dump, outdir, *options):
     return read_outcome(rc, err.getvalue(), outdir, old)
 
 
-def run_cli(*args, **kwargs):
+def run_cli(*args, timeout=300, **kwargs):
     """Run the script as a user would; returns the CompletedProcess (text mode)."""
     return subprocess.run([CLI_PYTHON, str(SCRIPT)] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=300, **kwargs)
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,166 @@
+"""Hostile dumps: small inputs whose tables declare far more than they hold.
+
+Each builder returns the bytes of a dump of about `mb` megabytes (at least). They
+are shared by tests/test_hostile.py (small, under a memory cap) and by
+bench/hostile.py (larger, timed). None needs the corpus.
+"""
+
+import lzma
+import struct
+import zlib
+
+from dumpkit import box, ftyp, noise
+
+MB = 1 << 20
+SECTOR = 512
+
+
+def fullbox(name, payload, version=0, flags=0):
+    return box(name, struct.pack(">I", (version << 24) | flags) + payload)
+
+
+def sample_table(entry, sample_size, count, chunk_offset, per_chunk=None):
+    """An stbl: one sample entry, stsz (constant size or count zeros), stsc, co64."""
+    stsd = fullbox(b"stsd", struct.pack(">I", 1) + box(entry, bytes(8)))
+    if sample_size:
+        stsz = fullbox(b"stsz", struct.pack(">II", sample_size, count))
+    else:
+        stsz = fullbox(b"stsz", struct.pack(">II", 0, count) + bytes(4 * count))
+    stsc = fullbox(b"stsc", struct.pack(">IIII", 1, 1, per_chunk or count, 1))
+    co64 = fullbox(b"co64", struct.pack(">IQ", 1, chunk_offset))
+    return box(b"stbl", stsd + stsz + stsc + co64)
+
+
+def movie(brand, stbl, mdat_payload):
+    """ftyp + moov(trak/mdia/minf/stbl) + mdat, the chunk offset pointing into mdat."""
+    head = ftyp(brand, brand)
+    trak = box(b"trak", box(b"mdia", box(b"minf", stbl)))
+    return head + box(b"moov", trak) + box(b"mdat", mdat_payload)
+
+
+def cr3_declaring_4g_samples(mb=1):
+    """A CR3 whose CTMD track declares 2^32-1 samples of one byte."""
+    stbl = sample_table(b"CTMD", 1, 0xFFFFFFFF, 0)
+    return movie(b"crx ", stbl, noise(mb * MB))
+
+
+def heif_billion_extents(mb=1):
+    """An iloc whose field widths are all zero: 65535 items of 65535 empty extents."""
+    items = 65535
+    body = struct.pack(">BBH", 0, 0, items)             # widths 0, base/index 0, count
+    body += struct.pack(">HHH", 1, 0, 65535) * items    # id, data reference, extents
+    iloc = fullbox(b"iloc", body)
+    meta = fullbox(b"meta", fullbox(b"hdlr", bytes(4) + b"pict" + bytes(13)) + iloc)
+    data = ftyp(b"heic", b"mif1", b"heic") + meta + box(b"mdat", noise(16))
+    return data + noise(max(0, mb * MB - len(data)))
+
+
+def tiff_header(entries, next_ifd=0):
+    """A little-endian TIFF header and IFD0 at 8 with entries [(tag, type, count, value)]."""
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        ifd += struct.pack("<HHII", tag, kind, count, value)
+    return b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", next_ifd)
+
+
+def tiff_many_subifds(mb=8):
+    """A TIFF whose SubIFDs tag lists millions of pointers (to one IFD)."""
+    count = mb * MB // 4
+    table_at = 8 + 2 + 3 * 12 + 4
+    strip_at = table_at + 4 * count
+    head = tiff_header([(0x0111, 4, 1, strip_at), (0x0117, 4, 1, 16),
+                        (0x014A, 4, count, table_at)])
+    return head + struct.pack("<I", 8) * count + noise(16)
+
+
+def tiff_ten_million_strips(mb=80):
+    """A TIFF of millions of one-byte strips (10 M at 80 MB)."""
+    count = mb * MB // 8
+    offsets_at = 8 + 2 + 2 * 12 + 4
+    counts_at = offsets_at + 4 * count
+    data_at = counts_at + 4 * count
+    head = tiff_header([(0x0111, 4, count, offsets_at), (0x0117, 4, count, counts_at)])
+    return head + struct.pack("<I", data_at) * count + struct.pack("<I", 1) * count + b"\0"
+
+
+def crw_runs_of_0a30(mb=4):
+    """A CRW header followed by runs of the 0x300a type code its table search looks for."""
+    return b"II\x1a\0\0\0HEAPCCDR" + bytes(12) + b"\x0a\x30" * (mb * MB // 2)
+
+
+def dense_ftyp(mb=1):
+    """ftyp boxes back to back: every one starts a candidate whose walk meets the next."""
+    one = ftyp(b"isom", b"isom")
+    return one * (mb * MB // len(one))
+
+
+def tiny_boxes_after_mdat(mb=8):
+    """A movie followed by 8-byte free boxes to the end."""
+    head = movie(b"isom", sample_table(b"avc1", 16, 1, 0), noise(64))
+    return head + box(b"free", b"") * (mb * MB // 8)
+
+
+def fragments_after_mdat(mb=8):
+    """A movie followed by empty moof/mdat pairs."""
+    head = movie(b"isom", sample_table(b"avc1", 16, 1, 0), noise(64))
+    return head + (box(b"moof", b"") + box(b"mdat", b"")) * (mb * MB // 16)
+
+
+def stsz_of_16m_entries(mb=64):
+    """A movie whose stsz really holds 2^24 sizes (64 MB of table)."""
+    count = min(1 << 24, mb * MB // 4)
+    return movie(b"isom", sample_table(b"avc1", 0, count, 0, per_chunk=1), noise(64))
+
+
+def riff_of_empty_junk(mb=8):
+    """An AVI whose first LIST is followed by millions of empty JUNK chunks."""
+    chunks = b"LIST" + struct.pack("<I", 4) + b"hdrl"
+    chunks += (b"JUNK" + bytes(4)) * (mb * MB // 8)
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"AVI " + chunks
+
+
+def jpeg_of_empty_app0(mb=4):
+    """A JPEG whose header is millions of empty APP0 segments, and no image."""
+    return b"\xff\xd8" + b"\xff\xe0\x00\x02" * (mb * MB // 4)
+
+
+def truncated_files_everywhere(mb=2):
+    """A sector-aligned movie start in every sector, each declaring a huge mdat."""
+    one = ftyp(b"isom", b"isom") + struct.pack(">I4sQ", 1, b"mdat", 1 << 40)
+    return (one + noise(SECTOR - len(one))) * (mb * MB // SECTOR)
+
+
+def jpegs_everywhere(mb=64):
+    """A JPEG start (and broken header) in every sector: dense candidates everywhere."""
+    one = b"\xff\xd8\xff\xe0\x00\x10JFIF\0" + bytes(5) + b"\xff\x00"
+    return (one + noise(SECTOR - len(one))) * (mb * MB // SECTOR)
+
+
+def lzma_bomb(mb=1):
+    """A 7z cut before its end header whose first stream inflates to 1 GiB of zeros."""
+    filters = [{"id": lzma.FILTER_LZMA1, "dict_size": 1 << 26, "lc": 3, "lp": 0, "pb": 2}]
+    encoder = lzma.LZMACompressor(lzma.FORMAT_RAW, filters=filters)
+    zeros = bytes(16 * MB)
+    stream = b"".join(encoder.compress(zeros) for _ in range(64)) + encoder.flush()
+    fields = struct.pack("<QQI", len(stream) + 1000, 100, 0)          # the end header is lost
+    start = b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(fields)) + fields
+    data = start + stream
+    return data + noise(max(0, mb * MB - len(data)))
+
+
+CASES = {
+    "cr3 declaring 2^32-1 samples": cr3_declaring_4g_samples,
+    "iloc with zero widths, 4G extents": heif_billion_extents,
+    "TIFF SubIFDs of millions": tiff_many_subifds,
+    "TIFF of 10M strips": tiff_ten_million_strips,
+    "CRW then runs of 0a 30": crw_runs_of_0a30,
+    "dense back-to-back ftyp": dense_ftyp,
+    "8-byte free boxes after mdat": tiny_boxes_after_mdat,
+    "moof/mdat pairs after mdat": fragments_after_mdat,
+    "stsz of 2^24 entries": stsz_of_16m_entries,
+    "RIFF of empty JUNK chunks": riff_of_empty_junk,
+    "JPEG of empty APP0 segments": jpeg_of_empty_app0,
+    "truncated files everywhere": truncated_files_everywhere,
+    "a JPEG start in every sector": jpegs_everywhere,
+    "LZMA bomb in a cut 7z": lzma_bomb,
+}

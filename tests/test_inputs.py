@@ -1,0 +1,59 @@
+"""What is not a dump is refused at once, with the reason: one line, exit 2."""
+
+import os
+import socket
+
+import pytest
+
+from conftest import run_cli
+
+
+def refused(p, dump):
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr
+    return p.stderr.strip()
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "card.img"
+    os.mkfifo(str(fifo))
+    p = run_cli("-i", fifo, "-o", tmp_path / "out", timeout=30)
+    assert refused(p, fifo) == ("[ERROR] %s is a FIFO (named pipe), not a dump: recovercr3 "
+                                "reads an image file or a block device" % fifo)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_character_device_is_refused(tmp_path):
+    p = run_cli("-i", "/dev/zero", "-o", tmp_path / "out")
+    assert refused(p, "/dev/zero") == ("[ERROR] /dev/zero is a character device, not a dump: "
+                                       "recovercr3 reads an image file or a block device")
+
+
+def test_a_socket_is_refused(tmp_path):
+    path = tmp_path / "s"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    try:
+        p = run_cli("-i", path, "-o", tmp_path / "out")
+    finally:
+        server.close()
+    assert refused(p, path).startswith("[ERROR] %s is a socket, not a dump" % path)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_a_proc_file_is_refused():
+    p = run_cli("-i", "/proc/self/status", "-o", "/nonexistent/out")
+    assert refused(p, "/proc/self/status") == (
+        "[ERROR] /proc/self/status cannot be read at any offset (it is not seekable): "
+        "not a dump")
+
+
+def test_a_file_not_readable_by_the_user(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    dump = tmp_path / "card.img"
+    dump.write_bytes(b"x" * 1000)
+    dump.chmod(0)
+    p = run_cli("-i", dump, "-o", tmp_path / "out")
+    assert refused(p, dump) == "[ERROR] cannot read %s: Permission denied" % dump

@@ -1,0 +1,150 @@
+"""A dump that cannot be read to its end - a bad sector under the memory map, a file
+that shrinks - ends the run with one clear error, the summary and a report of every
+file found before it: never a hang, never a silent death.
+
+The seam: a child process patches the scan processes' region function before the
+run (they are forked from it), to die of a real SIGBUS at a chosen region - by
+sending it, or by truncating the dump so that the map's next page really faults.
+A loop device over a device-mapper "error" target gives a real EIO where it works.
+"""
+
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import recovercr3 as r
+from conftest import CLI_PYTHON, PROJECT, read_outcome
+from dumpkit import build_dump, corpus_file, sha256
+
+FAILING_RUN = """
+import os, signal, sys
+sys.path.insert(0, {project!r})
+import recovercr3
+real = recovercr3._scan_region
+
+def failing(region):
+    if region[0] >= {at}:
+        {action}
+    return real(region)
+
+recovercr3._scan_region = failing
+sys.exit(recovercr3._main(sys.argv[1:]))
+"""
+SIGBUS = "os.kill(os.getpid(), signal.SIGBUS)"
+SHRINK = "os.truncate({dump!r}, {at})"
+
+pytestmark = pytest.mark.skipif(multiprocessing.get_start_method() != "fork",
+                                reason="the seam reaches the scan processes by fork")
+
+
+@pytest.fixture
+def card(tmp_path, eos_r_cr3):
+    """Four regions; files in the first two, files in the last two."""
+    movie = corpus_file("gopro_karma.mp4")
+    build_dump(tmp_path / "card.img", 4096, eos_r_cr3, 4096, movie,
+               2 * r.SCAN_REGION - len(eos_r_cr3) - len(movie) - 8192 + 512, movie,
+               r.SCAN_REGION, movie, r.SCAN_REGION - len(movie) - 1024)
+    return tmp_path / "card.img", [eos_r_cr3, movie]
+
+
+def failing_run(tmp_path, dump, action, at, *options):
+    code = FAILING_RUN.format(project=str(PROJECT), at=at,
+                              action=action.format(dump=str(dump), at=at))
+    return subprocess.run([CLI_PYTHON, "-c", code, "-i", str(dump), "-o", str(tmp_path / "out")]
+                          + list(options), capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_scan_process_dying_of_sigbus_ends_the_run_cleanly(tmp_path, card, jobs):
+    dump, (cr3, movie) = card
+    at = 3 * r.SCAN_REGION
+    p = failing_run(tmp_path, dump, SIGBUS, at, "--jobs", jobs)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.splitlines()
+    assert ("[ERROR] reading {} failed between offsets {:,d} and {:,d} (a scan process died: a "
+            "read error under the memory map, such as a bad sector). Make an image with "
+            "ddrescue and scan the image; the scan stopped at offset {:,d} of {:,d} B".format(
+                dump, at, at + r.SCAN_REGION, at, os.path.getsize(dump))) in lines
+    assert lines[-1] == "[INFO] Restored 3 file(s)"
+    out = read_outcome(1, p.stderr, tmp_path / "out")
+    assert out.shas() == [sha256(cr3), sha256(movie), sha256(movie)]
+    assert sorted(x.name for x in (tmp_path / "out").iterdir()) == [
+        "img1.cr3", "img2.mp4", "img3.mp4", "recovercr3-report.csv"]
+
+
+def test_a_dump_that_shrinks_during_the_run(tmp_path, card):
+    dump, (cr3, movie) = card
+    size = os.path.getsize(dump)
+    at = 3 * r.SCAN_REGION
+    p = failing_run(tmp_path, dump, SHRINK, at, "--jobs", "1")
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert ("[ERROR] {} shrank from {:,d} to {:,d} B while it was read: a dump must not change "
+            "during a run".format(dump, size, at)) in p.stderr
+    out = read_outcome(1, p.stderr, tmp_path / "out")
+    assert out.shas() == [sha256(cr3), sha256(movie), sha256(movie)]
+
+
+def test_a_read_error_while_copying_costs_that_file_alone(tmp_path, card, monkeypatch):
+    dump, (cr3, movie) = card
+    real_pread = os.pread
+
+    def failing_pread(fd, size, offset):
+        if 4096 <= offset < 4096 + len(cr3):
+            raise OSError(5, "Input/output error")
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(r.os, "pread", failing_pread)
+    monkeypatch.setattr(r.os, "sendfile", lambda out, fd, offset, count: os.write(
+        out, failing_pread(fd, count, offset)))
+    from conftest import recover
+    out = recover(dump, tmp_path / "out")
+    assert out.rc == 1
+    assert "[ERROR] %s not saved: cannot read %s at offset 4,096: Input/output error" % (
+        tmp_path / "out" / "img1.cr3", dump) in out.log
+    assert [row["status"] for row in out.rows] == ["not saved", "complete", "complete",
+                                                   "complete"]
+    assert out.shas() == [sha256(movie)] * 3
+
+
+@pytest.fixture
+def erroring_device(tmp_path):
+    """/dev/mapper/...: 20 MiB of a dump, 1 MiB that fails every read, 13 MiB more."""
+    if os.geteuid() != 0 or not shutil.which("dmsetup") or not shutil.which("losetup"):
+        pytest.skip("needs root, dmsetup and losetup")
+    image = tmp_path / "card.img"
+    movie = corpus_file("gopro_karma.mp4")
+    build_dump(image, 4096, movie, (34 << 20) - 4096 - len(movie))
+    loop = subprocess.run(["losetup", "--find", "--show", "--read-only", str(image)],
+                          capture_output=True, text=True)
+    if loop.returncode:
+        pytest.skip("losetup failed: %s" % loop.stderr.strip())
+    device = loop.stdout.strip()
+    name = "recovercr3-test-%d" % os.getpid()
+    table = "0 40960 linear %s 0\n40960 2048 error\n43008 26624 linear %s 43008\n" % (
+        device, device)
+    made = subprocess.run(["dmsetup", "create", name, "--readonly"], input=table,
+                          capture_output=True, text=True)
+    try:
+        if made.returncode:
+            pytest.skip("dmsetup failed: %s" % made.stderr.strip())
+        yield "/dev/mapper/" + name, movie
+    finally:
+        if not made.returncode:
+            subprocess.run(["dmsetup", "remove", name], capture_output=True)
+        subprocess.run(["losetup", "--detach", device], capture_output=True)
+
+
+def test_a_device_with_a_bad_area_gives_an_error_and_the_files_before_it(tmp_path,
+                                                                         erroring_device):
+    device, movie = erroring_device
+    p = subprocess.run([sys.executable, str(PROJECT / "recovercr3.py"), "-i", device,
+                        "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "a read error under the memory map" in p.stderr
+    assert read_outcome(1, p.stderr, tmp_path / "out").shas() == [sha256(movie)]

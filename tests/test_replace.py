@@ -1,0 +1,206 @@
+"""No existing entry is ever replaced or removed: files, symlinks, other runs' .part
+files, the input itself; names are claimed atomically, and only what a run created
+is cleaned up."""
+
+import csv
+import os
+import subprocess
+import threading
+
+import pytest
+
+import recovercr3
+from conftest import CLI_PYTHON, SCRIPT, recover
+from dumpkit import build_dump, corpus_file, sha256
+
+
+def snapshot(root):
+    """{relative path: (kind, content)} of everything under root, links unfollowed."""
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                state[rel] = ("link", os.readlink(path))
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    state[rel] = ("file", sha256(f.read()))
+    return state
+
+
+@pytest.fixture
+def card(tmp_path):
+    files = [corpus_file("mei_sample.3gp"), corpus_file("exiftool_Canon.jpg"),
+             corpus_file("gopro_karma.mp4")]
+    build_dump(tmp_path / "card.img", 1024, files[0], 512 * 3 - len(files[0]) % 512,
+               files[1], 512 * 3 - len(files[1]) % 512, files[2], 512)
+    return tmp_path / "card.img", files
+
+
+def test_existing_files_links_and_parts_are_left_alone(tmp_path, card):
+    dump, files = card
+    out = tmp_path / "out"
+    (out / "damaged").mkdir(parents=True)
+    (out / "img1.3gp").write_bytes(b"the user's own file")
+    os.symlink(str(tmp_path / "nowhere"), str(out / "img2.jpg"))          # dangling
+    os.symlink(str(dump), str(out / "img3.mp4"))                         # to the input
+    (out / "img4.3gp.part").write_bytes(b"another run's half file")
+    (out / "damaged" / "img5.jpg").write_bytes(b"taken in a status folder")
+    (out / "recovercr3-report.csv").write_text("an old report\n")
+    before = snapshot(out)
+    result = recover(dump, out)
+    assert result.rc == 0
+    after = snapshot(out)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert [r["file"] for r in result.rows] == ["img2.3gp", "img3.jpg", "img4.mp4"]
+    assert result.shas() == [sha256(f) for f in files]
+    assert not [name for name in after if name.endswith(".part") and name not in before]
+
+
+def test_a_second_run_keeps_the_first_runs_files(tmp_path, card):
+    dump, files = card
+    first = recover(dump, tmp_path / "out")
+    second = recover(dump, tmp_path / "out")
+    assert [r["file"] for r in first.rows] == ["img1.3gp", "img2.jpg", "img3.mp4"]
+    assert [r["file"] for r in second.rows] == ["img2.3gp", "img3.jpg", "img4.mp4"]
+    assert first.shas() == second.shas() == [sha256(f) for f in files]
+    assert sorted(p.name for p in (tmp_path / "out").glob("recovercr3-report*")) == [
+        "recovercr3-report-2.csv", "recovercr3-report.csv"]
+
+
+def test_the_input_in_the_output_directory_is_never_touched(tmp_path):
+    # The dump sits in the output directory under the name its 7z salvage would take.
+    archive = corpus_file("filetype_fixture.7z")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "truncated").mkdir()
+    dump = out / "truncated" / "img1.7z.salvaged"
+    build_dump(dump, 4096, archive[:len(archive) - 40])
+    before = sha256(dump.read_bytes())
+    result = recover(dump, out)
+    assert result.rc == 0
+    assert sha256(dump.read_bytes()) == before
+    assert result.rows[0]["file"] == "truncated/img1.7z"
+    assert (out / "truncated" / "img1.7z.salvaged-2").is_file()
+
+
+def test_a_file_where_a_status_folder_should_be(tmp_path, eos_r_cr3):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "truncated").write_bytes(b"not a folder")
+    build_dump(tmp_path / "card.img", 512, eos_r_cr3, 512, corpus_file("mei_sample.3gp"),
+               512, eos_r_cr3[:1000000])
+    result = recover(tmp_path / "card.img", out)
+    assert result.rc == 0 and "Traceback" not in result.log
+    assert [r["file"] for r in result.rows] == ["img1.cr3", "img2.3gp", "truncated-2/img3.cr3"]
+    assert (out / "truncated").read_bytes() == b"not a folder"
+    assert "[WARNING] %s exists and is not a folder: truncated files go to %s" % (
+        out / "truncated", out / "truncated-2") in result.log
+
+
+def test_a_file_where_the_salvage_folder_should_be(tmp_path):
+    archive = corpus_file("filetype_fixture.7z")
+    out = tmp_path / "out"
+    (out / "damaged").mkdir(parents=True)
+    (out / "damaged" / "img1.7z.salvaged.files").write_bytes(b"in the way")
+    build_dump(tmp_path / "card.img", 4096, archive[:len(archive) - 40], 4096,
+               corpus_file("mei_sample.3gp"), 512)
+    result = recover(tmp_path / "card.img", out)
+    assert result.rc == 0 and "Traceback" not in result.log
+    assert (out / "damaged" / "img1.7z.salvaged.files-2" / "img1.jpg").is_file()
+    assert (out / "damaged" / "img1.7z.salvaged.files").read_bytes() == b"in the way"
+    assert [r["file"] for r in result.rows] == ["damaged/img1.7z", "img2.3gp"]
+
+
+def test_a_300_character_camera_model_makes_a_short_name(tmp_path, card, monkeypatch):
+    # The scan processes are forked from this one, so they carve with this metadata.
+    dump, files = card
+    hostile = recovercr3.Meta("Canon EOS R" + "X" * 289, "2019-12-05T13:32:49", "1")
+    monkeypatch.setattr(recovercr3, "isobmff_meta", lambda kind, f: hostile)
+    result = recover(dump, tmp_path / "out", "--name-by", "date")
+    assert result.rc == 0 and "Traceback" not in result.log
+    names = [r["file"] for r in result.rows]
+    assert names[0] == "2019-12-05_13-32-49_EOS-R" + "X" * 35 + ".3gp"
+    assert names[2] == "2019-12-05_13-32-49_EOS-R" + "X" * 35 + ".mp4"
+    assert result.shas() == [sha256(f) for f in files]
+
+
+def test_two_runs_into_one_directory_both_save_everything(tmp_path, card):
+    dump, files = card
+    out = tmp_path / "out"
+    many = tmp_path / "many.img"
+    data = dump.read_bytes()
+    build_dump(many, *([data, 4096 + (-len(data)) % 512] * 8))      # JPEGs on sector starts
+    procs = [subprocess.Popen([CLI_PYTHON, str(SCRIPT), "-q", "-i", str(many), "-o", str(out)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    logs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    reports = sorted(out.glob("recovercr3-report*.csv"))
+    assert len(reports) == 2
+    names = []
+    for report in reports:
+        with open(report, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["status"] for r in rows] == ["complete"] * 24
+        assert [sha256((out / r["file"]).read_bytes()) for r in rows] == [
+            sha256(f) for f in files] * 8
+        names += [r["file"] for r in rows]
+    assert len(set(names)) == 48                                  # every file saved once
+    on_disk = sorted(p.name for p in out.iterdir() if not p.name.startswith("recovercr3"))
+    assert on_disk == sorted(names)                               # nothing else, no .part
+
+
+def test_claims_hold_against_a_racing_claimer(tmp_path):
+    # Threads claiming names in one directory at once never get the same one.
+    outdirs = [recovercr3.OutputDir(tmp_path / "out") for _ in range(4)]
+    carved = recovercr3.Carved(0, 1, "jpg", "jpg", "complete", "", [])
+    taken = []
+
+    def claim_many(outdir):
+        for _ in range(50):
+            taken.append(outdir.claim(outdir.names_for(carved)).name)
+
+    threads = [threading.Thread(target=claim_many, args=(o,)) for o in outdirs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(taken) == len(set(taken)) == 200
+    for outdir in outdirs:
+        outdir.close()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        "recovercr3-report%s.csv" % ("" if n == 1 else "-%d" % n) for n in range(1, 5))
+
+
+def test_a_name_taken_while_the_file_is_written_is_not_replaced(tmp_path, card, monkeypatch):
+    dump, files = card
+    out = tmp_path / "out"
+    real_save = recovercr3.OutputDir.save
+
+    def save_then_someone_writes(self, dump_, carved, claim, checkpoint, digest=None):
+        real_save(self, dump_, carved, claim, checkpoint, digest)
+        (self.path / claim.name).write_bytes(b"put there by something else")
+
+    monkeypatch.setattr(recovercr3.OutputDir, "save", save_then_someone_writes)
+    result = recover(dump, out)
+    assert result.rc == 0
+    assert [r["file"] for r in result.rows] == ["img1-2.3gp", "img2-2.jpg", "img3-2.mp4"]
+    assert result.shas() == [sha256(f) for f in files]
+    assert (out / "img1.3gp").read_bytes() == b"put there by something else"
+
+
+def test_no_hard_links_falls_back_to_a_checked_rename(tmp_path, card, monkeypatch):
+    dump, files = card
+
+    def no_links(source, target):
+        raise OSError(1, "Operation not permitted")        # as on FAT and exFAT
+
+    monkeypatch.setattr(recovercr3.os, "link", no_links)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(str(tmp_path / "nowhere"), str(out / "img1.3gp"))
+    result = recover(dump, out)
+    assert [r["file"] for r in result.rows] == ["img2.3gp", "img3.jpg", "img4.mp4"]
+    assert result.shas() == [sha256(f) for f in files]
+    assert os.readlink(str(out / "img1.3gp")) == str(tmp_path / "nowhere")
