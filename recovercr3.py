@@ -107,6 +107,7 @@ if __name__ == "__main__":      # a Ctrl-C during the imports below is noted, no
             signal.signal(getattr(signal, _name), _note_early_stop)
 
 import argparse  # noqa: E402 (the imports come after the handler above on purpose)
+import array
 import bisect
 import collections
 import concurrent.futures
@@ -119,6 +120,7 @@ import io
 import itertools
 import lzma
 import mmap
+import operator
 import os
 import re
 import shlex
@@ -566,12 +568,32 @@ def ifd_entries(buf, base, end, order, offset):
     return entries, next_ifd
 
 
-def ifd_numbers(buf, entry, order, end):
-    """The integers of a SHORT/LONG/IFD entry (() if not integers or out of reach)."""
+def ifd_numbers(buf, entry, order, end, most=None):
+    """The integers of a SHORT/LONG/IFD entry, the first `most` of them (() if not
+    integers or out of reach)."""
     fmt = TIFF_INTEGER_FORMATS.get(entry.kind)
     if fmt is None or entry.value_at + entry.size > end:
         return ()
-    return struct.unpack_from("%s%d%s" % (order, entry.count, fmt), buf, entry.value_at)
+    count = entry.count if most is None else min(entry.count, most)
+    return struct.unpack_from("%s%d%s" % (order, count, fmt), buf, entry.value_at)
+
+
+TIFF_ARRAY_TYPES = {TIFF_SHORT: "H", TIFF_LONG: "I" if array.array("I").itemsize == 4 else "L"}
+
+
+def ifd_furthest(buf, offsets, lengths, order, end):
+    """max(offset + length) over two SHORT/LONG entries, at C speed (a table of
+    millions of strips takes a second in a Python loop)."""
+    tables = []
+    for entry in (offsets, lengths):
+        code = TIFF_ARRAY_TYPES.get(entry.kind)
+        if code is None or entry.value_at + entry.size > end:
+            return 0
+        numbers = array.array(code, buf[entry.value_at:entry.value_at + entry.size])
+        if (order == ">") == (sys.byteorder == "little"):
+            numbers.byteswap()
+        tables.append(numbers)
+    return max(map(operator.add, *tables), default=0)
 
 
 def read_ifd(buf, base, end, order, offset):
@@ -643,6 +665,9 @@ FTYP_AT = 4                                 # the name sits after the 32-bit siz
 FTYP_MIN_SIZE = BOX_HEADER.size + FTYP_FIELDS.size
 FTYP_MAX_SIZE = 4096
 MAX_BOXES_BEFORE_MDAT = 1000                # real files have a dozen; bounds a garbage walk
+BYTES_PER_BOX = 4096        # past the first boxes, a walk may take one box per this many bytes:
+                            # fragmented movies have fragments of hundreds of KB, and a run
+                            # of 8-byte boxes would cost seconds per MB to walk
 CNCV_MAX_SIZE = 64
 
 MDAT = b"mdat"
@@ -674,6 +699,11 @@ def is_fourcc(name):
     return all(0x20 <= c <= 0x7E for c in name)
 
 
+def fourcc_text(name):
+    """A box name for a message: 'mdat', or its hex when it is not printable."""
+    return "'%s'" % name.decode("ascii") if is_fourcc(name) else "0x" + name.hex()
+
+
 class Box(NamedTuple):
     offset: int
     name: bytes
@@ -701,7 +731,7 @@ def read_box(buf, offset, limit):
         raise TruncatedError("the dump ends inside a box header")
     size, name = BOX_HEADER.unpack_from(buf, offset)
     if not is_fourcc(name):
-        raise FormatError("box name %r is not four printable characters" % name)
+        raise FormatError("box name %s is not four printable characters" % fourcc_text(name))
     header_size = BOX_HEADER.size
     to_end = False
     if size == BOX_SIZE_LARGE:
@@ -710,12 +740,12 @@ def read_box(buf, offset, limit):
         (size,) = LARGESIZE.unpack_from(buf, offset + header_size)
         header_size = MIN_LARGE_BOX_SIZE
         if size < MIN_LARGE_BOX_SIZE:
-            raise FormatError("box %r has a 64-bit size of %d" % (name, size))
+            raise FormatError("box %s has a 64-bit size of %d" % (fourcc_text(name), size))
     elif size == BOX_SIZE_TO_END:
         size = limit - offset
         to_end = True
     elif size < MIN_BOX_SIZE:
-        raise FormatError("box %r has size %d" % (name, size))
+        raise FormatError("box %s has size %d" % (fourcc_text(name), size))
     usertype = b""
     if name == b"uuid":
         usertype = bytes(buf[offset + header_size:min(offset + header_size + UUID_SIZE, limit)])
@@ -752,7 +782,7 @@ def read_ftyp(buf, start, limit):
         raise FormatError("the dump ends inside the ftyp box")
     major, _minor = FTYP_FIELDS.unpack_from(buf, box.body)
     if not is_fourcc(major):
-        raise FormatError("brand %r is not four printable characters" % major)
+        raise FormatError("brand %s is not four printable characters" % fourcc_text(major))
     first = box.body + FTYP_FIELDS.size
     compatible = tuple(bytes(buf[i:i + BRAND_SIZE])
                        for i in range(first, box.end - BRAND_SIZE + 1, BRAND_SIZE))
@@ -856,6 +886,7 @@ def walk_boxes(buf, start, limit, rule):
 
     When the chain breaks before the file's end (the next bytes are no box: the file
     is fragmented or overwritten), the walk ends after the last whole box, saying why.
+    A second ftyp is another file's start, never a box of this one.
     """
     boxes = []
     seen = set()
@@ -863,6 +894,8 @@ def walk_boxes(buf, start, limit, rule):
     while not rule.finished(boxes):
         try:
             box = read_box(buf, pos, limit)
+            if boxes and box.name == FTYP:
+                raise FormatError("another file's ftyp")
         except TruncatedError:
             if rule.after_end(seen):
                 return Walk(boxes, pos, False)
@@ -870,20 +903,22 @@ def walk_boxes(buf, start, limit, rule):
         except FormatError as e:
             if rule.after_end(seen):
                 return Walk(boxes, pos, False)
-            return Walk(boxes, pos, False, "at +%d: %s" % (pos - start, e))
+            return Walk(boxes, pos, False, "the boxes break at +%d: %s (fragmented or "
+                                           "overwritten)" % (pos - start, e))
         if not rule.accepts(box, boxes, seen):
             return Walk(boxes, pos, False)
         if box.to_end and box.name != MDAT:
-            return Walk(boxes, pos, False, "at +%d: box %r has size 0, which only mdat "
-                                           "may have" % (pos - start, box.name))
+            return Walk(boxes, pos, False, "the boxes break at +%d: box %s has size 0, "
+                                           "which only mdat may have" % (
+                                               pos - start, fourcc_text(box.name)))
+        if len(boxes) >= MAX_BOXES_BEFORE_MDAT + (pos - start) // BYTES_PER_BOX:
+            return Walk(boxes, pos, False, "more than %d boxes in the first %d bytes: no "
+                                           "camera writes that" % (len(boxes), pos - start))
         boxes.append(box)
         seen.add(box.name)
         if box.end > limit:
             return Walk(boxes, limit, True)
         pos = box.end
-        if len(boxes) > MAX_BOXES_BEFORE_MDAT and not rule.after_end(seen):
-            return Walk(boxes, pos, False, "more than %d boxes before the end"
-                        % MAX_BOXES_BEFORE_MDAT)
     return Walk(boxes, pos, False)
 
 
@@ -891,7 +926,7 @@ def walk_verdict(kind, walk, limit):
     """(status, detail) from the top-level boxes alone."""
     names = [box.name for box in walk.boxes]
     if walk.broken:
-        return DAMAGED, "the boxes break %s (fragmented or overwritten)" % walk.broken
+        return DAMAGED, walk.broken
     if walk.truncated:
         last = walk.boxes[-1] if walk.boxes else None
         if last is None or last.end <= limit:
@@ -929,6 +964,10 @@ PRVW_UUID_FIELDS_SIZE = 8                    # a 64-bit field before the PRVW bo
 CTBO_ENTRY = struct.Struct(">IQQ")           # index, offset, size
 CTBO_BOXES = {1: (b"uuid", XMP_UUID), 2: (b"uuid", PRVW_UUID), 3: (MDAT, b"")}
 MAX_TABLE_ENTRIES = 1 << 24
+TABLE_BUDGET = 1000         # chunks, and samples looked at, a file may have: this many plus
+BYTES_PER_SAMPLE = 256      # one per this many of its bytes (an AMR frame is 32 bytes, but
+                            # many go in a chunk): more is no camera's file, and would cost
+                            # seconds of work per MB
 QUICKTIME_EPOCH = datetime.datetime(1904, 1, 1)
 CANON_VIDEO_MARKS = (b"CNCV", b"CAEP")
 
@@ -938,7 +977,7 @@ class Track(NamedTuple):
     entry: bytes                # the sample entry type: CRAW, CTMD, avc1, mp4a, ...
     entry_boxes: frozenset      # boxes inside the sample entry (JPEG or CMP1 in a CRAW)
     chunks: list                # [(offset from the file start, length, first sample, samples)]
-    sizes: object               # the sample sizes: a tuple, or one int when all are equal
+    sizes: object               # the sample sizes: an array, or one int when all are equal
     self_contained: bool        # False when the media data lives in another file
 
     def samples(self):
@@ -950,16 +989,38 @@ class Track(NamedTuple):
                 offset += size
 
 
-def read_table(buf, box, entry, first_field=4):
+def table_budget(size):
+    return TABLE_BUDGET + size // BYTES_PER_SAMPLE
+
+
+def read_table(buf, box, entry, first_field=4, most=MAX_TABLE_ENTRIES):
     """The entries of a FullBox table: a 32-bit count at body+first_field, then records."""
     at = box.body + first_field
     if at + 4 > box.end:
         raise FormatError("%s is cut" % box.name.decode("latin-1"))
     (count,) = struct.unpack_from(">I", buf, at)
-    if count > MAX_TABLE_ENTRIES or at + 4 + count * entry.size > box.end:
+    if count > most or at + 4 + count * entry.size > box.end:
         raise FormatError("%s declares %d entries it does not hold"
                           % (box.name.decode("latin-1"), count))
     return [entry.unpack_from(buf, at + 4 + i * entry.size) for i in range(count)]
+
+
+def read_numbers(buf, box, typecode, first_field=4):
+    """A FullBox table of big-endian integers as an array: 4 or 8 bytes an entry in
+    memory (a list of Python ints would take 36), read at C speed."""
+    at = box.body + first_field
+    if at + 4 > box.end:
+        raise FormatError("%s is cut" % box.name.decode("latin-1"))
+    (count,) = struct.unpack_from(">I", buf, at)
+    numbers = array.array(typecode)
+    width = numbers.itemsize
+    if at + 4 + count * width > box.end:
+        raise FormatError("%s declares %d entries it does not hold"
+                          % (box.name.decode("latin-1"), count))
+    numbers.frombytes(buf[at + 4:at + 4 + count * width])
+    if sys.byteorder == "little":
+        numbers.byteswap()
+    return numbers
 
 
 def chunk_table(offsets, sizes, sample_count, stsc):
@@ -985,6 +1046,8 @@ def chunk_table(offsets, sizes, sample_count, stsc):
 U32 = struct.Struct(">I")
 U64 = struct.Struct(">Q")
 STSC_ENTRY = struct.Struct(">III")
+U32_ARRAY = next(code for code in "IL" if array.array(code).itemsize == 4)
+U64_ARRAY = "Q"
 
 
 class IsoFile:
@@ -1058,8 +1121,11 @@ class IsoFile:
         stsz, stsc = tables.get(b"stsz"), tables.get(b"stsc")
         if offsets_box is None or stsz is None or stsc is None:
             raise FormatError("trak %d lacks stco/co64, stsz or stsc" % number)
-        width = U64 if offsets_box.name == CHUNK_OFFSETS_64 else U32
-        offsets = [o for (o,) in read_table(self.buf, offsets_box, width)]
+        width = U64_ARRAY if offsets_box.name == CHUNK_OFFSETS_64 else U32_ARRAY
+        offsets = read_numbers(self.buf, offsets_box, width)
+        if len(offsets) > table_budget(self.size):
+            raise FormatError("trak %d: %d chunks in %d bytes, more than a camera writes"
+                              % (number, len(offsets), self.size))
         if stsz.body + 12 > stsz.end:
             raise FormatError("stsz is cut")
         (size,) = U32.unpack_from(self.buf, stsz.body + 4)
@@ -1067,9 +1133,10 @@ class IsoFile:
             (count,) = U32.unpack_from(self.buf, stsz.body + 8)
             sizes = size
         else:
-            sizes = tuple(s for (s,) in read_table(self.buf, stsz, U32, first_field=8))
+            sizes = read_numbers(self.buf, stsz, U32_ARRAY, first_field=8)
             count = len(sizes)
-        chunks = chunk_table(offsets, sizes, count, read_table(self.buf, stsc, STSC_ENTRY))
+        runs = read_table(self.buf, stsc, STSC_ENTRY, most=len(offsets))   # a run per chunk at most
+        chunks = chunk_table(offsets, sizes, count, runs)
         return Track(number, entry, entry_boxes, chunks, sizes, self._self_contained(trak))
 
     def _sample_entry(self, stsd):
@@ -1152,12 +1219,18 @@ def check_last_sample_ends_mdat(f):
 
 def samples_of(f, entry):
     """(track, offset, size) of every sample, within the file, of the tracks whose
-    sample entry is entry (samples past its end are check_samples_inside_mdat's)."""
+    sample entry is entry (samples past its end are check_samples_inside_mdat's).
+    FormatError past the table budget: no camera's file has that many."""
+    budget = table_budget(f.size)
     for track in f.tracks():
-        if track.entry == entry:
-            for offset, size in track.samples():
-                if offset + size <= f.size:
-                    yield track, offset, size
+        if track.entry != entry:
+            continue
+        for offset, size in track.samples():
+            budget -= 1
+            if budget < 0:
+                raise FormatError("more samples in %d bytes than a camera writes" % f.size)
+            if offset + size <= f.size:
+                yield track, offset, size
 
 
 @check("cr3", "crm")
@@ -1247,7 +1320,12 @@ def read_iloc(buf, iloc):
         reference = number(2)
         base = number(base_size)
         extents = []
-        for _ in range(number(2)):
+        count = number(2)
+        record = index_size + offset_size + length_size
+        if count > 1 and (not record or count * record > iloc.end - pos):  # empty: one at most
+            raise FormatError("iloc item %d declares %d extents it does not hold"
+                              % (item_id, count))
+        for _ in range(count):
             number(index_size)
             extents.append((base + number(offset_size), number(length_size)))
         items.append((item_id, method, reference, extents))
@@ -1431,8 +1509,8 @@ def carve_isobmff(buf, start, limit, rule, types):
         return None
     walk = walk_boxes(buf, start, limit, rule)
     if walk.broken and not {MOOV, META} & {box.name for box in walk.boxes}:
-        raise FormatError("the boxes break %s, with no moov or meta before: "
-                          "no header worth saving" % walk.broken)
+        raise FormatError("%s, with no moov or meta before: no header worth saving"
+                          % walk.broken)
     f = IsoFile(buf, start, walk.end, walk.boxes, ftyp)
     kind, ext = type_and_extension(kind, ftyp, f.compressor())
     if kind not in types:
@@ -1505,21 +1583,16 @@ class JpegWalk(NamedTuple):
     segments: list          # (marker, start, end) of the segments before the first scan
 
 
-def jpeg_scan_end(buf, pos, limit):
-    """Where the entropy-coded data starting at pos ends: the next marker, or -1.
+# In entropy-coded data FF is followed by 00 (a stuffed byte), a restart marker or
+# another FF (fill): anything else is the marker that ends the data.
+JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+MAX_JPEG_SEGMENTS = 4096            # real files have dozens; a run of empty ones is garbage
 
-    Inside the data, FF is followed by 00 (a stuffed byte) or a restart marker."""
-    while True:
-        pos = buf.find(b"\xff", pos, limit)
-        if pos < 0 or pos + 1 >= limit:
-            return -1
-        following = buf[pos + 1]
-        if following == 0 or following in RESTART_MARKERS:
-            pos += 2
-        elif following == 0xFF:             # fill byte before a marker
-            pos += 1
-        else:
-            return pos
+
+def jpeg_scan_end(buf, pos, limit):
+    """Where the entropy-coded data starting at pos ends: the next marker, or -1."""
+    found = JPEG_MARKER_AFTER_DATA.search(buf, pos, limit)
+    return found.start() if found else -1
 
 
 def walk_jpeg(buf, start, limit):
@@ -1530,7 +1603,7 @@ def walk_jpeg(buf, start, limit):
     pos = start + 2
     segments = []
     seen_frame = seen_scan = False
-    while True:
+    for _ in range(MAX_JPEG_SEGMENTS):
         if pos + 2 > limit:
             return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
         if buf[pos] != 0xFF:
@@ -1576,6 +1649,9 @@ def walk_jpeg(buf, start, limit):
                 return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
         else:
             pos = segment_end
+    if not seen_scan:
+        raise FormatError("more than %d segments before any image" % MAX_JPEG_SEGMENTS)
+    return JpegWalk(pos, DAMAGED, "more than %d segments" % MAX_JPEG_SEGMENTS, segments)
 
 
 def jpeg_app_data(buf, segments, marker, header):
@@ -1652,13 +1728,17 @@ AVI_EXTENSION_FORM = b"AVIX"                # OpenDML: the RIFFs after the first
 AVI_MOVIE_LIST = b"movi"
 
 
+MAX_RIFF_CHUNKS = 1000         # top-level chunks: an AVI or WAV has a handful
+
+
 def riff_chunks(buf, first, end, limit):
-    """[(id, start, end)] of the chunks in [first, end); stops at the first bad one.
+    """[(id, start, end)] of the chunks in [first, end); stops at the first bad one,
+    or after MAX_RIFF_CHUNKS.
 
     Returns the chunks and where the walk stopped (end when they tile it exactly)."""
     chunks = []
     pos = first
-    while pos + CHUNK_HEADER.size <= min(end, limit):
+    while pos + CHUNK_HEADER.size <= min(end, limit) and len(chunks) < MAX_RIFF_CHUNKS:
         name, size = CHUNK_HEADER.unpack_from(buf, pos)
         if not is_fourcc(name):
             break
@@ -1676,7 +1756,7 @@ def carve_riff(buf, start, limit, options):
     _, size, form = RIFF_HEADER.unpack_from(buf, start)
     kind = RIFF_FORMS.get(form)
     if kind is None:
-        raise FormatError("unknown RIFF form %r" % form)
+        raise FormatError("unknown RIFF form %s" % fourcc_text(form))
     riff_end = end = start + CHUNK_HEADER.size + size + (size & 1)
     chunks, stop = riff_chunks(buf, start + RIFF_HEADER.size, riff_end, limit)
     if not chunks or chunks[0][0] not in RIFF_FIRST_CHUNKS[form]:
@@ -1716,6 +1796,7 @@ CR2_MARK = b"CR"                            # at byte 8 of a CR2
 CR2_MARK_AT = 8
 MAX_TIFF_SPAN = 1 << 30                     # no raw is larger; a pointer past it is garbage
 MAX_IFDS = 64
+MAX_TIFF_DATA_RANGES = 1 << 16      # strips or tiles: a scan of 65,536 rows has that many
 TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS = 0x0111, 0x0117
 TAG_TILE_OFFSETS, TAG_TILE_BYTE_COUNTS = 0x0144, 0x0145
 TAG_JPEG_OFFSET, TAG_JPEG_LENGTH = 0x0201, 0x0202
@@ -1749,12 +1830,23 @@ def walk_tiff(buf, start, limit):
     span_end = start + MAX_TIFF_SPAN
     end = start + TIFF_HEADER_SIZE
     data, flags, maker_note = [], [], ()
-    queue = [(start, ifd0, order)]
+    queue = collections.deque([(start, ifd0, order)])
+    queued = 1
     seen = set()
     tags = None
     ifd0_tags = frozenset()
-    while queue and len(seen) < MAX_IFDS:
-        base, offset, ifd_order = queue.pop(0)
+
+    def follow(base, offsets, ifd_order):
+        nonlocal queued
+        for pointer in offsets:
+            if queued >= MAX_IFDS:
+                flags.append("more than %d IFDs" % MAX_IFDS)
+                return
+            queue.append((base, pointer, ifd_order))
+            queued += 1
+
+    while queue:
+        base, offset, ifd_order = queue.popleft()
         if (base, offset) in seen or not offset:
             continue
         seen.add((base, offset))
@@ -1785,6 +1877,12 @@ def walk_tiff(buf, start, limit):
                 end = max(end, entry.value_at + entry.size)
         for offsets_tag, lengths_tag in DATA_PAIRS:
             if offsets_tag in by_tag and lengths_tag in by_tag:
+                if by_tag[offsets_tag].count > MAX_TIFF_DATA_RANGES:
+                    end = max(end, base + ifd_furthest(buf, by_tag[offsets_tag],
+                                                       by_tag[lengths_tag], ifd_order, limit))
+                    flags.append("tag 0x%04x lists %d parts" % (offsets_tag,
+                                                                by_tag[offsets_tag].count))
+                    continue
                 offsets = ifd_numbers(buf, by_tag[offsets_tag], ifd_order, limit)
                 lengths = ifd_numbers(buf, by_tag[lengths_tag], ifd_order, limit)
                 for first, length in zip(offsets, lengths):
@@ -1795,8 +1893,7 @@ def walk_tiff(buf, start, limit):
                         end = max(end, base + first + length)
         for tag in IFD_POINTER_TAGS + (TAG_SUB_IFDS,):
             if tag in by_tag:
-                queue.extend((base, pointer, ifd_order)
-                             for pointer in ifd_numbers(buf, by_tag[tag], ifd_order, limit))
+                follow(base, ifd_numbers(buf, by_tag[tag], ifd_order, limit, MAX_IFDS), ifd_order)
         note = by_tag.get(TAG_MAKER_NOTE)
         if note is not None and not note.inline and note.value_at + note.size <= span_end:
             maker_note = (note.value_at, note.value_at + note.size)
@@ -1804,11 +1901,11 @@ def walk_tiff(buf, start, limit):
             if bytes(buf[note.value_at:note.value_at + len(NIKON_MAKER_NOTE)]) == NIKON_MAKER_NOTE:
                 try:
                     inner_order, inner_ifd = tiff_order(buf, inner, min(limit, span_end))
-                    queue.append((inner, inner_ifd, inner_order))
+                    follow(inner, [inner_ifd], inner_order)
                 except FormatError:
                     flags.append("the Nikon MakerNote header")
         if next_ifd:
-            queue.append((base, next_ifd, ifd_order))
+            follow(base, [next_ifd], ifd_order)
     return TiffWalk(end, data, flags, tags or {}, ifd0_tags, maker_note)
 
 
@@ -1871,7 +1968,10 @@ CIFF_IMAGE_PROPS = b"\x0a\x30"              # type 0x300a, in every CRW's root h
 CIFF_JPEG = 0x2007
 CIFF_LOCATION_MASK = 0xC000                 # type bits saying where the data is
 MAX_CIFF_ENTRIES = 256
-MAX_CRW_SIZE = 256 << 20
+MAX_CRW_SIZE = 64 << 20        # the largest CRW (EOS-1Ds) is about 15 MB
+
+
+CIFF_MOST_HITS = 2048       # 0x300a codes tried: random data holds one per 64 KiB
 
 
 def find_ciff_table(buf, heap, limit):
@@ -1879,17 +1979,24 @@ def find_ciff_table(buf, heap, limit):
 
     The table ends the heap and its last 4 bytes give its own offset, so it can only
     be confirmed, not read, from the front: every 0x300a type code is tried as an
-    entry of a table whose records tile the heap up to it."""
+    entry of a table whose records tile the heap up to it. A table has at most
+    MAX_CIFF_ENTRIES entries, so the high byte of its count is 0 or 1: the bytes
+    where those counts would be are pulled out at C speed, one per 10 (an entry's
+    size), and only the places where that byte fits are looked at."""
     stop = min(limit, heap + MAX_CRW_SIZE)
     hit = buf.find(CIFF_IMAGE_PROPS, heap, stop)
-    while hit >= 0:
-        for index in range(MAX_CIFF_ENTRIES):
-            table = hit - 2 - index * CIFF_ENTRY.size
-            if table < heap + 2:
-                break
+    for _ in range(CIFF_MOST_HITS):
+        if hit < 0:
+            return None
+        lowest = max(heap + 2, hit - 2 - (MAX_CIFF_ENTRIES - 1) * CIFF_ENTRY.size)
+        first = hit - 2 - (hit - 2 - lowest) // CIFF_ENTRY.size * CIFF_ENTRY.size
+        highs = buf[first + 1:hit:CIFF_ENTRY.size]          # count's high byte per table
+        for found in re.finditer(rb"[\x00\x01]", highs):
+            table = first + found.start() * CIFF_ENTRY.size
+            index = (hit - 2 - table) // CIFF_ENTRY.size
             (count,) = struct.unpack_from("<H", buf, table)
             table_end = table + 2 + count * CIFF_ENTRY.size + 4
-            if index >= count or table_end > limit:
+            if not index < count <= MAX_CIFF_ENTRIES or table_end > limit:
                 continue
             (self_offset,) = struct.unpack_from("<I", buf, table_end - 4)
             if self_offset != table - heap:
@@ -1900,7 +2007,7 @@ def find_ciff_table(buf, heap, limit):
             if in_heap and max(o + s for _, s, o in in_heap) == self_offset:
                 return self_offset, entries
         hit = buf.find(CIFF_IMAGE_PROPS, hit + 1, stop)
-    return None
+    raise FormatError("no CIFF table among the first %d type codes" % CIFF_MOST_HITS)
 
 
 @sector_format("CRW", ["crw"], CRW_MAGIC)

@@ -39,9 +39,12 @@ def movie(brand, stbl, mdat_payload):
 
 
 def cr3_declaring_4g_samples(mb=1):
-    """A CR3 whose CTMD track declares 2^32-1 samples of one byte."""
-    stbl = sample_table(b"CTMD", 1, 0xFFFFFFFF, 0)
-    return movie(b"crx ", stbl, noise(mb * MB))
+    """A CR3 whose CTMD track declares 2^32-1 samples of 6 bytes, and whose mdat is
+    full of valid 6-byte CTMD records: every sample checks out, and there is no end."""
+    records = struct.pack("<IH", 6, 1) * (mb * MB // 6)
+    draft = movie(b"crx ", sample_table(b"CTMD", 6, 0xFFFFFFFF, 0), records)
+    mdat_body = len(draft) - len(records)
+    return movie(b"crx ", sample_table(b"CTMD", 6, 0xFFFFFFFF, mdat_body), records)
 
 
 def heif_billion_extents(mb=1):

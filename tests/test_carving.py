@@ -134,7 +134,7 @@ def test_broken_chain_keeps_its_header_as_damaged_and_the_next_file_is_found(tmp
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert out.shas() == [sha256(movie[:1740]), sha256(movie)]
     assert [(row["status"], row["detail"]) for row in out.rows] == [
-        ("damaged", "the boxes break at +1740: box b'junk' has size 3 (fragmented or "
+        ("damaged", "the boxes break at +1740: box 'junk' has size 3 (fragmented or "
                     "overwritten)"), ("complete", "")]
 
 

@@ -175,17 +175,28 @@ def test_default_keeps_movie_fragments():
 
 def test_movie_of_many_fragments_is_walked_whole():
     moof = box(b"moof", box(b"mfhd", bytes(8)))
-    small = box(b"mdat", b"x" * 8)
-    data = FTYP_MP4 + MOOV + small + (moof + small) * 20000
+    fragment = box(b"mdat", b"x" * 16384)
+    data = FTYP_MP4 + MOOV + fragment + (moof + fragment) * 4000
     w = walk(data + box(b"moof", b"")[:6])
-    assert len(w.boxes) == 3 + 40000 and w.end == len(data)
+    assert len(w.boxes) == 3 + 8000 and w.end == len(data)
+
+
+def test_a_flood_of_tiny_boxes_is_not_walked_to_its_end():
+    # 8-byte boxes after mdat: each would cost a step; the walk takes one box per 4 KiB.
+    data = FTYP_MP4 + MOOV + MDAT + box(b"free", b"") * 200000
+    w = walk(data)
+    assert len(w.boxes) == r.MAX_BOXES_BEFORE_MDAT + w.end // r.BYTES_PER_BOX
+    assert w.broken == "more than %d boxes in the first %d bytes: no camera writes that" % (
+        len(w.boxes), w.end)
+    assert carve(data).status == "damaged"
 
 
 def test_default_garbage_before_mdat_breaks_the_walk():
     data = FTYP_CR3 + MOOV + b"\0\0\0\x03junk" + MDAT
     w = walk(data)
     assert names(w) == [b"ftyp", b"moov"] and w.end == len(FTYP_CR3 + MOOV)
-    assert w.broken == "at +140: box b'junk' has size 3"
+    assert w.broken == ("the boxes break at +140: box 'junk' has size 3 (fragmented or "
+                        "overwritten)")
     c = carve(data)
     assert (c.status, c.size) == ("damaged", len(FTYP_CR3 + MOOV))
     with pytest.raises(r.FormatError, match="no moov or meta before"):
