@@ -2093,23 +2093,23 @@ def salvage_7z(dump, start, end, fd, checkpoint):
     decoder = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[spec])
     room = SALVAGE_MAX_RATIO * (end - first)
     pos = first
-    while pos < end and not decoder.eof:
+    while not decoder.eof:
         checkpoint()
         if decoder.needs_input:
-            chunk = dump.read(pos, min(SALVAGE_CHUNK, end - pos))
+            chunk = dump.read(pos, min(SALVAGE_CHUNK, end - pos)) if pos < end else b""
             if not chunk:
-                break
+                break                   # the packed stream is all used
             pos += len(chunk)
         else:
-            chunk = b""                 # the decoder still holds output of the last chunk
+            chunk = b""                 # the decoder still holds output of what it had
         try:
-            data = decoder.decompress(chunk, max_length=min(room, SALVAGE_CHUNK) or 1)
+            data = decoder.decompress(chunk, max_length=min(room, SALVAGE_CHUNK))
         except lzma.LZMAError:
             break
         write_all(fd, data)
         room -= len(data)
-        if not room and not decoder.eof:
-            return method, True
+        if not room:
+            return method, not decoder.eof
     return method, False
 
 
@@ -2753,14 +2753,15 @@ class Recovery:
                     code = EXIT_ERROR
                 except OutputError as e:
                     self._cancel_copies()
-                    self.log.error(str(e))
+                    if not self.nested:             # the outer run says it
+                        self.log.error(str(e))
                     code = EXIT_ERROR
                     stopped_by = str(e)
                 try:
                     self.settle(final=True)
                 except OutputError as e:
                     self._cancel_copies()
-                    if str(e) != stopped_by:        # each problem is said once
+                    if str(e) != stopped_by and not self.nested:    # each problem said once
                         self.log.error(str(e))
                     code = code or EXIT_ERROR
                     self.settle(final=True, record=False)
@@ -2887,8 +2888,11 @@ class Recovery:
                 self.outdir.release(saved.claim)
                 continue
             self._written(saved, final)         # a stop leaves it first in line
-            self._report(saved)
+            status = self._report(saved)
             self.pending.popleft()
+            if status not in (COMPLETE, NOT_SAVED) and saved.carved.type == "7z" \
+                    and not self.outdir.dry_run:
+                self.salvage(saved, status)
 
     def _written(self, saved, final):
         """Wait for saved's copy; on failure say why in saved.not_saved."""
@@ -2946,7 +2950,7 @@ class Recovery:
             self.unwritten += 1
             self._row("", carved, NOT_SAVED,
                       "; ".join(filter(None, ["not saved: " + saved.not_saved, status, detail])))
-            return
+            return NOT_SAVED
         relpath = self.outdir.relpath(status, saved.name)
         placed = None
         try:
@@ -2970,8 +2974,7 @@ class Recovery:
         self.saved[status] += 1
         if status != COMPLETE:
             self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
-            if carved.type == "7z" and not self.outdir.dry_run:
-                self.salvage(saved, status)
+        return status
 
     def _row(self, relpath, carved, status, detail):
         try:
