@@ -1359,7 +1359,7 @@ def run_checks(kind, f):
             problem = function(f)
         except (FormatError, struct.error, IndexError) as e:
             problem = str(e) or "unreadable tables"
-        if problem:
+        if problem and problem not in problems:     # two checks may meet one fault
             problems.append(problem)
     return problems
 
