@@ -76,20 +76,28 @@ adds a DFXML report with each file's byte run and sha256.
 
 Safety
 ------
-The dump is opened read-only and never written. An existing output file is never
-overwritten: the next free number is used. Each file is written to ``NAME.part`` and
-renamed when complete, so an interrupted run never leaves a half file that looks
-whole. Files are not forced to disk one by one (fsync would make every run as slow
-as the disk): after a power cut during a run, empty the output and run again - the
-dump is unchanged. Memory stays flat whatever the size of the dump or of a file.
-Ctrl-C stops, removes the partial file and prints what was saved.
+The dump is opened read-only and never written; an output directory on the device
+being read, or on the file system of an image still being written, is refused. No
+existing entry in the output directory is ever replaced: a name is claimed by
+creating NAME.part exclusively, and given with a hard link (a checked rename where
+there are none), so another run, a symlink or the dump itself stays as it is. Each
+file is written to NAME.part and named when complete, so an interrupted run never
+leaves a half file that looks whole. Files are not forced to disk one by one (fsync
+would make every run as slow as the disk): after a power cut during a run, empty the
+output and run again - the dump is unchanged. Memory stays flat whatever the size of
+the dump or of a file, and no table a file declares is believed beyond the bytes
+that hold it. Ctrl-C, SIGTERM and SIGHUP stop, remove the partial file and print what
+was saved. The memory-mapped search runs in scan processes: a read error under the
+map (SIGBUS) kills one of them, and the run ends with the error and a full report.
 
 Exit status: 0 when the scan finished (also when nothing was found), 1 on an I/O
-error (output disk full, file too large for the output file system, ...), 2 on bad
-usage (missing or empty input, bad option), 130 when interrupted.
+error (output disk full, file too large for the output file system, a read error in
+the dump, ...), 2 on bad usage (missing, empty or unscannable input, an output
+directory that is a file or lies on the card, a bad option), 128 + the signal's
+number when stopped by one (130 for Ctrl-C).
 
-Block devices work (``--input /dev/sdX``), but reading a failing card directly can
-crash on a bad sector: make an image first with ddrescue, and work on the image.
+Block devices work (``--input /dev/sdX``), but a failing card stops the scan at its
+first bad sector: make an image first with ddrescue, and work on the image.
 """
 
 import signal
