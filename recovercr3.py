@@ -1462,6 +1462,8 @@ class Options(NamedTuple):
     types: frozenset
     align: int = SECTOR_SIZE    # files other than ISO-BMFF start at multiples of this
     jobs: int = 1           # processes that search for candidates
+    explain: bool = False   # send back why each candidate is not a file (-v): a dense
+                            # dump has a million of them, and memory must stay flat
 
 
 JPEG_SAMPLE_ENTRIES = frozenset([b"jpeg", b"mjpa", b"mjpb", b"MJPG", b"AVDJ"])
@@ -2182,7 +2184,8 @@ def scan_region(buf, first, stop, options):
         try:
             found.append((offset, name, CARVERS[name](buf, offset, len(buf), options), ""))
         except FormatError as e:
-            found.append((offset, name, None, str(e)))
+            if options.explain:
+                found.append((offset, name, None, str(e)))
     return found
 
 
@@ -2355,7 +2358,7 @@ class OutputDir:
         self.dry_run = dry_run
         self.counter = 0
         self._given = set()                 # names given in this run
-        self.claims = []                    # every Claim of this run
+        self.claims = set()                 # the Claims of this run not named or given up
         self.folders = {COMPLETE: ""}       # status -> folder, once it is made
         self.notes = []                     # what the caller should tell the user
         if os.path.lexists(str(self.path)) and not self.path.is_dir():
@@ -2369,7 +2372,7 @@ class OutputDir:
         self.report_path = self.report.path
 
     def close(self):
-        for claim in self.claims:
+        for claim in list(self.claims):
             self.release(claim)
         self.report.close()
 
@@ -2439,13 +2442,14 @@ class OutputDir:
                 continue
             self._given.add(name)
             claim = Claim(name, str(part), fd)
-            self.claims.append(claim)
+            self.claims.add(claim)
             return claim
         raise AssertionError("names_for never ends")
 
     def release(self, claim):
         """Give a claim up: its .part file goes, as it is ours."""
         claim.close()
+        self.claims.discard(claim)
         if claim.held:
             claim.held = False
             with contextlib.suppress(FileNotFoundError):
@@ -2473,6 +2477,7 @@ class OutputDir:
                 name = "%s-%d.%s" % (stem, number, ext) if dot else "%s-%d" % (ext, number)
         claim.held = False
         claim.name = name
+        self.claims.discard(claim)
         return os.path.join(folder, name)
 
     def unfinish(self, relpath):
@@ -2779,7 +2784,7 @@ class Recovery:
                 code = self.stop.exit_code()
             finally:
                 self._cancel_copies()
-        for claim in self.outdir.claims:        # copies that never ran
+        for claim in list(self.outdir.claims):  # copies that never ran
             self.outdir.release(claim)
         self.summary(code)
         if code == EXIT_OK and self.failed:
@@ -3208,7 +3213,8 @@ def _run(argv, stop):
                         os.unlink(args.dfxml)
                 raise
             cleanup.callback(outdir.close)
-            options = Options(stop_rule(args), args.types, args.align, args.jobs)
+            options = Options(stop_rule(args), args.types, args.align, args.jobs,
+                              explain=args.verbose)
             stop.check()
             return Recovery(dump, outdir, options, log, stop, dfxml).run()
         except UsageError as e:

@@ -1,16 +1,13 @@
 """No existing entry is ever replaced or removed: files, symlinks, other runs' .part
-files, the input itself; names are claimed atomically, and only what a run created
-is cleaned up."""
+files, the input itself; only what a run created is cleaned up. (Runs at the same
+time: test_concurrency.)"""
 
-import csv
 import os
-import subprocess
-import threading
 
 import pytest
 
 import recovercr3
-from conftest import CLI_PYTHON, SCRIPT, recover
+from conftest import recover
 from dumpkit import build_dump, corpus_file, sha256
 
 
@@ -124,53 +121,6 @@ def test_a_300_character_camera_model_makes_a_short_name(tmp_path, card, monkeyp
     assert names[0] == "2019-12-05_13-32-49_EOS-R" + "X" * 35 + ".3gp"
     assert names[2] == "2019-12-05_13-32-49_EOS-R" + "X" * 35 + ".mp4"
     assert result.shas() == [sha256(f) for f in files]
-
-
-def test_two_runs_into_one_directory_both_save_everything(tmp_path, card):
-    dump, files = card
-    out = tmp_path / "out"
-    many = tmp_path / "many.img"
-    data = dump.read_bytes()
-    build_dump(many, *([data, 4096 + (-len(data)) % 512] * 8))      # JPEGs on sector starts
-    procs = [subprocess.Popen([CLI_PYTHON, str(SCRIPT), "-q", "-i", str(many), "-o", str(out)],
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    logs = [p.communicate(timeout=300)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], logs
-    reports = sorted(out.glob("recovercr3-report*.csv"))
-    assert len(reports) == 2
-    names = []
-    for report in reports:
-        with open(report, newline="") as f:
-            rows = list(csv.DictReader(f))
-        assert [r["status"] for r in rows] == ["complete"] * 24
-        assert [sha256((out / r["file"]).read_bytes()) for r in rows] == [
-            sha256(f) for f in files] * 8
-        names += [r["file"] for r in rows]
-    assert len(set(names)) == 48                                  # every file saved once
-    on_disk = sorted(p.name for p in out.iterdir() if not p.name.startswith("recovercr3"))
-    assert on_disk == sorted(names)                               # nothing else, no .part
-
-
-def test_claims_hold_against_a_racing_claimer(tmp_path):
-    # Threads claiming names in one directory at once never get the same one.
-    outdirs = [recovercr3.OutputDir(tmp_path / "out") for _ in range(4)]
-    carved = recovercr3.Carved(0, 1, "jpg", "jpg", "complete", "", [])
-    taken = []
-
-    def claim_many(outdir):
-        for _ in range(50):
-            taken.append(outdir.claim(outdir.names_for(carved)).name)
-
-    threads = [threading.Thread(target=claim_many, args=(o,)) for o in outdirs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(taken) == len(set(taken)) == 200
-    for outdir in outdirs:
-        outdir.close()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        "recovercr3-report%s.csv" % ("" if n == 1 else "-%d" % n) for n in range(1, 5))
 
 
 def test_a_name_taken_while_the_file_is_written_is_not_replaced(tmp_path, card, monkeypatch):
