@@ -56,6 +56,15 @@ def build_dump(path, *parts, seed=0):
     return offsets
 
 
+def three_file_card(path):
+    """A dump of a 3GP, a JPEG (on a sector start) and an MP4; returns (path, [files])."""
+    files = [corpus_file("mei_sample.3gp"), corpus_file("exiftool_Canon.jpg"),
+             corpus_file("gopro_karma.mp4")]
+    build_dump(path, 1024, files[0], 512 * 3 - len(files[0]) % 512,
+               files[1], 512 * 3 - len(files[1]) % 512, files[2], 512)
+    return path, files
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 

@@ -7,18 +7,15 @@ import threading
 
 import pytest
 
+import dumpkit
 import recovercr3
 from conftest import CLI_PYTHON, SCRIPT
-from dumpkit import build_dump, corpus_file, sha256
+from dumpkit import build_dump, sha256
 
 
 @pytest.fixture
 def card(tmp_path):
-    files = [corpus_file("mei_sample.3gp"), corpus_file("exiftool_Canon.jpg"),
-             corpus_file("gopro_karma.mp4")]
-    build_dump(tmp_path / "card.img", 1024, files[0], 512 * 3 - len(files[0]) % 512,
-               files[1], 512 * 3 - len(files[1]) % 512, files[2], 512)
-    return tmp_path / "card.img", files
+    return dumpkit.three_file_card(tmp_path / "card.img")
 
 
 def test_two_runs_into_one_directory_both_save_everything(tmp_path, card):

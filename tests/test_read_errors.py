@@ -5,7 +5,8 @@ file found before it: never a hang, never a silent death.
 The seam: a child process patches the scan processes' region function before the
 run (they are forked from it), to die of a real SIGBUS at a chosen region - by
 sending it, or by truncating the dump so that the map's next page really faults.
-A loop device over a device-mapper "error" target gives a real EIO where it works.
+A FUSE file system whose middle fails every read (tests/failing_fuse.py), and a
+device-mapper "error" target, give a real EIO under the map where they work.
 """
 
 import multiprocessing
@@ -147,4 +148,47 @@ def test_a_device_with_a_bad_area_gives_an_error_and_the_files_before_it(tmp_pat
                         "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "a read error under the memory map" in p.stderr
+    assert read_outcome(1, p.stderr, tmp_path / "out").shas() == [sha256(movie)]
+
+
+@pytest.fixture
+def failing_file(tmp_path):
+    """A dump served by FUSE: 20 MiB that read, 1 MiB that fails every read, 13 MiB more."""
+    pytest.importorskip("fuse", reason="needs fusepy (and libfuse 2)")
+    unmount = shutil.which("fusermount") or shutil.which("fusermount3")
+    if not os.path.exists("/dev/fuse") or not unmount:
+        pytest.skip("needs /dev/fuse and fusermount")
+    backing = tmp_path / "backing.img"
+    movie = corpus_file("gopro_karma.mp4")
+    build_dump(backing, 4096, movie, (34 << 20) - 4096 - len(movie))
+    point = tmp_path / "mnt"
+    point.mkdir()
+    server = subprocess.Popen([sys.executable, str(PROJECT / "tests" / "failing_fuse.py"),
+                               str(backing), str(point), str(20 << 20), str(21 << 20)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            if (point / "card.img").exists() or server.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.05"])
+        if not (point / "card.img").exists():
+            server.kill()
+            pytest.skip("FUSE mount failed: %s" % server.communicate()[1].strip()[-200:])
+        yield point / "card.img", movie
+    finally:
+        subprocess.run([unmount, "-u", str(point)], capture_output=True)
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_file_with_a_bad_area_gives_an_error_and_the_files_before_it(tmp_path, failing_file,
+                                                                      jobs):
+    dump, movie = failing_file
+    p = subprocess.run([CLI_PYTHON, str(PROJECT / "recovercr3.py"), "-i", str(dump), "-o",
+                        str(tmp_path / "out"), "--jobs", jobs],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert ("[ERROR] reading {} failed between offsets {:,d} and {:,d} (a scan process died: a "
+            "read error under the memory map, such as a bad sector)".format(
+                dump, r.SCAN_REGION, 2 * r.SCAN_REGION)) in p.stderr
     assert read_outcome(1, p.stderr, tmp_path / "out").shas() == [sha256(movie)]

@@ -1,0 +1,41 @@
+"""A read-only FUSE file system with one file whose bytes [bad_start, bad_end) fail
+to read (EIO), as a dying card's bad sectors do: a test helper, run as a process.
+
+    python3 failing_fuse.py BACKING MOUNTPOINT BAD_START BAD_END
+"""
+
+import errno
+import os
+import stat
+import sys
+
+from fuse import FUSE, FuseOSError, Operations      # fusepy, with libfuse 2
+
+
+class FailingFile(Operations):
+    def __init__(self, backing, bad_start, bad_end):
+        self.backing = backing
+        self.size = os.path.getsize(backing)
+        self.bad = (bad_start, bad_end)
+        self.fd = os.open(backing, os.O_RDONLY)
+
+    def getattr(self, path, fh=None):
+        if path == "/":
+            return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2}
+        if path == "/card.img":
+            return {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": self.size}
+        raise FuseOSError(errno.ENOENT)
+
+    def readdir(self, path, fh):
+        return [".", "..", "card.img"]
+
+    def read(self, path, size, offset, fh):
+        if offset < self.bad[1] and offset + size > self.bad[0]:
+            raise FuseOSError(errno.EIO)
+        return os.pread(self.fd, size, offset)
+
+
+if __name__ == "__main__":
+    backing, mountpoint, bad_start, bad_end = sys.argv[1:]
+    FUSE(FailingFile(backing, int(bad_start), int(bad_end)), mountpoint, foreground=True,
+         ro=True, nothreads=True)
