@@ -317,6 +317,7 @@ SECTOR_SIZE = 512
 SCAN_REGION = 16 << 20      # searched and carved in one go, by one scan process
 REGIONS_AHEAD = 2           # regions queued per scan process: bounds what waits in memory
 COPY_CHUNK = 8 << 20        # bytes written per write() call
+READ_CHECK_STEP = 1 << 20   # where a scan process died, the region is read again in steps
 
 
 def unscannable(mode):
@@ -446,7 +447,8 @@ class Dump:
                 pool.shutdown(wait=True)
 
     def _why_broken(self, first, stop):
-        """What a scan process's sudden death means, in words."""
+        """What a scan process's sudden death means, in words: the region is read
+        again with pread, where a read error is an error that says where."""
         try:
             now = os.lseek(self.fd, 0, os.SEEK_END)
         except OSError:
@@ -454,9 +456,16 @@ class Dump:
         if now < self.size:
             return "{} shrank from {:,d} to {:,d} B while it was read: a dump must not " \
                    "change during a run".format(self.path, self.size, now)
-        return ("reading {} failed between offsets {:,d} and {:,d} (a scan process died: a "
-                "read error under the memory map, such as a bad sector). Make an image "
-                "with ddrescue and scan the image".format(self.path, first, stop))
+        for offset in range(first, stop, READ_CHECK_STEP):
+            try:
+                os.pread(self.fd, min(READ_CHECK_STEP, stop - offset), offset)
+            except OSError as e:
+                return ("{} cannot be read at offset {:,d}: {} (a bad sector, or a failing "
+                        "card or share). Make an image with ddrescue and scan the "
+                        "image".format(self.path, offset, e.strerror or e))
+        return ("a scan process died while it searched offsets {:,d} to {:,d} of {}, which "
+                "read without error (was it killed, or out of memory?)".format(
+                    first, stop, self.path))
 
     def copy_to(self, fd, start, size, checkpoint, digest=None):
         """Write dump[start:start+size] to fd, a chunk at a time: by the kernel alone
