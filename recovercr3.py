@@ -693,9 +693,15 @@ META = b"meta"
 MOOF = b"moof"
 
 CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")       # holds CNCV, CMT1..4
-CANON_CNOP_UUID = bytes.fromhex("210f1687914911e4811100242131fce4")  # after mdat in rolls/DPP
-UUIDS_AFTER_MDAT = frozenset([CANON_CNOP_UUID])
-BOXES_AFTER_MDAT = frozenset([b"free", b"skip", MOOF, b"mfra"])
+# The top-level boxes of ISO/IEC 14496-12 and QuickTime: a walk that meets any other
+# name has left the file (its rest is elsewhere, or it never was one).
+TOP_LEVEL_BOXES = frozenset([FTYP, b"pdin", MOOV, MOOF, b"mfra", MDAT, b"free", b"skip", META,
+                             b"meco", b"styp", b"sidx", b"ssix", b"prft", b"emsg", b"uuid",
+                             b"imda", b"wide", b"pnot", b"udta"])
+# What may follow mdat and still be the file's (moov and meta once, mdat after moof):
+# Canon's CNOP uuid in rolls and DPP files, Adobe's XMP uuid, padding, fragments
+BOXES_AFTER_MDAT = frozenset([b"free", b"skip", MOOF, b"mfra", b"uuid", b"udta", b"sidx",
+                              b"ssix", b"prft", b"emsg", b"meco", b"wide"])
 
 TYPE_EXTENSIONS = {"cr3": "cr3", "crm": "crm", "heif": "heic",
                    "mp4": "mp4", "mov": "mov", "3gp": "3gp"}
@@ -847,6 +853,13 @@ class StopAfterMdat:
     def after_end(self, seen):
         return MDAT in seen
 
+    def breaks(self, box):
+        """Why box cannot be the file's next box, or "": a name no format puts at the
+        top (four printable characters of a foreign file's bytes are not a box)."""
+        if box.name not in TOP_LEVEL_BOXES:
+            return "box %s is no top-level box" % fourcc_text(box.name)
+        return ""
+
     def accepts(self, box, boxes, seen):
         if MDAT not in seen:
             return True
@@ -854,8 +867,6 @@ class StopAfterMdat:
             return box.name not in seen
         if box.name == MDAT:                        # fragmented movie: moof, mdat, ...
             return boxes[-1].name == MOOF
-        if box.name == b"uuid":
-            return box.usertype in UUIDS_AFTER_MDAT
         return box.name in BOXES_AFTER_MDAT
 
 
@@ -870,6 +881,9 @@ class StopAtBox:
 
     def after_end(self, seen):
         return False
+
+    def breaks(self, box):
+        return ""                   # upstream walked boxes of any name
 
     def accepts(self, box, boxes, seen):
         return True
@@ -886,6 +900,9 @@ class StopAfterCount:
 
     def after_end(self, seen):
         return True             # any box may be the last: an unreadable next one ends the file
+
+    def breaks(self, box):
+        return ""
 
     def accepts(self, box, boxes, seen):
         return True
@@ -913,6 +930,9 @@ def walk_boxes(buf, start, limit, rule):
             box = read_box(buf, pos, limit)
             if boxes and box.name == FTYP:
                 raise FormatError("another file's ftyp")
+            why = rule.breaks(box)
+            if why:
+                raise FormatError(why)
         except TruncatedError:
             if rule.after_end(seen):
                 return Walk(boxes, pos, False)
@@ -1495,12 +1515,18 @@ def heif_item_types(f):
     return types
 
 
+EMBEDDING_BOXES = frozenset([MOOV, META, b"uuid"])   # they hold previews and Exif, not padding
+
+
 def isobmff_embedded(kind, f, status):
-    """What inside the file looks like a file of its own but is part of it: every box
-    but mdat (Canon's CMT TIFFs, THMB and PRVW JPEGs, XMP), JPEG-coded track chunks
-    (the CR3's full-size JPEG, MJPEG frames), Canon's timed metadata (its records
-    hold Exif TIFFs) and HEIF's Exif and XMP items."""
-    ranges = [(box.offset, min(box.end, f.end)) for box in f.boxes if box.name != MDAT]
+    """What inside the file looks like a file of its own but is part of it: moov,
+    meta and uuid boxes (Canon's CMT TIFFs, THMB and PRVW JPEGs, XMP), JPEG-coded
+    track chunks (the CR3's full-size JPEG, MJPEG frames), Canon's timed metadata
+    (its records hold Exif TIFFs) and HEIF's Exif and XMP items. Never mdat, free,
+    skip or padding: a file found there is not the file's own but evidence that its
+    bytes were written over, or that it is fragmented."""
+    ranges = [(box.offset, min(box.end, f.end)) for box in f.boxes
+              if box.name in EMBEDDING_BOXES]
     if status != COMPLETE:
         return ranges
     try:

@@ -4,6 +4,7 @@ import struct
 
 import pytest
 
+import dumpkit
 from conftest import recover
 from dumpkit import (box, build_dump, corpus_file, ftyp, noise, sha256, with_cnop_trailer)
 
@@ -236,3 +237,28 @@ def test_nothing_found_is_a_success(tmp_path):
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert out.rc == 0 and out.rows == []
     assert out.log.splitlines()[-1] == "[INFO] Restored 0 file(s)"
+
+
+def test_a_movie_ending_with_adobe_xmp_after_mdat_comes_back_whole(tmp_path):
+    # Adobe tools write an XMP uuid after mdat: it is the file's, so the file is whole.
+    movie = corpus_file("gopro_karma.mp4") + dumpkit.uuid_box(
+        bytes.fromhex("be7acfcb97a942e89c71999491e3afac"), b"<x:xmpmeta>" + bytes(500))
+    build_dump(tmp_path / "card.img", 4096, movie, 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(r["file"], r["status"]) for r in out.rows] == [("img1.mp4", "complete")]
+    assert out.shas() == [sha256(movie)]
+
+
+def test_a_jpeg_in_a_movies_free_padding_is_found_and_the_movie_is_damaged(tmp_path):
+    # A free box is padding: what lies there is no part of the movie, but a file
+    # written over it (the movie's own bytes are elsewhere or gone).
+    jpeg = corpus_file("exiftool_Canon.jpg")
+    movie = corpus_file("gopro_karma.mp4")
+    pad = (-(4096 + len(movie) + 8)) % 512                 # the JPEG on a sector start
+    free = dumpkit.box(b"free", bytes(pad) + jpeg + bytes(4000))
+    build_dump(tmp_path / "card.img", 4096, movie + free, 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(r["file"], r["status"]) for r in out.rows] == [("damaged/img1.mp4", "damaged"),
+                                                            ("img2.jpg", "complete")]
+    assert out.rows[0]["detail"].startswith("holds img2.jpg at +%d" % (len(movie) + 8 + pad))
+    assert out.shas() == [sha256(movie + free), sha256(jpeg)]

@@ -159,12 +159,33 @@ def test_default_keeps_moov_written_after_mdat():
     assert names(w) == [b"ftyp", b"wide", b"mdat", b"moov"] and w.end == len(data)
 
 
-def test_default_keeps_canon_cnop_uuid_after_mdat_but_not_others():
+def test_default_keeps_uuid_boxes_of_any_vendor_after_mdat():
+    # Canon's CNOP (rolls, DPP) and Adobe's XMP uuid alike belong to the file.
     cnop = uuid_box(CNOP_UUID, box(b"CNOP", bytes(40)))
-    data = FTYP_CR3 + MOOV + MDAT + cnop
+    xmp = uuid_box(bytes.fromhex("be7acfcb97a942e89c71999491e3afac"), b"<x:xmpmeta/>")
+    data = FTYP_CR3 + MOOV + MDAT + cnop + xmp
     assert walk(data).end == len(data)
-    other = uuid_box(bytes(16), b"")
-    assert walk(FTYP_CR3 + MOOV + MDAT + other).end == len(data) - len(cnop)
+
+
+def test_a_box_name_no_format_knows_breaks_the_walk_before_mdat():
+    # Four printable characters of a foreign file's bytes are not a box.
+    data = FTYP_CR3 + MOOV + box(b"ii[[", bytes(100)) + MDAT
+    w = walk(data)
+    assert names(w) == [b"ftyp", b"moov"]
+    assert w.broken == ("the boxes break at +%d: box 'ii[[' is no top-level box (fragmented "
+                        "or overwritten)" % len(FTYP_CR3 + MOOV))
+    assert carve(data).status == "damaged"
+
+
+def test_after_mdat_an_unknown_box_ends_the_file_quietly():
+    data = FTYP_MP4 + MOOV + MDAT
+    assert walk(data + box(b"ii[[", bytes(100))).end == len(data)
+    assert walk(data + FTYP_MP4).end == len(data)           # the next file's ftyp
+
+
+def test_upstream_rules_walk_boxes_of_any_name():
+    data = FTYP_CR3 + MOOV + box(b"ii[[", bytes(100)) + MDAT
+    assert walk(data, r.StopAtBox(b"mdat")).end == len(data)
 
 
 def test_default_keeps_movie_fragments():
