@@ -30,8 +30,10 @@ or 64-bit when the size field is 1, or "to the end of the file" when it is 0 (al
 for ``mdat`` only). The walk stops after ``mdat``, the box holding the pictures or
 video, then keeps the boxes that cameras are known to write after it: ``moov`` or
 ``meta`` when the index comes last (most MP4 and MOV files), fragments (``moof``,
-``mdat``, ``mfra``), ``free``/``skip`` and Canon's CNOP ``uuid`` (burst rolls and
-files saved by Digital Photo Professional).
+``mdat``, ``mfra``), ``free``/``skip``, ``udta`` and ``uuid`` boxes of any vendor
+(Canon's CNOP in burst rolls and files saved by Digital Photo Professional, Adobe's
+XMP). A name that no ISO-BMFF or QuickTime file has at its top level is not a box of
+the file: before ``mdat`` the chain breaks there, after it the file ends.
 
 ``--lastchunk NAME`` and ``--maxchunks N`` replace that rule with the original
 recovercr3's: stop at the first box called NAME, or after at most N boxes.
