@@ -2897,10 +2897,11 @@ class Recovery:
     def _cut_tail(self, pos, name):
         tail, self.tail = self.tail, None
         carved = tail.carved
-        note = "cut at +%d, where %s begins: the rest of the dump is other files" % (
-            pos - carved.offset, name)
-        tail.carved = carved._replace(size=pos - carved.offset,
-                                      detail="; ".join(filter(None, [carved.detail, note])))
+        # "the dump ends inside mdat" would send the user to image the card again for
+        # nothing: the file's end is not missing from the dump, other files are there
+        detail = ("runs past the end of the dump, over other files: fragmented or cut; "
+                  "saved up to +%d, where %s begins" % (pos - carved.offset, name))
+        tail.carved = carved._replace(size=pos - carved.offset, detail=detail)
         self._write(tail)
 
     def _write_tail(self):

@@ -262,3 +262,23 @@ def test_a_jpeg_in_a_movies_free_padding_is_found_and_the_movie_is_damaged(tmp_p
                                                             ("img2.jpg", "complete")]
     assert out.rows[0]["detail"].startswith("holds img2.jpg at +%d" % (len(movie) + 8 + pad))
     assert out.shas() == [sha256(movie + free), sha256(jpeg)]
+
+
+def test_a_truncated_file_over_other_files_is_cut_where_the_next_begins(tmp_path, eos_r_cr3):
+    # Two CR3 heads cut short (1 MB each) and a whole 3GP: each head's mdat declares
+    # 28 MB, so it runs to the end of the dump, over the files after it.
+    head = eos_r_cr3[:1 << 20]
+    movie = corpus_file("mei_sample.3gp")
+    offsets = build_dump(tmp_path / "card.img", 4096, head, 4096, head, 4096, movie, 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(r["file"], r["status"]) for r in out.rows] == [
+        ("truncated/img1.cr3", "truncated"), ("truncated/img2.cr3", "truncated"),
+        ("img3.3gp", "complete")]
+    gap = offsets[1] - offsets[0]
+    assert out.rows[0]["detail"] == ("runs past the end of the dump, over other files: "
+                                     "fragmented or cut; saved up to +%d, where img2.cr3 "
+                                     "begins" % gap)
+    assert out.rows[1]["detail"].endswith("where img3.3gp begins")
+    data = (tmp_path / "card.img").read_bytes()
+    assert out.shas() == [sha256(data[offsets[0]:offsets[1]]),
+                          sha256(data[offsets[1]:offsets[2]]), sha256(movie)]
