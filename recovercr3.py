@@ -51,8 +51,12 @@ complete
 truncated
     the dump ends inside the file; the bytes up to the end of the dump are saved
     (under truncated/), since a cut photo often still shows its preview. An ``mdat``
-    of size 0 is reported this way too: its real end is unknown, so everything to the
-    end of the dump is kept.
+    of size 0 is reported this way too: its real end is unknown. When another file
+    is found inside such a file, it is cut where that one begins: its extent runs
+    over other files, so every byte of the dump is written once.
+not saved
+    found but not written (disk full, too large for the output file system, a read
+    error, a stop): the row says why, and names no file.
 damaged
     something the format needs is missing or inconsistent, or another file was found
     inside this one (detail says which); saved under damaged/. A file whose header is
@@ -67,9 +71,9 @@ A 7z archive whose end header is missing is saved as it is, and its first packed
 stream, when LZMA or LZMA2, is decoded into imgN.7z.salvaged and carved in turn
 (into imgN.7z.salvaged.files/).
 
-Speed: worker processes search the dump (--jobs, one per CPU by default) while the
-main process carves and a thread copies; the output is the same for any number of
-jobs. On a terminal a progress line shows what was read, how fast, the files found
+Speed: scan processes search and carve the dump (--jobs, one per CPU by default)
+while the main process decides and names and a thread copies; the output is the same
+for any number of jobs. On a terminal a progress line shows what was read, how fast, the files found
 and the time left (-q hides it).
 
 ``--name-by date`` names files 2022-01-15_08-30-12_EOS-R6.cr3 from their Exif data
