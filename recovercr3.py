@@ -108,6 +108,8 @@ first bad sector: make an image first with ddrescue, and work on the image.
 
 import signal
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 EARLY_STOPS = []            # stop signals that came while the script was starting
 
 
@@ -116,9 +118,8 @@ def _note_early_stop(signum, frame):
 
 
 if __name__ == "__main__":      # a Ctrl-C during the imports below is noted, not fatal
-    for _name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, _name):
-            signal.signal(getattr(signal, _name), _note_early_stop)
+    for _signum in STOP_SIGNALS:
+        signal.signal(_signum, _note_early_stop)
 
 import argparse  # noqa: E402 (the imports come after the handler above on purpose)
 import array
@@ -179,16 +180,20 @@ class ReadError(Exception):
     """The dump could not be read any further (a read error, or it shrank)."""
 
 
+class BrokenRegion(Exception):
+    """A scan process died while this region (index) was queued or being scanned."""
+
+    def __init__(self, index):
+        super().__init__(index)
+        self.index = index
+
+
 class OutputError(Exception):
     """Nothing more can be written (disk full, read-only, ...): the run stops."""
 
 
 class Interrupted(Exception):
     """A stop was asked for; raised where stopping leaves nothing half done."""
-
-
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, name))
 
 
 class StopRequest:
@@ -416,41 +421,49 @@ class Dump:
         regions = [(first, min(first + SCAN_REGION, self.size))
                    for first in range(0, self.size, SCAN_REGION)]
         done = 0                    # regions yielded
-        suspect = None              # the region a dead process was scanning, maybe
         while done < len(regions):
-            alone = suspect == done
-            last = done + 1 if alone else len(regions)
-            jobs = max(1, min(options.jobs, last - done))
-            todo = iter(range(done, last))
-            queued = collections.deque()
-            pool = concurrent.futures.ProcessPoolExecutor(
-                jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
             try:
-                while True:
-                    index = done
-                    try:
-                        while len(queued) < jobs * REGIONS_AHEAD:
-                            index = next(todo, None)
-                            if index is None:
-                                break
-                            queued.append((index, pool.submit(_scan_region, regions[index])))
-                        if not queued:
-                            break
-                        index, future = queued[0]
-                        found = future.result()
-                    except concurrent.futures.BrokenExecutor:
-                        index = queued[0][0] if queued else index
-                        if alone:
-                            raise ReadError(self._why_broken(*regions[index])) from None
-                        suspect = index
-                        break
-                    queued.popleft()
+                for index, found in self._pool_scan(regions, done, len(regions), options):
                     done = index + 1
                     yield regions[index][1], found
-            finally:
-                for _, future in queued:
-                    future.cancel()
-                pool.shutdown(wait=True)
+            except BrokenRegion as broken:
+                try:
+                    ((index, found),) = self._pool_scan(regions, broken.index,
+                                                        broken.index + 1, options)
+                except BrokenRegion:
+                    raise ReadError(self._why_broken(*regions[broken.index])) from None
+                done = index + 1
+                yield regions[index][1], found
+
+    def _pool_scan(self, regions, first, last, options):
+        """(index, found) for regions[first:last], in order, from one pool of scan
+        processes; BrokenRegion(index of the first region still in it) when the pool
+        breaks."""
+        jobs = max(1, min(options.jobs, last - first))
+        todo = iter(range(first, last))
+        queued = collections.deque()
+        pool = concurrent.futures.ProcessPoolExecutor(
+            jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
+        try:
+            while True:
+                index = None
+                try:
+                    while len(queued) < jobs * REGIONS_AHEAD:
+                        index = next(todo, None)
+                        if index is None:
+                            break
+                        queued.append((index, pool.submit(_scan_region, regions[index])))
+                    if not queued:
+                        return
+                    found = queued[0][1].result()
+                except concurrent.futures.BrokenExecutor:
+                    raise BrokenRegion(queued[0][0] if queued else index) from None
+                index, _ = queued.popleft()
+                yield index, found
+        finally:
+            for _, future in queued:
+                future.cancel()
+            pool.shutdown(wait=True)
 
     def _why_broken(self, first, stop):
         """What a scan process's sudden death means, in words: the region is read
@@ -601,7 +614,17 @@ def ifd_numbers(buf, entry, order, end, most=None):
     return struct.unpack_from("%s%d%s" % (order, count, fmt), buf, entry.value_at)
 
 
-TIFF_ARRAY_TYPES = {TIFF_SHORT: "H", TIFF_LONG: "I" if array.array("I").itemsize == 4 else "L"}
+ARRAY_TYPECODES = {2: "H", 4: next(code for code in "IL" if array.array(code).itemsize == 4),
+                   8: "Q"}          # unsigned integers of 2, 4, 8 bytes
+
+
+def integers(data, width, order):
+    """The unsigned integers of `width` bytes in data, byte order "<" or ">", as an
+    array: read at C speed, 2 to 8 bytes an entry in memory (a Python int takes 28)."""
+    numbers = array.array(ARRAY_TYPECODES[width], data)
+    if (order == ">") == (sys.byteorder == "little"):
+        numbers.byteswap()
+    return numbers
 
 
 def ifd_furthest(buf, offsets, lengths, order, end):
@@ -609,13 +632,10 @@ def ifd_furthest(buf, offsets, lengths, order, end):
     millions of strips takes a second in a Python loop)."""
     tables = []
     for entry in (offsets, lengths):
-        code = TIFF_ARRAY_TYPES.get(entry.kind)
-        if code is None or entry.value_at + entry.size > end:
+        if entry.kind not in (TIFF_SHORT, TIFF_LONG) or entry.value_at + entry.size > end:
             return 0
-        numbers = array.array(code, buf[entry.value_at:entry.value_at + entry.size])
-        if (order == ">") == (sys.byteorder == "little"):
-            numbers.byteswap()
-        tables.append(numbers)
+        tables.append(integers(buf[entry.value_at:entry.value_at + entry.size],
+                               TIFF_TYPE_SIZES[entry.kind], order))
     return max(map(operator.add, *tables), default=0)
 
 
@@ -1048,22 +1068,16 @@ def read_table(buf, box, entry, first_field=4, most=MAX_TABLE_ENTRIES):
     return [entry.unpack_from(buf, at + 4 + i * entry.size) for i in range(count)]
 
 
-def read_numbers(buf, box, typecode, first_field=4):
-    """A FullBox table of big-endian integers as an array: 4 or 8 bytes an entry in
-    memory (a list of Python ints would take 36), read at C speed."""
+def read_numbers(buf, box, width, first_field=4):
+    """A FullBox table of big-endian integers of `width` bytes, as an array."""
     at = box.body + first_field
     if at + 4 > box.end:
         raise FormatError("%s is cut" % box.name.decode("latin-1"))
     (count,) = struct.unpack_from(">I", buf, at)
-    numbers = array.array(typecode)
-    width = numbers.itemsize
     if at + 4 + count * width > box.end:
         raise FormatError("%s declares %d entries it does not hold"
                           % (box.name.decode("latin-1"), count))
-    numbers.frombytes(buf[at + 4:at + 4 + count * width])
-    if sys.byteorder == "little":
-        numbers.byteswap()
-    return numbers
+    return integers(buf[at + 4:at + 4 + count * width], width, ">")
 
 
 def chunk_table(offsets, sizes, sample_count, stsc):
@@ -1089,8 +1103,6 @@ def chunk_table(offsets, sizes, sample_count, stsc):
 U32 = struct.Struct(">I")
 U64 = struct.Struct(">Q")
 STSC_ENTRY = struct.Struct(">III")
-U32_ARRAY = next(code for code in "IL" if array.array(code).itemsize == 4)
-U64_ARRAY = "Q"
 
 
 class IsoFile:
@@ -1164,8 +1176,8 @@ class IsoFile:
         stsz, stsc = tables.get(b"stsz"), tables.get(b"stsc")
         if offsets_box is None or stsz is None or stsc is None:
             raise FormatError("trak %d lacks stco/co64, stsz or stsc" % number)
-        width = U64_ARRAY if offsets_box.name == CHUNK_OFFSETS_64 else U32_ARRAY
-        offsets = read_numbers(self.buf, offsets_box, width)
+        offsets = read_numbers(self.buf, offsets_box,
+                               U64.size if offsets_box.name == CHUNK_OFFSETS_64 else U32.size)
         if len(offsets) > table_budget(self.size):
             raise FormatError("trak %d: %d chunks in %d bytes, more than a camera writes"
                               % (number, len(offsets), self.size))
@@ -1176,7 +1188,7 @@ class IsoFile:
             (count,) = U32.unpack_from(self.buf, stsz.body + 8)
             sizes = size
         else:
-            sizes = read_numbers(self.buf, stsz, U32_ARRAY, first_field=8)
+            sizes = read_numbers(self.buf, stsz, U32.size, first_field=8)
             count = len(sizes)
         runs = read_table(self.buf, stsc, STSC_ENTRY, most=len(offsets))   # a run per chunk at most
         chunks = chunk_table(offsets, sizes, count, runs)
@@ -1887,11 +1899,14 @@ def walk_tiff(buf, start, limit):
     tags = None
     ifd0_tags = frozenset()
 
+    too_many = "more than %d IFDs" % MAX_IFDS
+
     def follow(base, offsets, ifd_order):
         nonlocal queued
         for pointer in offsets:
             if queued >= MAX_IFDS:
-                flags.append("more than %d IFDs" % MAX_IFDS)
+                if too_many not in flags:
+                    flags.append(too_many)
                 return
             queue.append((base, pointer, ifd_order))
             queued += 1
@@ -2526,16 +2541,6 @@ class OutputDir:
         with contextlib.suppress(OSError):
             os.unlink(str(self.path / relpath))
 
-    def move(self, relpath, name, status):
-        """Move a placed file to the folder of status; the new relpath (the old one
-        when a file of that name is there already)."""
-        target = os.path.join(self.folder(status), name)
-        try:
-            place(self.path / relpath, self.path / target)
-        except FileExistsError:
-            return relpath
-        return target
-
     def make_folder(self, status, stem):
         """A new folder called stem (or stem-2, ...) in the folder of status."""
         base = self.path / self.folder(status)
@@ -2786,10 +2791,10 @@ class Recovery:
         self.saved = collections.Counter()      # status -> files reported
         self.failed = 0
         self.unwritten = 0
+        self.stopped_by = ""                    # the output error that stopped the run
 
     def run(self):
         code = EXIT_OK
-        stopped_by = ""
         with concurrent.futures.ThreadPoolExecutor(1) as self.writer:
             try:
                 try:
@@ -2810,12 +2815,12 @@ class Recovery:
                     if not self.nested:             # the outer run says it
                         self.log.error(str(e))
                     code = EXIT_ERROR
-                    stopped_by = str(e)
+                    self.stopped_by = str(e)
                 try:
                     self.settle(final=True)
                 except OutputError as e:
                     self._cancel_copies()
-                    if str(e) != stopped_by and not self.nested:    # each problem said once
+                    if str(e) != self.stopped_by and not self.nested:   # said once
                         self.log.error(str(e))
                     code = code or EXIT_ERROR
                     self.settle(final=True, record=False)
@@ -2866,8 +2871,9 @@ class Recovery:
         self.pos = pos
         self.settle(pos)
         self.open = [saved for saved in self.open if saved.carved.end > pos]
-        self.log.progress(pos, self.dump.size,
-                          sum(self.saved.values()) + len(self.pending))
+        if self.log.show_progress:              # per candidate: only count when shown
+            self.log.progress(pos, self.dump.size,
+                              sum(self.saved.values()) + len(self.pending))
 
     def embedded(self, pos):
         """True when pos lies in a part of a saved file that belongs to it (a preview)."""
@@ -3009,10 +3015,8 @@ class Recovery:
         relpath = self.outdir.relpath(status, saved.name)
         placed = None
         try:
-            if not self.outdir.dry_run:
-                relpath = placed = self.outdir.finish(saved.claim, carved.status)
-                if STATUS_DIRS[status] != STATUS_DIRS[carved.status]:
-                    relpath = placed = self.outdir.move(placed, saved.claim.name, status)
+            if not self.outdir.dry_run:               # the verdict is final now
+                relpath = placed = self.outdir.finish(saved.claim, status)
             self._row(relpath, carved, status, detail)
             if self.dfxml:
                 self.dfxml.add(relpath, carved, saved.digest.hexdigest() if saved.digest else "")
@@ -3092,7 +3096,7 @@ class Recovery:
                 try:
                     nested = Recovery(stream, inner, self.options._replace(jobs=1), self.log,
                                       self.stop, nested=True)
-                    code = nested.run()
+                    nested.run()
                 finally:
                     inner.close()
         except (InputError, UsageError) as e:
@@ -3108,8 +3112,8 @@ class Recovery:
         self.failed += nested.failed
         if self.stop.requested:
             raise Interrupted()
-        if code == EXIT_ERROR and not nested.failed:
-            raise OutputError(self._disk_full())     # the nested run stopped on a full disk
+        if nested.stopped_by:                   # it could write no more: neither can we
+            raise OutputError(self._disk_full())
 
     def summary(self, code=EXIT_OK):
         problems = [(self.saved[s], s) for s in (TRUNCATED, DAMAGED) if self.saved[s]]
