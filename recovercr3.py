@@ -1010,10 +1010,9 @@ def walk_verdict(kind, walk, limit):
 
 CHUNK_OFFSETS_32 = b"stco"
 CHUNK_OFFSETS_64 = b"co64"
-SAMPLE_ENTRY_CHILDREN_AT = {b"CRAW": 90}    # where a CRAW sample entry's own boxes start
+SAMPLE_ENTRY_CHILDREN_AT = {b"CRAW": 90, b"avc1": 86, b"avc3": 86, b"hvc1": 86, b"hev1": 86}
 CANON_RAW_ENTRY = b"CRAW"
 CANON_METADATA_ENTRY = b"CTMD"
-CRX_HEADERS = (b"\xff\x01", b"\xff\x11")     # the first tile header of a CRX picture
 JPEG_SOI = b"\xff\xd8"
 JPEG_EOI = b"\xff\xd9"
 CTMD_RECORD = struct.Struct("<IH")          # size, type (little-endian, unlike the boxes)
@@ -1038,7 +1037,7 @@ CANON_VIDEO_MARKS = (b"CNCV", b"CAEP")
 class Track(NamedTuple):
     number: int                 # 1, 2, ... in moov order
     entry: bytes                # the sample entry type: CRAW, CTMD, avc1, mp4a, ...
-    entry_boxes: frozenset      # boxes inside the sample entry (JPEG or CMP1 in a CRAW)
+    entry_boxes: dict           # name -> Box inside the sample entry (CMP1, JPEG, avcC, hvcC)
     chunks: list                # [(offset from the file start, length, first sample, samples)]
     sizes: object               # the sample sizes: an array, or one int when all are equal
     self_contained: bool        # False when the media data lives in another file
@@ -1196,15 +1195,15 @@ class IsoFile:
 
     def _sample_entry(self, stsd):
         if stsd is None or stsd.body + 8 > stsd.end:
-            return b"", frozenset()
+            return b"", {}
         entry = next(child_boxes(self.buf, stsd.body + 8, stsd.end), None)
         if entry is None:
-            return b"", frozenset()
+            return b"", {}
         skip = SAMPLE_ENTRY_CHILDREN_AT.get(entry.name)
         if skip is None:
-            return entry.name, frozenset()
+            return entry.name, {}
         inner = child_boxes(self.buf, entry.offset + skip, entry.end)
-        return entry.name, frozenset(box.name for box in inner)
+        return entry.name, {box.name: box for box in inner}
 
     def _self_contained(self, trak):
         dref = self.child(trak, b"mdia", b"minf", b"dinf", b"dref")
@@ -1217,6 +1216,215 @@ class IsoFile:
         """The bytes at offset (from the file start), cut at the file's end."""
         first = self.start + offset
         return bytes(self.buf[first:min(first + size, self.end)])
+
+
+# The data inside, checked against the tables: a table can be whole while the bytes
+# it points at are another file's (the file is fragmented, or written over).
+
+# CMP1, in a CRAW sample entry, describes the CRX pictures of its track (LibRaw's crx
+# decoder and lclevy/canon_cr3 document it): picture and tile size, planes, wavelet
+# levels, and the size of the header that starts every picture.
+CMP1_FIELDS = struct.Struct(">4xH2xIIIIBBBBI")  # version, width, height, tile width and
+                                                # height, bits, planes|cfa, enc|levels,
+                                                # flags, header size
+# The CRX header: per tile an FF01/FF11 record, then per plane an FF02/FF12 record
+# followed by one FF03/FF13 record per subband (3 per wavelet level, plus one). Each
+# record: tag, the size of what follows the first 4 bytes (8, or 16 in newer ones),
+# then the size of its data.
+CRX_RECORD = struct.Struct(">HHI")
+CRX_TILE, CRX_PLANE, CRX_SUBBAND = 0xFF01, 0xFF02, 0xFF03
+CRX_NEWER = 0x0010                          # FF11, FF12, FF13: the same records, newer
+CRX_RECORD_SIZES = {CRX_TILE: (8, 16), CRX_PLANE: (8,), CRX_SUBBAND: (8, 16)}
+CRX_TILE_EXTRA = struct.Struct(">IH")       # in a 16-byte tile record: QP data, extra data
+CRX_QP_TAIL = 0x4000                        # what a 16-byte tile record has at +10
+MAX_CRX_RECORDS = 1 << 16                   # cameras write a few hundred at most
+MAX_CRX_PADDING = 64                        # zeros between the last record and the data
+
+
+def crx_geometry(buf, cmp1):
+    """(header size, tiles, planes, subbands) from CMP1; 0 where a value is not usable
+    (the bench's synthetic CR3s lay CMP1 out differently: then the records alone)."""
+    if cmp1.body + CMP1_FIELDS.size > cmp1.end:
+        return 0, 0, 0, 0
+    (_version, width, height, tile_width, tile_height, _bits, planes, levels, _flags,
+     header_size) = CMP1_FIELDS.unpack_from(buf, cmp1.body)
+    planes, levels = planes >> 4, levels & 15
+    tiles = 0
+    if 0 < tile_width <= width and 0 < tile_height <= height:
+        tiles = -(-width // tile_width) * -(-height // tile_height)
+    return header_size, tiles, planes if planes in (1, 2, 4) else 0, 3 * levels + 1
+
+
+def crx_records(buf, first, end):
+    """[(tile size, QP and extra bytes, [(plane size, [subband sizes])])] and where the
+    records end; FormatError where they are out of order."""
+    tiles = []
+    pos = first
+    for _ in range(MAX_CRX_RECORDS):
+        if pos + CRX_RECORD.size > end or buf[pos] != 0xFF:
+            return tiles, pos
+        tag, size, data = CRX_RECORD.unpack_from(buf, pos)
+        kind = tag & ~CRX_NEWER
+        if kind not in CRX_RECORD_SIZES:
+            return tiles, pos
+        if size not in CRX_RECORD_SIZES[kind] or pos + 4 + size > end:
+            raise FormatError("a CRX record FF%02X of size %d at +%d" % (
+                tag & 0xFF, size, pos - first))
+        number = buf[pos + 8] >> 4
+        if kind == CRX_TILE:
+            (number,) = struct.unpack_from(">H", buf, pos + 8)
+            (tail,) = struct.unpack_from(">H", buf, pos + 10)
+            extra = 0
+            if size == 16:
+                qp, more = CRX_TILE_EXTRA.unpack_from(buf, pos + 12)
+                extra = qp + more
+            if number != len(tiles) or tail != (CRX_QP_TAIL if size == 16 else 0):
+                raise FormatError("tile record %d at +%d is out of order" % (
+                    number, pos - first))
+            tiles.append((data, extra, []))
+        elif kind == CRX_PLANE:
+            if not tiles or number != len(tiles[-1][2]):
+                raise FormatError("plane record at +%d is out of order" % (pos - first))
+            tiles[-1][2].append((data, []))
+        else:
+            if not tiles or not tiles[-1][2] or number != len(tiles[-1][2][-1][1]):
+                raise FormatError("subband record at +%d is out of order" % (pos - first))
+            tiles[-1][2][-1][1].append(data)
+        pos += 4 + size
+    raise FormatError("more than %d CRX records" % MAX_CRX_RECORDS)
+
+
+def crx_header_problem(buf, cmp1, first, size):
+    """What is wrong with the CRX picture of `size` bytes at first, or None.
+
+    Its header must hold the tiles, planes and subbands CMP1 describes, and their
+    sizes must add up: the tiles fill the sample after the header (as stsz says),
+    the planes fill their tile, the subbands fit in their plane."""
+    header_size, want_tiles, want_planes, want_subbands = crx_geometry(buf, cmp1)
+    if not CRX_RECORD.size <= header_size <= size:
+        header_size = 0
+    try:
+        tiles, records_end = crx_records(buf, first, first + (header_size or size))
+    except FormatError as e:
+        return str(e)
+    if not tiles:
+        return "no CRX header"
+    if header_size:
+        padding = first + header_size - records_end
+        if padding > MAX_CRX_PADDING or bytes(buf[records_end:first + header_size]).strip(b"\0"):
+            return "the CRX header ends at +%d, CMP1 says +%d" % (
+                records_end - first, header_size)
+    else:
+        header_size = records_end - first
+    if want_tiles and len(tiles) != want_tiles:
+        return "%d tiles, CMP1 says %d" % (len(tiles), want_tiles)
+    data = sum(tile for tile, _, _ in tiles)
+    if header_size + data != size:
+        return "its header and tiles add up to %d bytes, stsz says %d" % (
+            header_size + data, size)
+    for number, (tile, extra, planes) in enumerate(tiles):
+        if want_planes and len(planes) != want_planes:
+            return "tile %d has %d planes, CMP1 says %d" % (number, len(planes), want_planes)
+        if extra + sum(plane for plane, _ in planes) != tile:
+            return "the planes of tile %d do not fill it" % number
+        for plane, subbands in planes:
+            if (want_planes and len(subbands) != want_subbands) or sum(subbands) > plane:
+                return "a plane of tile %d has the wrong subbands" % number
+    return None
+
+
+# AVC and HEVC samples (and HEIF image items) are runs of NAL units, each behind a
+# big-endian length of 1, 2 or 4 bytes, as the avcC or hvcC configuration says.
+NAL_CONFIGS = {b"avcC": (4, False), b"hvcC": (21, True)}   # where the length size is; HEVC?
+NAL_SAMPLE_ENTRIES = frozenset([b"avc1", b"avc3", b"hvc1", b"hev1"])
+NAL_IMAGE_ITEMS = frozenset([b"avc1", b"hvc1"])
+# Inside a NAL unit an encoder escapes these three bytes (00 00 03 ...): where they
+# appear, the bytes are not the unit's. Another stream's 4-byte lengths start so,
+# and so does almost any file's header; and a unit's last byte is never 0 (it ends
+# with a stop bit, or with an escaped cabac_zero_word).
+NAL_START_CODE = re.compile(b"\x00\x00[\x00-\x02]")
+AVC_RESERVED_TYPES = frozenset([0, 16, 17, 18, 22, 23])
+HEVC_RESERVED_TYPES = range(41, 48)     # 48..63 are unspecified, and used (Dolby Vision)
+
+
+def nal_coding(buf, config):
+    """(length size, HEVC?) from an avcC or hvcC box."""
+    at, hevc = NAL_CONFIGS[config.name]
+    if config.body + at >= config.end:
+        raise FormatError("%s is cut" % config.name.decode())
+    length_size = (buf[config.body + at] & 3) + 1
+    if length_size == 3:
+        raise FormatError("%s declares 3-byte NAL lengths" % config.name.decode())
+    return length_size, hevc
+
+
+def nal_header_valid(first, second, hevc):
+    if first & 0x80:                        # forbidden_zero_bit
+        return False
+    if hevc:
+        return (first >> 1) & 0x3F not in HEVC_RESERVED_TYPES and second & 7 != 0
+    return first & 0x1F not in AVC_RESERVED_TYPES
+
+
+class Spans:
+    """Bytes of the dump read as one run: a sample, or a HEIF item's extents."""
+
+    def __init__(self, buf, spans):
+        self.buf = buf
+        self.spans = spans
+        self.starts = list(itertools.accumulate([0] + [end - start for start, end in spans]))
+        self.size = self.starts[-1]
+
+    def read(self, pos, count):
+        out = b""
+        index = bisect.bisect_right(self.starts, pos) - 1
+        while count and index < len(self.spans):
+            start, end = self.spans[index]
+            first = start + pos - self.starts[index]
+            piece = bytes(self.buf[first:min(end, first + count)])
+            out += piece
+            count -= len(piece)
+            pos += len(piece)
+            index += 1
+        return out
+
+    def search(self, pattern, pos, end):
+        """Whether pattern matches in [pos, end) (within one span: not across two)."""
+        index = bisect.bisect_right(self.starts, pos) - 1
+        while pos < end and index < len(self.spans):
+            start, stop = self.spans[index]
+            first = start + pos - self.starts[index]
+            last = min(stop, first + end - pos)
+            if pattern.search(self.buf, first, last):
+                return True
+            pos += last - first
+            index += 1
+        return False
+
+
+def nal_units_problem(data, length_size, hevc, budget):
+    """(what is wrong with the NAL units that should fill data exactly, or None;
+    how many units were read). FormatError past budget units."""
+    pos = units = 0
+    header = 2 if hevc else 1
+    while pos < data.size:
+        units += 1
+        if units > budget:
+            raise FormatError("more NAL units than a camera writes")
+        head = data.read(pos, length_size + header)
+        if len(head) < length_size + header:
+            return "a NAL unit is cut at +%d" % pos, units
+        length = int.from_bytes(head[:length_size], "big")
+        if length < header or pos + length_size + length > data.size:
+            return "a NAL unit of %d bytes at +%d does not fit" % (length, pos), units
+        if not nal_header_valid(head[length_size], head[-1], hevc):
+            return "no NAL unit header at +%d" % pos, units
+        payload = pos + length_size
+        if (not data.read(payload + length - 1, 1)[0]
+                or data.search(NAL_START_CODE, payload, payload + length)):
+            return "the NAL unit at +%d holds bytes that are not its own" % pos, units
+        pos += length_size + length
+    return None, units
 
 
 # The checks. Each takes an IsoFile and returns what is wrong, or None. They run on
@@ -1272,13 +1480,13 @@ def check_last_sample_ends_mdat(f):
         return "the last sample ends at +%d, mdat at +%d" % (max(ends), mdat_end)
 
 
-def samples_of(f, entry):
+def samples_of(f, entries):
     """(track, offset, size) of every sample, within the file, of the tracks whose
-    sample entry is entry (samples past its end are check_samples_inside_mdat's).
+    sample entry is one of entries (samples past its end are check_samples_inside_mdat's).
     FormatError past the table budget: no camera's file has that many."""
     budget = table_budget(f.size)
     for track in f.tracks():
-        if track.entry != entry:
+        if track.entry not in entries:
             continue
         for offset, size in track.samples():
             budget -= 1
@@ -1290,17 +1498,37 @@ def samples_of(f, entry):
 
 @check("cr3", "crm")
 def check_raw_samples(f):
-    for track, offset, size in samples_of(f, CANON_RAW_ENTRY):
+    for track, offset, size in samples_of(f, [CANON_RAW_ENTRY]):
         if b"JPEG" in track.entry_boxes:
             if not jpeg_is_whole(f.buf, f.start + offset, f.start + offset + size):
                 return "trak %d: the JPEG at +%d is not whole" % (track.number, offset)
-        elif b"CMP1" in track.entry_boxes and f.at(offset, 2) not in CRX_HEADERS:
-            return "trak %d: no CRX header at +%d" % (track.number, offset)
+        elif b"CMP1" in track.entry_boxes:
+            problem = crx_header_problem(f.buf, track.entry_boxes[b"CMP1"],
+                                         f.start + offset, size)
+            if problem:
+                return "trak %d: the CRX picture at +%d: %s" % (track.number, offset, problem)
+
+
+@check("cr3", "crm", "mp4", "mov", "3gp")
+def check_nal_samples(f):
+    budget = table_budget(f.size)
+    for track, offset, size in samples_of(f, NAL_SAMPLE_ENTRIES):
+        config = next((track.entry_boxes[name] for name in NAL_CONFIGS
+                       if name in track.entry_boxes), None)
+        if config is None:
+            return "trak %d: %s without its configuration box" % (
+                track.number, fourcc_text(track.entry))
+        length_size, hevc = nal_coding(f.buf, config)
+        data = Spans(f.buf, [(f.start + offset, f.start + offset + size)])
+        problem, units = nal_units_problem(data, length_size, hevc, budget)
+        if problem:
+            return "trak %d: the sample at +%d: %s" % (track.number, offset, problem)
+        budget -= units
 
 
 @check("cr3", "crm")
 def check_ctmd_records(f):
-    for track, offset, size in samples_of(f, CANON_METADATA_ENTRY):
+    for track, offset, size in samples_of(f, [CANON_METADATA_ENTRY]):
         data = f.at(offset, size)
         pos = 0
         while pos + CTMD_RECORD.size <= len(data):
@@ -1404,6 +1632,66 @@ def check_item_locations(f):
             ends.append(end)
     if ends and max(ends) != f.size:
         return "the last item ends at +%d, the file at +%d" % (max(ends), f.size)
+
+
+def item_properties(f):
+    """{item id: [property Box]} from a HEIF's ipco and ipma."""
+    iprp = f.child(f.top(META), b"iprp")
+    ipco, ipma = f.child(iprp, b"ipco"), f.child(iprp, b"ipma")
+    if ipco is None or ipma is None or ipma.body + 8 > ipma.end:
+        return {}
+    boxes = list(f.children(ipco))
+    version, wide = f.buf[ipma.body], f.buf[ipma.body + 3] & 1
+    pos = ipma.body + 8
+    found = {}
+    for _ in range(U32.unpack_from(f.buf, ipma.body + 4)[0]):
+        id_size = 4 if version else 2
+        if pos + id_size + 1 > ipma.end:
+            raise FormatError("ipma is cut")
+        item_id = int.from_bytes(f.buf[pos:pos + id_size], "big")
+        count = f.buf[pos + id_size]
+        pos += id_size + 1
+        width = 2 if wide else 1
+        if pos + count * width > ipma.end:
+            raise FormatError("ipma is cut")
+        for at in range(pos, pos + count * width, width):
+            index = int.from_bytes(f.buf[at:at + width], "big") & ((1 << (8 * width - 1)) - 1)
+            if 0 < index <= len(boxes):
+                found.setdefault(item_id, []).append(boxes[index - 1])
+        pos += count * width
+    return found
+
+
+@check("heif")
+def check_image_items(f):
+    """Every coded picture of the file is what its item says: NAL units that fill
+    its extents, or a whole JPEG."""
+    iloc = f.child(f.top(META), b"iloc")
+    if iloc is None:
+        return None                             # check_item_locations says so
+    types = heif_item_types(f)
+    properties = item_properties(f)
+    budget = table_budget(f.size)
+    for item_id, method, reference, extents in read_iloc(f.buf, iloc):
+        kind = types.get(item_id)
+        if method or reference or not extents or kind not in NAL_IMAGE_ITEMS | {b"jpeg"}:
+            continue
+        spans = [(f.start + o, f.start + o + (n or f.size - o)) for o, n in extents]
+        if any(end > f.end for _, end in spans):
+            continue                            # check_item_locations says so
+        if kind == b"jpeg":
+            if len(spans) == 1 and not jpeg_is_whole(f.buf, *spans[0]):
+                return "item %d: the JPEG is not whole" % item_id
+            continue
+        config = next((box for box in properties.get(item_id, ())
+                       if box.name in NAL_CONFIGS), None)
+        if config is None:
+            return "item %d: %s without its configuration" % (item_id, fourcc_text(kind))
+        length_size, hevc = nal_coding(f.buf, config)
+        problem, units = nal_units_problem(Spans(f.buf, spans), length_size, hevc, budget)
+        if problem:
+            return "item %d: %s" % (item_id, problem)
+        budget -= units
 
 
 def run_checks(kind, f):
@@ -1644,6 +1932,7 @@ class JpegWalk(NamedTuple):
     status: str
     detail: str
     segments: list          # (marker, start, end) of the segments before the first scan
+    scans: list             # (SOS segment start, entropy-coded data start, its end)
 
 
 # In entropy-coded data FF is followed by 00 (a stuffed byte), a restart marker or
@@ -1665,14 +1954,15 @@ def walk_jpeg(buf, start, limit):
     never a JPEG. After it, a break is a damaged or truncated JPEG."""
     pos = start + 2
     segments = []
+    scans = []
     seen_frame = seen_scan = False
     for _ in range(MAX_JPEG_SEGMENTS):
         if pos + 2 > limit:
-            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
+            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
         if buf[pos] != 0xFF:
             if not seen_scan:
                 raise FormatError("no JPEG marker at +%d" % (pos - start))
-            return JpegWalk(pos, DAMAGED, "no marker at +%d" % (pos - start), segments)
+            return JpegWalk(pos, DAMAGED, "no marker at +%d" % (pos - start), segments, scans)
         marker = buf[pos + 1]
         if marker == 0xFF:
             pos += 1
@@ -1680,7 +1970,7 @@ def walk_jpeg(buf, start, limit):
         if marker == MARKER_EOI:
             if not (seen_frame and seen_scan):
                 raise FormatError("EOI before any image")
-            return JpegWalk(pos + 2, COMPLETE, "", segments)
+            return JpegWalk(pos + 2, COMPLETE, "", segments, scans)
         if marker == MARKER_TEM or marker in RESTART_MARKERS:
             pos += 2
             continue
@@ -1688,18 +1978,18 @@ def walk_jpeg(buf, start, limit):
             if not seen_scan:
                 raise FormatError("marker FF%02X at +%d" % (marker, pos - start))
             what = "another JPEG starts" if marker == MARKER_SOI else "marker FF%02X" % marker
-            return JpegWalk(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start), segments)
+            return JpegWalk(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start), segments, scans)
         if pos + SEGMENT_HEADER > limit:
-            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
+            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
         (length,) = struct.unpack_from(">H", buf, pos + 2)
         if length < 2:
             if not seen_scan:
                 raise FormatError("segment FF%02X has length %d" % (marker, length))
             return JpegWalk(pos, DAMAGED, "a segment of length %d at +%d" % (
-                length, pos - start), segments)
+                length, pos - start), segments, scans)
         segment_end = pos + 2 + length
         if segment_end > limit:
-            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
+            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
         if not seen_scan:
             segments.append((marker, pos, segment_end))
         seen_frame = seen_frame or marker in FRAME_MARKERS
@@ -1708,13 +1998,208 @@ def walk_jpeg(buf, start, limit):
                 raise FormatError("a scan before any frame header")
             seen_scan = True
             pos = jpeg_scan_end(buf, segment_end, limit)
+            scans.append((segment_end - 2 - length, segment_end, pos))
             if pos < 0:
-                return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments)
+                return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
         else:
             pos = segment_end
     if not seen_scan:
         raise FormatError("more than %d segments before any image" % MAX_JPEG_SEGMENTS)
-    return JpegWalk(pos, DAMAGED, "more than %d segments" % MAX_JPEG_SEGMENTS, segments)
+    return JpegWalk(pos, DAMAGED, "more than %d segments" % MAX_JPEG_SEGMENTS, segments, scans)
+
+
+# Is the entropy-coded data whole? Only decoding tells: the Huffman codes of a baseline
+# JPEG must give exactly the frame's number of MCUs, each of 64 coefficients per block,
+# and end at EOI (bar fill bits); with a restart interval, every interval holds that
+# many MCUs and the RSTn markers count 0..7 over and over. Decoding costs about a
+# second per 3 MB in Python, so it runs on the JPEGs the cheap signs make suspect
+# (jpeg_suspect); the restart markers are checked on every JPEG.
+MARKER_DHT = 0xC4
+MARKER_DRI = 0xDD
+BASELINE_FRAMES = (0xC0, 0xC1)              # sequential Huffman: what cameras write
+RESTART_MARKER = re.compile(b"\xff[\xd0-\xd7]")
+STUFFED_FF = b"\xff\x00"
+HUFFMAN_PEEK = 16                           # bits: the longest Huffman code
+BLOCK_COEFFICIENTS = 64
+ZERO_RUN = re.compile(b"\x00{16}")           # 128 zero bits: no run of codes gives it
+MAX_DECODED_JPEG = 64 << 20
+DENSE_SECTOR_VALUES = 160                   # of 256 byte values, in 512 bytes of coded data
+
+
+class JpegScan(NamedTuple):
+    mcus: int               # in the frame
+    blocks: list            # (DC table, AC table) per block of an MCU, in order
+    restart: int            # MCUs per restart interval (0: none)
+    data: tuple             # (start, end) of the entropy-coded data in the dump
+
+
+def huffman_lookup(counts, symbols):
+    """A 2**16 table from the next 16 bits to (code length << 8 | symbol); 0 where
+    no code starts so."""
+    table = [0] * (1 << HUFFMAN_PEEK)
+    code = index = 0
+    for length in range(1, HUFFMAN_PEEK + 1):
+        for _ in range(counts[length - 1]):
+            if code >= 1 << length or index >= len(symbols):
+                raise FormatError("a Huffman table with too many codes")
+            shift = HUFFMAN_PEEK - length
+            table[code << shift:(code + 1) << shift] = [length << 8 | symbols[index]] * (1 << shift)
+            code += 1
+            index += 1
+        code <<= 1
+    return table
+
+
+def baseline_scan(buf, walk):
+    """The JpegScan of a one-scan baseline JPEG, None for any other (progressive,
+    arithmetic, several scans: not checked). FormatError when its tables are broken."""
+    if len(walk.scans) != 1:
+        return None
+    tables, frame, restart = {}, None, 0
+    for marker, first, end in walk.segments:
+        body = first + SEGMENT_HEADER
+        if marker == MARKER_DHT:
+            pos = body
+            while pos + 17 <= end:
+                kind, counts = buf[pos], bytes(buf[pos + 1:pos + 17])
+                symbols = bytes(buf[pos + 17:pos + 17 + sum(counts)])
+                tables[kind] = huffman_lookup(counts, symbols)
+                pos += 17 + sum(counts)
+        elif marker in FRAME_MARKERS:
+            if marker not in BASELINE_FRAMES or end - body < 6:
+                return None
+            _bits, height, width, count = struct.unpack_from(">BHHB", buf, body)
+            frame = (width, height, {buf[body + 6 + 3 * i]: buf[body + 7 + 3 * i]
+                                     for i in range(count) if body + 8 + 3 * i < end})
+        elif marker == MARKER_DRI and end - body >= 2:
+            (restart,) = struct.unpack_from(">H", buf, body)
+    if frame is None or not frame[0] or not frame[1] or not frame[2]:
+        return None
+    width, height, sampling = frame
+    sos, data_start, data_end = walk.scans[0]
+    count = buf[sos + SEGMENT_HEADER]
+    if count != len(sampling):
+        return None                         # one component per scan: not checked
+    h_max = max(f >> 4 for f in sampling.values())
+    v_max = max(f & 15 for f in sampling.values())
+    if not h_max or not v_max:
+        raise FormatError("a frame component with no sampling factor")
+    blocks = []
+    for i in range(count):
+        component, selectors = buf[sos + 5 + 2 * i], buf[sos + 6 + 2 * i]
+        dc, ac = tables.get(selectors >> 4), tables.get(16 | selectors & 15)
+        if component not in sampling or dc is None or ac is None:
+            raise FormatError("the scan names a table or component it lacks")
+        factors = sampling[component]
+        blocks.extend([(dc, ac)] * ((factors >> 4) * (factors & 15)))
+    mcus = -(-width // (8 * h_max)) * -(-height // (8 * v_max))
+    return JpegScan(mcus, blocks, restart, (data_start, data_end))
+
+
+def decode_mcus(data, mcus, blocks):
+    """Decode mcus MCUs from unstuffed data; the number of bits used, or an error."""
+    size = len(data) * 8
+    data += b"\xff" * 8                     # ones past the end: what a fill would be
+    acc = nbits = pos = 0
+    window = (1 << 64) - 1
+    for mcu in range(mcus):
+        for dc, ac in blocks:
+            if nbits < 32:
+                acc = (acc << 32 | int.from_bytes(data[pos:pos + 4], "big")) & window
+                pos += 4
+                nbits += 32
+            entry = dc[(acc >> (nbits - HUFFMAN_PEEK)) & 0xFFFF]
+            if not entry:
+                return None, "no Huffman code in MCU %d" % mcu
+            nbits -= (entry >> 8) + (entry & 0xFF)
+            k = 1
+            while k < BLOCK_COEFFICIENTS:
+                if nbits < 32:
+                    acc = (acc << 32 | int.from_bytes(data[pos:pos + 4], "big")) & window
+                    pos += 4
+                    nbits += 32
+                entry = ac[(acc >> (nbits - HUFFMAN_PEEK)) & 0xFFFF]
+                if not entry:
+                    return None, "no Huffman code in MCU %d" % mcu
+                run_size = entry & 0xFF
+                nbits -= (entry >> 8) + (run_size & 15)
+                if run_size & 15:
+                    k += (run_size >> 4) + 1
+                elif run_size == 0xF0:      # sixteen zeros
+                    k += 16
+                else:                       # end of block
+                    break
+            if k > BLOCK_COEFFICIENTS:
+                return None, "more than 64 coefficients in MCU %d" % mcu
+        if pos * 8 - nbits > size:
+            return None, "the data ends in MCU %d" % mcu
+    return pos * 8 - nbits, None
+
+
+def intervals(buf, start, end):
+    """The entropy-coded data between restart markers: [(RST number or None, bytes)]."""
+    found, first = [], start
+    number = None
+    for marker in RESTART_MARKER.finditer(buf, start, end):
+        found.append((number, bytes(buf[first:marker.start()])))
+        number, first = buf[marker.start() + 1] - 0xD0, marker.end()
+    found.append((number, bytes(buf[first:end])))
+    return found
+
+
+def restart_problem(buf, scan):
+    """The restart markers must number the intervals 0..7 over and over, one fewer than
+    the intervals the frame has; cheap (no decoding), so checked on every JPEG."""
+    data_start, data_end = scan.data
+    markers = [buf[m.start() + 1] - 0xD0 for m in
+               RESTART_MARKER.finditer(buf, data_start, data_end)]
+    if not scan.restart:
+        return "restart markers without a restart interval" if markers else None
+    want = -(-scan.mcus // scan.restart) - 1
+    if len(markers) != want:
+        return "%d restart markers, the frame needs %d" % (len(markers), want)
+    for index, number in enumerate(markers):
+        if number != index % 8:
+            return "restart marker %d is RST%d" % (index, number)
+    return None
+
+
+def mcu_problem(buf, scan):
+    """What decoding finds wrong with the scan's data, or None when it is whole."""
+    left = scan.mcus
+    for number, piece in intervals(buf, *scan.data):
+        count = min(left, scan.restart) if scan.restart else left
+        data = piece.replace(STUFFED_FF, b"\xff")
+        used, problem = decode_mcus(data, count, scan.blocks)
+        if problem:
+            return problem
+        if data[-(-used // 8):].strip(b"\xff"):
+            return "%d bytes after the last MCU" % (len(data) - used // 8)
+        left -= count
+    return "%d MCUs missing" % left if left else None
+
+
+def jpeg_suspect(buf, start, scan):
+    """Cheap signs that a JPEG's data may not all be its own: a run of zero bytes in
+    it, or a start right after a sector of another JPEG's coded data, with no marker
+    in it (that file was cut where this one begins: its rest may lie in this one)."""
+    if ZERO_RUN.search(buf, *scan.data):
+        return True
+    before = bytes(buf[max(0, start - SECTOR_SIZE):start])
+    return (len(before) == SECTOR_SIZE and b"\0\0\0\0" not in before
+            and len(set(before)) >= DENSE_SECTOR_VALUES
+            and not JPEG_MARKER_AFTER_DATA.search(before[:-1]))
+
+
+def entropy_problem(buf, start, walk):
+    scan = baseline_scan(buf, walk)
+    if scan is None:
+        return None
+    problem = restart_problem(buf, scan)
+    if (problem is None and walk.end - start <= MAX_DECODED_JPEG
+            and jpeg_suspect(buf, start, scan)):
+        problem = mcu_problem(buf, scan)
+    return problem
 
 
 def jpeg_app_data(buf, segments, marker, header):
@@ -1751,6 +2236,13 @@ def carve_jpeg(buf, start, limit, options):
         return None
     walk = walk_jpeg(buf, start, limit)
     end, status, detail = walk.end, walk.status, walk.detail
+    if status == COMPLETE:
+        try:
+            problem = entropy_problem(buf, start, walk)
+        except FormatError as e:
+            problem = str(e)
+        if problem:
+            status, detail = DAMAGED, problem
     embedded = [(first, last) for kind, first, last in walk.segments
                 if kind in range(0xE0, 0xF0)]          # EXIF thumbnail, FlashPix, ...
     if status == COMPLETE:
@@ -2922,13 +3414,10 @@ class Recovery:
 
     def _write(self, saved):
         carved = saved.carved
-        path = self.outdir.path_of(carved.status, saved.name)
         if self.outdir.dry_run:
-            self.log.info("Would save {}, size {:,d} B".format(path, carved.size))
             return
         while len(self.copies) >= MAX_QUEUED_COPIES:
             concurrent.futures.wait([self.copies.popleft()])
-        self.log.info("Saving {}, size {:,d} B".format(path, carved.size))
         saved.digest = hashlib.sha256() if self.dfxml else None
         saved.written = self.writer.submit(self.outdir.save, self.dump, carved, saved.claim,
                                            self.stop.check, saved.digest)
@@ -3017,6 +3506,10 @@ class Recovery:
         try:
             if not self.outdir.dry_run:               # the verdict is final now
                 relpath = placed = self.outdir.finish(saved.claim, status)
+            # said once the folder is known: a file found to hold others leaves the top
+            self.log.info("{} {}, size {:,d} B".format(
+                "Would save" if self.outdir.dry_run else "Saving",
+                self.outdir.path / relpath, carved.size))
             self._row(relpath, carved, status, detail)
             if self.dfxml:
                 self.dfxml.add(relpath, carved, saved.digest.hexdigest() if saved.digest else "")

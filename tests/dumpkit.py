@@ -13,6 +13,7 @@ the JPEG track's sample made to start with FFD8 and end with FFD9.
 
 import hashlib
 import os
+import random
 import struct
 from pathlib import Path
 
@@ -127,8 +128,8 @@ def samples(moov):
     """[(offset, size, table_at, width, kind)] of each track's single sample.
 
     offset and size come from co64/stco and stsz; table_at is where the co64/stco box
-    starts inside moov, width the byte width of its entries; kind is b"JPEG", b"CMP1"
-    (CRX) or b"CTMD", from the track's sample description.
+    starts inside moov, width the byte width of its entries; kind is b"JPEG", b"CTMD"
+    or, for a CRX picture, the body of its CMP1 box, from the track's sample description.
     """
     tables = find_boxes(moov, 0, len(moov), {b"co64", b"stco", b"stsz", b"stsd"})
     offsets, sizes, kinds = [], [], []
@@ -142,9 +143,39 @@ def samples(moov):
             sizes.append(sample_size or struct.unpack_from(">I", moov, at + 20)[0])
         else:
             stsd = moov[at:at + struct.unpack_from(">I", moov, at)[0]]
-            kinds.append(next(k for k in (b"JPEG", b"CMP1", b"CTMD") if k in stsd))
+            kind = next(k for k in (b"JPEG", b"CMP1", b"CTMD") if k in stsd)
+            if kind == b"CMP1":                 # the box's body: what the header follows
+                at = stsd.index(b"CMP1") + 4
+                kind = stsd[at:at + struct.unpack_from(">I", stsd, at - 8)[0] - 8]
+            kinds.append(kind)
     return [(off, size, at, width, kind)
             for (off, at, width), size, kind in zip(offsets, sizes, kinds)]
+
+
+def crx_header(cmp1, size, seed=1):
+    """The header of a CRX picture of `size` bytes, as its CMP1 box body describes it
+    (LibRaw's crx decoder and lclevy/canon_cr3 document the layout): per tile a 12-byte
+    FF01 record, per plane an FF02 record, per subband (3 per level, plus one) an FF03
+    record, zeros up to the header size CMP1 gives; the sizes fill the picture."""
+    width, height, tile_width, tile_height = struct.unpack_from(">IIII", cmp1, 8)
+    planes, levels, header_size = cmp1[25] >> 4, cmp1[26] & 15, struct.unpack_from(">I", cmp1, 28)[0]
+    tiles = -(-width // tile_width) * -(-height // tile_height)
+    subbands = 3 * levels + 1
+    rnd = random.Random(seed)
+
+    def split(total, n):
+        cuts = sorted(rnd.randrange(1, total) for _ in range(n - 1))
+        return [b - a for a, b in zip([0] + cuts, cuts + [total])]
+
+    out = b""
+    for tile, tile_size in enumerate(split(size - header_size, tiles)):
+        out += struct.pack(">HHIHH", 0xFF01, 8, tile_size, tile, 0)
+        for plane, plane_size in enumerate(split(tile_size, planes)):
+            out += struct.pack(">HHIB3x", 0xFF02, 8, plane_size, plane << 4)
+            for band, band_size in enumerate(split(plane_size, subbands)):
+                out += struct.pack(">HHIB3x", 0xFF03, 8, band_size, band << 4)
+    assert len(out) <= header_size, "CMP1's header size is too small for its geometry"
+    return out + bytes(header_size - len(out))
 
 
 def ctmd_sample(size):
@@ -199,8 +230,9 @@ def rebuild_cr3(header, relayout=False, seed=1):
         at = offset - mdat_at
         if kind == b"JPEG":
             mdat[at:at + 2], mdat[at + size - 2:at + size] = b"\xff\xd8", b"\xff\xd9"
-        elif kind == b"CMP1":
-            mdat[at:at + 2] = b"\xff\x01"
+        elif kind != b"CTMD":                   # a CRX picture: kind is its CMP1
+            header = crx_header(kind, size, seed=seed + at)
+            mdat[at:at + len(header)] = header
         else:
             mdat[at:at + size] = ctmd_sample(size)
     end_preview_jpeg(out)

@@ -68,7 +68,7 @@ def test_cr3_jpeg_without_end_marker_is_damaged(eos_r_cr3):
 
 def test_cr3_raw_without_crx_header_is_damaged(eos_r_cr3):
     bad = patched(eos_r_cr3, 2467426, ">H", 0x1234)
-    assert verdict(bad) == ("damaged", "trak 2: no CRX header at +2467426")
+    assert verdict(bad) == ("damaged", "trak 2: the CRX picture at +2467426: no CRX header")
 
 
 def test_cr3_ctbo_pointing_elsewhere_is_damaged(eos_r_cr3):

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""recovercr3 against PhotoRec on many bench cards, not one.
+
+    python3 bench/sweep.py [--seeds 1-20] [--scenarios deletions,formatted]
+                           [--shapes 512:4096,2100:32768] [--tools product,photorec]
+                           [--workdir /tmp/recovercr3-sweep] [--keep-cards-mb 600]
+
+For every scenario, card shape (size in MB : cluster size) and seed it builds the
+card with ../shared/bench/mkcard.py (same media and seed give the same card), runs
+each tool on it and scores the output with ../shared/bench/score.py -v. It prints
+one row per card: files recovered by each tool, and the outputs recovercr3 left in
+the output directory itself (where the files it calls complete go) that are not
+byte-identical to an original. Both must be good on every card: recovered at least
+PhotoRec's count, and no such output.
+
+PhotoRec's score of a card is kept in the work directory (it does not change with
+our code); cards up to --keep-cards-mb are kept too, bigger ones are built again
+when needed and deleted after use. Timing is not the point here: see throughput.py.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+BENCH = PROJECT.parent / "shared" / "bench"
+MEDIA = Path(os.environ.get("BENCH_WORK", "/tmp/recovercr3-bench")) / "media"
+TIMEOUT = 1800
+REPORT_PREFIX = "recovercr3-report"
+
+
+def seeds(text):
+    first, _, last = text.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def shapes(text):
+    return [tuple(int(n) for n in item.split(":")) for item in text.split(",")]
+
+
+def total(score_tsv):
+    """(recovered, expected) of the TOTAL/all row of a score.py table."""
+    for line in Path(score_tsv).read_text().splitlines():
+        cells = line.split("\t")
+        if cells[:2] == ["TOTAL", "all"]:
+            return int(cells[3]), int(cells[2])
+    raise SystemExit("no TOTAL row in %s" % score_tsv)
+
+
+def not_exact_at_top(verbose_text, outdir):
+    """Outputs directly in outdir (where complete files go) that match no original."""
+    top = str(outdir) + "/"
+    bad = []
+    for line in verbose_text.splitlines():
+        cells = line.split("\t")
+        if len(cells) < 3 or cells[0] in ("recovered", "dup") or not cells[2].startswith(top):
+            continue
+        rest = cells[2][len(top):]
+        if "/" not in rest and not rest.startswith(REPORT_PREFIX):
+            bad.append("%s:%s" % (cells[0], rest))
+    return bad
+
+
+def make_card(card, scenario, size_mb, cluster, seed):
+    if card.exists() and Path(str(card) + ".truth.tsv").exists():
+        return
+    subprocess.run([sys.executable, str(BENCH / "mkcard.py"), "--media", str(MEDIA),
+                    "--out", str(card), "--scenario", scenario, "--seed", str(seed),
+                    "--cluster", str(cluster), "--size-mb", str(size_mb), "-q"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def run_photorec(card, resdir):
+    score = resdir / "photorec_raw.score.tsv"
+    if not score.exists():
+        env = dict(os.environ, KEEP_OUTPUT="0", TOOL_TIMEOUT=str(TIMEOUT))
+        subprocess.run(["bash", str(BENCH / "peers.sh"), str(card), str(resdir),
+                        "photorec_raw"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return total(score)
+
+
+def run_product(card, resdir, script):
+    out = resdir / "product"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    with open(str(resdir / "product.log"), "w") as log:
+        subprocess.run([sys.executable, str(script), "-q", "--input", str(card),
+                        "--outdir", str(out)], stdout=log, stderr=log, timeout=TIMEOUT)
+    truth = str(card) + ".truth.tsv"
+    verbose = subprocess.run([sys.executable, str(BENCH / "score.py"), truth, str(out), "-v"],
+                             stdout=subprocess.PIPE, universal_newlines=True).stdout
+    with open(str(resdir / "product.score.tsv"), "w") as f:
+        subprocess.run([sys.executable, str(BENCH / "score.py"), truth, str(out)], stdout=f)
+    bad = not_exact_at_top(verbose, out)
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    return total(resdir / "product.score.tsv"), bad
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=seeds, default=seeds("1-20"))
+    parser.add_argument("--scenarios", default="deletions,formatted")
+    parser.add_argument("--shapes", type=shapes, default=shapes("512:4096,2100:32768"))
+    parser.add_argument("--tools", default="product,photorec")
+    parser.add_argument("--script", type=Path, default=PROJECT / "recovercr3.py")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/recovercr3-sweep"))
+    parser.add_argument("--keep-cards-mb", type=int, default=600)
+    args = parser.parse_args()
+    if not MEDIA.is_dir():
+        subprocess.run(["bash", str(BENCH / "media.sh"), str(MEDIA)], check=True)
+    tools = args.tools.split(",")
+    print("card\tproduct\tphotorec\tproduct_ge_photorec\tnot_exact_in_outdir")
+    failures = 0
+    for size_mb, cluster in args.shapes:
+        for scenario in args.scenarios.split(","):
+            for seed in args.seeds:
+                name = "%s_%d_%d_%d" % (scenario, size_mb, cluster, seed)
+                resdir = args.workdir / name
+                resdir.mkdir(parents=True, exist_ok=True)
+                card = args.workdir / "cards" / (name + ".img")
+                card.parent.mkdir(parents=True, exist_ok=True)
+                make_card(card, scenario, size_mb, cluster, seed)
+                pr = run_photorec(card, resdir) if "photorec" in tools else None
+                ours, bad = (run_product(card, resdir, args.script)
+                             if "product" in tools else (None, []))
+                ok = ours is None or pr is None or ours[0] >= pr[0]
+                failures += (not ok) + bool(bad)
+                print("%s\t%s\t%s\t%s\t%s" % (
+                    name, "%d/%d" % ours if ours else "-", "%d/%d" % pr if pr else "-",
+                    "yes" if ok else "NO", " ".join(bad) or "none"), flush=True)
+                if size_mb > args.keep_cards_mb:
+                    for path in (card, Path(str(card) + ".truth.tsv")):
+                        if path.exists():
+                            path.unlink()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
