@@ -1556,26 +1556,39 @@ def check_ctbo(f):
             return "CTBO entry %d (+%d, %d bytes) does not match a box" % (index, offset, size)
 
 
-@check("cr3", "crm")
-def check_thumbnail_and_preview(f):
+def thmb_jpeg(f):
+    """(start, end) in the dump of the THMB thumbnail (version 0 holds a JPEG), or None."""
     thmb = f.canon_items().get(b"THMB")
-    if thmb is not None and thmb.body + THMB_FIELDS.size <= thmb.end:
-        version, _w, _h, size = THMB_FIELDS.unpack_from(f.buf, thmb.body)
-        jpeg = thmb.body + THMB_JPEG_AT - f.start
-        last = f.start + jpeg + min(size, thmb.end - f.start - jpeg)
-        if version == 0 and not jpeg_is_whole(f.buf, f.start + jpeg, last):
-            return "the THMB thumbnail is not a whole JPEG"
+    if thmb is None or thmb.body + THMB_FIELDS.size > thmb.end:
+        return None
+    version, _w, _h, size = THMB_FIELDS.unpack_from(f.buf, thmb.body)
+    first = thmb.body + THMB_JPEG_AT
+    return (first, min(first + size, thmb.end)) if version == 0 else None
+
+
+def prvw_jpeg(f):
+    """(start, end) of the PRVW preview, None without a PRVW uuid; FormatError when its
+    box is missing from the uuid."""
     for box in f.boxes:
         if box.name == b"uuid" and box.usertype == PRVW_UUID:
             prvw = next(child_boxes(f.buf, box.body + UUID_SIZE + PRVW_UUID_FIELDS_SIZE,
                                     box.end), None)
             if prvw is None or prvw.name != b"PRVW" or prvw.body + PRVW_JPEG_AT > prvw.end:
-                return "the PRVW preview box is missing"
+                raise FormatError("the PRVW preview box is missing")
             (size,) = U32.unpack_from(f.buf, prvw.body + PRVW_JPEG_SIZE_AT)
-            jpeg = prvw.body + PRVW_JPEG_AT - f.start
-            last = f.start + jpeg + min(size, prvw.end - f.start - jpeg)
-            if not jpeg_is_whole(f.buf, f.start + jpeg, last):
-                return "the PRVW preview is not a whole JPEG"
+            first = prvw.body + PRVW_JPEG_AT
+            return first, min(first + size, prvw.end)
+    return None
+
+
+@check("cr3", "crm")
+def check_thumbnail_and_preview(f):
+    thmb = thmb_jpeg(f)
+    if thmb is not None and not jpeg_is_whole(f.buf, *thmb):
+        return "the THMB thumbnail is not a whole JPEG"
+    prvw = prvw_jpeg(f)
+    if prvw is not None and not jpeg_is_whole(f.buf, *prvw):
+        return "the PRVW preview is not a whole JPEG"
 
 
 def read_iloc(buf, iloc):
@@ -1773,6 +1786,64 @@ def isobmff_meta(kind, f):
     return meta
 
 
+# The pictures inside a CR3 or CRM that is not whole: its full-size JPEG, its preview
+# and its thumbnail are often whole still, and a photographer wants them.
+
+class Picture(NamedTuple):
+    offset: int
+    size: int
+    what: str               # "the full-size JPEG", ...
+    status: str             # complete when it walks whole and its data decodes
+    detail: str
+
+
+def embedded_jpeg(buf, first, last, what):
+    """The Picture a container stores at [first, last) (bar padding), or None when it
+    is no JPEG that walks whole to there."""
+    if not jpeg_is_whole(buf, first, last):
+        return None
+    try:
+        walk = walk_jpeg(buf, first, last)
+    except FormatError:
+        return None
+    if walk.status != COMPLETE or last - walk.end > MAX_JPEG_PADDING:
+        return None
+    try:
+        scan = baseline_scan(buf, walk)
+        problem = None
+        if scan is not None:
+            problem = restart_problem(buf, scan)
+            if problem is None and walk.end - first <= MAX_DECODED_JPEG:
+                problem = mcu_problem(buf, scan)    # about to be vouched for: decode it
+    except FormatError as e:
+        problem = str(e)
+    return Picture(first, walk.end - first, what, DAMAGED if problem else COMPLETE,
+                   problem or "")
+
+
+def cr3_pictures(f):
+    """The whole pictures inside f, best first: the full-size JPEG track, PRVW, THMB."""
+    places = []
+    try:
+        for track in f.tracks():
+            if b"JPEG" in track.entry_boxes:
+                for offset, size in itertools.islice(track.samples(), 1):
+                    places.append((f.start + offset, f.start + offset + size,
+                                   "the full-size JPEG"))
+    except (FormatError, struct.error, IndexError):
+        pass
+    for find, what in ((prvw_jpeg, "the preview JPEG"), (thmb_jpeg, "the thumbnail JPEG")):
+        try:
+            found = find(f)
+        except (FormatError, struct.error):
+            found = None
+        if found is not None:
+            places.append(found + (what,))
+    pictures = [embedded_jpeg(f.buf, first, last, what) for first, last, what in places
+                if f.start <= first and last <= f.end]
+    return [picture for picture in pictures if picture is not None]
+
+
 class Carved(NamedTuple):
     offset: int
     size: int
@@ -1786,6 +1857,7 @@ class Carved(NamedTuple):
     # its walk went through, and what its pointers say when every check passed (the
     # pointers of a broken file may cover other files)
     embedded: list = ()
+    pictures: list = ()     # the whole Pictures inside a broken file, best first
 
     @property
     def end(self):
@@ -1824,7 +1896,7 @@ def heif_item_types(f):
 EMBEDDING_BOXES = frozenset([MOOV, META, b"uuid"])   # they hold previews and Exif, not padding
 
 
-def isobmff_embedded(kind, f, status):
+def isobmff_embedded(kind, f, status, pictures):
     """What inside the file looks like a file of its own but is part of it: moov,
     meta and uuid boxes (Canon's CMT TIFFs, THMB and PRVW JPEGs, XMP), JPEG-coded
     track chunks (the CR3's full-size JPEG, MJPEG frames), Canon's timed metadata
@@ -1833,8 +1905,8 @@ def isobmff_embedded(kind, f, status):
     bytes were written over, or that it is fragmented."""
     ranges = [(box.offset, min(box.end, f.end)) for box in f.boxes
               if box.name in EMBEDDING_BOXES]
-    if status != COMPLETE:
-        return ranges
+    if status != COMPLETE:                  # its pointers prove nothing: what is whole
+        return ranges + [(p.offset, p.offset + p.size) for p in pictures]
     try:
         for track in f.tracks():
             if (track.entry in JPEG_SAMPLE_ENTRIES or b"JPEG" in track.entry_boxes
@@ -1871,8 +1943,10 @@ def carve_isobmff(buf, start, limit, rule, types):
         problems = run_checks(kind, f)
         if problems:
             status, detail = DAMAGED, "; ".join(problems)
+    pictures = cr3_pictures(f) if status != COMPLETE and kind in ("cr3", "crm") else []
     return Carved(start, walk.end - start, kind, ext, status, detail, walk.boxes,
-                  isobmff_meta(kind, f), isobmff_embedded(kind, f, status))
+                  isobmff_meta(kind, f), isobmff_embedded(kind, f, status, pictures),
+                  pictures)
 
 
 def carve_ftyp(buf, start, limit, options):
@@ -3440,6 +3514,8 @@ class Recovery:
             self._written(saved, final)         # a stop leaves it first in line
             status = self._report(saved)
             self.pending.popleft()
+            if status not in (COMPLETE, NOT_SAVED) and saved.carved.pictures:
+                self.extract(saved, status)
             if status not in (COMPLETE, NOT_SAVED) and saved.carved.type == "7z" \
                     and not self.outdir.dry_run:
                 self.salvage(saved, status)
@@ -3535,6 +3611,52 @@ class Recovery:
             raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
                               "cannot write the report %s: %s" % (
                                   self.outdir.report_path, e.strerror or e)) from None
+
+    def extract(self, saved, status):
+        """Write the best whole picture inside a broken file beside it, named after it
+        (img3.cr3.jpg): never as a file of the card's own, which it is not."""
+        picture = saved.carved.pictures[0]
+        container = self.outdir.relpath(status, saved.claim.name)
+        carved = Carved(picture.offset, picture.size, "jpg", "jpg", picture.status,
+                        picture.detail, [], saved.carved.meta)
+        detail = "; ".join(filter(None, ["%s inside %s" % (picture.what, container),
+                                         picture.detail]))
+        base = saved.claim.name + ".jpg"
+        names = itertools.chain([base], ("%s-%d.jpg" % (saved.claim.name, n)
+                                         for n in itertools.count(2)))
+        if self.outdir.dry_run:
+            relpath = self.outdir.relpath(status, base)
+            self.log.info("Would save {}, size {:,d} B".format(self.outdir.path / relpath,
+                                                                picture.size))
+            self._row(relpath, carved, picture.status, detail)
+            self.saved[picture.status] += 1
+            return
+        claim = self.outdir.claim(names)
+        digest = hashlib.sha256() if self.dfxml else None
+        try:
+            self.outdir.save(self.dump, carved, claim, self.stop.check, digest)
+            relpath = self.outdir.finish(claim, status)
+        except ReadError as e:
+            self.failed += 1
+            self.log.error("%s not saved: %s" % (self.outdir.path_of(status, base), e))
+            return
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise OutputError(self._disk_full()) from None
+            self.failed += 1
+            self.log.error("cannot write %s: %s" % (self.outdir.path_of(status, base),
+                                                    e.strerror or e))
+            return
+        self.log.info("Saving {}, size {:,d} B".format(self.outdir.path / relpath,
+                                                        picture.size))
+        try:
+            self._row(relpath, carved, picture.status, detail)
+            if self.dfxml:
+                self.dfxml.add(relpath, carved, digest.hexdigest())
+        except OutputError:
+            self.outdir.unfinish(relpath)
+            raise
+        self.saved[picture.status] += 1
 
     def salvage(self, saved, status):
         """Decode a broken 7z's first packed stream, then carve what it holds.

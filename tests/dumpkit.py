@@ -307,3 +307,26 @@ def mark_jpeg(data, size_field, start, end):
 def with_cnop_trailer(cr3):
     """A CR3 as burst rolls and DPP write it: a CNOP uuid box after mdat."""
     return cr3 + uuid_box(CNOP_UUID, box(b"CNOP", noise(4000, seed=99)))
+
+
+def jpeg_of_size(jpeg, size):
+    """A real JPEG grown to exactly size bytes by a comment segment after its SOI."""
+    grow = size - len(jpeg)
+    assert 4 <= grow <= 65535 + 2, "cannot grow %d bytes in one segment" % grow
+    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", grow - 2) + noise(grow - 4, 5) + jpeg[2:]
+
+
+def with_real_jpeg(cr3, jpeg):
+    """The CR3 with a real JPEG (grown to the sample's size) as its full-size JPEG."""
+    moov = next(b for b in top_level(cr3) if b[1] == b"moov")
+    ((offset, size, _, _, _),) = [t for t in samples(cr3[moov[0]:moov[0] + moov[2]])
+                                  if t[4] == b"JPEG"]
+    return cr3[:offset] + jpeg_of_size(jpeg, size) + cr3[offset + size:], offset, size
+
+
+def split(data, cut, gap):
+    """data written in two pieces: data[:cut], then gap (foreign bytes), then the rest.
+
+    What a card holds after a deletion: the file's first clusters, another file's,
+    then its own again."""
+    return data[:cut] + gap + data[cut:]

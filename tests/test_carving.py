@@ -70,8 +70,12 @@ def test_cnop_uuid_after_mdat_is_kept_and_lastchunk_cuts_it_as_upstream(tmp_path
 def test_maxchunks_writes_at_most_n_boxes(tmp_path, eos_r_cr3):
     build_dump(tmp_path / "card.img", 1000, eos_r_cr3, 1000)
     out = recover(tmp_path / "card.img", tmp_path / "out", "--maxchunks", "4")
-    assert out.shas() == [sha256(eos_r_cr3[:403242])]   # ftyp, moov, XMP uuid, PRVW uuid
-    assert (out.rows[0]["status"], out.rows[0]["detail"]) == ("damaged", "no mdat")
+    # ftyp, moov, XMP uuid, PRVW uuid; then beside it the one whole picture in there:
+    # the real THMB JPEG (the EOS R's PRVW was cut with the fixture, and filled)
+    assert out.shas() == [sha256(eos_r_cr3[:403242]), sha256(eos_r_cr3[12824:29023])]
+    assert [(row["file"], row["status"], row["detail"]) for row in out.rows] == [
+        ("damaged/img1.cr3", "damaged", "no mdat"),
+        ("damaged/img1.cr3.jpg", "complete", "the thumbnail JPEG inside damaged/img1.cr3")]
 
 
 @pytest.mark.parametrize("cut", [
@@ -84,8 +88,9 @@ def test_maxchunks_writes_at_most_n_boxes(tmp_path, eos_r_cr3):
 def test_dump_ending_inside_a_cr3_gives_a_truncated_file(tmp_path, eos_r_cr3, cut):
     (at,) = build_dump(tmp_path / "card.img", 5000, eos_r_cr3[:cut])
     out = recover(tmp_path / "card.img", tmp_path / "out")
-    assert summary(out) == [("truncated/img1.cr3", "cr3", at, "truncated")]
-    assert out.shas() == [sha256(eos_r_cr3[:cut])]
+    assert summary(out) == [("truncated/img1.cr3", "cr3", at, "truncated"),
+                            ("truncated/img1.cr3.jpg", "jpg", at + 12824, "complete")]
+    assert out.shas() == [sha256(eos_r_cr3[:cut]), sha256(eos_r_cr3[12824:29023])]
     assert "[WARNING] {} is truncated".format(tmp_path / "out/truncated/img1.cr3") in out.log
 
 
@@ -95,7 +100,8 @@ def test_real_cut_cr3_from_the_corpus_is_truncated(tmp_path):
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert out.rows[0]["status"] == "truncated"
     assert out.rows[0]["detail"] == "the dump ends inside uuid (34272 of 306442 bytes present)"
-    assert out.shas() == [sha256(data)]
+    assert out.shas() == [sha256(data), sha256(data[12824:29023])]    # and its THMB JPEG
+    assert out.rows[1]["file"] == "truncated/img1.cr3.jpg"
 
 
 def test_file_inside_another_is_saved_and_the_outer_one_is_not_called_complete(tmp_path):
@@ -145,7 +151,9 @@ def test_fragmented_cr3_keeps_its_preview_and_metadata(tmp_path, eos_r_cr3):
     header = eos_r_cr3[:403242]
     build_dump(tmp_path / "card.img", 512, header, 70000, seed=4)
     out = recover(tmp_path / "card.img", tmp_path / "out")
-    assert out.shas() == [sha256(header)]
+    assert out.shas() == [sha256(header), sha256(header[12824:29023])]
+    assert [(r["file"], r["status"], r["detail"]) for r in out.rows[1:]] == [
+        ("damaged/img1.cr3.jpg", "complete", "the thumbnail JPEG inside damaged/img1.cr3")]
     row = out.rows[0]
     assert (row["file"], row["status"]) == ("damaged/img1.cr3", "damaged")
     assert row["detail"].startswith("the boxes break at +403242: ")
@@ -272,13 +280,15 @@ def test_a_truncated_file_over_other_files_is_cut_where_the_next_begins(tmp_path
     offsets = build_dump(tmp_path / "card.img", 4096, head, 4096, head, 4096, movie, 4096)
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert [(r["file"], r["status"]) for r in out.rows] == [
-        ("truncated/img1.cr3", "truncated"), ("truncated/img2.cr3", "truncated"),
+        ("truncated/img1.cr3", "truncated"), ("truncated/img1.cr3.jpg", "complete"),
+        ("truncated/img2.cr3", "truncated"), ("truncated/img2.cr3.jpg", "complete"),
         ("img3.3gp", "complete")]
     gap = offsets[1] - offsets[0]
     assert out.rows[0]["detail"] == ("runs past the end of the dump, over other files: "
                                      "fragmented or cut; saved up to +%d, where img2.cr3 "
                                      "begins" % gap)
-    assert out.rows[1]["detail"].endswith("where img3.3gp begins")
+    assert out.rows[2]["detail"].endswith("where img3.3gp begins")
     data = (tmp_path / "card.img").read_bytes()
-    assert out.shas() == [sha256(data[offsets[0]:offsets[1]]),
-                          sha256(data[offsets[1]:offsets[2]]), sha256(movie)]
+    thumbnail = sha256(head[12824:29023])
+    assert out.shas() == [sha256(data[offsets[0]:offsets[1]]), thumbnail,
+                          sha256(data[offsets[1]:offsets[2]]), thumbnail, sha256(movie)]

@@ -30,9 +30,12 @@ def test_damaged_and_truncated_files_get_their_own_folders(tmp_path, eos_r_cr3):
     build_dump(tmp_path / "card.img", 512, eos_r_cr3, 512, lost, 4096, eos_r_cr3[:5000000])
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert listing(tmp_path / "out") == ["damaged/img2.mp4", "img1.cr3",
-                                         "recovercr3-report.csv", "truncated/img3.cr3"]
-    assert [row["status"] for row in out.rows] == ["complete", "damaged", "truncated"]
-    assert out.shas() == [sha256(eos_r_cr3), sha256(lost), sha256(eos_r_cr3[:5000000])]
+                                         "recovercr3-report.csv", "truncated/img3.cr3",
+                                         "truncated/img3.cr3.jpg"]
+    assert [row["status"] for row in out.rows] == ["complete", "damaged", "truncated",
+                                                   "complete"]     # its thumbnail
+    assert out.shas() == [sha256(eos_r_cr3), sha256(lost), sha256(eos_r_cr3[:5000000]),
+                          sha256(eos_r_cr3[12824:29023])]
 
 
 def test_a_file_found_to_hold_others_moves_to_damaged(tmp_path, eos_r_cr3):
@@ -56,12 +59,13 @@ def test_dry_run_writes_only_the_report(tmp_path, eos_r_cr3):
     assert listing(tmp_path / "out") == ["recovercr3-report.csv"]
     lines = p.stderr.splitlines()
     assert lines[1] == "[INFO] Would save %s, size 29,378,658 B" % (tmp_path / "out/img1.cr3")
-    assert lines[-1] == "[INFO] Dry run: found 3 file(s), wrote none"
+    assert lines[-1] == "[INFO] Dry run: found 4 file(s), wrote none"
     report = (tmp_path / "out" / "recovercr3-report.csv").read_text().splitlines()
     assert [line.split(",")[:5] for line in report[1:]] == [
         ["img1.cr3", "cr3", "512", "29378658", "complete"],
         ["img2.mp4", "mp4", "29379682", "4134647", "complete"],
-        ["truncated/img3.cr3", "cr3", "33514841", "100000", "truncated"]]
+        ["truncated/img3.cr3", "cr3", "33514841", "100000", "truncated"],
+        ["truncated/img3.cr3.jpg", "jpg", "33527665", "16199", "complete"]]
 
 
 def test_dfxml_lists_every_file_with_its_byte_run_and_hash(tmp_path, eos_r_cr3):

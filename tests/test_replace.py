@@ -87,7 +87,8 @@ def test_a_file_where_a_status_folder_should_be(tmp_path, eos_r_cr3):
                512, eos_r_cr3[:1000000])
     result = recover(tmp_path / "card.img", out)
     assert result.rc == 0 and "Traceback" not in result.log
-    assert [r["file"] for r in result.rows] == ["img1.cr3", "img2.3gp", "truncated-2/img3.cr3"]
+    assert [r["file"] for r in result.rows] == ["img1.cr3", "img2.3gp", "truncated-2/img3.cr3",
+                                               "truncated-2/img3.cr3.jpg"]
     assert (out / "truncated").read_bytes() == b"not a folder"
     assert "[WARNING] %s exists and is not a folder: truncated files go to %s" % (
         out / "truncated", out / "truncated-2") in result.log
