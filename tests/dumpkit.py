@@ -330,3 +330,21 @@ def split(data, cut, gap):
     What a card holds after a deletion: the file's first clusters, another file's,
     then its own again."""
     return data[:cut] + gap + data[cut:]
+
+
+def faststart(movie):
+    """A movie with its moov moved before mdat (as cameras and +faststart write it),
+    its chunk offsets moved with the data."""
+    boxes = top_level(movie)
+    (moov_at, _, moov_size, _), = [b for b in boxes if b[1] == b"moov"]
+    moov = bytearray(movie[moov_at:moov_at + moov_size])
+    for name, at in find_boxes(bytes(moov), 8, len(moov), {b"stco", b"co64"}):
+        width = 8 if name == b"co64" else 4
+        (count,) = struct.unpack_from(">I", moov, at + 12)
+        for i in range(count):
+            field = at + 16 + i * width
+            value = struct.unpack_from(">Q" if width == 8 else ">I", moov, field)[0]
+            struct.pack_into(">Q" if width == 8 else ">I", moov, field, value + moov_size)
+    (mdat_at, _, _, _), = [b for b in boxes if b[1] == b"mdat"]
+    rest = [movie[o:o + s] for o, n, s, _ in boxes if o >= mdat_at and n != b"moov"]
+    return movie[:mdat_at] + bytes(moov) + b"".join(rest)

@@ -357,3 +357,76 @@ def test_mutated_files_never_crash_a_carver(seed, flips, cut):
                         r.CRW_MAGIC]), st.binary(max_size=300))
 def test_magic_then_random_bytes_never_crash_a_carver(magic, rest):
     carve_all_ways(magic + rest)
+
+
+# --- JPEG data: restart markers and MCU counts ------------------------------------
+
+def restart_jpeg():
+    data = saved(picture(seed=1), "JPEG", quality=95, restart_marker_rows=1)
+    return data, data.index(b"\xff\xda")
+
+
+def test_restart_markers_out_of_sequence_are_damaged(tmp_path):
+    data, sos = restart_jpeg()
+    second = data.index(b"\xff\xd1", sos)
+    bad = data[:second] + b"\xff\xd2" + data[second + 2:]
+    out = carve_one(tmp_path, bad)
+    assert (out.rows[0]["status"], out.rows[0]["detail"]) == (
+        "damaged", "restart marker 1 is RST2")
+
+
+def test_a_missing_restart_interval_is_damaged(tmp_path):
+    data, sos = restart_jpeg()
+    second = data.index(b"\xff\xd1", sos)
+    third = data.index(b"\xff\xd2", sos)
+    bad = data[:second] + data[third:]              # one interval lost
+    out = carve_one(tmp_path, bad)
+    assert (out.rows[0]["status"], out.rows[0]["detail"]) == (
+        "damaged", "13 restart markers, the frame needs 14")
+
+
+def scan_of(data):
+    return r.baseline_scan(data, r.walk_jpeg(data, 0, len(data)))
+
+
+@pytest.mark.parametrize("name", ["mei_Canon_EOS_5D.jpg", "mei_Nikon_D70.jpg",
+                                  "exiftool_Canon.jpg"])
+def test_whole_camera_jpegs_decode_to_their_mcu_count(name):
+    data = corpus_file(name)
+    assert r.mcu_problem(data, scan_of(data)) is None
+
+
+def test_restart_intervals_decode_one_by_one():
+    data, _ = restart_jpeg()
+    scan = scan_of(data)
+    assert scan.restart and r.mcu_problem(data, scan) is None
+
+
+def test_jpeg_data_from_another_jpeg_does_not_decode():
+    a, b = corpus_file("mei_Canon_EOS_5D.jpg"), corpus_file("mei_Nikon_D70.jpg")
+    mixed = a[:500000] + b[600000:]                # b's tail: another coding, same markers
+    assert r.walk_jpeg(mixed, 0, len(mixed)).status == "complete"
+    assert r.mcu_problem(mixed, scan_of(mixed)) is not None
+
+
+def test_progressive_jpegs_are_not_decoded():
+    data = saved(picture(seed=2), "JPEG", quality=90, progressive=True)
+    assert scan_of(data) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1,
+                max_size=6), st.integers(1000, 1 << 20))
+def test_mutated_jpeg_data_never_crashes_the_decoder(flips, cut):
+    data = bytearray(corpus_file("mei_Canon_PowerShot_G11.jpg")[:cut])
+    for at, value in flips:
+        data[at % len(data)] = value
+    data = bytes(data) + b"\xff\xd9"
+    try:
+        walk = r.walk_jpeg(data, 0, len(data))
+        scan = r.baseline_scan(data, walk)
+        if scan is not None:
+            r.restart_problem(data, scan)
+            r.mcu_problem(data, scan)
+    except r.FormatError:
+        pass

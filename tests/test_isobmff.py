@@ -395,3 +395,27 @@ def test_mutated_real_tables_never_crash(which, flips):
     for at, value in flips:
         data[at % min(table_end, len(data))] = value
     check_carve(bytes(data))
+
+
+# --- the data inside: CRX headers and NAL units ------------------------------------
+
+CMP1 = r.Box(0, b"CMP1", 60, 8, b"", False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=60, max_size=60), st.binary(max_size=400))
+def test_random_crx_headers_never_crash(cmp1, header):
+    problem = r.crx_header_problem(cmp1 + header, CMP1, 60, len(header))
+    assert problem is None or isinstance(problem, str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from([1, 2, 4]), st.booleans(),
+       st.integers(1, 350))
+def test_random_nal_units_never_crash(data, length_size, hevc, cut):
+    spans = r.Spans(data, [(0, min(cut, len(data))), (min(cut, len(data)), len(data))])
+    try:
+        problem, units = r.nal_units_problem(spans, length_size, hevc, 1000)
+    except r.FormatError:
+        return
+    assert units <= len(data) // (length_size + 1) + 1

@@ -71,6 +71,28 @@ def test_cr3_raw_without_crx_header_is_damaged(eos_r_cr3):
     assert verdict(bad) == ("damaged", "trak 2: the CRX picture at +2467426: no CRX header")
 
 
+SMALL_RAW, SMALL_RAW_SIZE = 2467426, 3873394 - 2467426     # trak 2, from co64/stsz
+
+
+def test_cr3_raw_whose_tiles_do_not_fill_its_sample_is_damaged(eos_r_cr3):
+    (tile_size,) = struct.unpack_from(">I", eos_r_cr3, SMALL_RAW + 4)
+    bad = patched(eos_r_cr3, SMALL_RAW + 4, ">I", tile_size + 1)
+    assert verdict(bad) == ("damaged", "trak 2: the CRX picture at +2467426: its header and "
+                                       "tiles add up to %d bytes, stsz says %d"
+                            % (SMALL_RAW_SIZE + 1, SMALL_RAW_SIZE))
+
+
+def test_cr3_raw_with_planes_out_of_order_is_damaged(eos_r_cr3):
+    bad = patched(eos_r_cr3, SMALL_RAW + 12 + 8, ">B", 0x10)    # plane 0 says "plane 1"
+    assert verdict(bad) == ("damaged", "trak 2: the CRX picture at +2467426: plane record "
+                                       "at +12 is out of order")
+
+
+def test_cr3_raw_header_shorter_than_cmp1_says_is_damaged(eos_r_cr3):
+    bad = patched(eos_r_cr3, SMALL_RAW + 12 * 9, ">H", 0x1234)  # the 8th plane record's tag
+    assert verdict(bad)[1].startswith("trak 2: the CRX picture at +2467426: ")
+
+
 def test_cr3_ctbo_pointing_elsewhere_is_damaged(eos_r_cr3):
     ctbo = box_at(eos_r_cr3, b"CTBO")
     bad = patched(eos_r_cr3, ctbo + 12 + 20 + 4, ">Q", 31240)    # entry 2 -> the XMP box
@@ -162,3 +184,30 @@ def test_movie_with_a_cut_sample_table_is_damaged():
     stsz = box_at(movie, b"stsz")
     bad = patched(movie, stsz + 16, ">I", 0xFFFFFF)             # sample count
     assert verdict(bad) == ("damaged", "stsz declares 16777215 entries it does not hold")
+
+
+def first_sample(movie):
+    (offset,) = struct.unpack_from(">I", movie, box_at(movie, b"stco") + 16)
+    return offset
+
+
+def test_movie_sample_whose_nal_units_do_not_fill_it_is_damaged():
+    movie = corpus_file("exiv2_sample_640x360.mov")
+    at = first_sample(movie)
+    (length,) = struct.unpack_from(">I", movie, at)
+    status, detail = verdict(patched(movie, at, ">I", length + 1))
+    assert status == "damaged" and detail.startswith("trak 1: the sample at +%d: " % at)
+
+
+def test_movie_sample_with_a_start_code_inside_a_nal_unit_is_damaged():
+    movie = corpus_file("exiv2_sample_640x360.mov")
+    at = first_sample(movie)
+    bad = movie[:at + 20] + b"\x00\x00\x01" + movie[at + 23:]
+    assert verdict(bad) == ("damaged", "trak 1: the sample at +%d: the NAL unit at +0 "
+                                       "holds bytes that are not its own" % at)
+
+
+def test_hif_tile_written_over_with_zeros_is_damaged():
+    hif = corpus_file("exiv2_Canon.HIF")
+    status, detail = verdict(hif[:200704] + bytes(4096) + hif[200704 + 4096:])
+    assert status == "damaged" and detail.startswith("item ")

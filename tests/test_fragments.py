@@ -1,0 +1,158 @@
+"""Files split in pieces, as a used card holds them: never hidden, never called complete.
+
+Each dump lays a file out in two pieces cut at a cluster boundary, with foreign bytes
+in the gap: random bytes, zeros, a whole other file, or a piece of another file. The
+split file must not be called complete; every file whose bytes are whole in the dump
+must come back byte-identical. The CR3 is the EOS R's real header with an mdat rebuilt
+to its co64/stsz tables (dumpkit.rebuild_cr3: the corpus has no complete full-size
+CR3), here with a real camera JPEG (grown to the sample's size) as its full-size JPEG.
+"""
+
+import pytest
+
+from conftest import recover
+from dumpkit import (build_dump, corpus_file, faststart, jpeg_of_size, noise, sha256,
+                     split, with_real_jpeg)
+
+CLUSTER = 4096
+GAP = 16 * CLUSTER
+GAPS = ["random", "zeros", "file", "piece"]
+
+
+def foreign(kind, size=GAP):
+    """size bytes of what a deletion leaves between two pieces of a file."""
+    if kind == "random":
+        return noise(size, seed=77)
+    if kind == "zeros":
+        return bytes(size)
+    if kind == "file":                          # a whole 3GP, then its cluster's slack
+        movie = corpus_file("mei_sample.3gp")
+        return movie + bytes(size - len(movie))
+    return corpus_file("gopro_karma.mp4")[1000000:1000000 + size]   # a video's middle
+
+
+def next_cluster(offset):
+    return -(-offset // CLUSTER) * CLUSTER
+
+
+def padded(data):
+    return data + bytes(next_cluster(len(data)) - len(data))
+
+
+def top_level_files(out):
+    """The rows of files written in the output directory itself: the complete ones."""
+    return [row for row in out.rows if row["file"] and "/" not in row["file"]]
+
+
+def check_gap_file(out, kind):
+    """A whole file in the gap comes back, exact; nothing else is called complete."""
+    tops = top_level_files(out)
+    if kind == "file":
+        assert [(row["file"], row["status"]) for row in tops] == [("img2.3gp", "complete")]
+        assert sha256(corpus_file("mei_sample.3gp")) in out.shas()
+    else:
+        assert tops == []
+
+
+@pytest.mark.parametrize("kind", GAPS)
+def test_split_cr3_is_damaged_and_its_full_size_jpeg_lies_beside_it(tmp_path, eos_r_cr3, kind):
+    cr3, jpeg_at, jpeg_size = with_real_jpeg(eos_r_cr3, corpus_file("mei_Canon_EOS_5D.jpg"))
+    data = split(cr3, next_cluster(jpeg_at + jpeg_size), foreign(kind))
+    build_dump(tmp_path / "card.img", CLUSTER, data, CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    rows = {row["file"]: row for row in out.rows}
+    assert rows["damaged/img1.cr3"]["status"] == "damaged"
+    assert "trak 3: the CRX picture at +3873394" in rows["damaged/img1.cr3"]["detail"]
+    picture = rows["damaged/img1.cr3.jpg"]
+    assert (picture["status"], picture["detail"]) == (
+        "complete", "the full-size JPEG inside damaged/img1.cr3")
+    assert sha256(cr3[jpeg_at:jpeg_at + jpeg_size]) in out.shas()
+    check_gap_file(out, kind)
+
+
+@pytest.mark.parametrize("kind", GAPS)
+def test_split_hif_is_damaged(tmp_path, kind):
+    hif = corpus_file("exiv2_Canon.HIF")            # EOS R5: a grid of HEVC tiles
+    build_dump(tmp_path / "card.img", CLUSTER, split(hif, 128 * CLUSTER, foreign(kind)),
+               CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.hif", "damaged")
+    assert out.rows[0]["detail"].startswith("item ")
+    check_gap_file(out, kind)
+
+
+@pytest.mark.parametrize("kind", GAPS)
+def test_split_movie_is_damaged(tmp_path, kind):
+    movie = faststart(corpus_file("exiv2_sample_640x360.mov"))     # moov first, as cameras
+    build_dump(tmp_path / "card.img", CLUSTER, split(movie, 64 * CLUSTER, foreign(kind)),
+               CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.mov", "damaged")
+    assert out.rows[0]["detail"].startswith("trak 1: the sample at +")
+    check_gap_file(out, kind)
+
+
+def test_jpegs_written_around_each_other_are_both_damaged(tmp_path):
+    # A was cut where B was written; B ran out of room and goes on after A's rest: B's
+    # walk runs through A's rest to A's EOI, and only decoding shows it is not B's.
+    a, b = corpus_file("mei_Canon_EOS_1000D.jpg"), corpus_file("mei_Nikon_D70.jpg")
+    movie = corpus_file("mei_sample.3gp")
+    cut_a, cut_b = 256 * CLUSTER, 128 * CLUSTER
+    build_dump(tmp_path / "card.img", CLUSTER, a[:cut_a], b[:cut_b], padded(a[cut_a:]),
+               padded(movie), padded(b[cut_b:]), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.jpg", "damaged"), ("damaged/img2.jpg", "damaged"),
+        ("img3.3gp", "complete")]
+    assert out.rows[0]["detail"] == "another JPEG starts at +%d before EOI" % cut_a
+    assert out.shas()[2] == sha256(movie)
+
+
+def test_jpeg_with_a_cluster_written_over_with_zeros_is_damaged(tmp_path):
+    jpeg = corpus_file("mei_Canon_PowerShot_G11.jpg")
+    broken = jpeg[:100 * CLUSTER] + bytes(CLUSTER) + jpeg[101 * CLUSTER:]
+    build_dump(tmp_path / "card.img", CLUSTER, padded(broken), padded(jpeg))
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.jpg", "damaged"), ("img2.jpg", "complete")]
+    assert out.shas()[1] == sha256(jpeg)
+
+
+def test_whole_jpegs_after_other_jpegs_data_stay_complete(tmp_path):
+    # A JPEG that starts right after another JPEG's coded data is decoded (suspect):
+    # being whole, it stays complete.
+    a, b = corpus_file("mei_Nikon_D70.jpg"), corpus_file("mei_Canon_EOS_5D.jpg")
+    build_dump(tmp_path / "card.img", CLUSTER, a[:300 * CLUSTER], b, CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.jpg", "damaged"), ("img2.jpg", "complete")]
+    assert out.shas()[1] == sha256(b)
+
+
+def test_the_saving_line_names_the_folder_the_file_ends_in(tmp_path, eos_r_cr3):
+    inner = corpus_file("mei_sample.3gp")
+    outer = bytearray(eos_r_cr3)
+    outer[10000000:10000000 + len(inner)] = inner
+    build_dump(tmp_path / "card.img", 512, bytes(outer), 512)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert "[INFO] Saving {}, size 29,378,658 B".format(
+        tmp_path / "out" / "damaged" / "img1.cr3") in out.log
+    assert "[INFO] Saving {}, size 28,561 B".format(tmp_path / "out" / "img2.3gp") in out.log
+
+
+def test_a_picture_never_replaces_a_file_of_that_name(tmp_path, eos_r_cr3):
+    cr3, jpeg_at, jpeg_size = with_real_jpeg(eos_r_cr3, corpus_file("mei_Canon_EOS_5D.jpg"))
+    build_dump(tmp_path / "card.img", CLUSTER, cr3[:4 << 20])          # cut: truncated
+    (tmp_path / "out" / "truncated").mkdir(parents=True)
+    (tmp_path / "out" / "truncated" / "img1.cr3.jpg").write_bytes(b"mine")
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [row["file"] for row in out.rows] == ["truncated/img1.cr3",
+                                                 "truncated/img1.cr3-2.jpg"]
+    assert (tmp_path / "out" / "truncated" / "img1.cr3.jpg").read_bytes() == b"mine"
+    assert out.shas()[1] == sha256(cr3[jpeg_at:jpeg_at + jpeg_size])
+
+
+def test_grown_jpeg_is_a_whole_jpeg_of_that_size():
+    jpeg = corpus_file("exiftool_Canon.jpg")
+    grown = jpeg_of_size(jpeg, len(jpeg) + 1000)
+    assert len(grown) == len(jpeg) + 1000 and grown.endswith(b"\xff\xd9")
