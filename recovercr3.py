@@ -41,9 +41,16 @@ recovercr3's: stop at the first box called NAME, or after at most N boxes.
 Verdicts
 --------
 Each file is checked against its own tables (sample offsets and sizes, Canon's CTBO,
-THMB and PRVW, HEIF item locations; see the checks in the ISO-BMFF section) and gets
-a line in ``recovercr3-report.csv`` in the output directory (columns file, type,
-offset, size, status, detail, model, datetime, serial):
+THMB and PRVW, HEIF item locations; see the checks in the ISO-BMFF section), and
+the tables against the data they point at: every raw picture's CRX header lists
+the tiles, planes and subbands its CMP1 box describes, with sizes that fill its
+sample; every AVC/HEVC sample and HEIF image item is a run of NAL units that fills
+it exactly, each with a valid header and no start code inside; a JPEG's restart
+markers count 0..7 to the frame's intervals, and a JPEG with signs of foreign data
+in it (a run of zeros, a start right after another JPEG's coded data) is decoded to
+the exact number of MCUs its frame has. Each file gets a line in
+``recovercr3-report.csv`` in the output directory (columns file, type, offset, size,
+status, detail, model, datetime, serial):
 
 complete
     the chain of boxes is whole and every check passed. Complete files go to the
@@ -66,6 +73,11 @@ damaged
     inside imgN". A chain of boxes that breaks before its end (the rest of the file
     is elsewhere) is saved up to the break when it holds the file's header (moov or
     meta): a fragmented CR3 still gives its metadata and preview.
+
+The best whole picture inside a CR3 or CRM that is not complete - its full-size
+JPEG, else its preview, else its thumbnail - is written beside it, named after it
+(damaged/img3.cr3.jpg), with a row "the full-size JPEG inside damaged/img3.cr3". It
+is a part of that file, so it is never also saved as a file of the card's own.
 
 A 7z archive whose end header is missing is saved as it is, and its first packed
 stream, when LZMA or LZMA2, is decoded into imgN.7z.salvaged and carved in turn
@@ -2360,14 +2372,14 @@ AVI_MOVIE_LIST = b"movi"
 MAX_RIFF_CHUNKS = 1000         # top-level chunks: an AVI or WAV has a handful
 
 
-def riff_chunks(buf, first, end, limit):
+def riff_chunks(buf, first, end, limit, most=MAX_RIFF_CHUNKS):
     """[(id, start, end)] of the chunks in [first, end); stops at the first bad one,
-    or after MAX_RIFF_CHUNKS.
+    or after `most`.
 
     Returns the chunks and where the walk stopped (end when they tile it exactly)."""
     chunks = []
     pos = first
-    while pos + CHUNK_HEADER.size <= min(end, limit) and len(chunks) < MAX_RIFF_CHUNKS:
+    while pos + CHUNK_HEADER.size <= min(end, limit) and len(chunks) < most:
         name, size = CHUNK_HEADER.unpack_from(buf, pos)
         if not is_fourcc(name):
             break
@@ -2398,9 +2410,17 @@ def carve_riff(buf, start, limit, options):
             break
         end += CHUNK_HEADER.size + more + (more & 1)
     embedded = []
+    broken_movie = ""
     for name, first, last in chunks:            # MJPEG frames are JPEGs: not files
         if name == b"LIST" and bytes(buf[first + 8:first + 12]) == AVI_MOVIE_LIST:
-            embedded.append((first, last))
+            # its frames are the file's only when they tile it: a size in the first
+            # piece of a split AVI covers whatever lies where the rest should be
+            _, frames_end = riff_chunks(buf, first + RIFF_HEADER.size, last, limit,
+                                        most=table_budget(last - first))
+            if frames_end == last:
+                embedded.append((first, last))
+            elif not broken_movie and last <= limit:
+                broken_movie = "the frames in movi break at +%d" % (frames_end - start)
     if form == b"AVI ":
         embedded.append((riff_end, end))                            # the AVIX extensions
     if end > limit:
@@ -2408,6 +2428,8 @@ def carve_riff(buf, start, limit, options):
             limit - start, end - start)
     elif stop != riff_end:
         status, detail = DAMAGED, "the chunk at +%d is not a chunk" % (stop - start)
+    elif broken_movie:
+        status, detail = DAMAGED, broken_movie
     elif form == b"WAVE" and not {b"fmt ", b"data"} <= {name for name, _, _ in chunks}:
         status, detail = DAMAGED, "no fmt or no data chunk"
     else:

@@ -19,7 +19,9 @@ when needed and deleted after use. Timing is not the point here: see throughput.
 """
 
 import argparse
+import hashlib
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +52,27 @@ def total(score_tsv):
     raise SystemExit("no TOTAL row in %s" % score_tsv)
 
 
-def not_exact_at_top(verbose_text, outdir):
+def own_ends():
+    """{sha256 of a media file's structure: name} for the media files that carry bytes
+    after their own end (the corpus's flame.avi has 16 after its RIFF): the structure
+    is all a carver can know, and score.py calls it partial."""
+    known = {}
+    for root, _, files in os.walk(str(MEDIA)):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                head = f.read(8)
+                if head[:4] != b"RIFF":
+                    continue
+                end = 8 + struct.unpack("<I", head[4:])[0]
+                f.seek(0)
+                data = f.read()
+            if end < len(data):
+                known[hashlib.sha256(data[:end]).hexdigest()] = name
+    return known
+
+
+def not_exact_at_top(verbose_text, outdir, known):
     """Outputs directly in outdir (where complete files go) that match no original."""
     top = str(outdir) + "/"
     bad = []
@@ -59,9 +81,16 @@ def not_exact_at_top(verbose_text, outdir):
         if len(cells) < 3 or cells[0] in ("recovered", "dup") or not cells[2].startswith(top):
             continue
         rest = cells[2][len(top):]
-        if "/" not in rest and not rest.startswith(REPORT_PREFIX):
-            bad.append("%s:%s" % (cells[0], rest))
+        if "/" in rest or rest.startswith(REPORT_PREFIX):
+            continue
+        with open(cells[2], "rb") as f:
+            name = known.get(hashlib.sha256(f.read()).hexdigest())
+        bad.append("%s:%s%s" % (cells[0], rest, "(%s: its own end)" % name if name else ""))
     return bad
+
+
+def real_problems(bad):
+    return [item for item in bad if not item.endswith("its own end)")]
 
 
 def make_card(card, scenario, size_mb, cluster, seed):
@@ -83,7 +112,7 @@ def run_photorec(card, resdir):
     return total(score)
 
 
-def run_product(card, resdir, script):
+def run_product(card, resdir, script, known):
     out = resdir / "product"
     subprocess.run(["rm", "-rf", str(out)], check=True)
     with open(str(resdir / "product.log"), "w") as log:
@@ -91,10 +120,11 @@ def run_product(card, resdir, script):
                         "--outdir", str(out)], stdout=log, stderr=log, timeout=TIMEOUT)
     truth = str(card) + ".truth.tsv"
     verbose = subprocess.run([sys.executable, str(BENCH / "score.py"), truth, str(out), "-v"],
-                             stdout=subprocess.PIPE, universal_newlines=True).stdout
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True).stdout
     with open(str(resdir / "product.score.tsv"), "w") as f:
         subprocess.run([sys.executable, str(BENCH / "score.py"), truth, str(out)], stdout=f)
-    bad = not_exact_at_top(verbose, out)
+    bad = not_exact_at_top(verbose, out, known)
     subprocess.run(["rm", "-rf", str(out)], check=True)
     return total(resdir / "product.score.tsv"), bad
 
@@ -112,6 +142,7 @@ def main():
     if not MEDIA.is_dir():
         subprocess.run(["bash", str(BENCH / "media.sh"), str(MEDIA)], check=True)
     tools = args.tools.split(",")
+    known = own_ends()
     print("card\tproduct\tphotorec\tproduct_ge_photorec\tnot_exact_in_outdir")
     failures = 0
     for size_mb, cluster in args.shapes:
@@ -124,10 +155,10 @@ def main():
                 card.parent.mkdir(parents=True, exist_ok=True)
                 make_card(card, scenario, size_mb, cluster, seed)
                 pr = run_photorec(card, resdir) if "photorec" in tools else None
-                ours, bad = (run_product(card, resdir, args.script)
+                ours, bad = (run_product(card, resdir, args.script, known)
                              if "product" in tools else (None, []))
                 ok = ours is None or pr is None or ours[0] >= pr[0]
-                failures += (not ok) + bool(bad)
+                failures += (not ok) + bool(real_problems(bad))
                 print("%s\t%s\t%s\t%s\t%s" % (
                     name, "%d/%d" % ours if ours else "-", "%d/%d" % pr if pr else "-",
                     "yes" if ok else "NO", " ".join(bad) or "none"), flush=True)
