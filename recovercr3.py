@@ -1870,6 +1870,7 @@ class Carved(NamedTuple):
     # pointers of a broken file may cover other files)
     embedded: list = ()
     pictures: list = ()     # the whole Pictures inside a broken file, best first
+    pieces: tuple = ()      # (offset, size) of each piece, when put back together
 
     @property
     def end(self):
@@ -2064,7 +2065,8 @@ def walk_jpeg(buf, start, limit):
             if not seen_scan:
                 raise FormatError("marker FF%02X at +%d" % (marker, pos - start))
             what = "another JPEG starts" if marker == MARKER_SOI else "marker FF%02X" % marker
-            return JpegWalk(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start), segments, scans)
+            return JpegWalk(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start),
+                            segments, scans)
         if pos + SEGMENT_HEADER > limit:
             return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
         (length,) = struct.unpack_from(">H", buf, pos + 2)
@@ -2129,7 +2131,8 @@ def huffman_lookup(counts, symbols):
             if code >= 1 << length or index >= len(symbols):
                 raise FormatError("a Huffman table with too many codes")
             shift = HUFFMAN_PEEK - length
-            table[code << shift:(code + 1) << shift] = [length << 8 | symbols[index]] * (1 << shift)
+            entry = length << 8 | symbols[index]
+            table[code << shift:(code + 1) << shift] = [entry] * (1 << shift)
             code += 1
             index += 1
         code <<= 1
@@ -2415,11 +2418,14 @@ def carve_riff(buf, start, limit, options):
         if name == b"LIST" and bytes(buf[first + 8:first + 12]) == AVI_MOVIE_LIST:
             # its frames are the file's only when they tile it: a size in the first
             # piece of a split AVI covers whatever lies where the rest should be
-            _, frames_end = riff_chunks(buf, first + RIFF_HEADER.size, last, limit,
-                                        most=table_budget(last - first))
+            frames, frames_end = riff_chunks(buf, first + RIFF_HEADER.size, last, limit,
+                                             most=table_budget(last - first))
             if frames_end == last:
                 embedded.append((first, last))
-            elif not broken_movie and last <= limit:
+                continue
+            if len(frames) > 1:                 # a frame followed by another is the AVI's
+                embedded.append((first, frames[-1][1]))
+            if not broken_movie and last <= limit:
                 broken_movie = "the frames in movi break at +%d" % (frames_end - start)
     if form == b"AVI ":
         embedded.append((riff_end, end))                            # the AVIX extensions
@@ -2864,6 +2870,98 @@ def _scan_region(region):
     return found
 
 
+ISOBMFF_TYPES = ("cr3", "crm", "heif", "mp4", "mov", "3gp")
+TYPE_CARVERS = dict([(kind, None) for kind in ISOBMFF_TYPES]
+                    + [(kind, fmt.carve) for fmt in SECTOR_FORMATS for kind in fmt.types])
+
+
+def checked_to(data, carved):
+    """How far into a carved file (from its start) its checks read its data: the end of
+    the last sample or HEIF item inside mdat, the EOI of a JPEG, 0 when unknown."""
+    if carved.type == "jpg":
+        return carved.size
+    if carved.type not in ISOBMFF_TYPES:
+        return 0
+    try:
+        f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
+        spans = f.mdat_spans()
+        ends = [offset + length for track in f.tracks() for offset, length, _, _ in track.chunks]
+        iloc = f.child(f.top(META), b"iloc")
+        if iloc is not None:
+            ends += [o + n for _, method, _, extents in read_iloc(data, iloc) if not method
+                     for o, n in extents]
+    except (FormatError, struct.error, IndexError):
+        return 0
+    inside = [end for end in ends if any(first < end <= last for first, last in spans)]
+    return max(inside, default=0)
+
+
+def carve_again(data, kind, options):
+    """Carve data (a file put back together) as a file of kind: a Carved or None."""
+    try:
+        if TYPE_CARVERS[kind] is None:
+            carved = carve_isobmff(data, 0, len(data), options.rule, frozenset([kind]))
+        else:
+            carved = TYPE_CARVERS[kind](data, 0, len(data), options)
+        if carved is not None and carved.type == "jpg" and carved.status == COMPLETE:
+            walk = walk_jpeg(data, 0, carved.size)
+            scan = baseline_scan(data, walk)
+            if scan is None or mcu_problem(data, scan):     # only decoding proves a join
+                return None
+    except (FormatError, struct.error, IndexError):
+        return None
+    return carved if carved is not None and carved.type == kind else None
+
+
+# ---------------------------------------------------------------------------
+# The card's file system: what is left of it says how big a cluster is
+# ---------------------------------------------------------------------------
+
+# A file system hands out space in clusters: a file written around others is split
+# at cluster boundaries. The boot sector of the FAT32 or exFAT file system (at the
+# start of the dump, or of the first partition of its MBR) gives the cluster size;
+# a quick format writes a new boot sector with the same one.
+BOOT_SIGNATURE = b"\x55\xaa"
+BOOT_SIGNATURE_AT = 510
+MBR_PARTITION = struct.Struct("<4xB3xII")   # type, first sector, sectors
+MBR_PARTITIONS_AT = 446
+FAT_BPB = struct.Struct("<HB")              # bytes per sector, sectors per cluster (at 11)
+FAT_BPB_AT = 11
+FAT32_MARK, FAT32_MARK_AT = b"FAT32   ", 82
+EXFAT_MARK, EXFAT_MARK_AT = b"EXFAT   ", 3
+EXFAT_SHIFTS_AT = 108                       # bytes per sector, sectors per cluster: log2
+MAX_CLUSTER = 32 << 20                      # exFAT's largest
+
+
+def boot_cluster(sector):
+    """The cluster size a FAT32 or exFAT boot sector gives, or 0."""
+    if len(sector) < SECTOR_SIZE or sector[BOOT_SIGNATURE_AT:] != BOOT_SIGNATURE:
+        return 0
+    if sector[EXFAT_MARK_AT:EXFAT_MARK_AT + 8] == EXFAT_MARK:
+        size = 1 << (sector[EXFAT_SHIFTS_AT] + sector[EXFAT_SHIFTS_AT + 1])
+    elif sector[FAT32_MARK_AT:FAT32_MARK_AT + 8] == FAT32_MARK:
+        per_sector, per_cluster = FAT_BPB.unpack_from(sector, FAT_BPB_AT)
+        size = per_sector * per_cluster
+    else:
+        return 0
+    return size if SECTOR_SIZE <= size <= MAX_CLUSTER and not size & (size - 1) else 0
+
+
+def card_cluster(dump):
+    """The cluster size of the card's file system, 0 when no boot sector says."""
+    first = dump.read(0, SECTOR_SIZE)
+    found = boot_cluster(first)
+    if found or len(first) < SECTOR_SIZE or first[BOOT_SIGNATURE_AT:] != BOOT_SIGNATURE:
+        return found
+    for index in range(4):
+        kind, start, sectors = MBR_PARTITION.unpack_from(first, MBR_PARTITIONS_AT + 16 * index)
+        if kind and sectors and start * SECTOR_SIZE < dump.size:
+            found = boot_cluster(dump.read(start * SECTOR_SIZE, SECTOR_SIZE))
+            if found:
+                return found
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # Writing and reporting
 # ---------------------------------------------------------------------------
@@ -3102,11 +3200,17 @@ class OutputDir:
     def save(self, dump, carved, claim, checkpoint, digest=None):
         """Copy carved's bytes into the claim's .part file; released on failure."""
         try:
-            dump.copy_to(claim.fd, carved.offset, carved.size, checkpoint, digest)
+            for offset, size in carved.pieces or [(carved.offset, carved.size)]:
+                dump.copy_to(claim.fd, offset, size, checkpoint, digest)
             claim.close()
         except BaseException:
             self.release(claim)
             raise
+
+    def save_again(self, dump, carved, claim, checkpoint, digest=None):
+        """Write the claim's .part anew, from carved's pieces (a file put back together)."""
+        claim.fd = os.open(str(claim.part), os.O_WRONLY | os.O_TRUNC)
+        self.save(dump, carved, claim, checkpoint, digest)
 
     def finish(self, claim, status):
         """Give the written .part its name in the folder of status; the relpath."""
@@ -3168,10 +3272,10 @@ DFXML_FILEOBJECT = """  <fileobject>
     <filename>{name}</filename>
     <filesize>{size}</filesize>
     <byte_runs>
-      <byte_run file_offset="0" img_offset="{offset}" len="{size}"/>
-    </byte_runs>
+{runs}    </byte_runs>
 {digest}  </fileobject>
 """
+DFXML_BYTE_RUN = """      <byte_run file_offset="{at}" img_offset="{offset}" len="{size}"/>\n"""
 DFXML_DIGEST = """    <hashdigest type="sha256">{}</hashdigest>\n"""
 DFXML_FOOTER = "</dfxml>\n"
 
@@ -3195,8 +3299,12 @@ class Dfxml:
 
     def add(self, relpath, carved, sha256):
         digest = DFXML_DIGEST.format(sha256) if sha256 else ""
+        runs, at = [], 0
+        for offset, size in carved.pieces or [(carved.offset, carved.size)]:
+            runs.append(DFXML_BYTE_RUN.format(at=at, offset=offset, size=size))
+            at += size
         self._append(DFXML_FILEOBJECT.format(name=xml_text(relpath), size=carved.size,
-                                             offset=carved.offset, digest=digest))
+                                             runs="".join(runs), digest=digest))
 
     def close(self):
         with contextlib.suppress(OSError):
@@ -3307,13 +3415,17 @@ class Saved:
         self.held = 0               # how many files lie inside this one
         self.inside = []            # (name, offset from its start) of files this one is in
         self.inside_more = 0
+        self.whole_inside = []      # the Saved files inside this one (the first few)
 
     def embeds(self, pos):
         """True when pos lies in a part of this file that belongs to it (a preview)."""
         index = bisect.bisect_right(self._starts, pos)
         return index > 0 and pos < self._embedded[index - 1][1]
 
-    def holds(self, name, at):
+    def holds(self, saved, at):
+        name = saved.name
+        if len(self.whole_inside) < MAX_GAP_FILES:
+            self.whole_inside.append(saved)
         self.held += 1
         if self.first_held is None:
             self.first_held = (name, at)
@@ -3341,6 +3453,13 @@ class Saved:
 
 
 MAX_QUEUED_COPIES = 32      # files waiting for the writer: bounds open files and memory
+MAX_GAP_FILES = 16          # whole files inside another that may be taken out of it
+MAX_REASSEMBLED = 64 << 20  # a file put back together is checked in memory: this big
+REJOIN_SLACK = 1 << 16      # read past the old end: what follows mdat may be the file's
+TRY_CLUSTERS = [1 << n for n in range(16, 8, -1)]   # without a boot sector: 64 KiB..512
+# Whose checks reach into the data, so that a wrong join shows: the others, put back
+# together, are damaged still (a WAV's samples or a TIFF's strips check nothing).
+PROVEN_BY_CHECKS = frozenset(["cr3", "crm", "heif", "mp4", "mov", "jpg"])
 SALVAGE_MAX_RATIO = 64      # a salvaged 7z stream stops at 64 times its packed size
 
 
@@ -3380,6 +3499,7 @@ class Recovery:
         self.failed = 0
         self.unwritten = 0
         self.stopped_by = ""                    # the output error that stopped the run
+        self.cluster = None                     # the card's cluster size, once needed
 
     def run(self):
         code = EXIT_OK
@@ -3483,7 +3603,7 @@ class Recovery:
                 self.overlap_left -= carved.size
         for outer in outers:
             at = carved.offset - outer.carved.offset
-            outer.holds(saved.name, at)
+            outer.holds(saved, at)
             saved.lies_inside(outer.name, at)
         self.pending.append(saved)
         self.open.append(saved)
@@ -3534,6 +3654,8 @@ class Recovery:
                 self.outdir.release(saved.claim)
                 continue
             self._written(saved, final)         # a stop leaves it first in line
+            if saved.held and not saved.not_saved and self.reassemble(saved):
+                self._write_again(saved)
             status = self._report(saved)
             self.pending.popleft()
             if status not in (COMPLETE, NOT_SAVED) and saved.carved.pictures:
@@ -3551,6 +3673,100 @@ class Recovery:
         finally:
             if saved.not_saved:
                 self.outdir.release(saved.claim)
+
+    def reassemble(self, saved):
+        """Take the whole files found inside saved out of its extent, and carve it
+        again from what is left: a camera writing a file on a used card jumps over
+        the clusters of the files still there. True when that gives a file its own
+        structure accepts; complete only for types whose checks reach its data."""
+        carved = saved.carved
+        inner = [other for other in saved.whole_inside if other.verdict()[0] == COMPLETE]
+        if (carved.pieces or len(inner) != saved.held or carved.size > MAX_REASSEMBLED
+                or carved.type not in TYPE_CARVERS):
+            return False
+        if self.cluster is None:
+            try:
+                self.cluster = card_cluster(self.dump)
+            except ReadError:
+                self.cluster = 0
+        if self.cluster:
+            clusters = [self.cluster]
+        else:
+            clusters = TRY_CLUSTERS if carved.type in PROVEN_BY_CHECKS else []
+        for cluster in clusters:
+            again = self._put_together(carved, inner, cluster)
+            if again is not None:
+                saved.carved = again
+                saved.held = 0
+                for other in inner:
+                    other.inside = [entry for entry in other.inside if entry[0] != saved.name]
+                return True
+        return False
+
+    def _put_together(self, carved, inner, cluster):
+        """carved without the clusters of the Saved files in inner, if it is a file so."""
+        gaps = []
+        for other in sorted((saved.carved for saved in inner), key=operator.attrgetter("offset")):
+            if (other.offset - carved.offset) % cluster:
+                return None
+            end = other.offset + -(-other.size // cluster) * cluster
+            if gaps and other.offset <= gaps[-1][1]:
+                gaps[-1] = (gaps[-1][0], max(gaps[-1][1], end))
+            else:
+                gaps.append((other.offset, end))
+        want = carved.size + REJOIN_SLACK
+        pieces, pos, got = [], carved.offset, 0
+        for first, last in gaps + [(self.dump.size, self.dump.size)]:
+            take = min(first - pos, want - got)
+            if take > 0:
+                pieces.append((pos, take))
+                got += take
+            pos = max(pos, last)
+            if got >= want:
+                break
+        data = b"".join(self.dump.read(offset, size) for offset, size in pieces)
+        again = carve_again(data, carved.type, self.options)
+        if again is None or again.status != COMPLETE:
+            return None
+        kept, left = [], again.size
+        for offset, size in pieces:
+            if left:
+                kept.append((offset, min(size, left)))
+                left -= kept[-1][1]
+        if len(kept) < 2:
+            return None                     # it does not need what lies after a gap
+        joins_at = list(itertools.accumulate(size for _, size in kept))[:-1]
+        checked = checked_to(data, again)
+        if carved.type in PROVEN_BY_CHECKS and not all(at < checked for at in joins_at):
+            return None                     # a join in padding: nothing says it is right
+        joins = ", ".join("+{:,d}".format(offset - carved.offset) for offset, _ in kept[1:])
+        names = ", ".join(saved.name for saved in inner)
+        detail = "put back together around %s (its pieces go on at %s)" % (names, joins)
+        status = COMPLETE
+        if carved.type not in PROVEN_BY_CHECKS:
+            status = DAMAGED
+            detail += ": nothing in %s data can confirm the join" % carved.type.upper()
+        return carved._replace(size=again.size, status=status, detail=detail,
+                               pieces=tuple(kept), boxes=again.boxes,
+                               meta=again.meta if again.meta != Meta() else carved.meta)
+
+    def _write_again(self, saved):
+        """Write saved anew from its pieces (its copy as one run is done)."""
+        if self.outdir.dry_run:
+            return
+        saved.digest = hashlib.sha256() if self.dfxml else None
+        try:
+            self.outdir.save_again(self.dump, saved.carved, saved.claim, self.stop.check,
+                                   saved.digest)
+        except ReadError as e:
+            self.failed += 1
+            saved.not_saved = str(e)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                saved.not_saved = "the output disk is full"
+                raise OutputError(self._disk_full()) from None
+            self.failed += 1
+            saved.not_saved = "cannot write it: %s" % (e.strerror or e)
 
     def _wait(self, saved, final):
         path = self.outdir.path_of(saved.carved.status, saved.name)

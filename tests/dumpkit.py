@@ -158,7 +158,8 @@ def crx_header(cmp1, size, seed=1):
     FF01 record, per plane an FF02 record, per subband (3 per level, plus one) an FF03
     record, zeros up to the header size CMP1 gives; the sizes fill the picture."""
     width, height, tile_width, tile_height = struct.unpack_from(">IIII", cmp1, 8)
-    planes, levels, header_size = cmp1[25] >> 4, cmp1[26] & 15, struct.unpack_from(">I", cmp1, 28)[0]
+    planes, levels = cmp1[25] >> 4, cmp1[26] & 15
+    (header_size,) = struct.unpack_from(">I", cmp1, 28)
     tiles = -(-width // tile_width) * -(-height // tile_height)
     subbands = 3 * levels + 1
     rnd = random.Random(seed)

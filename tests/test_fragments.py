@@ -25,9 +25,8 @@ def foreign(kind, size=GAP):
         return noise(size, seed=77)
     if kind == "zeros":
         return bytes(size)
-    if kind == "file":                          # a whole 3GP, then its cluster's slack
-        movie = corpus_file("mei_sample.3gp")
-        return movie + bytes(size - len(movie))
+    if kind == "file":          # a whole 3GP in its clusters: what a camera jumps over
+        return padded(corpus_file("mei_sample.3gp"))
     return corpus_file("gopro_karma.mp4")[1000000:1000000 + size]   # a video's middle
 
 
@@ -54,12 +53,25 @@ def check_gap_file(out, kind):
         assert tops == []
 
 
+def check_put_back_together(out, original, name):
+    """The split file, with a whole file in its gap, comes back whole: the 3GP's
+    clusters are taken out of its extent, and its own checks prove the rest."""
+    row = out.rows[0]
+    assert (row["file"], row["status"]) == (name, "complete")
+    assert row["detail"].startswith("put back together around img2.3gp")
+    assert out.shas()[0] == sha256(original)
+    assert [r["file"] for r in out.rows[1:]] == ["img2.3gp"]
+    assert out.shas()[1] == sha256(corpus_file("mei_sample.3gp"))
+
+
 @pytest.mark.parametrize("kind", GAPS)
 def test_split_cr3_is_damaged_and_its_full_size_jpeg_lies_beside_it(tmp_path, eos_r_cr3, kind):
     cr3, jpeg_at, jpeg_size = with_real_jpeg(eos_r_cr3, corpus_file("mei_Canon_EOS_5D.jpg"))
     data = split(cr3, next_cluster(jpeg_at + jpeg_size), foreign(kind))
     build_dump(tmp_path / "card.img", CLUSTER, data, CLUSTER)
     out = recover(tmp_path / "card.img", tmp_path / "out")
+    if kind == "file":
+        return check_put_back_together(out, cr3, "img1.cr3")
     rows = {row["file"]: row for row in out.rows}
     assert rows["damaged/img1.cr3"]["status"] == "damaged"
     assert "trak 3: the CRX picture at +3873394" in rows["damaged/img1.cr3"]["detail"]
@@ -76,6 +88,8 @@ def test_split_hif_is_damaged(tmp_path, kind):
     build_dump(tmp_path / "card.img", CLUSTER, split(hif, 128 * CLUSTER, foreign(kind)),
                CLUSTER)
     out = recover(tmp_path / "card.img", tmp_path / "out")
+    if kind == "file":
+        return check_put_back_together(out, hif, "img1.hif")
     assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.hif", "damaged")
     assert out.rows[0]["detail"].startswith("item ")
     check_gap_file(out, kind)
@@ -87,6 +101,8 @@ def test_split_movie_is_damaged(tmp_path, kind):
     build_dump(tmp_path / "card.img", CLUSTER, split(movie, 64 * CLUSTER, foreign(kind)),
                CLUSTER)
     out = recover(tmp_path / "card.img", tmp_path / "out")
+    if kind == "file":
+        return check_put_back_together(out, movie, "img1.mov")
     assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.mov", "damaged")
     assert out.rows[0]["detail"].startswith("trak 1: the sample at +")
     check_gap_file(out, kind)
@@ -156,3 +172,42 @@ def test_grown_jpeg_is_a_whole_jpeg_of_that_size():
     jpeg = corpus_file("exiftool_Canon.jpg")
     grown = jpeg_of_size(jpeg, len(jpeg) + 1000)
     assert len(grown) == len(jpeg) + 1000 and grown.endswith(b"\xff\xd9")
+
+
+@pytest.mark.parametrize("kind", GAPS)
+def test_split_avi_is_damaged_and_hides_nothing(tmp_path, kind):
+    avi = corpus_file("mei_100_0306.AVI")           # MJPEG: every frame is a JPEG
+    build_dump(tmp_path / "card.img", CLUSTER, split(avi, 64 * CLUSTER, foreign(kind)),
+               CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.avi", "damaged")
+    check_gap_file(out, kind)
+    if kind == "file":                      # no cluster size known: not put back together
+        assert "holds img2.3gp at +262144" in out.rows[0]["detail"]
+
+
+def fat32_boot_sector(cluster):
+    """The boot sector of a FAT32 file system with that cluster size (what the
+    reassembly reads of it: bytes per sector, sectors per cluster, the type)."""
+    sector = bytearray(512)
+    sector[0:3] = b"\xeb\x58\x90"
+    sector[3:11] = b"mkfs.fat"
+    sector[11:14] = (512).to_bytes(2, "little") + bytes([cluster // 512])
+    sector[82:90] = b"FAT32   "
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector)
+
+
+def test_split_avi_around_a_whole_file_is_put_back_together_but_not_called_complete(
+        tmp_path):
+    # With the card's cluster size from its boot sector, the 3GP's clusters come out
+    # of the AVI's extent; an AVI's frames check nothing, so the result stays damaged.
+    avi = corpus_file("mei_100_0306.AVI")
+    build_dump(tmp_path / "card.img", fat32_boot_sector(CLUSTER), CLUSTER - 512,
+               split(avi, 64 * CLUSTER, foreign("file")), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.avi", "damaged"), ("img2.3gp", "complete")]
+    assert out.rows[0]["detail"] == ("put back together around img2.3gp (its pieces go on "
+                                     "at +290,816): nothing in AVI data can confirm the join")
+    assert out.shas() == [sha256(avi), sha256(corpus_file("mei_sample.3gp"))]
