@@ -3500,6 +3500,7 @@ class Recovery:
         self.unwritten = 0
         self.stopped_by = ""                    # the output error that stopped the run
         self.cluster = None                     # the card's cluster size, once needed
+        self.rejoin_left = dump.size            # bytes still to read putting files together
 
     def run(self):
         code = EXIT_OK
@@ -3682,7 +3683,7 @@ class Recovery:
         carved = saved.carved
         inner = [other for other in saved.whole_inside if other.verdict()[0] == COMPLETE]
         if (carved.pieces or len(inner) != saved.held or carved.size > MAX_REASSEMBLED
-                or carved.type not in TYPE_CARVERS):
+                or carved.type not in TYPE_CARVERS or carved.size > self.rejoin_left):
             return False
         if self.cluster is None:
             try:
@@ -3694,6 +3695,9 @@ class Recovery:
         else:
             clusters = TRY_CLUSTERS if carved.type in PROVEN_BY_CHECKS else []
         for cluster in clusters:
+            self.rejoin_left -= carved.size     # a hostile dump gets to read it once more
+            if self.rejoin_left < 0:
+                return False
             again = self._put_together(carved, inner, cluster)
             if again is not None:
                 saved.carved = again
@@ -3706,7 +3710,8 @@ class Recovery:
     def _put_together(self, carved, inner, cluster):
         """carved without the clusters of the Saved files in inner, if it is a file so."""
         gaps = []
-        for other in sorted((saved.carved for saved in inner), key=operator.attrgetter("offset")):
+        for other in sorted((saved.carved for saved in inner),
+                            key=operator.attrgetter("offset")):
             if (other.offset - carved.offset) % cluster:
                 return None
             end = other.offset + -(-other.size // cluster) * cluster
