@@ -3500,7 +3500,9 @@ class Recovery:
         self.unwritten = 0
         self.stopped_by = ""                    # the output error that stopped the run
         self.cluster = None                     # the card's cluster size, once needed
-        self.rejoin_left = dump.size            # bytes still to read putting files together
+        # bytes still to read putting files together: each cluster size tried may read
+        # the dump once more (only a hostile one gets near it)
+        self.rejoin_left = dump.size * len(TRY_CLUSTERS)
 
     def run(self):
         code = EXIT_OK
@@ -3695,7 +3697,7 @@ class Recovery:
         else:
             clusters = TRY_CLUSTERS if carved.type in PROVEN_BY_CHECKS else []
         for cluster in clusters:
-            self.rejoin_left -= carved.size     # a hostile dump gets to read it once more
+            self.rejoin_left -= carved.size
             if self.rejoin_left < 0:
                 return False
             again = self._put_together(carved, inner, cluster)
