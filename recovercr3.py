@@ -46,9 +46,9 @@ the tables against the data they point at: every raw picture's CRX header lists
 the tiles, planes and subbands its CMP1 box describes, with sizes that fill its
 sample; every AVC/HEVC sample and HEIF image item is a run of NAL units that fills
 it exactly, each with a valid header and no start code inside; a JPEG's restart
-markers count 0..7 to the frame's intervals, and a JPEG with signs of foreign data
-in it (a run of zeros, a start right after another JPEG's coded data) is decoded to
-the exact number of MCUs its frame has. Each file gets a line in
+markers count 0..7 to the frame's intervals, and its data is decoded to the exact
+number of MCUs its frame has; a 16-bit PCM WAV's samples stay sound. Each file gets
+a line in
 ``recovercr3-report.csv`` in the output directory (columns file, type, offset, size,
 status, detail, model, datetime, serial):
 
@@ -2099,9 +2099,10 @@ def walk_jpeg(buf, start, limit):
 # Is the entropy-coded data whole? Only decoding tells: the Huffman codes of a baseline
 # JPEG must give exactly the frame's number of MCUs, each of 64 coefficients per block,
 # and end at EOI (bar fill bits); with a restart interval, every interval holds that
-# many MCUs and the RSTn markers count 0..7 over and over. Decoding costs about a
-# second per 3 MB in Python, so it runs on the JPEGs the cheap signs make suspect
-# (jpeg_suspect); the restart markers are checked on every JPEG.
+# many MCUs and the RSTn markers count 0..7 over and over. A JPEG split in pieces
+# walks whole when its first piece is followed by the tail of another JPEG (its EOI
+# ends both): nothing but the count shows it. Decoding costs about a second per 3 MB
+# of JPEG in Python; it is done for every JPEG up to MAX_DECODED_JPEG.
 MARKER_DHT = 0xC4
 MARKER_DRI = 0xDD
 BASELINE_FRAMES = (0xC0, 0xC1)              # sequential Huffman: what cameras write
@@ -2109,9 +2110,10 @@ RESTART_MARKER = re.compile(b"\xff[\xd0-\xd7]")
 STUFFED_FF = b"\xff\x00"
 HUFFMAN_PEEK = 16                           # bits: the longest Huffman code
 BLOCK_COEFFICIENTS = 64
-ZERO_RUN = re.compile(b"\x00{16}")           # 128 zero bits: no run of codes gives it
 MAX_DECODED_JPEG = 64 << 20
-DENSE_SECTOR_VALUES = 160                   # of 256 byte values, in 512 bytes of coded data
+HUFFMAN_BITS = 31                           # an entry: bits a code and its value take,
+HUFFMAN_STEP_AT = 5                         # then the coefficients it advances (0: EOB)
+ZERO_RUN_LENGTH = 0xF0                      # AC symbol: sixteen zeros
 
 
 class JpegScan(NamedTuple):
@@ -2121,9 +2123,22 @@ class JpegScan(NamedTuple):
     data: tuple             # (start, end) of the entropy-coded data in the dump
 
 
-def huffman_lookup(counts, symbols):
-    """A 2**16 table from the next 16 bits to (code length << 8 | symbol); 0 where
-    no code starts so."""
+def huffman_entry(length, symbol, ac):
+    """What decoding a code of length bits for symbol does: the bits it and the value
+    after it take, and (AC) how many coefficients it covers; 0 for no such symbol."""
+    if not ac:
+        return length + symbol | 1 << HUFFMAN_STEP_AT
+    run, size = symbol >> 4, symbol & 15
+    if size:
+        return length + size | (run + 1) << HUFFMAN_STEP_AT
+    if symbol == ZERO_RUN_LENGTH:
+        return length | 16 << HUFFMAN_STEP_AT
+    return length if symbol == 0 else 0     # end of block; other size-0 symbols: none
+
+
+def huffman_lookup(counts, symbols, ac):
+    """A 2**16 table from the next 16 bits to the huffman_entry of the code they start
+    with; 0 where no code starts so."""
     table = [0] * (1 << HUFFMAN_PEEK)
     code = index = 0
     for length in range(1, HUFFMAN_PEEK + 1):
@@ -2131,7 +2146,7 @@ def huffman_lookup(counts, symbols):
             if code >= 1 << length or index >= len(symbols):
                 raise FormatError("a Huffman table with too many codes")
             shift = HUFFMAN_PEEK - length
-            entry = length << 8 | symbols[index]
+            entry = huffman_entry(length, symbols[index], ac)
             table[code << shift:(code + 1) << shift] = [entry] * (1 << shift)
             code += 1
             index += 1
@@ -2152,7 +2167,7 @@ def baseline_scan(buf, walk):
             while pos + 17 <= end:
                 kind, counts = buf[pos], bytes(buf[pos + 1:pos + 17])
                 symbols = bytes(buf[pos + 17:pos + 17 + sum(counts)])
-                tables[kind] = huffman_lookup(counts, symbols)
+                tables[kind] = huffman_lookup(counts, symbols, ac=kind >> 4)
                 pos += 17 + sum(counts)
         elif marker in FRAME_MARKERS:
             if marker not in BASELINE_FRAMES or end - body < 6:
@@ -2186,39 +2201,41 @@ def baseline_scan(buf, walk):
 
 
 def decode_mcus(data, mcus, blocks):
-    """Decode mcus MCUs from unstuffed data; the number of bits used, or an error."""
+    """Decode mcus MCUs from unstuffed data; the number of bits used, or an error.
+
+    The hot loop of the tool: the constants are local names, and the bits are read
+    32 at a time into a 64-bit window."""
     size = len(data) * 8
     data += b"\xff" * 8                     # ones past the end: what a fill would be
     acc = nbits = pos = 0
-    window = (1 << 64) - 1
+    window, peek, mask = (1 << 64) - 1, HUFFMAN_PEEK, (1 << HUFFMAN_PEEK) - 1
+    bits, step_at, coefficients = HUFFMAN_BITS, HUFFMAN_STEP_AT, BLOCK_COEFFICIENTS
+    from_bytes = int.from_bytes
     for mcu in range(mcus):
         for dc, ac in blocks:
             if nbits < 32:
-                acc = (acc << 32 | int.from_bytes(data[pos:pos + 4], "big")) & window
+                acc = (acc << 32 | from_bytes(data[pos:pos + 4], "big")) & window
                 pos += 4
                 nbits += 32
-            entry = dc[(acc >> (nbits - HUFFMAN_PEEK)) & 0xFFFF]
+            entry = dc[(acc >> (nbits - peek)) & mask]
             if not entry:
                 return None, "no Huffman code in MCU %d" % mcu
-            nbits -= (entry >> 8) + (entry & 0xFF)
+            nbits -= entry & bits
             k = 1
-            while k < BLOCK_COEFFICIENTS:
+            while k < coefficients:
                 if nbits < 32:
-                    acc = (acc << 32 | int.from_bytes(data[pos:pos + 4], "big")) & window
+                    acc = (acc << 32 | from_bytes(data[pos:pos + 4], "big")) & window
                     pos += 4
                     nbits += 32
-                entry = ac[(acc >> (nbits - HUFFMAN_PEEK)) & 0xFFFF]
+                entry = ac[(acc >> (nbits - peek)) & mask]
                 if not entry:
                     return None, "no Huffman code in MCU %d" % mcu
-                run_size = entry & 0xFF
-                nbits -= (entry >> 8) + (run_size & 15)
-                if run_size & 15:
-                    k += (run_size >> 4) + 1
-                elif run_size == 0xF0:      # sixteen zeros
-                    k += 16
-                else:                       # end of block
+                nbits -= entry & bits
+                step = entry >> step_at
+                if not step:                # end of block
                     break
-            if k > BLOCK_COEFFICIENTS:
+                k += step
+            if k > coefficients:
                 return None, "more than 64 coefficients in MCU %d" % mcu
         if pos * 8 - nbits > size:
             return None, "the data ends in MCU %d" % mcu
@@ -2268,16 +2285,15 @@ def mcu_problem(buf, scan):
     return "%d MCUs missing" % left if left else None
 
 
-def jpeg_suspect(buf, start, scan):
-    """Cheap signs that a JPEG's data may not all be its own: a run of zero bytes in
-    it, or a start right after a sector of another JPEG's coded data, with no marker
-    in it (that file was cut where this one begins: its rest may lie in this one)."""
-    if ZERO_RUN.search(buf, *scan.data):
-        return True
-    before = bytes(buf[max(0, start - SECTOR_SIZE):start])
-    return (len(before) == SECTOR_SIZE and b"\0\0\0\0" not in before
-            and len(set(before)) >= DENSE_SECTOR_VALUES
-            and not JPEG_MARKER_AFTER_DATA.search(before[:-1]))
+def avi_frame(buf, start, end):
+    """Why a whole JPEG is a video frame, not a file: the chunk header of an AVI frame
+    of its size lies right before it (the AVI itself was not found around it)."""
+    if start < CHUNK_HEADER.size:
+        return None
+    name, size = CHUNK_HEADER.unpack_from(buf, start - CHUNK_HEADER.size)
+    if AVI_FRAME_HEADER.fullmatch(name) and 0 <= size - (end - start) <= MAX_JPEG_PADDING:
+        return "a video frame of an AVI (its chunk header lies before it), not a file"
+    return None
 
 
 def entropy_problem(buf, start, walk):
@@ -2285,8 +2301,7 @@ def entropy_problem(buf, start, walk):
     if scan is None:
         return None
     problem = restart_problem(buf, scan)
-    if (problem is None and walk.end - start <= MAX_DECODED_JPEG
-            and jpeg_suspect(buf, start, scan)):
+    if problem is None and walk.end - start <= MAX_DECODED_JPEG:
         problem = mcu_problem(buf, scan)
     return problem
 
@@ -2327,7 +2342,7 @@ def carve_jpeg(buf, start, limit, options):
     end, status, detail = walk.end, walk.status, walk.detail
     if status == COMPLETE:
         try:
-            problem = entropy_problem(buf, start, walk)
+            problem = entropy_problem(buf, start, walk) or avi_frame(buf, start, walk.end)
         except FormatError as e:
             problem = str(e)
         if problem:
@@ -2373,6 +2388,17 @@ AVI_MOVIE_LIST = b"movi"
 
 
 MAX_RIFF_CHUNKS = 1000         # top-level chunks: an AVI or WAV has a handful
+# Sound is smooth: from one 16-bit PCM sample to the next a channel moves far less than
+# its level (ratio of mean |step| to mean |level| below 1, pink noise included), while
+# another file's compressed bytes read as samples jump about (ratio near 1.33, that
+# of independent values). Where sampled blocks of a WAV's data turn so, they are not
+# its sound: the WAV ran into another file.
+WAVE_FORMAT = struct.Struct("<HHIIHH")      # format, channels, rate, byte rate, align, bits
+PCM_FORMATS = (1, 0xFFFE)                   # PCM, and WAVE_FORMAT_EXTENSIBLE (PCM inside)
+PCM_BLOCK = 4096                            # one sample run looked at per this many bytes
+PCM_SAMPLED = 1024                          # ... of this many bytes
+NOT_SOUND = 1.15
+AVI_FRAME_HEADER = re.compile(rb"\d\d(dc|db)")   # the chunk of an AVI's video frame
 
 
 def riff_chunks(buf, first, end, limit, most=MAX_RIFF_CHUNKS):
@@ -2390,6 +2416,28 @@ def riff_chunks(buf, first, end, limit, most=MAX_RIFF_CHUNKS):
         chunks.append((name, pos, chunk_end))
         pos = chunk_end
     return chunks, pos
+
+
+def not_sound_at(buf, chunks):
+    """Where a 16-bit PCM WAV's data stops being sound (see NOT_SOUND), or None; None
+    too for other encodings, which this does not read."""
+    found = {name: (first, last) for name, first, last in chunks}
+    fmt, data = found[b"fmt "], found[b"data"]
+    if fmt[1] - fmt[0] < CHUNK_HEADER.size + WAVE_FORMAT.size:
+        return None
+    kind, channels, _, _, _, bits = WAVE_FORMAT.unpack_from(buf, fmt[0] + CHUNK_HEADER.size)
+    if kind not in PCM_FORMATS or bits != 16 or not channels:
+        return None
+    for at in range(data[0] + CHUNK_HEADER.size, data[1] - PCM_SAMPLED, PCM_BLOCK):
+        samples = array.array("h", bytes(buf[at:at + PCM_SAMPLED]))
+        if sys.byteorder == "big":
+            samples.byteswap()
+        channel = samples[::channels]
+        level = sum(map(abs, channel))
+        steps = sum(map(abs, map(operator.sub, channel[1:], channel[:-1])))
+        if level and steps * len(channel) > NOT_SOUND * level * (len(channel) - 1):
+            return at
+    return None
 
 
 @sector_format("RIFF", ["avi", "wav", "webp"], b"RIFF")
@@ -2438,6 +2486,9 @@ def carve_riff(buf, start, limit, options):
         status, detail = DAMAGED, broken_movie
     elif form == b"WAVE" and not {b"fmt ", b"data"} <= {name for name, _, _ in chunks}:
         status, detail = DAMAGED, "no fmt or no data chunk"
+    elif form == b"WAVE" and not_sound_at(buf, chunks) is not None:
+        status, detail = DAMAGED, ("the samples at +%d are not sound but another file's "
+                                   "bytes" % (not_sound_at(buf, chunks) - start))
     else:
         status, detail = COMPLETE, ""
     return Carved(start, min(end, limit) - start, kind, kind, status, detail, [], Meta(),

@@ -11,7 +11,9 @@ each tool on it and scores the output with ../shared/bench/score.py -v. It print
 one row per card: files recovered by each tool, and the outputs recovercr3 left in
 the output directory itself (where the files it calls complete go) that are not
 byte-identical to an original. Both must be good on every card: recovered at least
-PhotoRec's count, and no such output.
+PhotoRec's count, and no such output - but for a media file that carries bytes
+after its own end (the corpus's flame.avi: 16 after its RIFF), listed as "its own
+end": only its structure can be carved.
 
 PhotoRec's score of a card is kept in the work directory (it does not change with
 our code); cards up to --keep-cards-mb are kept too, bigger ones are built again

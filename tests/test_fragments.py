@@ -211,3 +211,30 @@ def test_split_avi_around_a_whole_file_is_put_back_together_but_not_called_compl
     assert out.rows[0]["detail"] == ("put back together around img2.3gp (its pieces go on "
                                      "at +290,816): nothing in AVI data can confirm the join")
     assert out.shas() == [sha256(avi), sha256(corpus_file("mei_sample.3gp"))]
+
+
+@pytest.mark.parametrize("kind", ["random", "piece"])
+def test_split_wav_is_damaged_where_its_samples_stop_being_sound(tmp_path, kind):
+    wav = corpus_file("exiv2_Free_Test_Data_500KB_WAV.wav")       # 16-bit PCM
+    build_dump(tmp_path / "card.img", CLUSTER, split(wav, 32 * CLUSTER, foreign(kind)),
+               CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.wav", "damaged")
+    at = int(out.rows[0]["detail"].split("+")[1].split(" ")[0])
+    assert 32 * CLUSTER <= at < 33 * CLUSTER                   # where the foreign bytes begin
+    assert out.rows[0]["detail"].endswith("are not sound but another file's bytes")
+
+
+def test_a_jpeg_after_an_avi_frame_header_is_a_frame_not_a_file(tmp_path):
+    # An MJPEG AVI whose head is gone: its frames are whole JPEGs, but each follows
+    # its chunk header, which says what it is.
+    avi = corpus_file("mei_100_0306.AVI")
+    at = avi.index(b"00dc")
+    size = int.from_bytes(avi[at + 4:at + 8], "little")
+    frame = avi[at + 8:at + 8 + size]
+    assert frame[:2] == b"\xff\xd8"
+    build_dump(tmp_path / "card.img", 512 - 8, avi[at:at + 8] + frame, 512)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"], row["detail"]) for row in out.rows] == [
+        ("damaged/img1.jpg", "damaged",
+         "a video frame of an AVI (its chunk header lies before it), not a file")]
