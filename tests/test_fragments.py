@@ -238,3 +238,49 @@ def test_a_jpeg_after_an_avi_frame_header_is_a_frame_not_a_file(tmp_path):
     assert [(row["file"], row["status"], row["detail"]) for row in out.rows] == [
         ("damaged/img1.jpg", "damaged",
          "a video frame of an AVI (its chunk header lies before it), not a file")]
+
+
+def test_a_file_put_back_together_has_its_pieces_in_the_dfxml(tmp_path):
+    import xml.etree.ElementTree as ET
+    hif = corpus_file("exiv2_Canon.HIF")
+    gap = foreign("file")
+    build_dump(tmp_path / "card.img", CLUSTER, split(hif, 128 * CLUSTER, gap), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out", "--dfxml", tmp_path / "c.xml")
+    assert out.shas()[0] == sha256(hif)
+    ns = {"d": "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"}
+    first = ET.parse(tmp_path / "c.xml").getroot().find("d:fileobject", ns)
+    runs = [run.attrib for run in first.find("d:byte_runs", ns)]
+    assert runs == [
+        {"file_offset": "0", "img_offset": str(CLUSTER), "len": str(128 * CLUSTER)},
+        {"file_offset": str(128 * CLUSTER),
+         "img_offset": str(CLUSTER + 128 * CLUSTER + len(gap)),
+         "len": str(len(hif) - 128 * CLUSTER)}]
+    assert first.find("d:hashdigest", ns).text == sha256(hif)
+
+
+def exfat_boot_sector(cluster):
+    sector = bytearray(512)
+    sector[3:11] = b"EXFAT   "
+    sector[108], sector[109] = 9, (cluster // 512).bit_length() - 1
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector)
+
+
+def test_the_cluster_size_comes_from_a_fat32_or_exfat_boot_sector():
+    import recovercr3 as r
+    assert r.boot_cluster(fat32_boot_sector(32768)) == 32768
+    assert r.boot_cluster(exfat_boot_sector(131072)) == 131072
+    assert r.boot_cluster(bytes(512)) == 0
+    assert r.boot_cluster(fat32_boot_sector(4096)[:-2] + b"\0\0") == 0     # no signature
+
+
+def test_the_cluster_size_of_a_card_with_a_partition_table(tmp_path):
+    import recovercr3 as r
+    mbr = bytearray(512)
+    mbr[446 + 4] = 0x0C                                 # FAT32 (LBA)
+    mbr[446 + 8:446 + 16] = (8).to_bytes(4, "little") + (1000).to_bytes(4, "little")
+    mbr[510:512] = b"\x55\xaa"
+    (tmp_path / "card.img").write_bytes(bytes(mbr) + bytes(7 * 512)
+                                        + fat32_boot_sector(16384) + bytes(4096))
+    with r.Dump(str(tmp_path / "card.img")) as dump:
+        assert r.card_cluster(dump) == 16384
