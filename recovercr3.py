@@ -1887,7 +1887,7 @@ class Options(NamedTuple):
 
 
 JPEG_SAMPLE_ENTRIES = frozenset([b"jpeg", b"mjpa", b"mjpb", b"MJPG", b"AVDJ"])
-HEIF_METADATA_ITEMS = frozenset([b"Exif", b"mime"])
+HEIF_EMBEDDED_ITEMS = frozenset([b"Exif", b"mime", b"jpeg"])  # JPEG thumbnails (Sony)
 
 
 def heif_item_types(f):
@@ -1913,9 +1913,10 @@ def isobmff_embedded(kind, f, status, pictures):
     """What inside the file looks like a file of its own but is part of it: moov,
     meta and uuid boxes (Canon's CMT TIFFs, THMB and PRVW JPEGs, XMP), JPEG-coded
     track chunks (the CR3's full-size JPEG, MJPEG frames), Canon's timed metadata
-    (its records hold Exif TIFFs) and HEIF's Exif and XMP items. Never mdat, free,
-    skip or padding: a file found there is not the file's own but evidence that its
-    bytes were written over, or that it is fragmented."""
+    (its records hold Exif TIFFs) and HEIF's Exif, XMP and JPEG items (a Sony HIF's
+    thumbnail). Never mdat, free, skip or padding: a file found there is not the
+    file's own but evidence that its bytes were written over, or that it is
+    fragmented."""
     ranges = [(box.offset, min(box.end, f.end)) for box in f.boxes
               if box.name in EMBEDDING_BOXES]
     if status != COMPLETE:                  # its pointers prove nothing: what is whole
@@ -1930,7 +1931,7 @@ def isobmff_embedded(kind, f, status, pictures):
         if kind == "heif" and iloc is not None:
             types = heif_item_types(f)
             for item_id, method, reference, extents in read_iloc(f.buf, iloc):
-                if types.get(item_id) in HEIF_METADATA_ITEMS and not method and not reference:
+                if types.get(item_id) in HEIF_EMBEDDED_ITEMS and not method and not reference:
                     ranges.extend((f.start + o, f.start + o + n) for o, n in extents)
     except (FormatError, struct.error, IndexError):
         pass

@@ -284,3 +284,29 @@ def test_the_cluster_size_of_a_card_with_a_partition_table(tmp_path):
                                         + fat32_boot_sector(16384) + bytes(4096))
     with r.Dump(str(tmp_path / "card.img")) as dump:
         assert r.card_cluster(dump) == 16384
+
+
+def hif_with_jpeg_thumbnail():
+    """The EOS R5 HIF with its thumbnail item (512, 10284 bytes at +32256) made a JPEG
+    item holding a real camera JPEG, as a Sony HIF stores its thumbnail."""
+    hif = bytearray(corpus_file("exiv2_Canon.HIF"))
+    infe = [i for i in range(len(hif)) if hif[i:i + 4] == b"infe"]
+    for at in infe:
+        if hif[at + 4] >= 2 and int.from_bytes(hif[at + 8:at + 10], "big") == 512:
+            hif[at + 12:at + 16] = b"jpeg"
+    thumbnail = jpeg_of_size(corpus_file("exiftool_Canon.jpg"), 10284)
+    hif[32256:32256 + 10284] = thumbnail
+    return bytes(hif), thumbnail
+
+
+def test_a_jpeg_item_is_checked_and_never_carved_as_a_file_of_its_own(tmp_path):
+    hif, thumbnail = hif_with_jpeg_thumbnail()
+    build_dump(tmp_path / "card.img", 512, hif, 512)     # the thumbnail on a sector start
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [("img1.hif", "complete")]
+    assert out.shas() == [sha256(hif)]
+    broken = hif[:32256 + 100] + bytes(10284 - 100) + hif[32256 + 10284:]
+    build_dump(tmp_path / "card2.img", 512, broken, 512)
+    out = recover(tmp_path / "card2.img", tmp_path / "out2")
+    assert (out.rows[0]["status"], out.rows[0]["detail"]) == (
+        "damaged", "item 512: the JPEG is not whole")
