@@ -74,6 +74,12 @@ damaged
     is elsewhere) is saved up to the break when it holds the file's header (moov or
     meta): a fragmented CR3 still gives its metadata and preview.
 
+A file that holds only whole files was most likely written around them (a camera
+on a used card jumps over the clusters still in use): their clusters, sized by the
+card's boot sector, are taken out of its extent and it is carved again. It is
+complete only when its checks read past every join; a WAV, AVI or TIFF put back
+together stays damaged, since nothing in its data can confirm the join.
+
 The best whole picture inside a CR3 or CRM that is not complete - its full-size
 JPEG, else its preview, else its thumbnail - is written beside it, named after it
 (damaged/img3.cr3.jpg), with a row "the full-size JPEG inside damaged/img3.cr3". It
