@@ -2933,25 +2933,48 @@ TYPE_CARVERS = dict([(kind, None) for kind in ISOBMFF_TYPES]
                     + [(kind, fmt.carve) for fmt in SECTOR_FORMATS for kind in fmt.types])
 
 
-def checked_to(data, carved):
-    """How far into a carved file (from its start) its checks read its data: the end of
-    the last sample or HEIF item inside mdat, the EOI of a JPEG, 0 when unknown."""
+def last_checkpoint(data, carved):
+    """The furthest place in a carved file where its checks test a structure that
+    begins there: a sample's start, a HEIF item's or NAL unit's header, or (JPEG) the
+    end of its MCUs. A join before it is tested by the bytes after it; a join after
+    it (in the last sample's data, in padding) is not. 0 when unknown."""
     if carved.type == "jpg":
         return carved.size
     if carved.type not in ISOBMFF_TYPES:
         return 0
+    points = []
     try:
         f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
-        spans = f.mdat_spans()
-        ends = [offset + length for track in f.tracks() for offset, length, _, _ in track.chunks]
+        budget = table_budget(f.size)
+        for track in f.tracks():
+            for offset, _ in itertools.islice(track.samples(), budget):
+                points.append(offset)
         iloc = f.child(f.top(META), b"iloc")
         if iloc is not None:
-            ends += [o + n for _, method, _, extents in read_iloc(data, iloc) if not method
-                     for o, n in extents]
+            for _, method, _, extents in read_iloc(data, iloc):
+                if method or not extents:
+                    continue
+                points.append(extents[0][0])
+                if len(extents) == 1:
+                    points.extend(nal_starts(data, *extents[0], budget))
     except (FormatError, struct.error, IndexError):
         return 0
-    inside = [end for end in ends if any(first < end <= last for first, last in spans)]
-    return max(inside, default=0)
+    spans = f.mdat_spans()
+    return max((at for at in points if any(first <= at < last for first, last in spans)),
+               default=0)
+
+
+def nal_starts(data, offset, length, most):
+    """Where the NAL units after the first one begin in [offset, offset + length),
+    read with 4-byte lengths (what cameras use; a wrong guess gives no points)."""
+    starts, pos, end = [], offset, offset + length
+    while len(starts) < most and pos + 4 < end:
+        (size,) = U32.unpack_from(data, pos)
+        pos += 4 + size
+        if pos >= end:
+            break
+        starts.append(pos)
+    return starts
 
 
 def carve_again(data, kind, options):
@@ -3801,9 +3824,9 @@ class Recovery:
         if len(kept) < 2:
             return None                     # it does not need what lies after a gap
         joins_at = list(itertools.accumulate(size for _, size in kept))[:-1]
-        checked = checked_to(data, again)
-        if carved.type in PROVEN_BY_CHECKS and not all(at < checked for at in joins_at):
-            return None                     # a join in padding: nothing says it is right
+        checkpoint = last_checkpoint(data, again)
+        if carved.type in PROVEN_BY_CHECKS and not all(at < checkpoint for at in joins_at):
+            return None                     # no structure after a join tests it
         joins = ", ".join("+{:,d}".format(offset - carved.offset) for offset, _ in kept[1:])
         names = ", ".join(saved.name for saved in inner)
         detail = "put back together around %s (its pieces go on at %s)" % (names, joins)

@@ -310,3 +310,17 @@ def test_a_jpeg_item_is_checked_and_never_carved_as_a_file_of_its_own(tmp_path):
     out = recover(tmp_path / "card2.img", tmp_path / "out2")
     assert (out.rows[0]["status"], out.rows[0]["detail"]) == (
         "damaged", "item 512: the JPEG is not whole")
+
+
+def test_a_join_that_no_structure_after_it_tests_is_not_a_proof(tmp_path):
+    # The HIF's first piece ends in its last NAL unit (the last tile's, from +1198933);
+    # after it lie a whole deleted file, then bytes that are not the HIF's rest. Taking
+    # the file out leaves a HIF whose tables and NAL lengths all hold - but nothing
+    # after the join tests it, so it must not be called complete.
+    hif = corpus_file("exiv2_Canon.HIF")
+    cut = 296 * CLUSTER                                   # inside the last NAL unit
+    build_dump(tmp_path / "card.img", CLUSTER, hif[:cut], foreign("file"),
+               noise(len(hif) - cut + CLUSTER, seed=9), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.hif", "damaged"), ("img2.3gp", "complete")]
