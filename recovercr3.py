@@ -96,7 +96,9 @@ and the time left (-q hides it).
 
 ``--name-by date`` names files 2022-01-15_08-30-12_EOS-R6.cr3 from their Exif data
 (or a movie's creation time); ``--dry-run`` writes the report only; ``--dfxml FILE``
-adds a DFXML report with each file's byte run and sha256.
+adds a DFXML report with each file's byte runs and sha256; ``--no-decode`` skips
+decoding JPEG data (much faster on a card of JPEGs, but a JPEG split in pieces can
+then pass as complete).
 
 Safety
 ------
@@ -324,6 +326,10 @@ def parse_args(argv=None):
                         "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date)")
     p.add_argument("--dry-run", action="store_true",
                    help="scan and write the report only: no recovered files")
+    p.add_argument("--no-decode", action="store_true",
+                   help="do not decode JPEG data: many times faster on a card of JPEGs, "
+                        "but a JPEG whose first piece runs into another JPEG's tail is "
+                        "then called complete")
     p.add_argument("--dfxml", metavar="FILE",
                    help="also write a DFXML report: one fileobject per file, with its "
                         "byte run and sha256")
@@ -1890,6 +1896,7 @@ class Options(NamedTuple):
     jobs: int = 1           # processes that search for candidates
     explain: bool = False   # send back why each candidate is not a file (-v): a dense
                             # dump has a million of them, and memory must stay flat
+    decode: bool = True     # decode every JPEG's data to its MCU count (--no-decode)
 
 
 JPEG_SAMPLE_ENTRIES = frozenset([b"jpeg", b"mjpa", b"mjpb", b"MJPG", b"AVDJ"])
@@ -2303,12 +2310,12 @@ def avi_frame(buf, start, end):
     return None
 
 
-def entropy_problem(buf, start, walk):
+def entropy_problem(buf, start, walk, decode=True):
     scan = baseline_scan(buf, walk)
     if scan is None:
         return None
     problem = restart_problem(buf, scan)
-    if problem is None and walk.end - start <= MAX_DECODED_JPEG:
+    if problem is None and decode and walk.end - start <= MAX_DECODED_JPEG:
         problem = mcu_problem(buf, scan)
     return problem
 
@@ -2349,7 +2356,8 @@ def carve_jpeg(buf, start, limit, options):
     end, status, detail = walk.end, walk.status, walk.detail
     if status == COMPLETE:
         try:
-            problem = entropy_problem(buf, start, walk) or avi_frame(buf, start, walk.end)
+            problem = (entropy_problem(buf, start, walk, options.decode)
+                       or avi_frame(buf, start, walk.end))
         except FormatError as e:
             problem = str(e)
         if problem:
@@ -4201,7 +4209,7 @@ def _run(argv, stop):
                 raise
             cleanup.callback(outdir.close)
             options = Options(stop_rule(args), args.types, args.align, args.jobs,
-                              explain=args.verbose)
+                              explain=args.verbose, decode=not args.no_decode)
             stop.check()
             return Recovery(dump, outdir, options, log, stop, dfxml).run()
         except UsageError as e:

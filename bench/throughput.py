@@ -7,7 +7,8 @@ For each size (GiB) it builds a dump once (pseudo-random background with real ca
 files spliced in at sector boundaries: 30% of the dump, cycling through the complete
 files of ../shared/corpus and two full-size CR3s rebuilt from real headers), reads it
 into the page cache, then in one run times `cat`, recovercr3 with default options,
-recovercr3 --types cr3, and the original recovercr3 when UPSTREAM_RECOVERCR3 names it.
+recovercr3 --no-decode, recovercr3 --types cr3, an earlier recovercr3.py given with --before, and the original
+recovercr3 when UPSTREAM_RECOVERCR3 names it.
 It prints wall time, MB/s, the fraction of cat's speed, peak RSS and files written.
 Every output is deleted after its run. Timing belongs here, never in the test suite.
 """
@@ -90,6 +91,8 @@ def main():
     p.add_argument("--sizes", default="2", help="comma-separated dump sizes in GiB")
     p.add_argument("--workdir", default="/tmp/recovercr3-throughput")
     p.add_argument("--jobs", default="", help="passed to recovercr3 as --jobs")
+    p.add_argument("--before", default="", metavar="SCRIPT",
+                   help="also time another recovercr3.py (an earlier version) the same way")
     a = p.parse_args()
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -108,8 +111,13 @@ def main():
                            check=True)
         runs = [("cat", ["sh", "-c", 'cat "$0" > /dev/null', str(dump)]),
                 ("recovercr3 (default)", [sys.executable, script, "-q", "-i", str(dump)] + jobs),
+                ("recovercr3 --no-decode", [sys.executable, script, "-q", "--no-decode",
+                                            "-i", str(dump)] + jobs),
                 ("recovercr3 --types cr3", [sys.executable, script, "-q", "--types", "cr3",
                                             "-i", str(dump)] + jobs)]
+        if a.before:
+            runs.append(("before (default)", [sys.executable, a.before, "-q", "-i", str(dump)]
+                         + jobs))
         if os.path.isfile(upstream):
             runs.append(("upstream (CR3 only)", [sys.executable, upstream, "--input", str(dump)]))
         subprocess.run(["cat", str(dump)], stdout=subprocess.DEVNULL, check=True)

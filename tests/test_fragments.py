@@ -122,6 +122,10 @@ def test_jpegs_written_around_each_other_are_both_damaged(tmp_path):
         ("img3.3gp", "complete")]
     assert out.rows[0]["detail"] == "another JPEG starts at +%d before EOI" % cut_a
     assert out.shas()[2] == sha256(movie)
+    # --no-decode trades that proof for speed, as its help says
+    quick = recover(tmp_path / "card.img", tmp_path / "quick", "--no-decode")
+    assert [(row["file"], row["status"]) for row in quick.rows] == [
+        ("damaged/img1.jpg", "damaged"), ("img2.jpg", "complete"), ("img3.3gp", "complete")]
 
 
 def test_jpeg_with_a_cluster_written_over_with_zeros_is_damaged(tmp_path):
