@@ -48,9 +48,9 @@ sample; every AVC/HEVC sample and HEIF image item is a run of NAL units that fil
 it exactly, each with a valid header and no start code inside; a JPEG's restart
 markers count 0..7 to the frame's intervals, and its data is decoded to the exact
 number of MCUs its frame has; a 16-bit PCM WAV's samples stay sound. Each file gets
-a line in
-``recovercr3-report.csv`` in the output directory (columns file, type, offset, size,
-status, detail, model, datetime, serial):
+a line in ``recovercr3-report.csv`` in the output directory (columns file, type,
+offset, size, status, detail, model, datetime, serial, pieces - the byte runs
+start-end in the dump, joined with + for a file reassembled from pieces):
 
 complete
     the chain of boxes is whole and every check passed. Complete files go to the
@@ -3058,7 +3058,7 @@ def card_cluster(dump):
 PART_SUFFIX = ".part"
 REPORT_NAME = "recovercr3-report"
 REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
-                 "model", "datetime", "serial")
+                 "model", "datetime", "serial", "pieces")
 NOT_SAVED = "not saved"
 STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged"}
 CANON_PREFIX = "canon "
@@ -3082,6 +3082,13 @@ def date_stem(meta):
         model = model[len(CANON_PREFIX):]
     model = re.sub(r"[^A-Za-z0-9]+", "-", model[:MAX_MODEL_IN_NAME]).strip("-")
     return stem + "_" + model if model else stem
+
+
+def byte_runs(carved):
+    """Where a file's bytes lie in the dump: start-end (end excluded) of each piece,
+    joined with +."""
+    return "+".join("%d-%d" % (offset, offset + size)
+                    for offset, size in carved.pieces or [(carved.offset, carved.size)])
 
 
 def clean_text(value):
@@ -3336,7 +3343,8 @@ class OutputDir:
     def record(self, relpath, carved, status, detail):
         meta = carved.meta
         self.report.write_row((relpath, carved.type, carved.offset, carved.size, status,
-                               detail, meta.model, meta.datetime, meta.serial))
+                               detail, meta.model, meta.datetime, meta.serial,
+                               byte_runs(carved)))
 
 
 DFXML_HEADER = """<?xml version="1.0" encoding="UTF-8"?>
@@ -3835,9 +3843,8 @@ class Recovery:
         checkpoint = last_checkpoint(data, again)
         if carved.type in PROVEN_BY_CHECKS and not all(at < checkpoint for at in joins_at):
             return None                     # no structure after a join tests it
-        joins = ", ".join("+{:,d}".format(offset - carved.offset) for offset, _ in kept[1:])
         names = ", ".join(saved.name for saved in inner)
-        detail = "put back together around %s (its pieces go on at %s)" % (names, joins)
+        detail = "reassembled from %d pieces around %s" % (len(kept), names)
         status = COMPLETE
         if carved.type not in PROVEN_BY_CHECKS:
             status = DAMAGED

@@ -58,7 +58,7 @@ def check_put_back_together(out, original, name):
     clusters are taken out of its extent, and its own checks prove the rest."""
     row = out.rows[0]
     assert (row["file"], row["status"]) == (name, "complete")
-    assert row["detail"].startswith("put back together around img2.3gp")
+    assert row["detail"] == "reassembled from 2 pieces around img2.3gp"
     assert out.shas()[0] == sha256(original)
     assert [r["file"] for r in out.rows[1:]] == ["img2.3gp"]
     assert out.shas()[1] == sha256(corpus_file("mei_sample.3gp"))
@@ -212,9 +212,14 @@ def test_split_avi_around_a_whole_file_is_put_back_together_but_not_called_compl
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert [(row["file"], row["status"]) for row in out.rows] == [
         ("damaged/img1.avi", "damaged"), ("img2.3gp", "complete")]
-    assert out.rows[0]["detail"] == ("put back together around img2.3gp (its pieces go on "
-                                     "at +290,816): nothing in AVI data can confirm the join")
+    assert out.rows[0]["detail"] == ("reassembled from 2 pieces around img2.3gp: nothing in "
+                                     "AVI data can confirm the join")
     assert out.shas() == [sha256(avi), sha256(corpus_file("mei_sample.3gp"))]
+    gap = len(foreign("file"))
+    first = CLUSTER + 64 * CLUSTER
+    assert out.rows[0]["pieces"] == "%d-%d+%d-%d" % (CLUSTER, first, first + gap,
+                                                      first + gap + len(avi) - 64 * CLUSTER)
+    assert out.rows[1]["pieces"] == "%d-%d" % (first, first + len(corpus_file("mei_sample.3gp")))
 
 
 @pytest.mark.parametrize("kind", ["random", "piece"])
