@@ -3003,52 +3003,70 @@ def carve_again(data, kind, options):
 
 
 # ---------------------------------------------------------------------------
-# The card's file system: what is left of it says how big a cluster is
+# The card's file system: what is left of it says where clusters lie
 # ---------------------------------------------------------------------------
 
 # A file system hands out space in clusters: a file written around others is split
 # at cluster boundaries. The boot sector of the FAT32 or exFAT file system (at the
-# start of the dump, or of the first partition of its MBR) gives the cluster size;
-# a quick format writes a new boot sector with the same one.
+# start of the dump, or of a partition of its MBR) gives the cluster size and where
+# the data area (cluster heap) starts; a quick format writes a new boot sector with
+# the same ones.
 BOOT_SIGNATURE = b"\x55\xaa"
 BOOT_SIGNATURE_AT = 510
 MBR_PARTITION = struct.Struct("<4xB3xII")   # type, first sector, sectors
 MBR_PARTITIONS_AT = 446
-FAT_BPB = struct.Struct("<HB")              # bytes per sector, sectors per cluster (at 11)
-FAT_BPB_AT = 11
+FAT32_BPB = struct.Struct("<HBHB")          # bytes per sector, sectors per cluster,
+FAT32_BPB_AT = 11                           # reserved sectors, FATs
+FAT32_FAT_SIZE = struct.Struct("<I")        # sectors per FAT
+FAT32_FAT_SIZE_AT = 36
 FAT32_MARK, FAT32_MARK_AT = b"FAT32   ", 82
 EXFAT_MARK, EXFAT_MARK_AT = b"EXFAT   ", 3
+EXFAT_HEAP = struct.Struct("<I")            # the cluster heap's first sector
+EXFAT_HEAP_AT = 88
 EXFAT_SHIFTS_AT = 108                       # bytes per sector, sectors per cluster: log2
 MAX_CLUSTER = 32 << 20                      # exFAT's largest
 
 
-def boot_cluster(sector):
-    """The cluster size a FAT32 or exFAT boot sector gives, or 0."""
+class Geometry(NamedTuple):
+    cluster: int = 0        # bytes; 0 when no boot sector says
+    data_start: int = 0     # where cluster 2, the first of the data area, lies in the dump
+
+
+def boot_geometry(sector, base=0):
+    """The Geometry a FAT32 or exFAT boot sector at dump offset base gives, or None."""
     if len(sector) < SECTOR_SIZE or sector[BOOT_SIGNATURE_AT:] != BOOT_SIGNATURE:
-        return 0
+        return None
     if sector[EXFAT_MARK_AT:EXFAT_MARK_AT + 8] == EXFAT_MARK:
-        size = 1 << (sector[EXFAT_SHIFTS_AT] + sector[EXFAT_SHIFTS_AT + 1])
+        per_sector = 1 << sector[EXFAT_SHIFTS_AT]
+        size = per_sector << sector[EXFAT_SHIFTS_AT + 1]
+        (heap,) = EXFAT_HEAP.unpack_from(sector, EXFAT_HEAP_AT)
+        data = heap * per_sector
     elif sector[FAT32_MARK_AT:FAT32_MARK_AT + 8] == FAT32_MARK:
-        per_sector, per_cluster = FAT_BPB.unpack_from(sector, FAT_BPB_AT)
+        per_sector, per_cluster, reserved, fats = FAT32_BPB.unpack_from(sector, FAT32_BPB_AT)
+        (fat_size,) = FAT32_FAT_SIZE.unpack_from(sector, FAT32_FAT_SIZE_AT)
         size = per_sector * per_cluster
+        data = (reserved + fats * fat_size) * per_sector
     else:
-        return 0
-    return size if SECTOR_SIZE <= size <= MAX_CLUSTER and not size & (size - 1) else 0
+        return None
+    if not SECTOR_SIZE <= size <= MAX_CLUSTER or size & (size - 1):
+        return None
+    return Geometry(size, base + data)
 
 
-def card_cluster(dump):
-    """The cluster size of the card's file system, 0 when no boot sector says."""
+def card_geometry(dump):
+    """The Geometry of the card's file system: Geometry() when no boot sector says."""
     first = dump.read(0, SECTOR_SIZE)
-    found = boot_cluster(first)
+    found = boot_geometry(first)
     if found or len(first) < SECTOR_SIZE or first[BOOT_SIGNATURE_AT:] != BOOT_SIGNATURE:
-        return found
+        return found or Geometry()
     for index in range(4):
         kind, start, sectors = MBR_PARTITION.unpack_from(first, MBR_PARTITIONS_AT + 16 * index)
-        if kind and sectors and start * SECTOR_SIZE < dump.size:
-            found = boot_cluster(dump.read(start * SECTOR_SIZE, SECTOR_SIZE))
+        base = start * SECTOR_SIZE
+        if kind and sectors and base < dump.size:
+            found = boot_geometry(dump.read(base, SECTOR_SIZE), base)
             if found:
                 return found
-    return 0
+    return Geometry()
 
 
 # ---------------------------------------------------------------------------
@@ -3596,7 +3614,7 @@ class Recovery:
         self.failed = 0
         self.unwritten = 0
         self.stopped_by = ""                    # the output error that stopped the run
-        self.cluster = None                     # the card's cluster size, once needed
+        self.geometry = None                    # the card's clusters, once needed
         # bytes still to read putting files together: each cluster size tried may read
         # the dump once more (only a hostile one gets near it)
         self.rejoin_left = dump.size * len(TRY_CLUSTERS)
@@ -3784,13 +3802,15 @@ class Recovery:
         if (carved.pieces or len(inner) != saved.held or carved.size > MAX_REASSEMBLED
                 or carved.type not in TYPE_CARVERS or carved.size > self.rejoin_left):
             return False
-        if self.cluster is None:
+        if self.geometry is None:
             try:
-                self.cluster = card_cluster(self.dump)
+                self.geometry = card_geometry(self.dump)
             except ReadError:
-                self.cluster = 0
-        if self.cluster:
-            clusters = [self.cluster]
+                self.geometry = Geometry()
+        if self.geometry.cluster:
+            if (carved.offset - self.geometry.data_start) % self.geometry.cluster:
+                return False                # not where this file system puts a file
+            clusters = [self.geometry.cluster]
         else:
             clusters = TRY_CLUSTERS if carved.type in PROVEN_BY_CHECKS else []
         for cluster in clusters:

@@ -8,6 +8,9 @@ to its co64/stsz tables (dumpkit.rebuild_cr3: the corpus has no complete full-si
 CR3), here with a real camera JPEG (grown to the sample's size) as its full-size JPEG.
 """
 
+import shutil
+import subprocess
+
 import pytest
 
 from conftest import recover
@@ -190,13 +193,16 @@ def test_split_avi_is_damaged_and_hides_nothing(tmp_path, kind):
         assert "holds img2.3gp at +262144" in out.rows[0]["detail"]
 
 
-def fat32_boot_sector(cluster):
+def fat32_boot_sector(cluster, reserved=0, fats=0, fat_sectors=0):
     """The boot sector of a FAT32 file system with that cluster size (what the
-    reassembly reads of it: bytes per sector, sectors per cluster, the type)."""
+    reassembly reads of it: bytes per sector, sectors per cluster, reserved sectors,
+    FATs and their size, the type)."""
     sector = bytearray(512)
     sector[0:3] = b"\xeb\x58\x90"
     sector[3:11] = b"mkfs.fat"
     sector[11:14] = (512).to_bytes(2, "little") + bytes([cluster // 512])
+    sector[14:17] = reserved.to_bytes(2, "little") + bytes([fats])
+    sector[36:40] = fat_sectors.to_bytes(4, "little")
     sector[82:90] = b"FAT32   "
     sector[510:512] = b"\x55\xaa"
     return bytes(sector)
@@ -267,20 +273,36 @@ def test_a_file_put_back_together_has_its_pieces_in_the_dfxml(tmp_path):
     assert first.find("d:hashdigest", ns).text == sha256(hif)
 
 
-def exfat_boot_sector(cluster):
+def exfat_boot_sector(cluster, heap_sector=0):
     sector = bytearray(512)
     sector[3:11] = b"EXFAT   "
+    sector[88:92] = heap_sector.to_bytes(4, "little")
     sector[108], sector[109] = 9, (cluster // 512).bit_length() - 1
     sector[510:512] = b"\x55\xaa"
     return bytes(sector)
 
 
-def test_the_cluster_size_comes_from_a_fat32_or_exfat_boot_sector():
+def test_the_clusters_come_from_a_fat32_or_exfat_boot_sector():
     import recovercr3 as r
-    assert r.boot_cluster(fat32_boot_sector(32768)) == 32768
-    assert r.boot_cluster(exfat_boot_sector(131072)) == 131072
-    assert r.boot_cluster(bytes(512)) == 0
-    assert r.boot_cluster(fat32_boot_sector(4096)[:-2] + b"\0\0") == 0     # no signature
+    assert r.boot_geometry(fat32_boot_sector(32768, 32, 2, 1000), 4 << 20) == r.Geometry(
+        32768, (4 << 20) + (32 + 2 * 1000) * 512)
+    assert r.boot_geometry(exfat_boot_sector(131072, 2048)) == r.Geometry(131072, 2048 * 512)
+    assert r.boot_geometry(bytes(512)) is None
+    assert r.boot_geometry(fat32_boot_sector(4096)[:-2] + b"\0\0") is None  # no signature
+
+
+@pytest.mark.skipif(not shutil.which("mkfs.vfat"), reason="dosfstools is not installed")
+def test_the_clusters_of_a_card_made_by_mkfs_vfat(tmp_path):
+    import recovercr3 as r
+    card = tmp_path / "card.img"
+    card.write_bytes(bytes(300 << 20))
+    subprocess.run(["mkfs.vfat", "-F", "32", "-s", "8", "-S", "512", str(card)],
+                   check=True, capture_output=True)
+    sector = card.read_bytes()[:512]
+    reserved, fats = int.from_bytes(sector[14:16], "little"), sector[16]
+    fat_size = int.from_bytes(sector[36:40], "little")
+    with r.Dump(str(card)) as dump:
+        assert r.card_geometry(dump) == r.Geometry(4096, (reserved + fats * fat_size) * 512)
 
 
 def test_the_cluster_size_of_a_card_with_a_partition_table(tmp_path):
@@ -292,7 +314,7 @@ def test_the_cluster_size_of_a_card_with_a_partition_table(tmp_path):
     (tmp_path / "card.img").write_bytes(bytes(mbr) + bytes(7 * 512)
                                         + fat32_boot_sector(16384) + bytes(4096))
     with r.Dump(str(tmp_path / "card.img")) as dump:
-        assert r.card_cluster(dump) == 16384
+        assert r.card_geometry(dump) == r.Geometry(16384, 8 * 512)
 
 
 def hif_with_jpeg_thumbnail():
