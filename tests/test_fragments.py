@@ -355,3 +355,29 @@ def test_a_join_that_no_structure_after_it_tests_is_not_a_proof(tmp_path):
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert [(row["file"], row["status"]) for row in out.rows] == [
         ("damaged/img1.hif", "damaged"), ("img2.3gp", "complete")]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["exiv2_Canon.HIF", "exiv2_sample_640x360.mov"]),
+       st.integers(1, 300), st.booleans())
+def test_random_cuts_are_put_back_exactly_or_not_called_complete(tmp_path_factory, name,
+                                                                 cluster_at, rest_is_own):
+    # The file's first piece, a whole 3GP, then either the file's own rest or bytes
+    # that are not it: never a complete file that is not byte-identical.
+    data = corpus_file(name)
+    if name.endswith(".mov"):
+        data = faststart(data)
+    cut = min(cluster_at, len(data) // CLUSTER - 1) * CLUSTER
+    rest = data[cut:] if rest_is_own else noise(len(data) - cut, seed=cluster_at)
+    tmp = tmp_path_factory.mktemp("cut")
+    build_dump(tmp / "card.img", CLUSTER, data[:cut], foreign("file"), rest, CLUSTER)
+    out = recover(tmp / "card.img", tmp / "out")
+    first = out.rows[0]
+    if first["status"] == "complete":
+        assert out.shas()[0] == sha256(data)
+    if rest_is_own:
+        assert out.shas()[0] == sha256(data) or first["status"] != "complete"
