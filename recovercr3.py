@@ -3509,6 +3509,12 @@ def stop_rule(args):
 MAX_NAMED_INSIDE = 3        # "lies inside img1.mov at +N" notes kept per file
 
 
+def saved_follows(carved):
+    """True for a JPEG cut where another JPEG begins (see Saved.lingers)."""
+    return (carved.type == "jpg" and carved.status == DAMAGED
+            and carved.detail.startswith("another JPEG starts") and not carved.pieces)
+
+
 class Saved:
     """A found file whose report row waits until the scan has passed its end.
 
@@ -3531,6 +3537,21 @@ class Saved:
         self.inside = []            # (name, offset from its start) of files this one is in
         self.inside_more = 0
         self.whole_inside = []      # the Saved files inside this one (the first few)
+        # a JPEG whose walk met the next JPEG's start: that one may be a whole file the
+        # camera wrote this one around; it waits for a file starting at its end
+        self.lingers = saved_follows(carved)
+        self.follower = None
+
+    def reported_after(self):
+        """Where the scan must be before this file's row is written: its end, or the
+        end of the file that begins at its end, when it waits for one."""
+        if self.follower is not None:
+            return max(self.carved.end, self.follower.carved.end)
+        return self.carved.end + 1 if self.lingers else self.carved.end
+
+    def follows(self, saved):
+        self.follower = saved
+        self.whole_inside.append(saved)
 
     def embeds(self, pos):
         """True when pos lies in a part of this file that belongs to it (a preview)."""
@@ -3571,6 +3592,7 @@ MAX_QUEUED_COPIES = 32      # files waiting for the writer: bounds open files an
 MAX_GAP_FILES = 16          # whole files inside another that may be taken out of it
 MAX_REASSEMBLED = 64 << 20  # a file put back together is checked in memory: this big
 REJOIN_SLACK = 1 << 16      # read past the old end: what follows mdat may be the file's
+MAX_JPEG_REST = 32 << 20    # how much more a JPEG cut by the next one may have
 TRY_CLUSTERS = [1 << n for n in range(16, 8, -1)]   # without a boot sector: 64 KiB..512
 # Whose checks reach into the data, so that a wrong join shows: the others, put back
 # together, are damaged still (a WAV's samples or a TIFF's strips check nothing).
@@ -3723,6 +3745,9 @@ class Recovery:
             at = carved.offset - outer.carved.offset
             outer.holds(saved, at)
             saved.lies_inside(outer.name, at)
+        for before in self.pending:
+            if before.lingers and before.follower is None and before.carved.end == carved.offset:
+                before.follows(saved)
         self.pending.append(saved)
         self.open.append(saved)
         if carved.status == TRUNCATED and carved.end >= self.dump.size:
@@ -3763,7 +3788,7 @@ class Recovery:
         final: the run is over, maybe cut short; a file whose copy did not finish is
         reported as not saved (its .part file is gone). record=False: the report
         itself cannot be written any more; only the .part files are cleaned up."""
-        while self.pending and (pos is None or self.pending[0].carved.end <= pos):
+        while self.pending and (pos is None or self.pending[0].reported_after() <= pos):
             saved = self.pending[0]
             if saved is self.tail and not final:
                 return                          # its end is not known yet
@@ -3772,7 +3797,7 @@ class Recovery:
                 self.outdir.release(saved.claim)
                 continue
             self._written(saved, final)         # a stop leaves it first in line
-            if saved.held and not saved.not_saved and self.reassemble(saved):
+            if saved.whole_inside and not saved.not_saved and self.reassemble(saved):
                 self._write_again(saved)
             status = self._report(saved)
             self.pending.popleft()
@@ -3799,7 +3824,8 @@ class Recovery:
         structure accepts; complete only for types whose checks reach its data."""
         carved = saved.carved
         inner = [other for other in saved.whole_inside if other.verdict()[0] == COMPLETE]
-        if (carved.pieces or len(inner) != saved.held or carved.size > MAX_REASSEMBLED
+        if (carved.pieces or len(inner) != len(saved.whole_inside)
+                or len(saved.whole_inside) < saved.held or carved.size > MAX_REASSEMBLED
                 or carved.type not in TYPE_CARVERS or carved.size > self.rejoin_left):
             return False
         if self.geometry is None:
@@ -3838,7 +3864,8 @@ class Recovery:
                 gaps[-1] = (gaps[-1][0], max(gaps[-1][1], end))
             else:
                 gaps.append((other.offset, end))
-        want = carved.size + REJOIN_SLACK
+        # a JPEG cut where the next one begins: its rest is to be found, up to EOI
+        want = carved.size + (MAX_JPEG_REST if saved_follows(carved) else REJOIN_SLACK)
         pieces, pos, got = [], carved.offset, 0
         for first, last in gaps + [(self.dump.size, self.dump.size)]:
             take = min(first - pos, want - got)

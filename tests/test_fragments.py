@@ -381,3 +381,29 @@ def test_random_cuts_are_put_back_exactly_or_not_called_complete(tmp_path_factor
         assert out.shas()[0] == sha256(data)
     if rest_is_own:
         assert out.shas()[0] == sha256(data) or first["status"] != "complete"
+
+
+@pytest.mark.parametrize("boot", [False, True])
+def test_a_jpeg_written_around_a_whole_jpeg_is_put_back_together(tmp_path, boot):
+    # The camera jumped over a JPEG still on the card: the walk of the first one meets
+    # the second's start; taking the second's clusters out, the first decodes whole.
+    a, b = corpus_file("mei_Canon_EOS_5D.jpg"), corpus_file("mei_Nikon_D70.jpg")
+    cut = 100 * CLUSTER
+    head = [fat32_boot_sector(CLUSTER), CLUSTER - 512] if boot else [CLUSTER]
+    build_dump(tmp_path / "card.img", *head, a[:cut], padded(b), padded(a[cut:]), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"], row["detail"]) for row in out.rows] == [
+        ("img1.jpg", "complete", "reassembled from 2 pieces around img2.jpg"),
+        ("img2.jpg", "complete", "")]
+    assert out.shas() == [sha256(a), sha256(b)]
+    assert out.rows[0]["pieces"].count("+") == 1
+
+
+def test_a_jpeg_cut_where_another_begins_is_not_put_together_over_foreign_bytes(tmp_path):
+    a, b = corpus_file("mei_Canon_EOS_5D.jpg"), corpus_file("mei_Nikon_D70.jpg")
+    cut = 100 * CLUSTER
+    build_dump(tmp_path / "card.img", CLUSTER, a[:cut], padded(b),
+               noise(len(a) - cut, seed=4) + b"\xff\xd9", CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.jpg", "damaged"), ("img2.jpg", "complete")]
