@@ -1833,12 +1833,7 @@ def embedded_jpeg(buf, first, last, what):
     if walk.status != COMPLETE or last - walk.end > MAX_JPEG_PADDING:
         return None
     try:
-        scan = baseline_scan(buf, walk)
-        problem = None
-        if scan is not None:
-            problem = restart_problem(buf, scan)
-            if problem is None and walk.end - first <= MAX_DECODED_JPEG:
-                problem = mcu_problem(buf, scan)    # about to be vouched for: decode it
+        problem = entropy_problem(buf, first, walk)     # about to be vouched for: decode it
     except FormatError as e:
         problem = str(e)
     return Picture(first, walk.end - first, what, DAMAGED if problem else COMPLETE,
@@ -2492,6 +2487,10 @@ def carve_riff(buf, start, limit, options):
                 broken_movie = "the frames in movi break at +%d" % (frames_end - start)
     if form == b"AVI ":
         embedded.append((riff_end, end))                            # the AVIX extensions
+    names = {name for name, _, _ in chunks}
+    whole_wave = (form == b"WAVE" and {b"fmt ", b"data"} <= names and end <= limit
+                  and stop == riff_end)
+    not_sound = not_sound_at(buf, chunks) if whole_wave else None
     if end > limit:
         status, detail = TRUNCATED, "the dump ends inside the RIFF (%d of %d bytes present)" % (
             limit - start, end - start)
@@ -2499,11 +2498,11 @@ def carve_riff(buf, start, limit, options):
         status, detail = DAMAGED, "the chunk at +%d is not a chunk" % (stop - start)
     elif broken_movie:
         status, detail = DAMAGED, broken_movie
-    elif form == b"WAVE" and not {b"fmt ", b"data"} <= {name for name, _, _ in chunks}:
+    elif form == b"WAVE" and not {b"fmt ", b"data"} <= names:
         status, detail = DAMAGED, "no fmt or no data chunk"
-    elif form == b"WAVE" and not_sound_at(buf, chunks) is not None:
+    elif not_sound is not None:
         status, detail = DAMAGED, ("the samples at +%d are not sound but another file's "
-                                   "bytes" % (not_sound_at(buf, chunks) - start))
+                                   "bytes" % (not_sound - start))
     else:
         status, detail = COMPLETE, ""
     return Carved(start, min(end, limit) - start, kind, kind, status, detail, [], Meta(),
@@ -2990,13 +2989,11 @@ def carve_again(data, kind, options):
     try:
         if TYPE_CARVERS[kind] is None:
             carved = carve_isobmff(data, 0, len(data), options.rule, frozenset([kind]))
-        else:
-            carved = TYPE_CARVERS[kind](data, 0, len(data), options)
+        else:                               # only decoding proves a JPEG's join
+            carved = TYPE_CARVERS[kind](data, 0, len(data), options._replace(decode=True))
         if carved is not None and carved.type == "jpg" and carved.status == COMPLETE:
-            walk = walk_jpeg(data, 0, carved.size)
-            scan = baseline_scan(data, walk)
-            if scan is None or mcu_problem(data, scan):     # only decoding proves a join
-                return None
+            if baseline_scan(data, walk_jpeg(data, 0, carved.size)) is None:
+                return None                 # progressive: not decoded, so not proven
     except (FormatError, struct.error, IndexError):
         return None
     return carved if carved is not None and carved.type == kind else None

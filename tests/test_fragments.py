@@ -85,29 +85,24 @@ def test_split_cr3_is_damaged_and_its_full_size_jpeg_lies_beside_it(tmp_path, eo
     check_gap_file(out, kind)
 
 
-@pytest.mark.parametrize("kind", GAPS)
-def test_split_hif_is_damaged(tmp_path, kind):
-    hif = corpus_file("exiv2_Canon.HIF")            # EOS R5: a grid of HEVC tiles
-    build_dump(tmp_path / "card.img", CLUSTER, split(hif, 128 * CLUSTER, foreign(kind)),
-               CLUSTER)
-    out = recover(tmp_path / "card.img", tmp_path / "out")
-    if kind == "file":
-        return check_put_back_together(out, hif, "img1.hif")
-    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.hif", "damaged")
-    assert out.rows[0]["detail"].startswith("item ")
-    check_gap_file(out, kind)
+SPLIT_FILES = {   # name: (the file, where its first piece ends, what its detail starts with)
+    "img1.hif": (lambda: corpus_file("exiv2_Canon.HIF"), 128 * CLUSTER, "item "),   # HEVC tiles
+    "img1.mov": (lambda: faststart(corpus_file("exiv2_sample_640x360.mov")),      # moov first,
+                 64 * CLUSTER, "trak 1: the sample at +"),                         # as cameras
+}
 
 
 @pytest.mark.parametrize("kind", GAPS)
-def test_split_movie_is_damaged(tmp_path, kind):
-    movie = faststart(corpus_file("exiv2_sample_640x360.mov"))     # moov first, as cameras
-    build_dump(tmp_path / "card.img", CLUSTER, split(movie, 64 * CLUSTER, foreign(kind)),
-               CLUSTER)
+@pytest.mark.parametrize("name", sorted(SPLIT_FILES))
+def test_split_hif_and_movie_are_damaged(tmp_path, name, kind):
+    make, cut, detail = SPLIT_FILES[name]
+    data = make()
+    build_dump(tmp_path / "card.img", CLUSTER, split(data, cut, foreign(kind)), CLUSTER)
     out = recover(tmp_path / "card.img", tmp_path / "out")
     if kind == "file":
-        return check_put_back_together(out, movie, "img1.mov")
-    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.mov", "damaged")
-    assert out.rows[0]["detail"].startswith("trak 1: the sample at +")
+        return check_put_back_together(out, data, name)
+    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/" + name, "damaged")
+    assert out.rows[0]["detail"].startswith(detail)
     check_gap_file(out, kind)
 
 
