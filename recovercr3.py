@@ -154,6 +154,7 @@ import hashlib
 import io
 import itertools
 import lzma
+import math
 import mmap
 import operator
 import os
@@ -1037,6 +1038,7 @@ CHUNK_OFFSETS_64 = b"co64"
 SAMPLE_ENTRY_CHILDREN_AT = {b"CRAW": 90, b"avc1": 86, b"avc3": 86, b"hvc1": 86, b"hev1": 86}
 CANON_RAW_ENTRY = b"CRAW"
 CANON_METADATA_ENTRY = b"CTMD"
+JPEG_SAMPLE_ENTRIES = frozenset([b"jpeg", b"mjpa", b"mjpb", b"MJPG", b"AVDJ"])
 JPEG_SOI = b"\xff\xd8"
 JPEG_EOI = b"\xff\xd9"
 CTMD_RECORD = struct.Struct("<IH")          # size, type (little-endian, unlike the boxes)
@@ -1318,17 +1320,19 @@ def crx_records(buf, first, end):
     raise FormatError("more than %d CRX records" % MAX_CRX_RECORDS)
 
 
-def crx_header_problem(buf, cmp1, first, size):
-    """What is wrong with the CRX picture of `size` bytes at first, or None.
+def crx_header_problem(geometry, buf, first, size):
+    """What is wrong with the CRX picture of `size` bytes at first, or None; buf may
+    hold only its header.
 
-    Its header must hold the tiles, planes and subbands CMP1 describes, and their
-    sizes must add up: the tiles fill the sample after the header (as stsz says),
-    the planes fill their tile, the subbands fit in their plane."""
-    header_size, want_tiles, want_planes, want_subbands = crx_geometry(buf, cmp1)
+    Its header must hold the tiles, planes and subbands CMP1 describes (geometry, from
+    crx_geometry), and their sizes must add up: the tiles fill the sample after the
+    header (as stsz says), the planes fill their tile, the subbands fit in their plane."""
+    header_size, want_tiles, want_planes, want_subbands = geometry
     if not CRX_RECORD.size <= header_size <= size:
         header_size = 0
     try:
-        tiles, records_end = crx_records(buf, first, first + (header_size or size))
+        tiles, records_end = crx_records(buf, first,
+                                         min(len(buf), first + (header_size or size)))
     except FormatError as e:
         return str(e)
     if not tiles:
@@ -1473,7 +1477,14 @@ def jpeg_is_whole(buf, first, last):
     """An embedded JPEG at [first, last): SOI first, EOI last (bar a little padding)."""
     if last - first < 4 or bytes(buf[first:first + 2]) != JPEG_SOI:
         return False
-    tail = bytes(buf[max(first, last - 2 - MAX_JPEG_PADDING):last])
+    return jpeg_ends(bytes(buf[max(first, last - JPEG_TAIL):last]))
+
+
+JPEG_TAIL = len(JPEG_EOI) + MAX_JPEG_PADDING
+
+
+def jpeg_ends(tail):
+    """True when the last JPEG_TAIL bytes of an embedded JPEG hold its EOI."""
     eoi = tail.rfind(JPEG_EOI)
     return eoi >= 0 and not tail[eoi + 2:].strip(b"\0\xff")
 
@@ -1527,8 +1538,8 @@ def check_raw_samples(f):
             if not jpeg_is_whole(f.buf, f.start + offset, f.start + offset + size):
                 return "trak %d: the JPEG at +%d is not whole" % (track.number, offset)
         elif b"CMP1" in track.entry_boxes:
-            problem = crx_header_problem(f.buf, track.entry_boxes[b"CMP1"],
-                                         f.start + offset, size)
+            problem = crx_header_problem(crx_geometry(f.buf, track.entry_boxes[b"CMP1"]),
+                                         f.buf, f.start + offset, size)
             if problem:
                 return "trak %d: the CRX picture at +%d: %s" % (track.number, offset, problem)
 
@@ -1553,15 +1564,27 @@ def check_nal_samples(f):
 @check("cr3", "crm")
 def check_ctmd_records(f):
     for track, offset, size in samples_of(f, [CANON_METADATA_ENTRY]):
-        data = f.at(offset, size)
-        pos = 0
-        while pos + CTMD_RECORD.size <= len(data):
-            length, _kind = CTMD_RECORD.unpack_from(data, pos)
-            if length < CTMD_RECORD.size:
-                break
-            pos += length
-        if pos != size:
+        if not ctmd_fills(f.at(offset, size), size):
             return "trak %d: the CTMD records at +%d are broken" % (track.number, offset)
+
+
+def ctmd_fills(data, size):
+    """True when CTMD records (each led by its little-endian size) fill size bytes."""
+    pos = 0
+    while pos + CTMD_RECORD.size <= len(data):
+        length, _kind = CTMD_RECORD.unpack_from(data, pos)
+        if length < CTMD_RECORD.size:
+            break
+        pos += length
+    return pos == size == len(data)
+
+
+@check("mov", "mp4")
+def check_jpeg_samples(f):
+    """MJPEG frames (a camera's movies before H.264) are whole JPEGs."""
+    for track, offset, size in samples_of(f, JPEG_SAMPLE_ENTRIES):
+        if not jpeg_is_whole(f.buf, f.start + offset, f.start + offset + size):
+            return "trak %d: the JPEG frame at +%d is not whole" % (track.number, offset)
 
 
 @check("cr3", "crm")
@@ -1894,7 +1917,6 @@ class Options(NamedTuple):
     decode: bool = True     # decode every JPEG's data to its MCU count (--no-decode)
 
 
-JPEG_SAMPLE_ENTRIES = frozenset([b"jpeg", b"mjpa", b"mjpb", b"MJPG", b"AVDJ"])
 HEIF_EMBEDDED_ITEMS = frozenset([b"Exif", b"mime", b"jpeg"])  # JPEG thumbnails (Sony)
 
 
@@ -3067,6 +3089,456 @@ def card_geometry(dump):
 
 
 # ---------------------------------------------------------------------------
+# Putting a split file back together: its own tables say where its bytes lie
+# ---------------------------------------------------------------------------
+
+# A mark is a structure that a file's own tables put at a known place in it: a
+# sample, whose inside its codec defines (a CRX header, NAL units that fill it, a
+# JPEG, CTMD records), a HEIF item, or a box after mdat (a moov written last). Where
+# a mark fails, the file's bytes stopped being its own before it: a gap of whole
+# clusters (other files') lies there. Where the mark holds again past such a gap,
+# the file goes on. Every mark, in file order, is what a reassembly must satisfy.
+QUICK_BYTES = 16                # a mark's first look, before it is read whole
+CRX_MARK_BYTES = 1 << 16        # a CRX header is a few hundred bytes: read this much
+MAX_PIECES = 8                  # a camera's file in more pieces is beyond saving
+# Between the last mark that held before a join and the first one after it, nothing
+# is checked: a second, unseen join could hide there. The span is kept short, so a
+# raw picture split inside its data, with only its header as a mark, stays damaged.
+MAX_UNCHECKED_JOIN = 2 << 20
+MAX_GAP_SEARCH = 1 << 30        # the rest of a file is looked for this far past its split
+SEARCH_CHUNK = 1 << 20          # what a search reads at a time
+MAX_LONE_MOOVS = 8              # moov boxes tried for one ftyp+mdat head
+MAX_PLACES = 64                 # places where a mark holds, compared by what follows
+RUN_MARKS = 16                  # marks read at each place: the most that hold wins
+MAX_SPLITS_READ = 64            # splits tried by reading the marks around them
+BLANK_BYTES = (0x00, 0xFF)      # a cluster of one of these is nobody's data
+
+
+class Unproven(Exception):
+    """Why a file's pieces cannot be told apart for sure. worth_saying: False when
+    no mark of the file held before the trouble (nothing says it was split)."""
+
+    def __init__(self, why, worth_saying=True):
+        super().__init__(why)
+        self.worth_saying = worth_saying
+
+
+class Mark(NamedTuple):
+    at: int                 # offset in the file
+    size: int               # bytes the test reads there
+    test: object            # test(bytes) -> True when the structure is there
+    quick: object = None    # quick(first QUICK_BYTES) -> False where it cannot be
+    # the bytes from `at` that a test that holds proves the file's own; NAL units,
+    # CTMD records are checked where they begin, not inside (None: all of them)
+    proven: int = None
+
+    def proves(self):
+        return self.at + (self.size if self.proven is None else self.proven)
+
+    def holds(self, data):
+        return len(data) == self.size and self.test(data)
+
+    def may_be(self, head):
+        if self.quick is not None:
+            return self.quick(head)
+        return self.size > QUICK_BYTES or self.holds(head[:self.size])
+
+
+def nal_mark(at, size, length_size, hevc):
+    """A sample (or image item) of NAL units that must fill it exactly."""
+    header = 2 if hevc else 1
+
+    def quick(head):
+        length = int.from_bytes(head[:length_size], "big")
+        return (header <= length <= size - length_size and len(head) > length_size + header
+                and nal_header_valid(head[length_size], head[length_size + header - 1], hevc))
+
+    def test(data):
+        try:
+            problem, _ = nal_units_problem(Spans(data, [(0, len(data))]), length_size, hevc,
+                                           size)
+        except FormatError:
+            return False
+        return problem is None
+    return Mark(at, size, test, quick, length_size + header)
+
+
+def jpeg_marks(at, size):
+    """A JPEG inside the file: SOI where it starts, EOI where it ends."""
+    if size < len(JPEG_SOI) + JPEG_TAIL:
+        return []
+    return [Mark(at, len(JPEG_SOI), lambda data: data == JPEG_SOI),
+            Mark(at + size - JPEG_TAIL, JPEG_TAIL, jpeg_ends)]
+
+
+def crx_mark(at, size, geometry):
+    """A CRX picture: its header describes it to the byte."""
+    def quick(head):
+        tag, record = struct.unpack_from(">HH", head)
+        return tag & ~CRX_NEWER == CRX_TILE and record in CRX_RECORD_SIZES[CRX_TILE]
+
+    def test(data):
+        try:
+            return crx_header_problem(geometry, data, 0, size) is None
+        except (struct.error, IndexError):
+            return False
+    header = geometry[0] if CRX_RECORD.size <= geometry[0] <= size else CRX_MARK_BYTES
+    return Mark(at, min(size, header), test, quick)
+
+
+def ctmd_mark(at, size):
+    def quick(head):
+        length, _ = CTMD_RECORD.unpack_from(head)
+        return CTMD_RECORD.size <= length <= size
+    return Mark(at, size, lambda data: ctmd_fills(data, size), quick, CTMD_RECORD.size)
+
+
+def box_mark(box, start):
+    """A top-level box after mdat (a moov written last): its header, where it was."""
+    header = U32.pack(box.size) + box.name if box.size <= 0xFFFFFFFF else b""
+    return Mark(box.offset - start, len(header), lambda data: data == header) if header else None
+
+
+def sample_marker(f, track):
+    """A function (offset, size) -> [Mark] for the samples of track, or None."""
+    if track.entry == CANON_RAW_ENTRY and b"JPEG" in track.entry_boxes:
+        return jpeg_marks
+    if track.entry == CANON_RAW_ENTRY and b"CMP1" in track.entry_boxes:
+        geometry = crx_geometry(f.buf, track.entry_boxes[b"CMP1"])
+        return lambda at, size: [crx_mark(at, size, geometry)]
+    if track.entry == CANON_METADATA_ENTRY:
+        return lambda at, size: [ctmd_mark(at, size)]
+    if track.entry in JPEG_SAMPLE_ENTRIES:
+        return jpeg_marks
+    if track.entry in NAL_SAMPLE_ENTRIES:
+        config = next((track.entry_boxes[name] for name in NAL_CONFIGS
+                       if name in track.entry_boxes), None)
+        if config is not None:
+            length_size, hevc = nal_coding(f.buf, config)
+            return lambda at, size: [nal_mark(at, size, length_size, hevc)]
+    return None
+
+
+def item_marks(f):
+    """Marks for the coded pictures of a HEIF, from iloc (one extent each)."""
+    iloc = f.child(f.top(META), b"iloc")
+    if iloc is None:
+        return []
+    types, properties = heif_item_types(f), item_properties(f)
+    marks = []
+    for item_id, method, reference, extents in read_iloc(f.buf, iloc):
+        if method or reference or len(extents) != 1 or not extents[0][1]:
+            continue
+        (at, size), kind = extents[0], types.get(item_id)
+        if kind == b"jpeg":
+            marks.extend(jpeg_marks(at, size))
+        elif kind in NAL_IMAGE_ITEMS:
+            config = next((box for box in properties.get(item_id, ())
+                           if box.name in NAL_CONFIGS), None)
+            if config is not None:
+                marks.append(nal_mark(at, size, *nal_coding(f.buf, config)))
+    return marks
+
+
+def iso_marks(f):
+    """Every mark of an ISO-BMFF file, in file order; FormatError when its tables
+    cannot be read."""
+    marks = []
+    budget = table_budget(f.size)
+    for track in f.tracks():
+        marker = sample_marker(f, track)
+        if marker is None:
+            continue
+        for at, size in itertools.islice(track.samples(), budget):
+            if size:
+                marks.extend(marker(at, size))
+    marks.extend(item_marks(f))
+    mdat = next((box for box in f.boxes if box.name == MDAT), None)
+    if mdat is not None:
+        marks.extend(filter(None, (box_mark(box, f.start) for box in f.boxes
+                                   if box.offset > mdat.offset)))
+    return sorted(marks, key=operator.attrgetter("at"))
+
+
+def walked_header(f):
+    """How far the walk of f proved it its own: to its first mdat's payload."""
+    return next((box.body - f.start for box in f.boxes if box.name == MDAT), 0)
+
+
+class Known:
+    """What other files tell about the dump: where the complete ones lie (no piece of
+    another file can be there) and where a file was found to start."""
+
+    def __init__(self, taken, starts):
+        self.starts_of_files = sorted(set(first for first, _ in taken))
+        merged = []
+        for first, last in sorted(taken):
+            if merged and first <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        self.firsts = [first for first, _ in merged]
+        self.lasts = [last for _, last in merged]
+        self.starts = sorted(starts)
+
+    def taken_end(self, first, last):
+        """The end of the known file's extent that overlaps [first, last), or None."""
+        index = bisect.bisect_right(self.firsts, last - 1) - 1
+        if index >= 0 and self.lasts[index] > first:
+            return self.lasts[index]
+        return None
+
+    def next_taken(self, pos):
+        """Where the first known extent at or after pos begins (the dump's end: inf)."""
+        index = bisect.bisect_left(self.firsts, pos)
+        return self.firsts[index] if index < len(self.firsts) else float("inf")
+
+    def begins(self, pos):
+        """True when a file was found to start at pos, or a known extent does."""
+        index = bisect.bisect_left(self.starts, pos)
+        found = index < len(self.starts) and self.starts[index] == pos
+        return found or self.next_taken(pos) == pos
+
+
+MIN_GRID_FILES = 8              # complete files whose starts tell the cluster size
+
+
+def shared_grid(starts):
+    """The Geometry that files starting at starts share: the largest power of two
+    (up to MAX_CLUSTER) dividing every distance between them. Geometry() when
+    fewer than MIN_GRID_FILES files say it, or they share no sector grid."""
+    if len(starts) < MIN_GRID_FILES:
+        return Geometry()
+    common = 0
+    for start in starts[1:]:
+        common = math.gcd(common, start - starts[0])
+    cluster = common & -common if common else 0
+    if cluster < SECTOR_SIZE:
+        return Geometry()
+    cluster = min(cluster, MAX_CLUSTER)
+    return Geometry(cluster, starts[0] % cluster)
+
+
+class Budget:
+    """Bytes a reassembly may still read; Unproven when spent."""
+
+    def __init__(self, left):
+        self.left = left
+
+    def spend(self, size):
+        self.left -= size
+        if self.left < 0:
+            raise Unproven("the search for its pieces used up its share of reading")
+
+
+class Layout:
+    """Where a file's bytes lie: joins [(offset in the file, offset in the dump)], the
+    first at 0, each piece running to the next join (the last one on)."""
+
+    def __init__(self, source, start, budget):
+        self.source = source            # read(offset, size) -> bytes
+        self.joins = [(0, start)]
+        self.budget = budget
+
+    def joined(self, at, dump_at):
+        """This layout with one more join: the file's bytes from at lie at dump_at."""
+        layout = Layout(self.source, 0, self.budget)
+        layout.joins = self.joins + [(at, dump_at)]
+        return layout
+
+    def runs(self, at, size):
+        """[(dump offset, length)] of the file's bytes [at, at + size)."""
+        out = []
+        end = at + size
+        for index, (first, dump_at) in enumerate(self.joins):
+            last = self.joins[index + 1][0] if index + 1 < len(self.joins) else end
+            lo, hi = max(at, first), min(end, last)
+            if lo < hi:
+                out.append((dump_at + lo - first, hi - lo))
+        return out
+
+    def read(self, at, size):
+        runs = self.runs(at, size)
+        self.budget.spend(size)
+        return b"".join(self.source.read(offset, length) for offset, length in runs)
+
+    def free(self, at, size, known):
+        """True when no complete file lies where the file's bytes [at, at + size) are."""
+        return all(known.taken_end(offset, offset + length) is None
+                   for offset, length in self.runs(at, size))
+
+    def pieces(self, size):
+        """[(dump offset, length)] of the first size bytes."""
+        out = []
+        for index, (first, dump_at) in enumerate(self.joins):
+            last = self.joins[index + 1][0] if index + 1 < len(self.joins) else size
+            if first < size:
+                out.append((dump_at, min(last, size) - first))
+        return out
+
+
+def grid_search(source, first, step, last, mark, known, budget, most=1):
+    """The dump offsets first, first + step, ... below last where mark holds,
+    outside known files, read a chunk at a time: up to most + 1 of them (more than
+    most: too many to tell)."""
+    found = []
+    chunk = max(step, SEARCH_CHUNK // step * step)
+    pos = first
+    while pos < last and len(found) <= most:
+        budget.spend(chunk)
+        data = source.read(pos, chunk + QUICK_BYTES)
+        if not data:
+            break
+        for at in range(0, min(chunk, len(data), last - pos), step):
+            if (mark.may_be(data[at:at + QUICK_BYTES])
+                    and known.taken_end(pos + at, pos + at + mark.size) is None):
+                budget.spend(mark.size)
+                if mark.holds(source.read(pos + at, mark.size)):
+                    found.append(pos + at)
+        pos += chunk
+    return found
+
+
+def blank_begins(source, pos, cluster):
+    """True when a run of blank clusters (zeros or 0xFF: nobody's data) begins at pos:
+    the cluster is all one such byte, the byte before it is not."""
+    data = source.read(pos - 1, cluster + 1)
+    return (len(data) == cluster + 1 and data[1] in BLANK_BYTES and data[0] != data[1]
+            and not data[1:].strip(data[1:2]))
+
+
+def marks_holding(layout, marks, shift, known):
+    """How many of marks, one after the other, hold when the file's bytes lie at their
+    offset + shift in the dump."""
+    count = 0
+    for mark in marks:
+        at = mark.at + shift
+        layout.budget.spend(mark.size)
+        if (known.taken_end(at, at + mark.size) is not None
+                or not mark.holds(layout.source.read(at, mark.size))):
+            break
+        count += 1
+    return count
+
+
+def next_gap(layout, marks, index, last_held, grid, known, limit):
+    """The join that lets marks[index] (which fails where the current piece puts it)
+    hold again: (offset in the file, offset in the dump) where the file goes on.
+
+    The gap begins at a cluster boundary after the last byte a mark proved (before
+    the failing mark, or inside it); its length puts that mark (or, for a split
+    inside it, the next one) where it holds, searched forward; of several such
+    places, the one where the most marks hold on wins. Then the split must be the
+    one boundary where every mark around it holds, or pinned by what lies there:
+    the start of a file found, a complete file, a cluster of zeros or 0xFF. Unproven
+    unless one place and one split fit."""
+    mark = marks[index]
+    piece_at, piece_dump = layout.joins[-1]
+    shift = piece_dump - piece_at
+    cluster, origin = grid
+    lowest = max(last_held, piece_at)
+    ceiling = known.next_taken(piece_dump) - shift  # the piece cannot run into a file
+    for probe_index, highest in ((index, mark.at), (index + 1, mark.at + mark.size)):
+        if probe_index >= len(marks):
+            continue
+        probe = marks[probe_index]
+        splits = [at for at in range(lowest + 1, min(highest, ceiling) + 1)
+                  if (at + shift - origin) % cluster == 0]
+        if not splits:
+            continue
+        first = probe.at + shift + cluster
+        found = grid_search(layout.source, first, cluster, min(limit, first + MAX_GAP_SEARCH),
+                            probe, known, layout.budget, MAX_PLACES)
+        if len(found) > MAX_PLACES:
+            raise Unproven("the bytes after +%d fit at more than %d places"
+                           % (lowest, MAX_PLACES))
+        if not found:
+            continue
+        runs = [marks_holding(layout, marks[probe_index:probe_index + RUN_MARKS],
+                              place - probe.at, known) for place in found]
+        best = max(runs)
+        if runs.count(best) > 1:
+            raise Unproven("the bytes after +%d fit at %d places" % (lowest, runs.count(best)))
+        place = found[runs.index(best)]
+        gap = place - (probe.at + shift)
+        splits = [at for at in splits if known.taken_end(at + shift + gap, place) is None]
+        if len(splits) <= MAX_SPLITS_READ:
+            splits = [at for at in splits if straddlers_hold(
+                layout.joined(at, at + shift + gap), marks[:probe_index], at, known)]
+        if len(splits) > 1:
+            if probe.at - lowest > MAX_UNCHECKED_JOIN:
+                raise Unproven("nothing checks the %d bytes after +%d where it was split"
+                               % (probe.at - lowest, lowest))
+            pinned = [at for at in splits if known.begins(at + shift)
+                      or blank_begins(layout.source, at + shift, cluster)]
+            if not pinned:
+                raise Unproven("it was split somewhere between +%d and +%d"
+                               % (splits[0], splits[-1]))
+            splits = pinned[:1]
+        if splits:
+            return splits[0], splits[0] + shift + gap
+    raise Unproven("no gap after +%d puts its later bytes where they are found" % lowest,
+                   worth_saying=lowest > 0)
+
+
+def straddlers_hold(layout, marks, split, known):
+    """True when every one of marks that reaches past split holds in layout."""
+    return all(layout.free(mark.at, mark.size, known)
+               and mark.holds(layout.read(mark.at, mark.size))
+               for mark in marks if mark.at + mark.size > split)
+
+
+def find_pieces(source, start, size, header, marks, grid, known, budget):
+    """The pieces [(dump offset, length)] of the file of size bytes that begins at
+    start, whose first header bytes its walk has read, such that every mark holds;
+    Unproven when they cannot be told for sure."""
+    layout = Layout(source, start, budget)
+    last_held, index, failed_at = header, 0, None
+    marks = [mark for mark in marks if mark.at + mark.size <= size]
+    while index < len(marks):
+        mark = marks[index]
+        if layout.free(mark.at, mark.size, known) and mark.holds(layout.read(mark.at, mark.size)):
+            last_held = max(last_held, mark.proves())
+            index += 1
+            continue
+        if failed_at == index or len(layout.joins) == MAX_PIECES:
+            raise Unproven("more than %d pieces, or one that fits nowhere" % MAX_PIECES)
+        failed_at = index
+        layout = layout.joined(*next_gap(layout, marks, index, last_held, grid, known,
+                                         source.size))
+    pieces = layout.pieces(size)
+    dump_at, length = pieces[-1]
+    if known.taken_end(dump_at, dump_at + length) is not None:
+        raise Unproven("its last piece runs into another file", worth_saying=len(pieces) > 1)
+    return pieces
+
+
+def lone_moovs(source, start, mdat_end, grid, known, budget):
+    """Where moov boxes lie past the mdat of a movie's ftyp+mdat head (start: its dump
+    offset; mdat_end: where its mdat ends in it), on the clusters where its own moov
+    must lie: it follows mdat, and every gap is whole clusters. Nearest first."""
+    cluster = grid[0]
+    first = start + mdat_end + cluster
+    moov = Mark(0, 8, lambda data: data[4:] == MOOV and U32.unpack(data[:4])[0] > 8,
+                lambda data: data[4:8] == MOOV)
+    return grid_search(source, first, cluster, min(source.size, first + MAX_GAP_SEARCH),
+                       moov, known, budget, MAX_LONE_MOOVS)[:MAX_LONE_MOOVS]
+
+
+def with_moov(data, mdat, moov):
+    """The IsoFile of a movie's head (data, up to its mdat, from offset 0) with the
+    moov bytes found elsewhere put after mdat, as the file had it."""
+    buf = bytearray(mdat.end + len(moov))
+    head = data[:mdat.end]
+    buf[:len(head)] = head
+    buf[mdat.end:] = moov
+    boxes = walk_boxes(buf, 0, len(buf), StopAtBox(MOOV)).boxes
+    if not boxes or boxes[-1].name != MOOV or boxes[-1].end != len(buf):
+        raise FormatError("the moov does not follow the head's boxes")
+    return IsoFile(buf, 0, len(buf), boxes, read_ftyp(buf, 0, len(buf)))
+
+
+# ---------------------------------------------------------------------------
 # Writing and reporting
 # ---------------------------------------------------------------------------
 
@@ -3594,6 +4066,8 @@ TRY_CLUSTERS = [1 << n for n in range(16, 8, -1)]   # without a boot sector: 64 
 # Whose checks reach into the data, so that a wrong join shows: the others, put back
 # together, are damaged still (a WAV's samples or a TIFF's strips check nothing).
 PROVEN_BY_CHECKS = frozenset(["cr3", "crm", "heif", "mp4", "mov", "jpg"])
+# Whose tables place marks all through the file (see find_pieces)
+REJOINED_TYPES = frozenset(["cr3", "crm", "heif", "mp4", "mov"])
 SALVAGE_MAX_RATIO = 64      # a salvaged 7z stream stops at 64 times its packed size
 
 
@@ -3636,7 +4110,10 @@ class Recovery:
         self.geometry = None                    # the card's clusters, once needed
         # bytes still to read putting files together: each cluster size tried may read
         # the dump once more (only a hostile one gets near it)
-        self.rejoin_left = dump.size * len(TRY_CLUSTERS)
+        self.budget = Budget(max(dump.size, MAX_REASSEMBLED) * len(TRY_CLUSTERS))
+        self.deferred = collections.deque()     # damaged files to put together at the end
+        self.taken = []                         # (start, end) of every complete file's pieces
+        self.starts = []                        # where every file found begins
 
     def run(self):
         code = EXIT_OK
@@ -3645,6 +4122,7 @@ class Recovery:
                 try:
                     self.scan()
                     self.settle()
+                    self.rejoin_deferred()
                 except (Interrupted, KeyboardInterrupt):
                     self.stop.request()         # the writer stops too
                     self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
@@ -3727,6 +4205,7 @@ class Recovery:
     def save(self, carved):
         claim = self.outdir.claim(self.outdir.names_for(carved))
         saved = Saved(claim, carved)
+        self.starts.append(carved.offset)
         tail = self.tail
         if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
             self._cut_tail(carved.offset, saved.name)
@@ -3796,13 +4275,165 @@ class Recovery:
             self._written(saved, final)         # a stop leaves it first in line
             if saved.whole_inside and not saved.not_saved and self.reassemble(saved):
                 self._write_again(saved)
+            if not final and self._may_rejoin(saved):
+                self.pending.popleft()
+                self._defer(saved)
+                continue
             status = self._report(saved)
             self.pending.popleft()
-            if status not in (COMPLETE, NOT_SAVED) and saved.carved.pictures:
-                self.extract(saved, status)
-            if status not in (COMPLETE, NOT_SAVED) and saved.carved.type == "7z" \
-                    and not self.outdir.dry_run:
-                self.salvage(saved, status)
+            self._after_report(saved, status)
+        while final and self.deferred and pos is None:
+            saved = self.deferred[0]
+            if record:
+                self._after_report(saved, self._report(saved))
+            else:
+                self.outdir.release(saved.claim)
+            self.deferred.popleft()
+
+    def _after_report(self, saved, status):
+        """What a broken file still gives: its whole pictures, a 7z's streams."""
+        if status not in (COMPLETE, NOT_SAVED) and saved.carved.pictures:
+            self.extract(saved, status)
+        if status not in (COMPLETE, NOT_SAVED) and saved.carved.type == "7z" \
+                and not self.outdir.dry_run:
+            self.salvage(saved, status)
+
+    def _may_rejoin(self, saved):
+        """True for a damaged file whose own tables may say where its pieces are."""
+        carved = saved.carved
+        return (carved.type in REJOINED_TYPES and not carved.pieces and carved.boxes
+                and carved.size <= MAX_REASSEMBLED and not saved.not_saved
+                and saved.verdict()[0] == DAMAGED)
+
+    def _defer(self, saved):
+        """Put a damaged file aside until the whole dump is known: its pieces may lie
+        anywhere after it, among files not found yet. The files inside it are
+        reported meanwhile, without "lies inside" it: its own row says it holds them."""
+        self.deferred.append(saved)
+        for other in saved.whole_inside:
+            other.inside = [entry for entry in other.inside if entry[0] != saved.name]
+
+    def rejoin_deferred(self):
+        """Put the deferred files together, in offset order, now that every complete
+        file is known (a piece of one cannot lie where another file is)."""
+        known = Known(self.taken, self.starts)
+        while self.deferred:
+            self.stop.check()
+            saved = self.deferred[0]
+            if self.rejoin(saved, known):
+                self._write_again(saved)
+            status = self._report(saved)
+            self.deferred.popleft()
+            if status == COMPLETE:
+                known = Known(self.taken, self.starts)
+            self._after_report(saved, status)
+
+    def _grids(self, carved, known):
+        """The (cluster size, data start) the file's pieces may lie on: the boot
+        sector's, else the one the complete files' starts share, else every size
+        (each one that puts the file together must agree)."""
+        if self.geometry is None:
+            try:
+                self.geometry = card_geometry(self.dump)
+            except ReadError:
+                self.geometry = Geometry()
+        geometry = self.geometry if self.geometry.cluster else shared_grid(known.starts_of_files)
+        if geometry.cluster:
+            if (carved.offset - geometry.data_start) % geometry.cluster:
+                return []                   # not where this file system puts a file
+            return [tuple(geometry)]
+        return [(cluster, carved.offset) for cluster in TRY_CLUSTERS]
+
+    def rejoin(self, saved, known):
+        """Find saved's pieces from its marks (see find_pieces); True when that puts
+        together one file only, which its checks call complete. Otherwise its detail
+        says what is uncertain."""
+        carved = saved.carved
+        why = ""
+        try:
+            data = self.dump.read(carved.offset, carved.size)
+            self.budget.spend(carved.size)
+            head = carve_again(data, carved.type, self.options)
+            found = {}
+            for grid in self._grids(carved, known) if head is not None else []:
+                for f in self._layouts(data, head, carved.offset, grid, known):
+                    try:
+                        pieces = find_pieces(self.dump, carved.offset, f.size,
+                                             walked_header(f), iso_marks(f), grid, known,
+                                             self.budget)
+                    except Unproven as e:       # the finest grid's word is kept
+                        why = str(e) if e.worth_saying else why
+                        continue
+                    except (FormatError, struct.error, IndexError):
+                        continue
+                    again = self._proven(carved, pieces, known)
+                    if again is not None:
+                        found[again.pieces] = again
+            if len(found) > 1:
+                why = "%d different ways of putting it together fit" % len(found)
+            elif found:
+                (again,) = found.values()
+                saved.carved = again
+                saved.held = 0
+                for other in saved.whole_inside:
+                    other.inside = [e for e in other.inside if e[0] != saved.name]
+                return True
+        except Unproven as e:
+            why = str(e) if e.worth_saying else why
+        except ReadError:
+            return False
+        if why:
+            saved.carved = carved._replace(detail="; ".join(
+                filter(None, [carved.detail, "not put back together: " + why])))
+        return False
+
+    def _layouts(self, data, head, start, grid, known):
+        """The IsoFiles whose marks may place the file's pieces: its own, when its
+        tables are in its first piece; else one per moov found past its mdat."""
+        names = [box.name for box in head.boxes]
+        if MOOV in names or META in names:
+            yield IsoFile(data, 0, head.size, head.boxes, read_ftyp(data, 0, len(data)))
+            return
+        mdat = head.boxes[-1]
+        if mdat.name != MDAT or mdat.to_end:
+            return
+        for at in lone_moovs(self.dump, start, mdat.end, grid, known, self.budget):
+            (size,) = U32.unpack(self.dump.read(at, U32.size))
+            if size > MAX_REASSEMBLED:
+                continue
+            self.budget.spend(size)
+            try:
+                yield with_moov(data, mdat, self.dump.read(at, size))
+            except (FormatError, struct.error, IndexError):
+                continue
+
+    def _proven(self, carved, pieces, known):
+        """carved put together from pieces (and what may follow its last one), when
+        its checks call that complete and a checked structure follows every join."""
+        if len(pieces) < 2:
+            return None                     # in one piece: the marks found no gap
+        last, length = pieces[-1]
+        wanted = pieces[:-1] + [(last, min(length + REJOIN_SLACK, self.dump.size - last))]
+        self.budget.spend(sum(size for _, size in wanted))
+        data = b"".join(self.dump.read(offset, size) for offset, size in wanted)
+        again = carve_again(data, carved.type, self.options)
+        if again is None or again.status != COMPLETE:
+            return None
+        kept, left = [], again.size
+        for offset, size in wanted:
+            if left > 0:
+                kept.append((offset, min(size, left)))
+                left -= kept[-1][1]
+        joins_at = list(itertools.accumulate(size for _, size in kept))[:-1]
+        if len(kept) < 2 or not all(at < last_checkpoint(data, again) for at in joins_at):
+            return None
+        end_offset, end_size = kept[-1]
+        if known.taken_end(end_offset, end_offset + end_size) is not None:
+            return None
+        return carved._replace(size=again.size, status=COMPLETE, pieces=tuple(kept),
+                               detail="reassembled from %d pieces where its own tables "
+                                      "place them" % len(kept), boxes=again.boxes,
+                               meta=again.meta if again.meta != Meta() else carved.meta)
 
     def _written(self, saved, final):
         """Wait for saved's copy; on failure say why in saved.not_saved."""
@@ -3823,7 +4454,7 @@ class Recovery:
         inner = [other for other in saved.whole_inside if other.verdict()[0] == COMPLETE]
         if (carved.pieces or len(inner) != len(saved.whole_inside)
                 or len(saved.whole_inside) < saved.held or carved.size > MAX_REASSEMBLED
-                or carved.type not in TYPE_CARVERS or carved.size > self.rejoin_left):
+                or carved.type not in TYPE_CARVERS):
             return False
         if self.geometry is None:
             try:
@@ -3837,8 +4468,9 @@ class Recovery:
         else:
             clusters = TRY_CLUSTERS if carved.type in PROVEN_BY_CHECKS else []
         for cluster in clusters:
-            self.rejoin_left -= carved.size
-            if self.rejoin_left < 0:
+            try:
+                self.budget.spend(carved.size)
+            except Unproven:
                 return False
             again = self._put_together(carved, inner, cluster)
             if again is not None:
@@ -3985,6 +4617,9 @@ class Recovery:
                               "cannot write to %s: %s" % (self.outdir.path, e.strerror or e)
                               ) from None
         self.saved[status] += 1
+        if status == COMPLETE:
+            self.taken.extend((offset, offset + size)
+                              for offset, size in carved.pieces or [(carved.offset, carved.size)])
         if status != COMPLETE:
             self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
         return status

@@ -22,7 +22,7 @@ class Outcome(NamedTuple):
     rc: int
     log: str
     rows: list          # the report's rows, as dicts
-    outputs: list       # (name, sha256) of every carved file, in report order
+    outputs: list       # (name, sha256) of every carved file, in offset order
 
     def shas(self):
         return [sha for _, sha in self.outputs]
@@ -41,6 +41,9 @@ def read_outcome(rc, log, outdir, old_reports=frozenset()):
     for report in new:
         with open(report, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
+    # a damaged file waits for the end of the scan to be put back together (its row
+    # comes last): the tests read the rows in offset order
+    rows.sort(key=lambda row: int(row["offset"]))
     outputs = [(r["file"], dumpkit.sha256((outdir / r["file"]).read_bytes()))
                for r in rows if r["file"]]          # a "not saved" row names no file
     return Outcome(rc, log, rows, outputs)

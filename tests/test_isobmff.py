@@ -405,7 +405,8 @@ CMP1 = r.Box(0, b"CMP1", 60, 8, b"", False)
 @settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=60, max_size=60), st.binary(max_size=400))
 def test_random_crx_headers_never_crash(cmp1, header):
-    problem = r.crx_header_problem(cmp1 + header, CMP1, 60, len(header))
+    buf = cmp1 + header
+    problem = r.crx_header_problem(r.crx_geometry(buf, CMP1), buf, 60, len(header))
     assert problem is None or isinstance(problem, str)
 
 
