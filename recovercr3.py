@@ -2993,6 +2993,23 @@ def last_checkpoint(data, carved):
                default=0)
 
 
+def joins_proven(data, carved, joins_at):
+    """True when the checks of carved (put together in data) test every join: a
+    structure its checks read begins after each one, and a JPEG inside it with a
+    join in its data decodes whole."""
+    if not all(at < last_checkpoint(data, carved) for at in joins_at):
+        return False
+    if carved.type not in ISOBMFF_TYPES:
+        return True
+    try:
+        f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
+        jpegs = jpeg_spans(f)
+    except (FormatError, struct.error, IndexError):
+        return False
+    return all(jpeg_decodes(data, first, last) for first, last in jpegs
+               if any(first < at < last for at in joins_at))
+
+
 def nal_starts(data, offset, length, most):
     """Where the NAL units after the first one begin in [offset, offset + length),
     read with 4-byte lengths (what cameras use; a wrong guess gives no points)."""
@@ -3260,6 +3277,40 @@ def iso_marks(f):
     return sorted(marks, key=operator.attrgetter("at"))
 
 
+def jpeg_spans(f):
+    """(start, end) in the file of the JPEGs its tables place: a CR3's full-size
+    JPEG, the frames of an MJPEG movie, the JPEG items of a HEIF."""
+    spans = []
+    budget = table_budget(f.size)
+    for track in f.tracks():
+        if track.entry in JPEG_SAMPLE_ENTRIES or (
+                track.entry == CANON_RAW_ENTRY and b"JPEG" in track.entry_boxes):
+            spans.extend((at, at + size)
+                         for at, size in itertools.islice(track.samples(), budget))
+    iloc = f.child(f.top(META), b"iloc")
+    if iloc is not None:
+        types = heif_item_types(f)
+        spans.extend((extents[0][0], sum(extents[0])) for item_id, method, reference, extents
+                     in read_iloc(f.buf, iloc)
+                     if types.get(item_id) == b"jpeg" and len(extents) == 1 and not method)
+    return spans
+
+
+def jpeg_decodes(buf, first, last):
+    """True when the JPEG at [first, last) is a baseline one whose data decodes to
+    its frame's MCU count: only that proves a join inside its data (its SOI and EOI
+    say nothing of what lies between)."""
+    try:
+        walk = walk_jpeg(buf, first, last)
+        if walk.status != COMPLETE or walk.end < last - JPEG_TAIL:
+            return False
+        scan = baseline_scan(buf, walk)
+        return (scan is not None and restart_problem(buf, scan) is None
+                and mcu_problem(buf, scan) is None)
+    except (FormatError, struct.error, IndexError):
+        return False
+
+
 def walked_header(f):
     """How far the walk of f proved it its own: to its first mdat's payload."""
     return next((box.body - f.start for box in f.boxes if box.name == MDAT), 0)
@@ -3476,9 +3527,29 @@ def next_gap(layout, marks, index, last_held, grid, known, limit):
                                % (splits[0], splits[-1]))
             splits = pinned[:1]
         if splits:
-            return splits[0], splits[0] + shift + gap
+            split = splits[0]
+            if (gap_evidence(layout.source, lowest + shift, split + shift, grid, known)
+                    or gap_evidence(layout.source, split + shift + gap, place, grid, known)):
+                raise Unproven("a gap the marks cannot place lies near +%d" % split)
+            return split, split + shift + gap
     raise Unproven("no gap after +%d puts its later bytes where they are found" % lowest,
                    worth_saying=lowest > 0)
+
+
+def gap_evidence(source, first, last, grid, known):
+    """True when, between two marks, a cluster within [first, last) begins a file
+    found or is blank: the bytes there are not the file's, so another gap lies there."""
+    cluster, origin = grid
+    first += -(first - origin) % cluster
+    for pos in range(first, last, cluster):
+        if known.begins(pos):
+            return True
+    data = source.read(first, max(0, min(last - first, MAX_UNCHECKED_JOIN + cluster)))
+    for at in range(0, len(data) - cluster + 1, cluster):
+        block = data[at:at + cluster]
+        if block[0] in BLANK_BYTES and not block.strip(block[:1]):
+            return True
+    return False
 
 
 def straddlers_hold(layout, marks, split, known):
@@ -4110,7 +4181,7 @@ class Recovery:
         self.geometry = None                    # the card's clusters, once needed
         # bytes still to read putting files together: each cluster size tried may read
         # the dump once more (only a hostile one gets near it)
-        self.budget = Budget(max(dump.size, MAX_REASSEMBLED) * len(TRY_CLUSTERS))
+        self.budget = Budget(max(dump.size, 16 * MAX_REASSEMBLED) * len(TRY_CLUSTERS))
         self.deferred = collections.deque()     # damaged files to put together at the end
         self.taken = []                         # (start, end) of every complete file's pieces
         self.starts = []                        # where every file found begins
@@ -4425,7 +4496,7 @@ class Recovery:
                 kept.append((offset, min(size, left)))
                 left -= kept[-1][1]
         joins_at = list(itertools.accumulate(size for _, size in kept))[:-1]
-        if len(kept) < 2 or not all(at < last_checkpoint(data, again) for at in joins_at):
+        if len(kept) < 2 or not joins_proven(data, again, joins_at):
             return None
         end_offset, end_size = kept[-1]
         if known.taken_end(end_offset, end_offset + end_size) is not None:
@@ -4516,8 +4587,7 @@ class Recovery:
         if len(kept) < 2:
             return None                     # it does not need what lies after a gap
         joins_at = list(itertools.accumulate(size for _, size in kept))[:-1]
-        checkpoint = last_checkpoint(data, again)
-        if carved.type in PROVEN_BY_CHECKS and not all(at < checkpoint for at in joins_at):
+        if carved.type in PROVEN_BY_CHECKS and not joins_proven(data, again, joins_at):
             return None                     # no structure after a join tests it
         names = ", ".join(saved.name for saved in inner)
         detail = "reassembled from %d pieces around %s" % (len(kept), names)

@@ -349,3 +349,27 @@ def faststart(movie):
     (mdat_at, _, _, _), = [b for b in boxes if b[1] == b"mdat"]
     rest = [movie[o:o + s] for o, n, s, _ in boxes if o >= mdat_at and n != b"moov"]
     return movie[:mdat_at] + bytes(moov) + b"".join(rest)
+
+
+def scatter(data, cuts, gaps):
+    """data written in len(cuts) + 1 pieces, cut at cuts, with gaps[i] (foreign bytes)
+    after piece i: what a card holds of a file written over the holes of deleted ones."""
+    out, last = b"", 0
+    for cut, gap in zip(cuts, gaps):
+        out += data[last:cut] + gap
+        last = cut
+    return out + data[last:]
+
+
+def exfat_boot_sector(cluster, heap_sectors):
+    """The boot sector of an exFAT file system (what the reassembly reads of it: the
+    cluster heap's first sector, bytes per sector and sectors per cluster as powers
+    of two)."""
+    sector = bytearray(512)
+    sector[0:3] = b"\xeb\x76\x90"
+    sector[3:11] = b"EXFAT   "
+    sector[88:92] = heap_sectors.to_bytes(4, "little")
+    sector[108] = 9                                     # 512-byte sectors
+    sector[109] = (cluster // 512).bit_length() - 1
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector)

@@ -14,8 +14,8 @@ import subprocess
 import pytest
 
 from conftest import recover
-from dumpkit import (build_dump, corpus_file, faststart, jpeg_of_size, noise, sha256,
-                     split, with_real_jpeg)
+from dumpkit import (build_dump, corpus_file, exfat_boot_sector, faststart, jpeg_of_size,
+                     noise, scatter, sha256, split, with_real_jpeg)
 
 CLUSTER = 4096
 GAP = 16 * CLUSTER
@@ -292,15 +292,6 @@ def test_a_file_put_back_together_has_its_pieces_in_the_dfxml(tmp_path):
     assert first.find("d:hashdigest", ns).text == sha256(hif)
 
 
-def exfat_boot_sector(cluster, heap_sector=0):
-    sector = bytearray(512)
-    sector[3:11] = b"EXFAT   "
-    sector[88:92] = heap_sector.to_bytes(4, "little")
-    sector[108], sector[109] = 9, (cluster // 512).bit_length() - 1
-    sector[510:512] = b"\x55\xaa"
-    return bytes(sector)
-
-
 def test_the_clusters_come_from_a_fat32_or_exfat_boot_sector():
     import recovercr3 as r
     assert r.boot_geometry(fat32_boot_sector(32768, 32, 2, 1000), 4 << 20) == r.Geometry(
@@ -426,3 +417,124 @@ def test_a_jpeg_cut_where_another_begins_is_not_put_together_over_foreign_bytes(
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert [(row["file"], row["status"]) for row in out.rows] == [
         ("damaged/img1.jpg", "damaged"), ("img2.jpg", "complete")]
+
+
+# --- files in 3 and 5 pieces, placed by their own marks -------------------------------
+
+def card_start(boot):
+    """What lies before the first file: a FAT32 or exFAT boot sector whose data area
+    starts at 4096, or (none) a cluster of zeros."""
+    if boot == "fat32":
+        return [fat32_boot_sector(CLUSTER), CLUSTER - 512]
+    if boot == "exfat":
+        return [exfat_boot_sector(CLUSTER, CLUSTER // 512), CLUSTER - 512]
+    return [CLUSTER]
+
+
+def gaps_of(kinds):
+    """The foreign bytes between pieces: each gap of another length (3, 4, ... clusters)."""
+    return [foreign(kind) if kind == "file" else foreign(kind, (3 + i) * CLUSTER)
+            for i, kind in enumerate(kinds)]
+
+
+SCATTERED = {   # name: (the file, cut points in clusters for 5 pieces, the gaps between)
+    # moov first, as cameras write it
+    "img1.mov": (lambda: faststart(corpus_file("exiv2_sample_640x360.mov")),
+                 [20, 50, 80, 110], ["file", "zeros", "piece", "random"]),
+    # moov last: the lone moov past the gaps is paired with its ftyp+mdat head
+    "img1.mp4": (lambda: corpus_file("gopro_karma.mp4"), [100, 300, 600, 900],
+                 ["random", "piece", "zeros", "file"]),
+}
+
+
+@pytest.mark.parametrize("boot", ["none", "fat32", "exfat"])
+@pytest.mark.parametrize("pieces", [3, 5])
+@pytest.mark.parametrize("name", sorted(SCATTERED))
+def test_a_movie_in_several_pieces_comes_back_whole(tmp_path, name, pieces, boot):
+    make, cuts, kinds = SCATTERED[name]
+    data = make()
+    cuts = cuts[1::2] if pieces == 3 else cuts
+    build_dump(tmp_path / "card.img", *card_start(boot),
+               scatter(data, [cut * CLUSTER for cut in cuts], gaps_of(kinds)), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    check_placed_by_its_tables(out, data, name, pieces)
+
+
+@pytest.mark.parametrize("boot", ["fat32", "exfat"])
+def test_a_cr3_in_three_pieces_comes_back_when_its_jpeg_decodes(tmp_path, eos_r_cr3, boot):
+    # Cut inside the full-size JPEG (its SOI and EOI are its only marks) and in the
+    # small raw picture's data (only its CRX header is checked), with a whole file and
+    # zeros in the gaps that pin the splits; the JPEG, decoded to its last MCU, proves
+    # the join inside it.
+    cr3, jpeg_at, jpeg_size = with_real_jpeg(eos_r_cr3, corpus_file("mei_Canon_EOS_5D.jpg"))
+    cuts = [350 * CLUSTER, next_cluster(jpeg_at + jpeg_size)]
+    build_dump(tmp_path / "card.img", *card_start(boot),
+               scatter(cr3, cuts, gaps_of(["file", "zeros"])), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    check_placed_by_its_tables(out, cr3, "img1.cr3", 3)
+
+
+def test_a_hif_split_in_two_of_its_tiles_comes_back(tmp_path):
+    # Its pictures at +46080, +390364, +731353 and +988530 are one NAL unit each: a
+    # split inside one is placed by the next one, found past the gap.
+    hif = corpus_file("exiv2_Canon.HIF")
+    build_dump(tmp_path / "card.img", *card_start("fat32"),
+               scatter(hif, [40 * CLUSTER, 200 * CLUSTER], gaps_of(["file", "zeros"])),
+               CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    check_placed_by_its_tables(out, hif, "img1.hif", 3)
+
+
+def test_a_split_inside_the_last_tile_is_not_guessed(tmp_path):
+    # No mark follows the HIF's last picture: where its rest lies, nothing says. (Nor
+    # does one when two pictures in a row are split: the next mark lies past both.)
+    hif = corpus_file("exiv2_Canon.HIF")
+    build_dump(tmp_path / "card.img", *card_start("fat32"),
+               scatter(hif, [250 * CLUSTER], gaps_of(["zeros"])), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.hif", "damaged")
+
+
+def test_a_rest_that_fails_one_mark_is_not_called_complete(tmp_path):
+    # The MOV's rest after the gap, with one sample's first NAL length broken: every
+    # other mark holds there, but not that one.
+    import recovercr3 as r
+    mov = faststart(corpus_file("exiv2_sample_640x360.mov"))
+    cut = 50 * CLUSTER
+    walk = r.walk_boxes(mov, 0, len(mov), r.StopAfterMdat())
+    marks = r.iso_marks(r.IsoFile(mov, 0, len(mov), walk.boxes, r.read_ftyp(mov, 0, len(mov))))
+    at = next(mark.at for mark in marks if mark.at > 80 * CLUSTER) - cut
+    rest = bytearray(mov[cut:])
+    rest[at:at + 4] = b"\xff" * 4                  # a video sample's first NAL length
+    build_dump(tmp_path / "card.img", *card_start("fat32"), mov[:cut], foreign("zeros"),
+               bytes(rest), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.mov", "damaged")
+
+
+def test_a_rest_found_at_two_places_is_not_called_complete(tmp_path):
+    # The MOV's rest lies twice past its first piece (a copy left by an editor): both
+    # places fit every mark, so neither is the proof.
+    mov = faststart(corpus_file("exiv2_sample_640x360.mov"))
+    cut = 50 * CLUSTER
+    build_dump(tmp_path / "card.img", *card_start("fat32"), mov[:cut], foreign("zeros"),
+               padded(mov[cut:]), foreign("random"), padded(mov[cut:]), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert (out.rows[0]["file"], out.rows[0]["status"]) == ("damaged/img1.mov", "damaged")
+    assert "fit at 2 places" in out.rows[0]["detail"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.integers(1, 135), min_size=1, max_size=4, unique=True),
+       st.lists(st.sampled_from(GAPS), min_size=4, max_size=4), st.booleans())
+def test_random_scatterings_are_put_back_exactly_or_not_called_complete(
+        tmp_path_factory, cuts, kinds, boot):
+    # The MOV in 2 to 5 pieces at random cluster boundaries, random gaps between.
+    mov = faststart(corpus_file("exiv2_sample_640x360.mov"))
+    tmp = tmp_path_factory.mktemp("scatter")
+    build_dump(tmp / "card.img", *card_start("fat32" if boot else "none"),
+               scatter(mov, [cut * CLUSTER for cut in sorted(cuts)], gaps_of(kinds)),
+               CLUSTER)
+    out = recover(tmp / "card.img", tmp / "out")
+    if out.rows[0]["status"] == "complete":
+        assert out.shas()[0] == sha256(mov)
