@@ -2231,14 +2231,22 @@ def baseline_scan(buf, walk):
     return JpegScan(mcus, blocks, restart, (data_start, data_end))
 
 
-def decode_mcus(data, mcus, blocks):
-    """Decode mcus MCUs from unstuffed data; the number of bits used, or an error.
+class Decoded(NamedTuple):
+    bits: int           # where the last whole MCU decoded ends, in bits
+    mcus: int           # how many whole MCUs were decoded
+    problem: str        # what stopped the decoding, or None
+    stop: int = 0       # where it stopped, in bits
+
+
+def decode_mcus(data, mcus, blocks, skip=0):
+    """Decode mcus MCUs from unstuffed data, from bit skip on (below 8): a Decoded.
 
     The hot loop of the tool: the constants are local names, and the bits are read
     32 at a time into a 64-bit window."""
     size = len(data) * 8
     data += b"\xff" * 8                     # ones past the end: what a fill would be
-    acc = nbits = pos = 0
+    acc, nbits, pos = int.from_bytes(data[:4], "big"), 32 - skip, 4
+    done = skip
     window, peek, mask = (1 << 64) - 1, HUFFMAN_PEEK, (1 << HUFFMAN_PEEK) - 1
     bits, step_at, coefficients = HUFFMAN_BITS, HUFFMAN_STEP_AT, BLOCK_COEFFICIENTS
     from_bytes = int.from_bytes
@@ -2250,7 +2258,7 @@ def decode_mcus(data, mcus, blocks):
                 nbits += 32
             entry = dc[(acc >> (nbits - peek)) & mask]
             if not entry:
-                return None, "no Huffman code in MCU %d" % mcu
+                return Decoded(done, mcu, "no Huffman code in MCU %d" % mcu, pos * 8 - nbits)
             nbits -= entry & bits
             k = 1
             while k < coefficients:
@@ -2260,17 +2268,20 @@ def decode_mcus(data, mcus, blocks):
                     nbits += 32
                 entry = ac[(acc >> (nbits - peek)) & mask]
                 if not entry:
-                    return None, "no Huffman code in MCU %d" % mcu
+                    return Decoded(done, mcu, "no Huffman code in MCU %d" % mcu,
+                                   pos * 8 - nbits)
                 nbits -= entry & bits
                 step = entry >> step_at
                 if not step:                # end of block
                     break
                 k += step
             if k > coefficients:
-                return None, "more than 64 coefficients in MCU %d" % mcu
+                return Decoded(done, mcu, "more than 64 coefficients in MCU %d" % mcu,
+                               pos * 8 - nbits)
         if pos * 8 - nbits > size:
-            return None, "the data ends in MCU %d" % mcu
-    return pos * 8 - nbits, None
+            return Decoded(done, mcu, "the data ends in MCU %d" % mcu, size)
+        done = pos * 8 - nbits
+    return Decoded(done, mcus, None, done)
 
 
 def intervals(buf, start, end):
@@ -2307,13 +2318,16 @@ def mcu_problem(buf, scan):
     for number, piece in intervals(buf, *scan.data):
         count = min(left, scan.restart) if scan.restart else left
         data = piece.replace(STUFFED_FF, b"\xff")
-        used, problem = decode_mcus(data, count, scan.blocks)
+        used, _, problem, _ = decode_mcus(data, count, scan.blocks)
         if problem:
             return problem
         if data[-(-used // 8):].strip(b"\xff"):
             return "%d bytes after the last MCU" % (len(data) - used // 8)
         left -= count
     return "%d MCUs missing" % left if left else None
+
+
+AVI_FRAME = "a video frame of an AVI"
 
 
 def avi_frame(buf, start, end):
@@ -2323,7 +2337,7 @@ def avi_frame(buf, start, end):
         return None
     name, size = CHUNK_HEADER.unpack_from(buf, start - CHUNK_HEADER.size)
     if AVI_FRAME_HEADER.fullmatch(name) and 0 <= size - (end - start) <= MAX_JPEG_PADDING:
-        return "a video frame of an AVI (its chunk header lies before it), not a file"
+        return AVI_FRAME + " (its chunk header lies before it), not a file"
     return None
 
 
@@ -3596,6 +3610,145 @@ def lone_moovs(source, start, mdat_end, grid, known, budget):
                        moov, known, budget, MAX_LONE_MOOVS)[:MAX_LONE_MOOVS]
 
 
+# A JPEG's marks are its MCUs: its coded data must decode to exactly the frame's
+# count, then end at EOI. Where decoding fails, the split lies before, at a place
+# pinned as above; its rest is the cluster, searched forward, from which decoding
+# goes on furthest. Cameras' baseline JPEGs without restart markers only.
+DATA_MARKER = re.compile(b"\xff[^\x00\xd0-\xd7\xff]")    # what ends coded data
+JPEG_PROBE = 2048               # coded bytes decoded at each place its rest may start
+JPEG_GLANCE = 256               # ... after these first, where most places already fail
+JPEG_TAIL_SLACK = 512           # a probe decoded to this near its end is decoded whole
+JPEG_LONGER_PROBES = [16 << 10, 0]      # read on where places tie (0: no more)
+MAX_JPEG_TIES = 16              # the nearest places that tie are read on
+MAX_JPEG_GAP = 64 << 20         # a JPEG's rest is looked for this far past its split
+
+
+class Unstuffed(NamedTuple):
+    data: bytes                 # coded data, without the 00 after each FF
+    removed: list               # where each removed 00 would be in data
+
+    def raw_index(self, index):
+        """Where data[index] lies in the coded data as written."""
+        return index + bisect.bisect_right(self.removed, index)
+
+
+def unstuff(raw):
+    removed = [at - count + 1 for count, at in
+               enumerate(m.start() for m in re.finditer(re.escape(STUFFED_FF), raw))]
+    return Unstuffed(raw.replace(STUFFED_FF, b"\xff"), removed)
+
+
+def decode_from(coded, scan, skip, mcus):
+    """How far mcus MCUs decode from coded data (as written, up to its first marker),
+    starting at bit skip: a Decoded."""
+    marker = DATA_MARKER.search(coded)
+    return decode_mcus(unstuff(coded[:marker.start()] if marker else coded).data, mcus,
+                       scan.blocks, skip)
+
+
+class Resume(NamedTuple):
+    """Where decoding of a JPEG's coded data may go on: at the MCU that holds a join."""
+    at: int             # the MCU's first byte, in the file
+    skip: int           # the bits of that byte before it
+    mcus: int           # the MCUs before it
+
+
+def jpeg_pieces(source, start, scan, grid, known, budget):
+    """The pieces [(dump offset, length)] of the baseline JPEG at start (scan: its
+    JpegScan, read from its first piece) whose coded data decodes whole across them;
+    Unproven when they cannot be told for sure."""
+    cluster, origin = grid
+    if scan.restart:
+        raise Unproven("restart markers are not followed across a split", worth_saying=False)
+    layout = Layout(source, start, budget)
+    resume = Resume(scan.data[0], 0, 0)
+    for _ in range(MAX_PIECES):
+        last_at, last_dump = layout.joins[-1]
+        dump_end = source.size - last_dump + last_at       # in the file
+        coded = layout.read(resume.at, min(last_at + MAX_JPEG_REST, dump_end) - resume.at)
+        marker = DATA_MARKER.search(coded)
+        end = marker.start() if marker else len(coded)
+        stream = unstuff(coded[:end])
+        decoded = decode_mcus(stream.data, scan.mcus - resume.mcus, scan.blocks, resume.skip)
+        if decoded.problem is None:
+            tail = stream.data[-(-decoded.bits // 8):]
+            if coded[end:end + 2] == JPEG_EOI and not tail.strip(b"\xff"):
+                return layout.pieces(resume.at + end + len(JPEG_EOI))
+        failed = resume.at + stream.raw_index(min(len(stream.data), decoded.stop // 8))
+        shift = last_dump - last_at
+        splits = [at for at in range(last_at + 1, failed + 1)
+                  if (at + shift - origin) % cluster == 0
+                  and (known.begins(at + shift) or blank_begins(source, at + shift, cluster))]
+        if not splits and last_at:
+            raise Unproven("its coded data fails at +%d, past the best join at +%d"
+                           % (failed, last_at))
+        if not splits:
+            raise Unproven("its coded data fails at +%d, and nothing says where it was split"
+                           % failed, worth_saying=failed > scan.data[0])
+        place, resume = jpeg_rest(layout, splits[0], scan, grid, known, resume)
+        layout = layout.joined(splits[0], place)
+    raise Unproven("more than %d pieces" % MAX_PIECES)
+
+
+def jpeg_rest(layout, split, scan, grid, known, resume):
+    """Where a JPEG split at split (offset in the file) goes on: (the dump offset past
+    the split from which its MCUs decode furthest, the Resume of the MCU it cuts)."""
+    before = layout.read(resume.at, split - resume.at)
+    stream = unstuff(before)
+    head = decode_mcus(stream.data, scan.mcus - resume.mcus, scan.blocks, resume.skip)
+    raw = stream.raw_index(head.bits // 8)           # the MCU the split cuts begins here
+    prefix, skip = before[raw:], head.bits % 8
+    left = scan.mcus - resume.mcus - head.mcus
+    cluster = grid[0]
+    first = layout.joins[-1][1] + split - layout.joins[-1][0] + cluster
+    last = min(layout.source.size, first + MAX_JPEG_GAP)
+    scores = {}
+    pos = first
+    chunk = max(cluster, SEARCH_CHUNK // cluster * cluster)
+    while pos < last:
+        layout.budget.spend(chunk)
+        data = layout.source.read(pos, min(chunk, last - pos) + JPEG_PROBE)
+        for at in range(0, min(chunk, len(data), last - pos), cluster):
+            probe = data[at:at + JPEG_PROBE]
+            marker = DATA_MARKER.search(probe)
+            if (not probe or (probe[0] in BLANK_BYTES and not probe[:cluster].strip(probe[:1]))
+                    or (marker and probe[marker.start():marker.end()] != JPEG_EOI)
+                    or known.taken_end(pos + at, pos + at + cluster) is not None):
+                continue
+            glance = prefix + probe[:JPEG_GLANCE]
+            decoded = decode_from(glance, scan, skip, left)
+            if decoded.problem and decoded.stop < (len(glance) - JPEG_TAIL_SLACK // 8) * 8:
+                continue                        # another file's bytes, or out of step
+            scores[pos + at] = decode_reach(prefix + probe, scan, skip, left)
+        pos += chunk
+    # Where decoding reaches furthest; of places that tie, reading on (a JPEG's own
+    # later clusters decode too, once the Huffman codes fall in step again, and so
+    # may another JPEG's with the same tables), and at last the nearest: the camera
+    # filled the first free cluster. That is a guess: only the whole file decoding
+    # to its MCU count at EOI proves it (see _proven).
+    if not scores:
+        raise Unproven("its coded data after +%d is not found" % split)
+    places = []
+    for longer in JPEG_LONGER_PROBES:
+        best = max(scores.values())
+        places = sorted(place for place, score in scores.items() if score == best)
+        if len(places) == 1 or not longer:
+            break
+        scores = {place: decode_reach(prefix + layout.source.read(place, longer), scan, skip,
+                                      left)
+                  for place in places[:MAX_JPEG_TIES]}
+    return places[0], Resume(resume.at + raw, skip, resume.mcus + head.mcus)
+
+
+def decode_reach(coded, scan, skip, mcus):
+    """How far mcus MCUs decode from coded data, in bits: more than any when they all
+    do; the same for every place that decodes to the last MCU or two of it."""
+    decoded = decode_from(coded, scan, skip, mcus)
+    if decoded.problem is None:
+        return float("inf")
+    return min(decoded.stop, (len(coded) - JPEG_TAIL_SLACK) * 8)
+
+
 def with_moov(data, mdat, moov):
     """The IsoFile of a movie's head (data, up to its mdat, from offset 0) with the
     moov bytes found elsewhere put after mdat, as the file had it."""
@@ -4137,8 +4290,9 @@ TRY_CLUSTERS = [1 << n for n in range(16, 8, -1)]   # without a boot sector: 64 
 # Whose checks reach into the data, so that a wrong join shows: the others, put back
 # together, are damaged still (a WAV's samples or a TIFF's strips check nothing).
 PROVEN_BY_CHECKS = frozenset(["cr3", "crm", "heif", "mp4", "mov", "jpg"])
-# Whose tables place marks all through the file (see find_pieces)
-REJOINED_TYPES = frozenset(["cr3", "crm", "heif", "mp4", "mov"])
+# Whose own structure places its bytes all through it: tables (see find_pieces), or
+# a JPEG's MCUs (see jpeg_pieces)
+REJOINED_TYPES = frozenset(["cr3", "crm", "heif", "mp4", "mov", "jpg"])
 SALVAGE_MAX_RATIO = 64      # a salvaged 7z stream stops at 64 times its packed size
 
 
@@ -4372,7 +4526,9 @@ class Recovery:
     def _may_rejoin(self, saved):
         """True for a damaged file whose own tables may say where its pieces are."""
         carved = saved.carved
-        return (carved.type in REJOINED_TYPES and not carved.pieces and carved.boxes
+        return (carved.type in REJOINED_TYPES and not carved.pieces
+                and (carved.boxes or carved.type == "jpg")
+                and not carved.detail.startswith(AVI_FRAME)
                 and carved.size <= MAX_REASSEMBLED and not saved.not_saved
                 and saved.verdict()[0] == DAMAGED)
 
@@ -4421,6 +4577,8 @@ class Recovery:
         says what is uncertain."""
         carved = saved.carved
         why = ""
+        if carved.type == "jpg":
+            return self._rejoin_jpeg(saved, known)
         try:
             data = self.dump.read(carved.offset, carved.size)
             self.budget.spend(carved.size)
@@ -4456,6 +4614,42 @@ class Recovery:
         if why:
             saved.carved = carved._replace(detail="; ".join(
                 filter(None, [carved.detail, "not put back together: " + why])))
+        return False
+
+    def _rejoin_jpeg(self, saved, known):
+        """rejoin for a JPEG: its pieces from its MCUs (see jpeg_pieces)."""
+        carved = saved.carved
+        why, found = "", {}
+        try:
+            data = self.dump.read(carved.offset, carved.size)
+            walk = walk_jpeg(data, 0, len(data))
+            scan = baseline_scan(data, walk)
+            for grid in self._grids(carved, known) if scan is not None else []:
+                try:
+                    pieces = jpeg_pieces(self.dump, carved.offset, scan, grid, known,
+                                         self.budget)
+                except Unproven as e:
+                    why = str(e) if e.worth_saying else why
+                    continue
+                again = self._proven(carved, pieces, known)
+                if again is not None:           # decoded whole: the proof, on any grid
+                    found[again.pieces] = again._replace(
+                        detail="reassembled from %d pieces where its MCUs decode whole"
+                        % len(again.pieces))
+                    break
+        except (FormatError, struct.error, IndexError, ReadError):
+            return False
+        except Unproven as e:
+            why = str(e) if e.worth_saying else why
+        if len(found) == 1:
+            (saved.carved,) = found.values()
+            saved.held = 0
+            return True
+        if len(found) > 1:
+            why = "%d different ways of putting it together fit" % len(found)
+        if why:
+            saved.carved = carved._replace(detail="%s; not put back together: %s"
+                                           % (carved.detail, why))
         return False
 
     def _layouts(self, data, head, start, grid, known):

@@ -142,7 +142,7 @@ def test_jpegs_written_around_each_other_are_both_damaged(tmp_path):
     assert [(row["file"], row["status"]) for row in out.rows] == [
         ("damaged/img1.jpg", "damaged"), ("damaged/img2.jpg", "damaged"),
         ("img3.3gp", "complete")]
-    assert out.rows[0]["detail"] == "another JPEG starts at +%d before EOI" % cut_a
+    assert out.rows[0]["detail"].startswith("another JPEG starts at +%d before EOI" % cut_a)
     assert out.shas()[2] == sha256(movie)
     # --no-decode trades that proof for speed, as its help says
     quick = recover(tmp_path / "card.img", tmp_path / "quick", "--no-decode")
