@@ -3472,6 +3472,13 @@ def blank_begins(source, pos, cluster):
             and not data[1:].strip(data[1:2]))
 
 
+def boundaries(first, last, shift, cluster):
+    """The offsets in [first, last) of a file that lie on a cluster boundary, where
+    offset + shift is a multiple of cluster."""
+    first += -(first + shift) % cluster
+    return range(first, max(first, last), cluster)
+
+
 def marks_holding(layout, marks, shift, known):
     """How many of marks, one after the other, hold when the file's bytes lie at their
     offset + shift in the dump."""
@@ -3507,8 +3514,7 @@ def next_gap(layout, marks, index, last_held, grid, known, limit):
         if probe_index >= len(marks):
             continue
         probe = marks[probe_index]
-        splits = [at for at in range(lowest + 1, min(highest, ceiling) + 1)
-                  if (at + shift - origin) % cluster == 0]
+        splits = boundaries(lowest + 1, min(highest, ceiling) + 1, shift - origin, cluster)
         if not splits:
             continue
         first = probe.at + shift + cluster
@@ -3676,9 +3682,8 @@ def jpeg_pieces(source, start, scan, grid, known, budget):
                 return layout.pieces(resume.at + end + len(JPEG_EOI))
         failed = resume.at + stream.raw_index(min(len(stream.data), decoded.stop // 8))
         shift = last_dump - last_at
-        splits = [at for at in range(last_at + 1, failed + 1)
-                  if (at + shift - origin) % cluster == 0
-                  and (known.begins(at + shift) or blank_begins(source, at + shift, cluster))]
+        splits = [at for at in boundaries(last_at + 1, failed + 1, shift - origin, cluster)
+                  if known.begins(at + shift) or blank_begins(source, at + shift, cluster)]
         if not splits and last_at:
             raise Unproven("its coded data fails at +%d, past the best join at +%d"
                            % (failed, last_at))
@@ -3703,9 +3708,10 @@ def jpeg_rest(layout, split, scan, grid, known, resume):
     first = layout.joins[-1][1] + split - layout.joins[-1][0] + cluster
     last = min(layout.source.size, first + MAX_JPEG_GAP)
     scores = {}
+    whole = 0                           # places whose probe decodes to its end
     pos = first
     chunk = max(cluster, SEARCH_CHUNK // cluster * cluster)
-    while pos < last:
+    while pos < last and whole < MAX_JPEG_TIES:     # past them, none is nearer
         layout.budget.spend(chunk)
         data = layout.source.read(pos, min(chunk, last - pos) + JPEG_PROBE)
         for at in range(0, min(chunk, len(data), last - pos), cluster):
@@ -3720,6 +3726,7 @@ def jpeg_rest(layout, split, scan, grid, known, resume):
             if decoded.problem and decoded.stop < (len(glance) - JPEG_TAIL_SLACK // 8) * 8:
                 continue                        # another file's bytes, or out of step
             scores[pos + at] = decode_reach(prefix + probe, scan, skip, left)
+            whole += scores[pos + at] >= (len(prefix + probe) - JPEG_TAIL_SLACK) * 8
         pos += chunk
     # Where decoding reaches furthest; of places that tie, reading on (a JPEG's own
     # later clusters decode too, once the Huffman codes fall in step again, and so
