@@ -3598,6 +3598,8 @@ def find_pieces(source, start, size, header, marks, grid, known, budget):
         layout = layout.joined(*next_gap(layout, marks, index, last_held, grid, known,
                                          source.size))
     pieces = layout.pieces(size)
+    if not pieces:
+        raise Unproven("it has no bytes", worth_saying=False)
     dump_at, length = pieces[-1]
     if known.taken_end(dump_at, dump_at + length) is not None:
         raise Unproven("its last piece runs into another file", worth_saying=len(pieces) > 1)

@@ -21,6 +21,7 @@ when needed and deleted after use. Timing is not the point here: see throughput.
 """
 
 import argparse
+import csv
 import hashlib
 import os
 import struct
@@ -45,13 +46,46 @@ def shapes(text):
     return [tuple(int(n) for n in item.split(":")) for item in text.split(",")]
 
 
-def total(score_tsv):
-    """(recovered, expected) of the TOTAL/all row of a score.py table."""
+def total(score_tsv, kind="all"):
+    """(recovered, expected) of the TOTAL row of a score.py table: all files, or the
+    fragmented ones (kind "frag")."""
     for line in Path(score_tsv).read_text().splitlines():
         cells = line.split("\t")
-        if cells[:2] == ["TOTAL", "all"]:
+        if cells[:2] == ["TOTAL", kind]:
             return int(cells[3]), int(cells[2])
-    raise SystemExit("no TOTAL row in %s" % score_tsv)
+    raise SystemExit("no TOTAL %s row in %s" % (kind, score_tsv))
+
+
+def piece_class(count):
+    return str(count) if count < 4 else "4+"
+
+
+def fragmented_by_pieces(truth, outdir):
+    """{"2"|"3"|"4+": [recovered, expected]}: the card's fragmented files by how many
+    pieces they are in, and those recovercr3 put back together byte-identical (an
+    output reassembled from pieces that starts where the file does, with its sha256)."""
+    expected = {}
+    for line in Path(truth).read_text().splitlines():
+        cells = line.split("\t")
+        if len(cells) < 9 or cells[0] == "path" or cells[5] not in ("present", "deleted") \
+                or cells[6] != "1":
+            continue
+        start = int(cells[8].split(",")[0].split("-")[0])
+        expected[(start, cells[4])] = piece_class(int(cells[7]))
+    counts = {key: [0, 0] for key in ("2", "3", "4+")}
+    for key in expected.values():
+        counts[key][1] += 1
+    for report in Path(outdir).glob(REPORT_PREFIX + "*.csv"):
+        with open(str(report), newline="") as f:
+            for row in csv.DictReader(f):
+                if not row["file"] or "+" not in row["pieces"]:
+                    continue
+                with open(str(Path(outdir) / row["file"]), "rb") as out:
+                    sha = hashlib.sha256(out.read()).hexdigest()
+                key = expected.get((int(row["offset"]), sha))
+                if key:
+                    counts[key][0] += 1
+    return counts
 
 
 def own_ends():
@@ -111,7 +145,7 @@ def run_photorec(card, resdir):
         subprocess.run(["bash", str(BENCH / "peers.sh"), str(card), str(resdir),
                         "photorec_raw"], env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    return total(score)
+    return total(score), total(score, "frag")
 
 
 def run_product(card, resdir, script, known):
@@ -127,8 +161,10 @@ def run_product(card, resdir, script, known):
     with open(str(resdir / "product.score.tsv"), "w") as f:
         subprocess.run([sys.executable, str(BENCH / "score.py"), truth, str(out)], stdout=f)
     bad = not_exact_at_top(verbose, out, known)
+    by_pieces = fragmented_by_pieces(truth, out)
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    return total(resdir / "product.score.tsv"), bad
+    score = resdir / "product.score.tsv"
+    return total(score), total(score, "frag"), by_pieces, bad
 
 
 def main():
@@ -146,8 +182,9 @@ def main():
     tools = args.tools.split(",")
     known = own_ends()
     print("card\tproduct\tphotorec\tproduct_ge_photorec\tnot_exact_in_outdir"
-          "\tstructure_only")
+          "\tstructure_only\tfrag_product\tfrag_photorec\tfrag_by_pieces")
     failures = 0
+    sums = {key: [0, 0] for key in ("2", "3", "4+")}
     for size_mb, cluster in args.shapes:
         for scenario in args.scenarios.split(","):
             for seed in args.seeds:
@@ -157,19 +194,28 @@ def main():
                 card = args.workdir / "cards" / (name + ".img")
                 card.parent.mkdir(parents=True, exist_ok=True)
                 make_card(card, scenario, size_mb, cluster, seed)
-                pr = run_photorec(card, resdir) if "photorec" in tools else None
-                ours, bad = (run_product(card, resdir, args.script, known)
-                             if "product" in tools else (None, []))
+                pr, pr_frag = (run_photorec(card, resdir) if "photorec" in tools
+                               else (None, None))
+                ours, frag, by_pieces, bad = (run_product(card, resdir, args.script, known)
+                                              if "product" in tools else (None, None, {}, []))
                 ok = ours is None or pr is None or ours[0] >= pr[0]
                 failures += (not ok) + bool(real_problems(bad))
-                print("%s\t%s\t%s\t%s\t%s\t%d" % (
+                for key, (got, want) in by_pieces.items():
+                    sums[key][0] += got
+                    sums[key][1] += want
+                print("%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s" % (
                     name, "%d/%d" % ours if ours else "-", "%d/%d" % pr if pr else "-",
                     "yes" if ok else "NO", " ".join(real_problems(bad)) or "none",
-                    len(bad) - len(real_problems(bad))), flush=True)
+                    len(bad) - len(real_problems(bad)), "%d/%d" % frag if frag else "-",
+                    "%d/%d" % pr_frag if pr_frag else "-",
+                    " ".join("%s:%d/%d" % (key, *by_pieces[key]) for key in sorted(by_pieces))),
+                    flush=True)
                 if size_mb > args.keep_cards_mb:
                     for path in (card, Path(str(card) + ".truth.tsv")):
                         if path.exists():
                             path.unlink()
+    print("fragmented files put back together, by pieces: " + " ".join(
+        "%s:%d/%d" % (key, *sums[key]) for key in ("2", "3", "4+")))
     return 1 if failures else 0
 
 

@@ -1,0 +1,115 @@
+"""The pieces of a split file, found from its own marks: the pure functions of the
+section "Putting a split file back together", over bytes built here."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import recovercr3 as r
+from dumpkit import corpus_file, noise
+
+CLUSTER = 4096
+
+
+class Bytes:
+    """A dump held in memory: what find_pieces reads through."""
+
+    def __init__(self, data):
+        self.data = data
+        self.size = len(data)
+
+    def read(self, offset, size):
+        return self.data[offset:offset + size]
+
+
+def tagged(at, tag):
+    """A mark that holds where the 8 bytes tag lie."""
+    return r.Mark(at, len(tag), lambda data: data == tag)
+
+
+def file_with_tags(size, every):
+    """A file of noise with a distinct 8-byte tag every `every` bytes, and its marks."""
+    data = bytearray(noise(size, seed=5))
+    marks = []
+    for at in range(0, size - 8, every):
+        tag = b"TAG%05d" % (at // every)
+        data[at:at + 8] = tag
+        marks.append(tagged(at, tag))
+    return bytes(data), marks
+
+
+def test_pieces_are_found_where_the_marks_hold_again_pinned_by_a_file_start():
+    data, marks = file_with_tags(40 * CLUSTER, 1000)
+    gap = noise(3 * CLUSTER, seed=8)
+    dump = data[:10 * CLUSTER] + gap + data[10 * CLUSTER:]
+    known = r.Known([], [10 * CLUSTER])                 # a file begins in the gap
+    pieces = r.find_pieces(Bytes(dump), 0, len(data), 0, marks, (CLUSTER, 0), known,
+                           r.Budget(1 << 30))
+    assert pieces == [(0, 10 * CLUSTER), (13 * CLUSTER, 30 * CLUSTER)]
+
+
+def test_a_split_nothing_pins_is_not_guessed():
+    data, marks = file_with_tags(40 * CLUSTER, 3 * CLUSTER)    # marks far apart
+    dump = data[:10 * CLUSTER] + noise(2 * CLUSTER, seed=8) + data[10 * CLUSTER:]
+    with pytest.raises(r.Unproven, match="split somewhere between"):
+        r.find_pieces(Bytes(dump), 0, len(data), 0, marks, (CLUSTER, 0), r.Known([], []),
+                      r.Budget(1 << 30))
+
+
+def test_the_rest_is_never_taken_from_a_complete_file():
+    data, marks = file_with_tags(20 * CLUSTER, 1000)
+    dump = data[:5 * CLUSTER] + bytes(CLUSTER) + data[5 * CLUSTER:]
+    known = r.Known([(6 * CLUSTER, 26 * CLUSTER)], [])   # a complete file lies there
+    with pytest.raises(r.Unproven):
+        r.find_pieces(Bytes(dump), 0, len(data), 0, marks, (CLUSTER, 0), known,
+                      r.Budget(1 << 30))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.lists(st.tuples(st.integers(0, 3000), st.binary(
+    min_size=1, max_size=8)), max_size=12), st.integers(0, 3000))
+def test_random_marks_over_random_bytes_never_crash(dump, spots, size):
+    marks = sorted((tagged(at, tag) for at, tag in spots), key=lambda mark: mark.at)
+    try:
+        pieces = r.find_pieces(Bytes(dump), 0, size, 0, marks, (512, 0), r.Known([], []),
+                               r.Budget(1 << 24))
+    except r.Unproven:
+        return
+    assert sum(length for _, length in pieces) == size
+
+
+def test_known_files_answer_where_they_lie_and_begin():
+    known = r.Known([(100, 200), (150, 300), (500, 600)], [50, 700])
+    assert known.taken_end(0, 100) is None and known.taken_end(0, 101) == 300
+    assert known.taken_end(300, 500) is None and known.taken_end(599, 650) == 600
+    assert known.next_taken(301) == 500 and known.next_taken(601) == float("inf")
+    assert known.begins(50) and known.begins(500) and not known.begins(150)
+
+
+def test_the_cluster_size_is_what_the_files_starts_share():
+    base = 5251072
+    starts = [base + n * 32768 for n in (0, 3, 7, 8, 12, 20, 33, 34)]
+    assert r.shared_grid(starts) == r.Geometry(32768, base % 32768)
+    assert r.shared_grid(starts[:7]) == r.Geometry()           # too few to tell
+    assert r.shared_grid(starts + [base + 100]) == r.Geometry()  # off every grid
+
+
+@given(st.binary(max_size=300).map(lambda b: b.replace(b"\xff", b"\xff\x00", 3)))
+def test_unstuffed_bytes_map_back_to_where_they_were_written(raw):
+    stream = r.unstuff(raw)
+    for index, byte in enumerate(stream.data):
+        assert raw[stream.raw_index(index)] == byte
+
+
+def test_decoding_goes_on_from_the_mcu_a_split_cuts():
+    # Decoded from the start, or from the MCU that holds byte 200000 on: the same MCUs.
+    jpeg = corpus_file("mei_Canon_EOS_5D.jpg")
+    scan = r.baseline_scan(jpeg, r.walk_jpeg(jpeg, 0, len(jpeg)))
+    start, end = scan.data
+    whole = r.decode_from(jpeg[start:end], scan, 0, scan.mcus)
+    assert (whole.mcus, whole.problem) == (scan.mcus, None)
+    stream = r.unstuff(jpeg[start:200000])
+    head = r.decode_mcus(stream.data, scan.mcus, scan.blocks)
+    resume = start + stream.raw_index(head.bits // 8)
+    rest = r.decode_from(jpeg[resume:end], scan, head.bits % 8, scan.mcus - head.mcus)
+    assert (head.mcus + rest.mcus, rest.problem) == (scan.mcus, None)
