@@ -3143,6 +3143,7 @@ MAX_PLACES = 64                 # places where a mark holds, compared by what fo
 RUN_MARKS = 16                  # marks read at each place: the most that hold wins
 MAX_SPLITS_READ = 64            # splits tried by reading the marks around them
 BLANK_BYTES = (0x00, 0xFF)      # a cluster of one of these is nobody's data
+JPEG_LIKE_FFS = 4               # FF bytes, each stuffed, that make a cluster a JPEG's
 
 
 class Unproven(Exception):
@@ -3493,7 +3494,7 @@ def marks_holding(layout, marks, shift, known):
     return count
 
 
-def next_gap(layout, marks, index, last_held, grid, known, limit):
+def next_gap(layout, marks, index, last_held, grid, known, limit, decoded=()):
     """The join that lets marks[index] (which fails where the current piece puts it)
     hold again: (offset in the file, offset in the dump) where the file goes on.
 
@@ -3503,7 +3504,12 @@ def next_gap(layout, marks, index, last_held, grid, known, limit):
     places, the one where the most marks hold on wins. Then the split must be the
     one boundary where every mark around it holds, or pinned by what lies there:
     the start of a file found, a complete file, a cluster of zeros or 0xFF. Unproven
-    unless one place and one split fit."""
+    unless one place and one split fit.
+
+    A piece of the file could still lie unseen in the gap, where more than a
+    cluster around the join is checked by no mark: unless the join lies in a JPEG
+    that will be decoded whole (decoded: their spans), every cluster of the gap
+    must be another file's (see gap_explained)."""
     mark = marks[index]
     piece_at, piece_dump = layout.joins[-1]
     shift = piece_dump - piece_at
@@ -3551,9 +3557,42 @@ def next_gap(layout, marks, index, last_held, grid, known, limit):
             if (gap_evidence(layout.source, lowest + shift, split + shift, grid, known)
                     or gap_evidence(layout.source, split + shift + gap, place, grid, known)):
                 raise Unproven("a gap the marks cannot place lies near +%d" % split)
+            checked_after = next((m.at for m in marks[index:] if m.at >= split), probe.at)
+            if ((split - lowest >= cluster or checked_after - split >= cluster)
+                    and not any(first < split < last for first, last in decoded)
+                    and not gap_explained(layout.source, split + shift,
+                                          split + shift + gap, cluster, known)):
+                raise Unproven("a piece of it may lie unseen in the gap after +%d" % split)
             return split, split + shift + gap
     raise Unproven("no gap after +%d puts its later bytes where they are found" % lowest,
                    worth_saying=lowest > 0)
+
+
+def gap_explained(source, first, last, cluster, known):
+    """True when every cluster of the gap [first, last) is another file's: a complete
+    file's, the start of a file found, blank, or a JPEG's coded data (an FF in it
+    is always followed by 00, as nothing but a JPEG's data is); no piece of a movie
+    or raw can lie there unseen. (Cameras fill clusters forward: a piece between two
+    found ones lies in the gap between them.)"""
+    pos = first
+    while pos < last:
+        end = known.taken_end(pos, pos + 1)
+        if end is not None:
+            pos = end + -(end - first) % cluster
+            continue
+        if not known.begins(pos) and not foreign_cluster(source.read(pos, cluster), cluster):
+            return False
+        pos += cluster
+    return True
+
+
+def foreign_cluster(data, cluster):
+    """True for a cluster that is blank or a JPEG's coded data."""
+    if len(data) < cluster:
+        return False
+    if data[0] in BLANK_BYTES and not data.strip(data[:1]):
+        return True
+    return data.count(b"\xff") >= JPEG_LIKE_FFS and DATA_MARKER.search(data) is None
 
 
 def gap_evidence(source, first, last, grid, known):
@@ -3579,10 +3618,11 @@ def straddlers_hold(layout, marks, split, known):
                for mark in marks if mark.at + mark.size > split)
 
 
-def find_pieces(source, start, size, header, marks, grid, known, budget):
+def find_pieces(source, start, size, header, marks, grid, known, budget, decoded=()):
     """The pieces [(dump offset, length)] of the file of size bytes that begins at
     start, whose first header bytes its walk has read, such that every mark holds;
-    Unproven when they cannot be told for sure."""
+    Unproven when they cannot be told for sure. decoded: the spans of the JPEGs in
+    it that will be decoded whole."""
     layout = Layout(source, start, budget)
     last_held, index, failed_at = header, 0, None
     marks = [mark for mark in marks if mark.at + mark.size <= size]
@@ -3596,7 +3636,7 @@ def find_pieces(source, start, size, header, marks, grid, known, budget):
             raise Unproven("more than %d pieces, or one that fits nowhere" % MAX_PIECES)
         failed_at = index
         layout = layout.joined(*next_gap(layout, marks, index, last_held, grid, known,
-                                         source.size))
+                                         source.size, decoded))
     pieces = layout.pieces(size)
     if not pieces:
         raise Unproven("it has no bytes", worth_saying=False)
@@ -4598,7 +4638,7 @@ class Recovery:
                     try:
                         pieces = find_pieces(self.dump, carved.offset, f.size,
                                              walked_header(f), iso_marks(f), grid, known,
-                                             self.budget)
+                                             self.budget, jpeg_spans(f))
                     except Unproven as e:       # the finest grid's word is kept
                         why = str(e) if e.worth_saying else why
                         continue
