@@ -4629,11 +4629,15 @@ class Recovery:
         if carved.type == "jpg":
             return self._rejoin_jpeg(saved, known)
         try:
-            data = self.dump.read(carved.offset, carved.size)
-            self.budget.spend(carved.size)
-            head = carve_again(data, carved.type, self.options)
+            # its boxes, from its first byte on; its bytes up to mdat's payload (its
+            # tables are there: the marks are read from the dump, not from here)
+            boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
+            mdat = next((box for box in boxes if box.name == MDAT), None)
+            data = self.dump.read(carved.offset, mdat.body if mdat else carved.size)
+            self.budget.spend(len(data))
+            head = carved._replace(offset=0, boxes=boxes)
             found = {}
-            for grid in self._grids(carved, known) if head is not None else []:
+            for grid in self._grids(carved, known):
                 for f in self._layouts(data, head, carved.offset, grid, known):
                     try:
                         pieces = find_pieces(self.dump, carved.offset, f.size,
