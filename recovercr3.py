@@ -3119,6 +3119,122 @@ def card_geometry(dump):
     return Geometry()
 
 
+# A FAT directory is a run of 32-byte entries. A file's short (8.3) entry holds its
+# first cluster, size and times; the long name, when it has one, lies in the LFN
+# entries just before it, last part first, each with the short name's checksum. A
+# deleted entry's first byte is E5: its short name lost its first character, so
+# only long-name entries that check out can name it - never a guess.
+FAT_ENTRY = struct.Struct("<11sBBBHHHHHHHI")    # name, attributes, case, created (10 ms,
+FAT_ENTRY_SIZE = FAT_ENTRY.size                  # time, date), accessed, cluster high,
+                                                 # modified (time, date), cluster low, size
+LFN_ENTRY = struct.Struct("<B10sBBB12sH4s")      # order, name 1, attributes, type,
+                                                 # checksum, name 2, cluster (0), name 3
+LFN_ATTRIBUTES = 0x0F
+LFN_LAST = 0x40                                  # on the order of a name's last part
+LFN_CHARS = 13                                   # per entry
+FAT_DELETED = 0xE5
+FAT_END = 0x00                                   # no entry from here on
+FAT_DIRECTORY = 0x10
+FAT_VOLUME = 0x08
+FAT_ATTRIBUTE_BITS = 0x3F
+SHORT_NAME_BAD = frozenset(b'"*+,./:;<=>?[\\]|') | frozenset(range(0x20))
+DOT_NAMES = {b".          ": ".", b"..         ": ".."}    # a folder's own and its parent
+
+
+class DirEntry(NamedTuple):
+    name: str               # the long name, or the 8.3 one; "" when it cannot be known
+    short_name: str         # as the entry holds it ("" for a deleted one: its first
+    attributes: int         # character is gone)
+    first_cluster: int
+    size: int
+    modified: str           # "YYYY-MM-DDTHH:MM:SS", FAT's local time (2-second steps)
+    deleted: bool
+    offset: int             # of the short entry, in the buffer
+
+
+def lfn_checksum(short):
+    """The checksum of an 11-byte short name that its LFN entries carry."""
+    total = 0
+    for byte in short:
+        total = (((total & 1) << 7) + (total >> 1) + byte) & 0xFF
+    return total
+
+
+def fat_time(date, time_):
+    """A FAT date and time as ISO text, or "" when they are not a real moment."""
+    year, month, day = 1980 + (date >> 9), (date >> 5) & 15, date & 31
+    hour, minute, second = time_ >> 11, (time_ >> 5) & 63, 2 * (time_ & 31)
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60
+            and second < 60):
+        return ""
+    return "%04d-%02d-%02dT%02d:%02d:%02d" % (year, month, day, hour, minute, second)
+
+
+def short_name_text(raw):
+    """'IMG_0001.CR3' from b'IMG_0001CR3', or None when it is no valid 8.3 name."""
+    if any(byte in SHORT_NAME_BAD for byte in raw) or raw[0] == 0x20:
+        return None
+    base, ext = raw[:8].rstrip(b" "), raw[8:].rstrip(b" ")
+    text = base.decode("latin-1") + ("." + ext.decode("latin-1") if ext else "")
+    return text
+
+
+def lfn_part(raw):
+    """The up to 13 characters of one LFN entry (UTF-16), cut at its end marker."""
+    order, first, _attributes, _kind, _checksum, second, _cluster, third = \
+        LFN_ENTRY.unpack(raw)
+    chars = (first + second + third).decode("utf-16-le", "replace")
+    return chars.split("\0", 1)[0]
+
+
+def fat_entries(buf, start, end):
+    """The file and folder entries of the FAT directory entries in buf[start:end]
+    (live and deleted), with their long names where those check out."""
+    found = []
+    parts, want_checksum, next_order = [], None, None
+    for pos in range(start, end - FAT_ENTRY_SIZE + 1, FAT_ENTRY_SIZE):
+        raw = bytes(buf[pos:pos + FAT_ENTRY_SIZE])
+        first = raw[0]
+        if first == FAT_END:
+            break
+        deleted = first == FAT_DELETED
+        if raw[11] == LFN_ATTRIBUTES:
+            order = first & ~LFN_LAST
+            if deleted:                             # a deleted name's parts: order lost
+                if parts and (next_order is not None or raw[13] != want_checksum):
+                    parts = []
+                parts, want_checksum, next_order = [lfn_part(raw)] + parts, raw[13], None
+                continue
+            if first & LFN_LAST or not parts:
+                parts, want_checksum, next_order = [], raw[13], order
+            if order != next_order or raw[13] != want_checksum or not order:
+                parts, want_checksum, next_order = [], None, None
+                continue
+            parts.append(lfn_part(raw))
+            next_order = order - 1
+            continue
+        (short, attributes, _case, _tenths, _ctime, _cdate, _adate, high, mtime, mdate,
+         low, size) = FAT_ENTRY.unpack(raw)
+        long_name = ""
+        if parts and want_checksum is not None and (deleted or next_order == 0):
+            long_name = "".join(parts) if deleted else "".join(reversed(parts))
+            if deleted:                 # its first character, as the long name gives it
+                short = long_name[:1].upper().encode("latin-1", "replace") + short[1:]
+            if lfn_checksum(short) != want_checksum:
+                long_name = ""
+        parts, want_checksum, next_order = [], None, None
+        if attributes & ~FAT_ATTRIBUTE_BITS or attributes & FAT_VOLUME:
+            continue
+        text = DOT_NAMES.get(short) or short_name_text(short)
+        if text is None:
+            continue
+        if deleted and not long_name:
+            text = ""                   # its first character is gone: no name
+        found.append(DirEntry(long_name or text, text, attributes, high << 16 | low, size,
+                              fat_time(mdate, mtime), deleted, pos))
+    return found
+
+
 # ---------------------------------------------------------------------------
 # Putting a split file back together: its own tables say where its bytes lie
 # ---------------------------------------------------------------------------

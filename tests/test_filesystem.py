@@ -1,0 +1,101 @@
+"""What the card's file system still says: directory entries, read from FAT32
+images made by mkfs.vfat and mtools (skipped where they are not installed)."""
+
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import recovercr3 as r
+
+CARD_MB = 80
+MTOOLS = all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel"))
+needs_mtools = pytest.mark.skipif(not MTOOLS, reason="dosfstools or mtools not installed")
+
+
+def fat32_card(tmp_path, files, deleted=()):
+    """A FAT32 image of CARD_MB (1 KiB clusters: FAT32 needs 65525 of them) with files {path on the card: bytes},
+    then the paths in deleted deleted again."""
+    image = tmp_path / "card.img"
+    with open(str(image), "wb") as f:
+        f.truncate(CARD_MB << 20)
+    subprocess.run(["mkfs.vfat", "-F", "32", "-S", "512", "-s", "2", "-n", "EOS_DIGITAL",
+                    str(image)], check=True, capture_output=True)
+    env = {"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"}
+    folders = sorted({"/".join(path.split("/")[:i]) for path in files
+                      for i in range(1, path.count("/") + 1)})
+    for folder in folders:
+        subprocess.run(["mmd", "-i", str(image), "::/" + folder], check=True, env=env)
+    for path, data in files.items():
+        source = tmp_path / "source.bin"
+        source.write_bytes(data)
+        subprocess.run(["mcopy", "-i", str(image), str(source), "::/" + path], check=True,
+                       env=env)
+    for path in deleted:
+        subprocess.run(["mdel", "-i", str(image), "::/" + path], check=True, env=env)
+    return image.read_bytes()
+
+
+def directory_entries(image, marker):
+    """The entries of the directory cluster that holds the short name marker."""
+    at = image.index(marker)
+    with_geometry = r.boot_geometry(image[:512])
+    first = at - (at - with_geometry.data_start) % with_geometry.cluster
+    return r.fat_entries(image, first, first + with_geometry.cluster), with_geometry
+
+
+@needs_mtools
+def test_live_and_deleted_entries_with_their_long_names(tmp_path):
+    files = {"DCIM/100CANON/IMG_0001.CR3": b"a" * 10000,
+             "DCIM/100CANON/IMG_0002.JPG": b"b" * 5000,
+             "DCIM/100CANON/Holiday at the lake.jpg": b"c" * 7000}
+    image = fat32_card(tmp_path, files, deleted=["DCIM/100CANON/IMG_0002.JPG"])
+    entries, geometry = directory_entries(image, b"IMG_0001CR3")
+    by_name = {entry.name: entry for entry in entries}
+    assert by_name[".."].attributes & r.FAT_DIRECTORY
+    cr3 = by_name["IMG_0001.CR3"]
+    assert (cr3.size, cr3.deleted, cr3.short_name) == (10000, False, "IMG_0001.CR3")
+    at = geometry.data_start + (cr3.first_cluster - 2) * geometry.cluster
+    assert image[at:at + 10000] == files["DCIM/100CANON/IMG_0001.CR3"]
+    assert cr3.modified[:2] == "20"
+    lake = by_name["Holiday at the lake.jpg"]
+    assert (lake.size, lake.short_name[:6]) == (7000, "HOLIDA")
+    # the deleted one lost its first character with no long name to give it back
+    gone = [entry for entry in entries if entry.deleted]
+    assert [(entry.name, entry.short_name, entry.size) for entry in gone] == [("", "", 5000)]
+
+
+@needs_mtools
+def test_a_deleted_long_name_that_checks_out_names_its_entry(tmp_path):
+    files = {"DCIM/100CANON/Holiday at the lake.jpg": b"c" * 7000,
+             "DCIM/100CANON/IMG_0003.CR3": b"d" * 3000}
+    image = fat32_card(tmp_path, files, deleted=["DCIM/100CANON/Holiday at the lake.jpg"])
+    entries, _ = directory_entries(image, b"IMG_0003CR3")
+    gone = [entry for entry in entries if entry.deleted]
+    assert [(entry.name, entry.size) for entry in gone] == [("Holiday at the lake.jpg", 7000)]
+
+
+@needs_mtools
+def test_a_long_name_whose_checksum_fails_is_not_used(tmp_path):
+    files = {"DCIM/100CANON/Holiday at the lake.jpg": b"c" * 7000}
+    image = bytearray(fat32_card(tmp_path, files))
+    at = image.index("Holi".encode("utf-16-le")) - 1        # its first LFN part
+    image[at + 13] ^= 0xFF                                   # its checksum
+    entries, _ = directory_entries(bytes(image), b"HOLIDA")
+    names = [entry.name for entry in entries if not entry.attributes & r.FAT_DIRECTORY]
+    assert names and all(name.startswith("HOLIDA") for name in names)
+
+
+def test_the_lfn_checksum_of_a_short_name():
+    # The FAT specification's rotate-and-add over the 11 bytes of the 8.3 name.
+    assert r.lfn_checksum(b"IMG_0001CR3") == r.lfn_checksum(bytearray(b"IMG_0001CR3"))
+    assert r.lfn_checksum(b"           ") != r.lfn_checksum(b"A          ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=32 * 40))
+def test_random_directory_bytes_never_crash(data):
+    for entry in r.fat_entries(data, 0, len(data)):
+        assert entry.size >= 0 and entry.first_cluster >= 0
