@@ -3149,7 +3149,8 @@ class DirEntry(NamedTuple):
     size: int
     modified: str           # "YYYY-MM-DDTHH:MM:SS", FAT's local time (2-second steps)
     deleted: bool
-    offset: int             # of the short entry, in the buffer
+    offset: int             # of the (short, or exFAT File) entry, in the buffer
+    contiguous: bool = False    # exFAT's NoFatChain: the file lies in one run
 
 
 def lfn_checksum(short):
@@ -3233,6 +3234,85 @@ def fat_entries(buf, start, end):
         found.append(DirEntry(long_name or text, text, attributes, high << 16 | low, size,
                               fat_time(mdate, mtime), deleted, pos))
     return found
+
+
+# An exFAT directory holds entry sets: a File entry (85), a Stream Extension (C0:
+# first cluster, size, whether the file lies in one run, "NoFatChain"), then File
+# Name entries (C1, 15 characters each). The File entry's checksum covers the whole
+# set, and the stream's hash covers the name in capitals: both must hold. A deleted
+# set keeps every byte but the in-use bit of each type (05, 40, 41).
+EXFAT_FILE, EXFAT_STREAM, EXFAT_NAME = 0x85, 0xC0, 0xC1
+EXFAT_IN_USE = 0x80
+EXFAT_FILE_ENTRY = struct.Struct("<BBHH2xIIIBBBBB7x")   # type, secondaries, checksum,
+                                                         # attributes, created, modified,
+                                                         # accessed, 10 ms (2), offsets (3)
+EXFAT_STREAM_ENTRY = struct.Struct("<BBxBH2xQ4xIQ")      # type, flags, name length, name
+                                                         # hash, valid size, cluster, size
+EXFAT_NO_FAT_CHAIN = 0x02
+EXFAT_NAME_CHARS = 15
+EXFAT_MAX_SECONDARIES = 2 + 255 // EXFAT_NAME_CHARS + 1
+
+
+def exfat_checksum(data, skip=()):
+    """exFAT's 16-bit rotate-and-add over data (the set's bytes, but for skip)."""
+    total = 0
+    for index, byte in enumerate(data):
+        if index not in skip:
+            total = (((total & 1) << 15) + (total >> 1) + byte) & 0xFFFF
+    return total
+
+
+def exfat_time(stamp):
+    """An exFAT timestamp as ISO text, or "" when it is not a real moment."""
+    return fat_time(stamp >> 16, stamp & 0xFFFF)
+
+
+def exfat_entries(buf, start, end):
+    """The file and folder entry sets, live and deleted, of the exFAT directory
+    entries in buf[start:end] whose checksum and name hash hold."""
+    found = []
+    pos = start
+    while pos + FAT_ENTRY_SIZE <= end:
+        kind = buf[pos] | EXFAT_IN_USE
+        if kind != EXFAT_FILE:
+            pos += FAT_ENTRY_SIZE
+            continue
+        deleted = not buf[pos] & EXFAT_IN_USE
+        (_, count, checksum, attributes, _created, modified, _accessed, _c10, _m10,
+         _co, _mo, _ao) = EXFAT_FILE_ENTRY.unpack_from(buf, pos)
+        size_of_set = FAT_ENTRY_SIZE * (count + 1)
+        if not 2 <= count <= EXFAT_MAX_SECONDARIES or pos + size_of_set > end:
+            pos += FAT_ENTRY_SIZE
+            continue
+        entries = bytearray(buf[pos:pos + size_of_set])
+        for at in range(0, size_of_set, FAT_ENTRY_SIZE):
+            entries[at] |= EXFAT_IN_USE             # as it was when the set was written
+        entry = exfat_set(entries, count, checksum, attributes, modified, deleted, pos)
+        if entry is None:
+            pos += FAT_ENTRY_SIZE
+            continue
+        found.append(entry)
+        pos += size_of_set
+    return found
+
+
+def exfat_set(entries, count, checksum, attributes, modified, deleted, pos):
+    """The DirEntry of one entry set (its in-use bits set again), or None."""
+    if exfat_checksum(entries, skip=(2, 3)) != checksum or entries[32] != EXFAT_STREAM:
+        return None
+    (_, flags, length, name_hash, _valid, cluster, size) = \
+        EXFAT_STREAM_ENTRY.unpack_from(entries, FAT_ENTRY_SIZE)
+    names = [entries[at:at + FAT_ENTRY_SIZE] for at in range(2 * FAT_ENTRY_SIZE,
+                                                               len(entries), FAT_ENTRY_SIZE)]
+    if not length or any(name[0] != EXFAT_NAME for name in names) \
+            or len(names) * EXFAT_NAME_CHARS < length:
+        return None
+    name = b"".join(bytes(entry[2:]) for entry in names)[:2 * length].decode(
+        "utf-16-le", "replace")
+    if exfat_checksum(name.upper().encode("utf-16-le")) != name_hash:
+        return None                 # an up-case table of its own: the name is not sure
+    return DirEntry(name, "", attributes, cluster, size, exfat_time(modified), deleted, pos,
+                    bool(flags & EXFAT_NO_FAT_CHAIN))
 
 
 # ---------------------------------------------------------------------------

@@ -373,3 +373,43 @@ def exfat_boot_sector(cluster, heap_sectors):
     sector[109] = (cluster // 512).bit_length() - 1
     sector[510:512] = b"\x55\xaa"
     return bytes(sector)
+
+
+def _rotate_add16(data, skip=()):
+    value = 0
+    for index, byte in enumerate(data):
+        if index in skip:
+            continue
+        value = ((value >> 1) | ((value & 1) << 15)) + byte
+        value &= 0xFFFF
+    return value
+
+
+def exfat_entry_set(name, cluster, size, contiguous=True, when=(2024, 5, 1, 12, 30, 10),
+                    deleted=False):
+    """The directory entries exFAT writes for one file (File, Stream Extension, File
+    Name entries), with the checksums of its specification; deleted: as a deletion
+    leaves them (the in-use bit of each type cleared)."""
+    year, month, day, hour, minute, second = when
+    stamp = ((year - 1980) << 25 | month << 21 | day << 16 | hour << 11 | minute << 5
+             | second // 2)
+    units = name.encode("utf-16-le")
+    parts = [units[i:i + 30] for i in range(0, len(units), 30)]
+    file_entry = bytearray(32)
+    file_entry[0], file_entry[1] = 0x85, 1 + len(parts)
+    file_entry[4:6] = (0x20).to_bytes(2, "little")                  # archive
+    for at in (8, 12, 16):
+        file_entry[at:at + 4] = stamp.to_bytes(4, "little")
+    stream = bytearray(32)
+    stream[0], stream[1], stream[3] = 0xC0, 0x01 | (0x02 if contiguous else 0), len(name)
+    stream[4:6] = _rotate_add16(name.upper().encode("utf-16-le")).to_bytes(2, "little")
+    stream[8:16] = size.to_bytes(8, "little")
+    stream[20:24] = cluster.to_bytes(4, "little")
+    stream[24:32] = size.to_bytes(8, "little")
+    names = b"".join(b"\xc1\x00" + part.ljust(30, b"\0") for part in parts)
+    entries = bytearray(bytes(file_entry) + bytes(stream) + names)
+    entries[2:4] = _rotate_add16(entries, skip=(2, 3)).to_bytes(2, "little")
+    if deleted:
+        for at in range(0, len(entries), 32):
+            entries[at] &= 0x7F
+    return bytes(entries)

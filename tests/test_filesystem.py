@@ -99,3 +99,48 @@ def test_the_lfn_checksum_of_a_short_name():
 def test_random_directory_bytes_never_crash(data):
     for entry in r.fat_entries(data, 0, len(data)):
         assert entry.size >= 0 and entry.first_cluster >= 0
+
+
+# --- exFAT entry sets, as tests/dumpkit.py writes them to the specification ------------
+
+from dumpkit import exfat_entry_set, noise  # noqa: E402
+
+
+def test_exfat_entry_sets_live_and_deleted_with_their_names():
+    directory = (exfat_entry_set("IMG_0001.CR3", 40, 29378658)
+                 + exfat_entry_set("A long holiday name, by the lake.HIF", 9000, 1253392,
+                                   contiguous=False)
+                 + exfat_entry_set("MVI_0002.MP4", 77, 4134647, deleted=True) + bytes(64))
+    entries = r.exfat_entries(directory, 0, len(directory))
+    assert [(e.name, e.first_cluster, e.size, e.contiguous, e.deleted) for e in entries] == [
+        ("IMG_0001.CR3", 40, 29378658, True, False),
+        ("A long holiday name, by the lake.HIF", 9000, 1253392, False, False),
+        ("MVI_0002.MP4", 77, 4134647, True, True)]
+    assert entries[0].modified == "2024-05-01T12:30:10"
+
+
+def test_an_exfat_set_whose_checksum_or_name_hash_fails_gives_no_name():
+    good = bytearray(exfat_entry_set("IMG_0001.CR3", 40, 1000))
+    broken_set = bytearray(good)
+    broken_set[20] ^= 1                                 # a byte the set's checksum covers
+    broken_name = bytearray(good)
+    broken_name[66] ^= 1                                # a character of its name ...
+    broken_name[2:4] = r.exfat_checksum(broken_name, skip=(2, 3)).to_bytes(2, "little")
+    for data in (broken_set, broken_name):              # ... its set's checksum made good
+        assert r.exfat_entries(bytes(data), 0, len(data)) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=32 * 30), st.integers(0, 29))
+def test_random_exfat_directory_bytes_never_crash(data, at):
+    data = bytearray(data)
+    if len(data) > 32 * at:
+        data[32 * at] = 0x85                            # a File entry, most often broken
+    for entry in r.exfat_entries(bytes(data), 0, len(data)):
+        assert entry.size >= 0
+
+
+def test_exfat_entries_amid_noise_are_found():
+    directory = noise(4096, seed=2) + exfat_entry_set("IMG_0003.CR3", 5, 77) + noise(512)
+    names = [entry.name for entry in r.exfat_entries(directory, 0, len(directory))]
+    assert "IMG_0003.CR3" in names
