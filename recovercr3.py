@@ -3315,6 +3315,54 @@ def exfat_set(entries, count, checksum, attributes, modified, deleted, pos):
                     bool(flags & EXFAT_NO_FAT_CHAIN))
 
 
+# A FAT folder's first cluster starts with its "." entry (naming that cluster) and
+# its ".." entry (naming its parent's; 0 for the root). They survive a quick format
+# where the folder's clusters were, and two of them tell the cluster size and where
+# cluster 2 lies, when no boot sector does.
+DOT_ENTRY = re.compile(re.escape(b".          ") + b"[\\x10-\\x17\\x30-\\x37]", re.S)
+DOTDOT_NAME = b"..         "
+
+
+class Folder(NamedTuple):
+    offset: int             # where its first cluster lies in the dump
+    cluster: int            # that cluster's number, as its "." entry says
+    parent: int             # its parent's first cluster (0: the root)
+
+
+def dot_folders(buf, start, end):
+    """The FAT folders whose first cluster starts (on a sector) in buf[start:end]."""
+    found = []
+    for match in DOT_ENTRY.finditer(buf, start, end):
+        pos = match.start()
+        if pos % SECTOR_SIZE or pos + 2 * FAT_ENTRY_SIZE > len(buf):
+            continue
+        dot = FAT_ENTRY.unpack_from(buf, pos)
+        dotdot = FAT_ENTRY.unpack_from(buf, pos + FAT_ENTRY_SIZE)
+        if dotdot[0] != DOTDOT_NAME or not dotdot[1] & FAT_DIRECTORY:
+            continue
+        own = dot[7] << 16 | dot[10]
+        if own >= 2:
+            found.append(Folder(pos, own, dotdot[7] << 16 | dotdot[10]))
+    return found
+
+
+def folders_geometry(folders):
+    """The Geometry most folders agree on (each pair: cluster size from their
+    distance and numbers, then cluster 2's place): Geometry() unless two agree."""
+    votes = collections.Counter()
+    for first, second in zip(folders, folders[1:]):
+        if second.cluster == first.cluster:
+            continue
+        size, rest = divmod(second.offset - first.offset, second.cluster - first.cluster)
+        if rest or size < SECTOR_SIZE or size > MAX_CLUSTER or size & (size - 1):
+            continue
+        votes[Geometry(size, first.offset - (first.cluster - 2) * size)] += 1
+    if not votes:
+        return Geometry()
+    geometry, count = votes.most_common(1)[0]
+    return geometry if count >= 1 and geometry.data_start >= 0 else Geometry()
+
+
 # ---------------------------------------------------------------------------
 # Putting a split file back together: its own tables say where its bytes lie
 # ---------------------------------------------------------------------------

@@ -144,3 +144,23 @@ def test_exfat_entries_amid_noise_are_found():
     directory = noise(4096, seed=2) + exfat_entry_set("IMG_0003.CR3", 5, 77) + noise(512)
     names = [entry.name for entry in r.exfat_entries(directory, 0, len(directory))]
     assert "IMG_0003.CR3" in names
+
+
+@needs_mtools
+def test_folders_are_found_by_their_dot_entries_and_tell_the_geometry(tmp_path):
+    files = {"DCIM/100CANON/IMG_0001.CR3": b"a" * 3000, "DCIM/101CANON/IMG_0100.CR3": b"b",
+             "MISC/NOTE.TXT": b"c"}
+    image = fat32_card(tmp_path, files)
+    geometry = r.boot_geometry(image[:512])
+    folders = r.dot_folders(image, 0, len(image))
+    assert len(folders) == 4                            # DCIM, 100CANON, 101CANON, MISC
+    for folder in folders:                              # each where its number says
+        assert folder.offset == geometry.data_start + (folder.cluster - 2) * geometry.cluster
+    by_cluster = {folder.cluster: folder for folder in folders}
+    dcim = [folder for folder in folders if folder.parent == 0]
+    assert len(dcim) == 2                               # DCIM and MISC lie in the root
+    assert sum(folder.parent in by_cluster for folder in folders) == 2  # the CANON ones
+    assert r.folders_geometry(folders) == geometry
+    # a quick format leaves them where they were, with no boot sector needed
+    assert r.folders_geometry(r.dot_folders(bytes(512) + image[512:], 0, len(image))) == \
+        geometry
