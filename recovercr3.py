@@ -3363,6 +3363,43 @@ def folders_geometry(folders):
     return geometry if count >= 1 and geometry.data_start >= 0 else Geometry()
 
 
+# A folder's name is in its parent's entries (a folder entry naming its first
+# cluster), the parent's in the grandparent's, up to the root. A quick format
+# rewrites the root: a DCF folder ("100CANON", "101_FUJI") whose parent's name is
+# lost is under DCIM, where the DCF standard puts it; any other such folder keeps
+# no path.
+DCF_FOLDER = re.compile(r"[1-9][0-9]{2}[0-9A-Z_]{5}\Z")
+DCF_ROOT = "DCIM"
+MAX_FOLDER_DEPTH = 16
+
+
+def folder_paths(folders, entries_of, root):
+    """{first cluster: path on the card} of the folders whose path can be told.
+
+    folders: the Folders found; entries_of: {first cluster: [DirEntry]} of each
+    folder whose entries were read, the root's (first cluster root) too."""
+    parents = {folder.cluster: folder.parent for folder in folders}
+    names = {}
+    for cluster, entries in entries_of.items():
+        for entry in entries:
+            child = entry.first_cluster
+            if (entry.attributes & FAT_DIRECTORY and not entry.deleted
+                    and entry.name not in DOT_NAMES.values()
+                    and parents.get(child) == (0 if cluster == root else cluster)):
+                names[child] = entry.name
+    paths = {}
+    for cluster in parents:
+        parts, at = [], cluster
+        while at in names and len(parts) < MAX_FOLDER_DEPTH:
+            parts.append(names[at])
+            at = parents[at]
+        if parts and at == 0:
+            paths[cluster] = "/".join(reversed(parts))
+        elif len(parts) == 1 and DCF_FOLDER.match(parts[0]):
+            paths[cluster] = DCF_ROOT + "/" + parts[0]
+    return paths
+
+
 # ---------------------------------------------------------------------------
 # Putting a split file back together: its own tables say where its bytes lie
 # ---------------------------------------------------------------------------

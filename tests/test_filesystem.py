@@ -164,3 +164,42 @@ def test_folders_are_found_by_their_dot_entries_and_tell_the_geometry(tmp_path):
     # a quick format leaves them where they were, with no boot sector needed
     assert r.folders_geometry(r.dot_folders(bytes(512) + image[512:], 0, len(image))) == \
         geometry
+
+
+FAT32_ROOT_CLUSTER_AT = 44
+
+
+def folders_of(image):
+    """The card's folders, each one's entries (first cluster only), the root's."""
+    geometry = r.boot_geometry(image[:512])
+    root = int.from_bytes(image[FAT32_ROOT_CLUSTER_AT:FAT32_ROOT_CLUSTER_AT + 4], "little")
+    folders = r.dot_folders(image, 0, len(image))
+    entries_of = {}
+    for cluster in [root] + [folder.cluster for folder in folders]:
+        at = geometry.data_start + (cluster - 2) * geometry.cluster
+        entries_of[cluster] = r.fat_entries(image, at, at + geometry.cluster)
+    return folders, entries_of, root, geometry
+
+
+@needs_mtools
+def test_folder_paths_from_the_entries_and_after_the_root_is_lost(tmp_path):
+    files = {"DCIM/100CANON/IMG_0001.CR3": b"a", "DCIM/101CANON/IMG_0100.CR3": b"b",
+             "MISC/NOTE.TXT": b"c"}
+    image = fat32_card(tmp_path, files)
+    folders, entries_of, root, geometry = folders_of(image)
+    paths = r.folder_paths(folders, entries_of, root)
+    assert sorted(paths.values()) == ["DCIM", "DCIM/100CANON", "DCIM/101CANON", "MISC"]
+    # a quick format: the root's entries are gone; the DCF folders are under DCIM still
+    root_at = geometry.data_start + (root - 2) * geometry.cluster
+    formatted = image[:root_at] + bytes(geometry.cluster) + image[root_at + geometry.cluster:]
+    folders, entries_of, root, _ = folders_of(formatted)
+    assert sorted(r.folder_paths(folders, entries_of, root).values()) == [
+        "DCIM/100CANON", "DCIM/101CANON"]
+
+
+def test_a_folder_loop_gives_no_path():
+    # Two folders each the other's parent, as a hostile dump may have them.
+    folders = [r.Folder(0, 5, 6), r.Folder(4096, 6, 5)]
+    entry = r.DirEntry("A", "A", r.FAT_DIRECTORY, 5, 0, "", False, 0)
+    other = entry._replace(name="B", short_name="B", first_cluster=6)
+    assert r.folder_paths(folders, {6: [entry], 5: [other]}, 2) == {}
