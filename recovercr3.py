@@ -3400,6 +3400,47 @@ def folder_paths(folders, entries_of, root):
     return paths
 
 
+# A carved file gets a name only from a unique entry that agrees with it on its
+# first cluster and its exact size. A deleted FAT32 entry may have lost the high 16
+# bits of its cluster: it matches on the low 16 then, with the size.
+LOW_CLUSTER_BITS = 0xFFFF
+
+
+class Naming(NamedTuple):
+    path: str               # on the card: "DCIM/100CANON/IMG_1234.CR3"
+    source: str             # "entry", "deleted entry" or "orphan directory"
+    fs_time: str            # the entry's modification time
+
+
+def cluster_of(offset, geometry):
+    """The number of the cluster that starts at offset, or None when none does."""
+    if not geometry.cluster or offset < geometry.data_start:
+        return None
+    number, rest = divmod(offset - geometry.data_start, geometry.cluster)
+    return None if rest else number + 2
+
+
+def name_for(offset, size, geometry, entries):
+    """(Naming or None, why not) for the file of size bytes carved at offset, from
+    entries: [(DirEntry, folder path or None)] of every folder read."""
+    cluster = cluster_of(offset, geometry)
+    if cluster is None:
+        return None, ""
+    fits = [(entry, folder) for entry, folder in entries
+            if entry.size == size and entry.name and not entry.attributes & FAT_DIRECTORY
+            and (entry.first_cluster == cluster or (
+                entry.deleted and entry.first_cluster == cluster & LOW_CLUSTER_BITS))]
+    if not fits:
+        return None, ""
+    if len(fits) > 1:
+        return None, "%d entries fit it" % len(fits)
+    entry, folder = fits[0]
+    source = "deleted entry" if entry.deleted else "entry"
+    if folder is None:
+        source, folder = "orphan directory", ""
+    return Naming("/".join(filter(None, [folder, entry.name])), source, entry.modified), ""
+
+
 # ---------------------------------------------------------------------------
 # Putting a split file back together: its own tables say where its bytes lie
 # ---------------------------------------------------------------------------

@@ -203,3 +203,29 @@ def test_a_folder_loop_gives_no_path():
     entry = r.DirEntry("A", "A", r.FAT_DIRECTORY, 5, 0, "", False, 0)
     other = entry._replace(name="B", short_name="B", first_cluster=6)
     assert r.folder_paths(folders, {6: [entry], 5: [other]}, 2) == {}
+
+
+def entry(name, cluster, size, deleted=False):
+    return r.DirEntry(name, name, 0x20, cluster, size, "2024-05-01T12:30:10", deleted, 0)
+
+
+def test_a_carved_file_is_named_only_by_one_entry_that_fits_its_cluster_and_size():
+    geometry = r.Geometry(4096, 5251072)
+    at = 5251072 + (100 - 2) * 4096                          # cluster 100
+    entries = [(entry("IMG_0001.CR3", 100, 5000), "DCIM/100CANON"),
+               (entry("IMG_0002.CR3", 100, 6000), "DCIM/100CANON"),     # another size
+               (entry("IMG_0003.CR3", 0x10064, 7000, deleted=True), None)]
+    naming, why = r.name_for(at, 5000, geometry, entries)
+    assert naming == r.Naming("DCIM/100CANON/IMG_0001.CR3", "entry", "2024-05-01T12:30:10")
+    assert r.name_for(at + 512, 5000, geometry, entries) == (None, "")   # not a cluster
+    assert r.name_for(at, 4999, geometry, entries) == (None, "")        # not its size
+    # a deleted FAT32 entry that lost its cluster's high bits; its folder unknown
+    high = 5251072 + (0x10064 - 2) * 4096
+    naming, _ = r.name_for(high, 7000, geometry, entries)
+    assert (naming.path, naming.source) == ("IMG_0003.CR3", "orphan directory")
+    low_only = [(entry("IMG_0003.CR3", 0x64, 7000, deleted=True), "DCIM/100CANON")]
+    naming, _ = r.name_for(high, 7000, geometry, low_only)
+    assert (naming.path, naming.source) == ("DCIM/100CANON/IMG_0003.CR3", "deleted entry")
+    # two entries fit: no name, and the reason
+    twice = entries + [(entry("IMG_9999.CR3", 100, 5000), "DCIM/101CANON")]
+    assert r.name_for(at, 5000, geometry, twice) == (None, "2 entries fit it")
