@@ -3441,6 +3441,54 @@ def name_for(offset, size, geometry, entries):
     return Naming("/".join(filter(None, [folder, entry.name])), source, entry.modified), ""
 
 
+# A live file on an intact FAT is read through its chain, however fragmented it is:
+# FAT32's entry for a cluster holds the next one's number (28 bits), or the end.
+FAT32_ENTRY_MASK = 0x0FFFFFFF
+FAT32_CHAIN_END = 0x0FFFFFF8            # and above
+FAT32_BAD = 0x0FFFFFF7
+FAT32_FATS_AT = 16                      # in the boot sector: how many FATs, and
+FAT32_RESERVED_AT = 14                  # the sectors reserved before the first
+
+
+def fat_chain(fat, first, clusters):
+    """The clusters of the chain that starts at first, of at most `clusters` (the
+    file's size in clusters) and ending where the FAT says: FormatError for a chain
+    that breaks, loops, leaves the FAT, or runs longer than the file."""
+    chain, seen, cluster = [], set(), first
+    count = len(fat) // 4
+    while True:
+        if not 2 <= cluster < count or cluster in seen:
+            raise FormatError("the FAT chain from cluster %d breaks at %d" % (first, cluster))
+        chain.append(cluster)
+        seen.add(cluster)
+        if len(chain) > clusters:
+            raise FormatError("the FAT chain from cluster %d is longer than its file" % first)
+        (value,) = struct.unpack_from("<I", fat, 4 * cluster)
+        value &= FAT32_ENTRY_MASK
+        if value >= FAT32_CHAIN_END:
+            return chain
+        if value in (0, FAT32_BAD):
+            raise FormatError("the FAT chain from cluster %d breaks at %d" % (first, cluster))
+        cluster = value
+
+
+def chain_pieces(chain, size, geometry):
+    """[(dump offset, length)] of a file of size bytes in the clusters of chain: one
+    piece per run of consecutive clusters."""
+    pieces, left = [], size
+    for cluster in chain:
+        offset = geometry.data_start + (cluster - 2) * geometry.cluster
+        take = min(geometry.cluster, left)
+        if pieces and pieces[-1][0] + pieces[-1][1] == offset:
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + take)
+        else:
+            pieces.append((offset, take))
+        left -= take
+        if not left:
+            break
+    return pieces
+
+
 # ---------------------------------------------------------------------------
 # Putting a split file back together: its own tables say where its bytes lie
 # ---------------------------------------------------------------------------

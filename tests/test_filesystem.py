@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import recovercr3 as r
 
 CARD_MB = 80
-MTOOLS = all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel"))
+MTOOLS = all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel", "mdir"))
 needs_mtools = pytest.mark.skipif(not MTOOLS, reason="dosfstools or mtools not installed")
 
 
@@ -229,3 +229,67 @@ def test_a_carved_file_is_named_only_by_one_entry_that_fits_its_cluster_and_size
     # two entries fit: no name, and the reason
     twice = entries + [(entry("IMG_9999.CR3", 100, 5000), "DCIM/101CANON")]
     assert r.name_for(at, 5000, geometry, twice) == (None, "2 entries fit it")
+
+
+def fat_of(image):
+    """The first FAT of a FAT32 image, as its boot sector places it."""
+    reserved = int.from_bytes(image[14:16], "little")
+    fat_sectors = int.from_bytes(image[36:40], "little")
+    return image[reserved * 512:(reserved + fat_sectors) * 512]
+
+
+@needs_mtools
+def test_a_fragmented_live_file_is_read_through_its_chain(tmp_path):
+    # The card is full but for the hole A left and a little at its end: B, written
+    # then, is split between them.
+    a, b, c = noise(20000, seed=1), noise(50000, seed=2), noise(8000, seed=3)
+    fat32_card(tmp_path, {"DCIM/A.JPG": a, "DCIM/C.JPG": c})
+    path = tmp_path / "card.img"
+    env = {"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"}
+    subprocess.run(["mdel", "-i", str(path), "::/DCIM/A.JPG"], check=True, env=env)
+    listing = subprocess.run(["mdir", "-i", str(path), "::/"], check=True, env=env,
+                             capture_output=True, text=True).stdout
+    free = int("".join(ch for ch in listing.split("bytes free")[0].splitlines()[-1]
+                       if ch.isdigit()))                 # "83 217 408 bytes free"
+    filler = tmp_path / "filler.bin"
+    with open(str(filler), "wb") as f:
+        f.truncate(free - 20 * 1024 - 40 * 1024)
+    subprocess.run(["mcopy", "-i", str(path), str(filler), "::/FILLER.BIN"], check=True,
+                   env=env)
+    (tmp_path / "b.bin").write_bytes(b)
+    subprocess.run(["mcopy", "-i", str(path), str(tmp_path / "b.bin"), "::/DCIM/B.JPG"],
+                   check=True, env=env)
+    image = path.read_bytes()
+    geometry = r.boot_geometry(image[:512])
+    (entry,) = [e for e in directory_entries(image, b"B       JPG")[0] if e.name == "B.JPG"]
+    chain = r.fat_chain(fat_of(image), entry.first_cluster,
+                        -(-entry.size // geometry.cluster))
+    pieces = r.chain_pieces(chain, entry.size, geometry)
+    assert len(pieces) >= 2                             # it was split around C
+    assert b"".join(image[at:at + n] for at, n in pieces) == b
+
+
+def test_broken_fat_chains_are_refused():
+    def fat(*links):
+        table = bytearray(4 * 16)
+        for cluster, value in links:
+            table[4 * cluster:4 * cluster + 4] = value.to_bytes(4, "little")
+        return bytes(table)
+    end = 0x0FFFFFFF
+    assert r.fat_chain(fat((2, 5), (5, 3), (3, end)), 2, 3) == [2, 5, 3]
+    for table, clusters in ((fat((2, 5), (5, 2)), 9),         # a loop
+                            (fat((2, 5), (5, 0)), 9),         # a free cluster mid-chain
+                            (fat((2, 99)), 9),                # out of the FAT
+                            (fat((2, 3), (3, 4), (4, end)), 2)):  # longer than its file
+        with pytest.raises(r.FormatError):
+            r.fat_chain(table, 2, clusters)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=8, max_size=400), st.integers(0, 120), st.integers(1, 50))
+def test_random_fats_never_hang(table, first, clusters):
+    try:
+        chain = r.fat_chain(table, first, clusters)
+    except r.FormatError:
+        return
+    assert len(chain) <= clusters and len(set(chain)) == len(chain)
