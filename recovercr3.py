@@ -3007,6 +3007,18 @@ def last_checkpoint(data, carved):
                default=0)
 
 
+def joins(pieces):
+    """Where, in the file put together from pieces, each join lies."""
+    return list(itertools.accumulate(size for _, size in pieces))[:-1]
+
+
+def rejoined(carved, again, pieces, status, detail):
+    """carved as put together from pieces (again: that carved anew)."""
+    return carved._replace(size=again.size, status=status, detail=detail, pieces=tuple(pieces),
+                           boxes=again.boxes,
+                           meta=again.meta if again.meta != Meta() else carved.meta)
+
+
 def joins_proven(data, carved, joins_at):
     """True when the checks of carved (put together in data) test every join: a
     structure its checks read begins after each one, and a JPEG inside it with a
@@ -4991,89 +5003,77 @@ class Recovery:
         return [(cluster, carved.offset) for cluster in TRY_CLUSTERS]
 
     def rejoin(self, saved, known):
-        """Find saved's pieces from its marks (see find_pieces); True when that puts
-        together one file only, which its checks call complete. Otherwise its detail
-        says what is uncertain."""
+        """Find saved's pieces from its own structure (find_pieces, or jpeg_pieces for
+        a JPEG); True when that puts together one file only, which its checks call
+        complete. Otherwise its detail says what is uncertain."""
         carved = saved.carved
-        why = ""
-        if carved.type == "jpg":
-            return self._rejoin_jpeg(saved, known)
+        search = self._jpeg_ways if carved.type == "jpg" else self._iso_ways
+        found, why = {}, ""
         try:
-            # its boxes, from its first byte on; its bytes up to mdat's payload (its
-            # tables are there: the marks are read from the dump, not from here)
-            boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
-            mdat = next((box for box in boxes if box.name == MDAT), None)
-            data = self.dump.read(carved.offset, mdat.body if mdat else carved.size)
-            self.budget.spend(len(data))
-            head = carved._replace(offset=0, boxes=boxes)
-            found = {}
-            for grid in self._grids(carved, known):
-                for f in self._layouts(data, head, carved.offset, grid, known):
-                    try:
-                        pieces = find_pieces(self.dump, carved.offset, f.size,
-                                             walked_header(f), iso_marks(f), grid, known,
-                                             self.budget, jpeg_spans(f))
-                    except Unproven as e:       # the finest grid's word is kept
-                        why = str(e) if e.worth_saying else why
-                        continue
-                    except (FormatError, struct.error, IndexError):
-                        continue
-                    again = self._proven(carved, pieces, known)
-                    if again is not None:
-                        found[again.pieces] = again
-            if len(found) > 1:
-                why = "%d different ways of putting it together fit" % len(found)
-            elif found:
-                (again,) = found.values()
-                saved.carved = again
-                saved.held = 0
-                for other in saved.whole_inside:
-                    other.inside = [e for e in other.inside if e[0] != saved.name]
-                return True
+            why = search(carved, known, found)
         except Unproven as e:
             why = str(e) if e.worth_saying else why
-        except ReadError:
+        except (FormatError, struct.error, IndexError, ReadError):
             return False
+        if len(found) == 1:
+            (saved.carved,) = found.values()
+            saved.held = 0
+            for other in saved.whole_inside:
+                other.inside = [entry for entry in other.inside if entry[0] != saved.name]
+            return True
+        if len(found) > 1:
+            why = "%d different ways of putting it together fit" % len(found)
         if why:
             saved.carved = carved._replace(detail="; ".join(
                 filter(None, [carved.detail, "not put back together: " + why])))
         return False
 
-    def _rejoin_jpeg(self, saved, known):
-        """rejoin for a JPEG: its pieces from its MCUs (see jpeg_pieces)."""
-        carved = saved.carved
-        why, found = "", {}
-        try:
-            data = self.dump.read(carved.offset, carved.size)
-            walk = walk_jpeg(data, 0, len(data))
-            scan = baseline_scan(data, walk)
-            for grid in self._grids(carved, known) if scan is not None else []:
+    def _iso_ways(self, carved, known, found):
+        """Put an ISO-BMFF file together on each grid and with each moov that may be
+        its own, into found ({pieces: Carved}); what went wrong last, or ""."""
+        why = ""
+        # its boxes, from its first byte on; its bytes up to mdat's payload (its
+        # tables are there: the marks are read from the dump, not from here)
+        boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
+        mdat = next((box for box in boxes if box.name == MDAT), None)
+        data = self.dump.read(carved.offset, mdat.body if mdat else carved.size)
+        self.budget.spend(len(data))
+        head = carved._replace(offset=0, boxes=boxes)
+        for grid in self._grids(carved, known):
+            for f in self._layouts(data, head, carved.offset, grid, known):
                 try:
-                    pieces = jpeg_pieces(self.dump, carved.offset, scan, grid, known,
-                                         self.budget)
-                except Unproven as e:
+                    pieces = find_pieces(self.dump, carved.offset, f.size, walked_header(f),
+                                         iso_marks(f), grid, known, self.budget,
+                                         jpeg_spans(f))
+                except Unproven as e:           # the finest grid's word is kept
                     why = str(e) if e.worth_saying else why
                     continue
+                except (FormatError, struct.error, IndexError):
+                    continue
                 again = self._proven(carved, pieces, known)
-                if again is not None:           # decoded whole: the proof, on any grid
-                    found[again.pieces] = again._replace(
-                        detail="reassembled from %d pieces where its MCUs decode whole"
-                        % len(again.pieces))
-                    break
-        except (FormatError, struct.error, IndexError, ReadError):
-            return False
-        except Unproven as e:
-            why = str(e) if e.worth_saying else why
-        if len(found) == 1:
-            (saved.carved,) = found.values()
-            saved.held = 0
-            return True
-        if len(found) > 1:
-            why = "%d different ways of putting it together fit" % len(found)
-        if why:
-            saved.carved = carved._replace(detail="%s; not put back together: %s"
-                                           % (carved.detail, why))
-        return False
+                if again is not None:
+                    found[again.pieces] = again
+        return why
+
+    def _jpeg_ways(self, carved, known, found):
+        """Put a JPEG together from its MCUs, into found: on the first grid where it
+        decodes whole (that is the proof, on any grid); what went wrong last, or ""."""
+        why = ""
+        data = self.dump.read(carved.offset, carved.size)
+        scan = baseline_scan(data, walk_jpeg(data, 0, len(data)))
+        for grid in self._grids(carved, known) if scan is not None else []:
+            try:
+                pieces = jpeg_pieces(self.dump, carved.offset, scan, grid, known, self.budget)
+            except Unproven as e:
+                why = str(e) if e.worth_saying else why
+                continue
+            again = self._proven(carved, pieces, known)
+            if again is not None:
+                found[again.pieces] = again._replace(
+                    detail="reassembled from %d pieces where its MCUs decode whole"
+                    % len(again.pieces))
+                break
+        return why
 
     def _layouts(self, data, head, start, grid, known):
         """The IsoFiles whose marks may place the file's pieces: its own, when its
@@ -5103,25 +5103,31 @@ class Recovery:
         last, length = pieces[-1]
         wanted = pieces[:-1] + [(last, min(length + REJOIN_SLACK, self.dump.size - last))]
         self.budget.spend(sum(size for _, size in wanted))
-        data = b"".join(self.dump.read(offset, size) for offset, size in wanted)
-        again = carve_again(data, carved.type, self.options)
-        if again is None or again.status != COMPLETE:
+        carved_again = self._carve_pieces(carved.type, wanted)
+        if carved_again is None:
             return None
-        kept, left = [], again.size
-        for offset, size in wanted:
-            if left > 0:
-                kept.append((offset, min(size, left)))
-                left -= kept[-1][1]
-        joins_at = list(itertools.accumulate(size for _, size in kept))[:-1]
-        if len(kept) < 2 or not joins_proven(data, again, joins_at):
+        data, again, kept = carved_again
+        if len(kept) < 2 or not joins_proven(data, again, joins(kept)):
             return None
         end_offset, end_size = kept[-1]
         if known.taken_end(end_offset, end_offset + end_size) is not None:
             return None
-        return carved._replace(size=again.size, status=COMPLETE, pieces=tuple(kept),
-                               detail="reassembled from %d pieces where its own tables "
-                                      "place them" % len(kept), boxes=again.boxes,
-                               meta=again.meta if again.meta != Meta() else carved.meta)
+        return rejoined(carved, again, kept, COMPLETE, "reassembled from %d pieces where "
+                        "its own tables place them" % len(kept))
+
+    def _carve_pieces(self, kind, pieces):
+        """(their bytes, the Carved, the pieces it uses) of pieces carved again as one
+        file of kind, when its checks call that complete; None otherwise."""
+        data = b"".join(self.dump.read(offset, size) for offset, size in pieces)
+        again = carve_again(data, kind, self.options)
+        if again is None or again.status != COMPLETE:
+            return None
+        kept, left = [], again.size
+        for offset, size in pieces:
+            if left > 0:
+                kept.append((offset, min(size, left)))
+                left -= kept[-1][1]
+        return data, again, kept
 
     def _written(self, saved, final):
         """Wait for saved's copy; on failure say why in saved.not_saved."""
@@ -5192,19 +5198,13 @@ class Recovery:
             pos = max(pos, last)
             if got >= want:
                 break
-        data = b"".join(self.dump.read(offset, size) for offset, size in pieces)
-        again = carve_again(data, carved.type, self.options)
-        if again is None or again.status != COMPLETE:
+        carved_again = self._carve_pieces(carved.type, pieces)
+        if carved_again is None:
             return None
-        kept, left = [], again.size
-        for offset, size in pieces:
-            if left:
-                kept.append((offset, min(size, left)))
-                left -= kept[-1][1]
+        data, again, kept = carved_again
         if len(kept) < 2:
             return None                     # it does not need what lies after a gap
-        joins_at = list(itertools.accumulate(size for _, size in kept))[:-1]
-        if carved.type in PROVEN_BY_CHECKS and not joins_proven(data, again, joins_at):
+        if carved.type in PROVEN_BY_CHECKS and not joins_proven(data, again, joins(kept)):
             return None                     # no structure after a join tests it
         names = ", ".join(saved.name for saved in inner)
         detail = "reassembled from %d pieces around %s" % (len(kept), names)
@@ -5212,9 +5212,7 @@ class Recovery:
         if carved.type not in PROVEN_BY_CHECKS:
             status = DAMAGED
             detail += ": nothing in %s data can confirm the join" % carved.type.upper()
-        return carved._replace(size=again.size, status=status, detail=detail,
-                               pieces=tuple(kept), boxes=again.boxes,
-                               meta=again.meta if again.meta != Meta() else carved.meta)
+        return rejoined(carved, again, kept, status, detail)
 
     def _write_again(self, saved):
         """Write saved anew from its pieces (its copy as one run is done)."""
