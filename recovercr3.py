@@ -4253,6 +4253,7 @@ def append_whole(fd, data, size):
     except BaseException:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, size)
+            os.lseek(fd, size, os.SEEK_SET)     # the next append goes where this one was
         raise
 
 
@@ -5292,12 +5293,10 @@ class Recovery:
             if self.dfxml:
                 self.dfxml.add(relpath, carved, saved.digest.hexdigest() if saved.digest else "")
         except OutputError:
-            if placed is not None:
-                self.outdir.unfinish(placed)
+            self._unplace(saved, placed)
             raise
         except OSError as e:
-            if placed is not None:
-                self.outdir.unfinish(placed)
+            self._unplace(saved, placed)
             raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
                               "cannot write to %s: %s" % (self.outdir.path, e.strerror or e)
                               ) from None
@@ -5308,6 +5307,13 @@ class Recovery:
         if status != COMPLETE:
             self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
         return status
+
+    def _unplace(self, saved, placed):
+        """Take back the file placed for saved, whose row could not be written: it is
+        reported as not saved, if a row can still be written at all."""
+        if placed is not None:
+            self.outdir.unfinish(placed)
+            saved.not_saved = "its report row could not be written"
 
     def _row(self, relpath, carved, status, detail):
         try:
