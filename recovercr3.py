@@ -322,9 +322,11 @@ def parse_args(argv=None):
                    help="look for JPEG, RIFF, TIFF, CRW and 7z files at multiples of N "
                         "bytes (default %(default)s, a sector; 1 searches every byte; "
                         "ISO-BMFF files are always searched at every byte)")
-    p.add_argument("--name-by", choices=("number", "date"), default="number",
-                   help="name files img1.cr3, img2.mp4, ... (number, the default) or by "
-                        "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date)")
+    p.add_argument("--name-by", choices=("number", "date", "original"), default="number",
+                   help="name files img1.cr3, img2.mp4, ... (number, the default), by "
+                        "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date), or as "
+                        "the card's folders still name them: DCIM/100CANON/IMG_1234.CR3 "
+                        "(original; a file they do not name keeps imgN)")
     p.add_argument("--dry-run", action="store_true",
                    help="scan and write the report only: no recovered files")
     p.add_argument("--no-decode", action="store_true",
@@ -434,7 +436,7 @@ class Dump:
             raise ReadError("cannot read {} at offset {:,d}: {}".format(
                 self.path, offset, e.strerror or e)) from None
 
-    def scan(self, options):
+    def scan(self, options, worker=None):
         """(stop, found) for every region in order, found being [(offset, format,
         Carved, None or why it is not a file)] for each candidate. Scan processes
         search and carve the regions ahead while the caller writes; the order, and
@@ -442,25 +444,28 @@ class Dump:
 
         A scan process that dies breaks its pool, and every region still in it: the
         first of them is scanned again, alone, and only when it kills its process
-        too is the dump unreadable there (ReadError)."""
+        too is the dump unreadable there (ReadError). worker: what is done with each
+        region in the scan processes (default: search and carve it)."""
+        worker = worker or _scan_region
         regions = [(first, min(first + SCAN_REGION, self.size))
                    for first in range(0, self.size, SCAN_REGION)]
         done = 0                    # regions yielded
         while done < len(regions):
             try:
-                for index, found in self._pool_scan(regions, done, len(regions), options):
+                for index, found in self._pool_scan(regions, done, len(regions), options,
+                                                    worker):
                     done = index + 1
                     yield regions[index][1], found
             except BrokenRegion as broken:
                 try:
                     ((index, found),) = self._pool_scan(regions, broken.index,
-                                                        broken.index + 1, options)
+                                                        broken.index + 1, options, worker)
                 except BrokenRegion:
                     raise ReadError(self._why_broken(*regions[broken.index])) from None
                 done = index + 1
                 yield regions[index][1], found
 
-    def _pool_scan(self, regions, first, last, options):
+    def _pool_scan(self, regions, first, last, options, worker):
         """(index, found) for regions[first:last], in order, from one pool of scan
         processes; BrokenRegion(index of the first region still in it) when the pool
         breaks."""
@@ -477,7 +482,7 @@ class Dump:
                         index = next(todo, None)
                         if index is None:
                             break
-                        queued.append((index, pool.submit(_scan_region, regions[index])))
+                        queued.append((index, pool.submit(worker, regions[index])))
                     if not queued:
                         return
                     found = queued[0][1].result()
@@ -1915,6 +1920,7 @@ class Options(NamedTuple):
     explain: bool = False   # send back why each candidate is not a file (-v): a dense
                             # dump has a million of them, and memory must stay flat
     decode: bool = True     # decode every JPEG's data to its MCU count (--no-decode)
+    phase: int = 0          # where the sector grid lies: a partition off it moves it
 
 
 HEIF_EMBEDDED_ITEMS = frozenset([b"Exif", b"mime", b"jpeg"])  # JPEG thumbnails (Sony)
@@ -2889,9 +2895,10 @@ MAGIC_BY_LEAD_BYTE = magic_by_lead_byte()
 CARVERS = dict([("ftyp", carve_ftyp)] + [(fmt.name, fmt.carve) for fmt in SECTOR_FORMATS])
 
 
-def find_candidates(buf, first, stop, align):
+def find_candidates(buf, first, stop, align, phase=0):
     """Sorted (offset, format name) of every possible file start in [first, stop):
-    "ftyp" at any byte, the other formats' magic at multiples of align.
+    "ftyp" at any byte, the other formats' magic at multiples of align (counted
+    from phase: a partition that starts off the sector grid moves the grid).
 
     The byte-granular find is kept for ftyp alone; the other magics are sieved: one
     byte per sector is pulled out at C speed and only sectors whose first byte can
@@ -2912,7 +2919,7 @@ def find_candidates(buf, first, stop, align):
                     found.append((hit, fmt.name))
                     hit = buf.find(magic, hit + 1, end)
     else:
-        aligned = -(-first // align) * align
+        aligned = first + (phase - first) % align
         leads = buf[aligned:stop:align]
         for lead, magics in MAGIC_BY_LEAD_BYTE.items():
             index = leads.find(lead)
@@ -2931,7 +2938,7 @@ def scan_region(buf, first, stop, options):
     in [first, stop): what a scan process sends back. Carving is pure, so it can run
     there, away from the process that writes."""
     found = []
-    for offset, name in find_candidates(buf, first, stop, options.align):
+    for offset, name in find_candidates(buf, first, stop, options.align, options.phase):
         try:
             found.append((offset, name, CARVERS[name](buf, offset, len(buf), options), ""))
         except FormatError as e:
@@ -2955,6 +2962,17 @@ def _start_scan_process(path, size, options):
             os.close(fd)
     except (OSError, ValueError):
         os._exit(EXIT_ERROR)        # the dump changed or went: the main process says so
+
+
+def _sieve_region(region):
+    """The directory sieve of one region, in a scan process (see directory_sieve)."""
+    buf, options = _scan
+    found = directory_sieve(buf, region[0], region[1], options.phase)
+    if hasattr(buf, "madvise"):                 # as _scan_region does
+        start = region[0] - region[0] % mmap.PAGESIZE
+        end = min(region[1] + SECTOR_SIZE * EXFAT_MAX_SECONDARIES, len(buf))
+        buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+    return found
 
 
 def _scan_region(region):
@@ -3094,41 +3112,152 @@ class Geometry(NamedTuple):
     data_start: int = 0     # where cluster 2, the first of the data area, lies in the dump
 
 
-def boot_geometry(sector, base=0):
-    """The Geometry a FAT32 or exFAT boot sector at dump offset base gives, or None."""
-    if len(sector) < SECTOR_SIZE or sector[BOOT_SIGNATURE_AT:] != BOOT_SIGNATURE:
+FAT32_ROOT = struct.Struct("<I")            # the root folder's first cluster
+FAT32_ROOT_AT = 44
+FAT32_TOTAL = struct.Struct("<I")           # sectors in the file system
+FAT32_TOTAL_AT = 32
+FAT32_BACKUP_SECTOR = 6                     # where mkfs puts the boot sector's copy
+EXFAT_FAT = struct.Struct("<IIII")          # FAT's first sector and length, heap's
+EXFAT_FAT_AT = 80                           # first sector, cluster count
+EXFAT_ROOT = struct.Struct("<I")
+EXFAT_ROOT_AT = 96
+EXFAT_BACKUP_SECTOR = 12                    # the backup boot region's first sector
+FAT_MEDIA = 0xF8                            # a fixed disk's: FAT entry 0 is 0x?FFFFFF8
+GPT_HEADER = b"EFI PART"
+GPT_ENTRIES = struct.Struct("<QII")         # first sector of the entries, count, size
+GPT_ENTRIES_AT = 72
+GPT_ENTRY = struct.Struct("<16s16sQQ")      # type, own id, first and last sector
+MAX_GPT_ENTRIES = 128
+BOOT_SEARCH = 64 << 20      # how far into the dump a boot sector is looked for at any byte
+BOOT_MARKS = ((FAT32_MARK, FAT32_MARK_AT), (EXFAT_MARK, EXFAT_MARK_AT))
+
+
+class Volume(NamedTuple):
+    """A FAT32 or exFAT file system as its boot sector describes it (dump offsets)."""
+    kind: str               # "FAT32" or "exFAT"
+    base: int               # its first byte: the boot sector
+    cluster: int
+    data_start: int         # cluster 2
+    fat: int                # the first FAT
+    fat_size: int           # its size in bytes
+    root: int               # the root folder's first cluster
+    clusters: int           # the data area's, as the boot sector counts them
+
+    @property
+    def geometry(self):
+        return Geometry(self.cluster, self.data_start)
+
+
+def boot_volume(sector, base=0):
+    """The Volume a FAT32 or exFAT boot sector at dump offset base describes, or None."""
+    if len(sector) < SECTOR_SIZE or sector[BOOT_SIGNATURE_AT:SECTOR_SIZE] != BOOT_SIGNATURE:
         return None
     if sector[EXFAT_MARK_AT:EXFAT_MARK_AT + 8] == EXFAT_MARK:
+        if not 9 <= sector[EXFAT_SHIFTS_AT] <= 12 or sector[EXFAT_SHIFTS_AT + 1] > 25:
+            return None
         per_sector = 1 << sector[EXFAT_SHIFTS_AT]
         size = per_sector << sector[EXFAT_SHIFTS_AT + 1]
-        (heap,) = EXFAT_HEAP.unpack_from(sector, EXFAT_HEAP_AT)
-        data = heap * per_sector
+        fat, fat_sectors, heap, clusters = EXFAT_FAT.unpack_from(sector, EXFAT_FAT_AT)
+        (root,) = EXFAT_ROOT.unpack_from(sector, EXFAT_ROOT_AT)
+        kind, data = "exFAT", heap * per_sector
     elif sector[FAT32_MARK_AT:FAT32_MARK_AT + 8] == FAT32_MARK:
         per_sector, per_cluster, reserved, fats = FAT32_BPB.unpack_from(sector, FAT32_BPB_AT)
-        (fat_size,) = FAT32_FAT_SIZE.unpack_from(sector, FAT32_FAT_SIZE_AT)
+        (fat_sectors,) = FAT32_FAT_SIZE.unpack_from(sector, FAT32_FAT_SIZE_AT)
+        (total,) = FAT32_TOTAL.unpack_from(sector, FAT32_TOTAL_AT)
+        (root,) = FAT32_ROOT.unpack_from(sector, FAT32_ROOT_AT)
         size = per_sector * per_cluster
-        data = (reserved + fats * fat_size) * per_sector
+        fat, heap = reserved, reserved + fats * fat_sectors
+        clusters = (total - heap) // per_cluster if per_cluster and total > heap else 0
+        kind, data = "FAT32", heap * per_sector
     else:
         return None
     if not SECTOR_SIZE <= size <= MAX_CLUSTER or size & (size - 1):
         return None
-    return Geometry(size, base + data)
+    return Volume(kind, base, size, base + data, base + fat * per_sector,
+                  fat_sectors * per_sector, root, clusters)
+
+
+def boot_geometry(sector, base=0):
+    """The Geometry a FAT32 or exFAT boot sector at dump offset base gives, or None."""
+    volume = boot_volume(sector, base)
+    return volume.geometry if volume else None
+
+
+def partition_starts(dump, first):
+    """Where the partitions of the MBR (first: the dump's first sector) or of the GPT
+    behind it begin, in the dump."""
+    if first[BOOT_SIGNATURE_AT:SECTOR_SIZE] != BOOT_SIGNATURE:
+        return []
+    starts = []
+    for index in range(4):
+        kind, start, sectors = MBR_PARTITION.unpack_from(first, MBR_PARTITIONS_AT + 16 * index)
+        if kind and sectors and start:
+            starts.append(start * SECTOR_SIZE)
+    header = dump.read(SECTOR_SIZE, SECTOR_SIZE)
+    if header[:len(GPT_HEADER)] == GPT_HEADER:
+        at, count, size = GPT_ENTRIES.unpack_from(header, GPT_ENTRIES_AT)
+        if GPT_ENTRY.size <= size <= SECTOR_SIZE:
+            table = dump.read(at * SECTOR_SIZE, min(count, MAX_GPT_ENTRIES) * size)
+            for pos in range(0, len(table) - GPT_ENTRY.size + 1, size):
+                kind, _, start, _ = GPT_ENTRY.unpack_from(table, pos)
+                if any(kind) and start:
+                    starts.append(start * SECTOR_SIZE)
+    return [start for start in starts if start < dump.size]
+
+
+def fat_where_said(dump, volume):
+    """True when the volume's first FAT starts as a FAT does (its media entry)."""
+    head = dump.read(volume.fat, 4)
+    return len(head) == 4 and head[0] == FAT_MEDIA and head[1:3] == b"\xff\xff"
+
+
+def searched_volume(dump):
+    """The first boot sector, or backup copy of one, in the dump's first BOOT_SEARCH
+    bytes, at any byte, whose FAT lies where it says: what is left when the dump
+    starts off the sector grid, or the partition table and boot sector are gone."""
+    overlap = SECTOR_SIZE
+    for chunk_at in range(0, min(dump.size, BOOT_SEARCH), COPY_CHUNK):
+        chunk = dump.read(chunk_at, COPY_CHUNK + overlap)
+        hits = sorted(chunk_at + hit - at for mark, at in BOOT_MARKS
+                      for hit in _all(chunk, mark) if hit - at < COPY_CHUNK)
+        for start in hits:
+            if start < 0:
+                continue
+            sector = dump.read(start, SECTOR_SIZE)
+            for backup in (0, FAT32_BACKUP_SECTOR, EXFAT_BACKUP_SECTOR):
+                base = start - backup * SECTOR_SIZE
+                volume = boot_volume(sector, base) if base >= 0 else None
+                if volume and fat_where_said(dump, volume):
+                    return volume
+    return None
+
+
+def _all(data, needle):
+    """Every offset of needle in data."""
+    hit = data.find(needle)
+    while hit >= 0:
+        yield hit
+        hit = data.find(needle, hit + 1)
+
+
+def find_volume(dump):
+    """The card's FAT32 or exFAT file system: its boot sector at the dump's start or
+    at a partition's (MBR or GPT), else one found by searching; None when none is."""
+    first = dump.read(0, SECTOR_SIZE)
+    found = boot_volume(first)
+    if found:
+        return found
+    for base in partition_starts(dump, first):
+        found = boot_volume(dump.read(base, SECTOR_SIZE), base)
+        if found:
+            return found
+    return searched_volume(dump)
 
 
 def card_geometry(dump):
     """The Geometry of the card's file system: Geometry() when no boot sector says."""
-    first = dump.read(0, SECTOR_SIZE)
-    found = boot_geometry(first)
-    if found or len(first) < SECTOR_SIZE or first[BOOT_SIGNATURE_AT:] != BOOT_SIGNATURE:
-        return found or Geometry()
-    for index in range(4):
-        kind, start, sectors = MBR_PARTITION.unpack_from(first, MBR_PARTITIONS_AT + 16 * index)
-        base = start * SECTOR_SIZE
-        if kind and sectors and base < dump.size:
-            found = boot_geometry(dump.read(base, SECTOR_SIZE), base)
-            if found:
-                return found
-    return Geometry()
+    volume = find_volume(dump)
+    return volume.geometry if volume else Geometry()
 
 
 # A FAT directory is a run of 32-byte entries. A file's short (8.3) entry holds its
@@ -3208,8 +3337,9 @@ def fat_entries(buf, start, end):
     for pos in range(start, end - FAT_ENTRY_SIZE + 1, FAT_ENTRY_SIZE):
         raw = bytes(buf[pos:pos + FAT_ENTRY_SIZE])
         first = raw[0]
-        if first == FAT_END:
-            break
+        if first == FAT_END:                # free; the next cluster may be another folder's
+            parts, want_checksum, next_order = [], None, None
+            continue
         deleted = first == FAT_DELETED
         if raw[11] == LFN_ATTRIBUTES:
             order = first & ~LFN_LAST
@@ -3285,27 +3415,29 @@ def exfat_entries(buf, start, end):
     found = []
     pos = start
     while pos + FAT_ENTRY_SIZE <= end:
-        kind = buf[pos] | EXFAT_IN_USE
-        if kind != EXFAT_FILE:
-            pos += FAT_ENTRY_SIZE
-            continue
-        deleted = not buf[pos] & EXFAT_IN_USE
-        (_, count, checksum, attributes, _created, modified, _accessed, _c10, _m10,
-         _co, _mo, _ao) = EXFAT_FILE_ENTRY.unpack_from(buf, pos)
-        size_of_set = FAT_ENTRY_SIZE * (count + 1)
-        if not 2 <= count <= EXFAT_MAX_SECONDARIES or pos + size_of_set > end:
-            pos += FAT_ENTRY_SIZE
-            continue
-        entries = bytearray(buf[pos:pos + size_of_set])
-        for at in range(0, size_of_set, FAT_ENTRY_SIZE):
-            entries[at] |= EXFAT_IN_USE             # as it was when the set was written
-        entry = exfat_set(entries, count, checksum, attributes, modified, deleted, pos)
+        entry = exfat_set_at(buf, pos, end)
         if entry is None:
             pos += FAT_ENTRY_SIZE
             continue
         found.append(entry)
-        pos += size_of_set
+        pos += FAT_ENTRY_SIZE * (1 + buf[pos + 1])
     return found
+
+
+def exfat_set_at(buf, pos, end):
+    """The DirEntry of the entry set whose File entry is at pos (within end), or None."""
+    if buf[pos] | EXFAT_IN_USE != EXFAT_FILE:
+        return None
+    deleted = not buf[pos] & EXFAT_IN_USE
+    (_, count, checksum, attributes, _created, modified, _accessed, _c10, _m10,
+     _co, _mo, _ao) = EXFAT_FILE_ENTRY.unpack_from(buf, pos)
+    size_of_set = FAT_ENTRY_SIZE * (count + 1)
+    if not 2 <= count <= EXFAT_MAX_SECONDARIES or pos + size_of_set > end:
+        return None
+    entries = bytearray(buf[pos:pos + size_of_set])
+    for at in range(0, size_of_set, FAT_ENTRY_SIZE):
+        entries[at] |= EXFAT_IN_USE             # as it was when the set was written
+    return exfat_set(entries, count, checksum, attributes, modified, deleted, pos)
 
 
 def exfat_set(entries, count, checksum, attributes, modified, deleted, pos):
@@ -3385,36 +3517,40 @@ DCF_ROOT = "DCIM"
 MAX_FOLDER_DEPTH = 16
 
 
-def folder_paths(folders, entries_of, root):
-    """{first cluster: path on the card} of the folders whose path can be told.
+def folder_paths(parents, entries_of, root):
+    """{first cluster: (path on the card, reached)} of the folders whose path can be
+    told; reached: from the root, through live entries (else the folder is orphaned).
 
-    folders: the Folders found; entries_of: {first cluster: [DirEntry]} of each
-    folder whose entries were read, the root's (first cluster root) too."""
-    parents = {folder.cluster: folder.parent for folder in folders}
-    names = {}
+    parents: {folder's first cluster: its parent's (0: the root)}, from ".." entries
+    or from the folder entry naming it; entries_of: {first cluster: [DirEntry]} of
+    each folder whose entries were read, the root's (first cluster root) too."""
+    names, live = {}, {}
     for cluster, entries in entries_of.items():
         for entry in entries:
             child = entry.first_cluster
-            if (entry.attributes & FAT_DIRECTORY and not entry.deleted
+            if (entry.attributes & FAT_DIRECTORY and entry.name
                     and entry.name not in DOT_NAMES.values()
-                    and parents.get(child) == (0 if cluster == root else cluster)):
-                names[child] = entry.name
+                    and parents.get(child) == (0 if cluster == root else cluster)
+                    and (child not in names or live[child] < (not entry.deleted))):
+                names[child], live[child] = entry.name, not entry.deleted
     paths = {}
     for cluster in parents:
-        parts, at = [], cluster
+        parts, at, reached = [], cluster, True
         while at in names and len(parts) < MAX_FOLDER_DEPTH:
             parts.append(names[at])
-            at = parents[at]
+            reached = reached and live[at]
+            at = parents.get(at, -1)
         if parts and at == 0:
-            paths[cluster] = "/".join(reversed(parts))
+            paths[cluster] = ("/".join(reversed(parts)), reached)
         elif len(parts) == 1 and DCF_FOLDER.match(parts[0]):
-            paths[cluster] = DCF_ROOT + "/" + parts[0]
+            paths[cluster] = (DCF_ROOT + "/" + parts[0], False)
     return paths
 
 
-# A carved file gets a name only from a unique entry that agrees with it on its
-# first cluster and its exact size. A deleted FAT32 entry may have lost the high 16
-# bits of its cluster: it matches on the low 16 then, with the size.
+# A carved file gets a name only from a unique entry that agrees with it on two of
+# three: its first cluster, its exact size, and (when both have one) the time, the
+# entry's against the capture time. A deleted FAT32 entry may have lost the high 16
+# bits of its cluster: the low 16 make it a candidate, but do not count as agreeing.
 LOW_CLUSTER_BITS = 0xFFFF
 
 
@@ -3432,25 +3568,29 @@ def cluster_of(offset, geometry):
     return None if rest else number + 2
 
 
-def name_for(offset, size, geometry, entries):
-    """(Naming or None, why not) for the file of size bytes carved at offset, from
-    entries: [(DirEntry, folder path or None)] of every folder read."""
-    cluster = cluster_of(offset, geometry)
-    if cluster is None:
-        return None, ""
-    fits = [(entry, folder) for entry, folder in entries
-            if entry.size == size and entry.name and not entry.attributes & FAT_DIRECTORY
-            and (entry.first_cluster == cluster or (
-                entry.deleted and entry.first_cluster == cluster & LOW_CLUSTER_BITS))]
+def name_for(cluster, size, capture, candidates):
+    """(Naming or None, why not) for the file of size bytes carved at the start of
+    cluster, captured at capture (or ""), from candidates: [(DirEntry, folder path
+    or None, reached)] of the entries that may have that first cluster."""
+    fits = []
+    for entry, path, reached in candidates:
+        if not entry.name or entry.attributes & FAT_DIRECTORY:
+            continue
+        exact = entry.first_cluster == cluster
+        if not exact and not (entry.deleted and entry.first_cluster == cluster & LOW_CLUSTER_BITS):
+            continue
+        timed = bool(capture) and parse_time(entry.modified) is not None \
+            and parse_time(capture) is not None
+        agree = exact + (entry.size == size) + (timed and times_agree(entry.modified, capture))
+        if agree >= 2:
+            fits.append((entry, path, reached))
     if not fits:
         return None, ""
     if len(fits) > 1:
         return None, "%d entries fit it" % len(fits)
-    entry, folder = fits[0]
-    source = "deleted entry" if entry.deleted else "entry"
-    if folder is None:
-        source, folder = "orphan directory", ""
-    return Naming("/".join(filter(None, [folder, entry.name])), source, entry.modified), ""
+    entry, path, reached = fits[0]
+    source = "deleted entry" if entry.deleted else "entry" if reached else "orphan directory"
+    return Naming("/".join(filter(None, [path, entry.name])), source, entry.modified), ""
 
 
 # A live file on an intact FAT is read through its chain, however fragmented it is:
@@ -3499,6 +3639,283 @@ def chain_pieces(chain, size, geometry):
         if not left:
             break
     return pieces
+
+
+# Directory clusters are found wherever they lie (in use, deleted, left by a format)
+# by a sieve the scan processes run on each region: C-speed slices pull out the
+# bytes a directory sector has in fixed places (the attribute byte of its first
+# entries; exFAT's entry types, 32 bytes apart), and only the sectors where they fit
+# are parsed, in Python.
+FAT_ATTRIBUTE_AT = 11
+FAT_ATTRIBUTE_FITS = bytes(1 if value == LFN_ATTRIBUTES or (
+    value and not value & ~FAT_ATTRIBUTE_BITS) else 0 for value in range(256))
+FREE_ENTRY_FITS = bytes([1] + [0] * 255)
+SIEVED_ENTRIES = 3          # of each sector: the first fits, the next ones fit or are free
+ENTRIES_PER_SECTOR = SECTOR_SIZE // FAT_ENTRY_SIZE
+LFN_TYPE_AT, LFN_CLUSTER_AT = 12, 26
+LFN_MAX_ORDER = 20                              # 255 characters
+EXFAT_SET_START = re.compile(b"[\\x85\\x05][\\xc0\\x40][\\xc1\\x41]")
+
+
+def _fits(buf, first, count, at, table):
+    """An int whose byte i is 1 when table says so of buf[first + at + i * SECTOR_SIZE]."""
+    picked = buf[first + at:first + at + count * SECTOR_SIZE:SECTOR_SIZE]
+    return int.from_bytes(picked.translate(table), "big")
+
+
+def fat_entry_fits(raw):
+    """True when 32 bytes are a FAT directory entry (short, long-name or free)."""
+    if raw[0] == FAT_END:
+        return True
+    attributes = raw[FAT_ATTRIBUTE_AT]
+    if attributes == LFN_ATTRIBUTES:
+        order = raw[0] & ~LFN_LAST
+        return (raw[LFN_TYPE_AT] == 0 and raw[LFN_CLUSTER_AT:LFN_CLUSTER_AT + 2] == b"\0\0"
+                and (raw[0] == FAT_DELETED or 1 <= order <= LFN_MAX_ORDER))
+    if not FAT_ATTRIBUTE_FITS[attributes]:
+        return False
+    if attributes & FAT_VOLUME:                     # the root's volume label
+        return all(byte >= 0x20 for byte in raw[:11])
+    short = raw[:11]
+    if raw[0] == FAT_DELETED:
+        short = b"_" + short[1:]
+    return short in DOT_NAMES or short_name_text(short) is not None
+
+
+def fat_directory_sectors(buf, first, stop, phase=0):
+    """The sectors (on the grid of phase) in [first, stop) that are FAT directory
+    sectors: every entry fits, and one at least is not free."""
+    first += (phase - first) % SECTOR_SIZE
+    count = max(0, (min(stop, len(buf)) - first) // SECTOR_SIZE)
+    if not count:
+        return []
+    fits = _fits(buf, first, count, FAT_ATTRIBUTE_AT, FAT_ATTRIBUTE_FITS)
+    for index in range(1, SIEVED_ENTRIES):
+        at = index * FAT_ENTRY_SIZE
+        fits &= (_fits(buf, first, count, at + FAT_ATTRIBUTE_AT, FAT_ATTRIBUTE_FITS)
+                 | _fits(buf, first, count, at, FREE_ENTRY_FITS))
+    marks = fits.to_bytes(count, "big")
+    found = []
+    index = marks.find(1)
+    while index >= 0:
+        pos = first + index * SECTOR_SIZE
+        if all(fat_entry_fits(buf[at:at + FAT_ENTRY_SIZE])
+               for at in range(pos, pos + SECTOR_SIZE, FAT_ENTRY_SIZE)):
+            found.append(pos)
+        index = marks.find(1, index + 1)
+    return found
+
+
+def exfat_sets(buf, first, stop, phase=0):
+    """The exFAT entry sets (DirEntry) whose File entry lies in [first, stop), on
+    the 32-byte grid of phase, and whose checksum and name hash hold."""
+    first += (phase - first) % FAT_ENTRY_SIZE
+    end = min(stop + FAT_ENTRY_SIZE * (EXFAT_MAX_SECONDARIES + 1), len(buf))
+    types = buf[first:end:FAT_ENTRY_SIZE]
+    found = []
+    for match in EXFAT_SET_START.finditer(types):
+        pos = first + match.start() * FAT_ENTRY_SIZE
+        if pos < stop:
+            entry = exfat_set_at(buf, pos, end)
+            if entry is not None:
+                found.append(entry)
+    return found
+
+
+def directory_sieve(buf, first, stop, phase=0):
+    """(FAT directory sectors, exFAT entry sets) in [first, stop): what a scan
+    process sends back of a region before it is carved."""
+    return fat_directory_sectors(buf, first, stop, phase), exfat_sets(buf, first, stop, phase)
+
+
+def sector_runs(sectors):
+    """[(start, end)] of the runs of adjacent sectors, from sorted sector offsets."""
+    runs = []
+    for pos in sectors:
+        if runs and runs[-1][1] == pos:
+            runs[-1][1] = pos + SECTOR_SIZE
+        else:
+            runs.append([pos, pos + SECTOR_SIZE])
+    return [tuple(run) for run in runs]
+
+
+# What is left of the file system, put together: each entry is in the folder whose
+# clusters hold it. A folder's clusters are its FAT chain while the FAT has one; when
+# the FAT is wiped (a format), FAT32 folders are taken to run on over the directory
+# sectors that follow their first cluster, up to the next folder's; exFAT ones say
+# it themselves (NoFatChain and their size). An entry in no known folder is from an
+# "orphan directory": it may name a file, but no path.
+MAX_FAT_READ = 64 << 20         # a FAT larger than this (a card over 512 GB) is not read
+MAX_FOLDER_CLUSTERS = 1 << 16   # a folder's: 2 million entries
+MAX_WRITE_DELAY = 60            # seconds between a picture's capture and its file's time
+ZONE_STEP = 15 * 60             # time zones are whole quarter hours apart,
+MAX_ZONE = 14 * 3600            # up to 14 hours from UTC
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+class FileSystem:
+    """The card's file system as far as it is left: its volume (or None), the
+    Geometry (from the volume, else from its folders), the entries that may name
+    files as [(DirEntry, folder path or None, reached from the root)], and its FAT."""
+
+    def __init__(self, volume=None, geometry=Geometry(), entries=(), fat=b""):
+        self.volume = volume
+        self.geometry = geometry
+        self.entries = list(entries)
+        self.fat = fat
+        self._by_cluster = collections.defaultdict(list)
+        for item in self.entries:
+            self._by_cluster[item[0].first_cluster].append(item)
+
+    @classmethod
+    def read(cls, dump, volume, fat_sectors, exfat_found):
+        """Put together what the sieve found (see directory_sieve) with the volume."""
+        fat = b""
+        if volume and volume.fat_size <= MAX_FAT_READ:
+            fat = dump.read(volume.fat, volume.fat_size)
+        folders, runs, fat_found = [], sector_runs(sorted(fat_sectors)), []
+        if volume is None or volume.kind == "FAT32":
+            for start, end in runs:
+                data = dump.read(start, end - start)
+                folders += [f._replace(offset=f.offset + start)
+                            for f in dot_folders(data, 0, len(data))]
+                fat_found += [e._replace(offset=e.offset + start)
+                              for e in fat_entries(data, 0, len(data))]
+        if volume is None or volume.kind == "exFAT":
+            exfat_found = sorted(exfat_found, key=operator.attrgetter("offset"))
+        else:
+            exfat_found = []
+        geometry = volume.geometry if volume else folders_geometry(folders)
+        if not geometry.cluster:
+            return cls(volume, geometry)
+        found = fat_found + exfat_found
+        root = volume.root if volume else 2
+        owner = folder_clusters(geometry, fat, root, folders, runs, found)
+        entries_of = collections.defaultdict(list)
+        for entry in found:
+            entries_of[owner.get(cluster_at(entry.offset, geometry), -1)].append(entry)
+        parents = {folder.cluster: folder.parent for folder in folders}
+        for folder, entries in entries_of.items():
+            for entry in entries:
+                if (entry.attributes & FAT_DIRECTORY and entry.name not in DOT_NAMES.values()
+                        and folder > 0 and entry.first_cluster not in parents):
+                    parents[entry.first_cluster] = 0 if folder == root else folder
+        paths = folder_paths(parents, entries_of, root)
+        paths[root] = ("", True)
+        named = []
+        for folder, entries in entries_of.items():
+            path, reached = paths.get(folder, (None, False))
+            named += [(entry, path, reached) for entry in entries
+                      if not entry.attributes & FAT_DIRECTORY and entry.name]
+        return cls(volume, geometry, unique(named), fat)
+
+    def naming(self, offset, size, capture=""):
+        """(Naming or None, why not) of the file of size bytes carved at offset."""
+        cluster = cluster_of(offset, self.geometry)
+        if cluster is None:
+            return None, ""
+        low = cluster & LOW_CLUSTER_BITS
+        candidates = self._by_cluster.get(cluster, []) + (
+            self._by_cluster.get(low, []) if low != cluster else [])
+        return name_for(cluster, size, capture, candidates)
+
+    def chain(self, offset):
+        """[(offset, length)] of the live file whose entry starts at offset, as its
+        FAT chain places its clusters, and that file's size; None when the FAT has no
+        chain for it of exactly its size."""
+        cluster = cluster_of(offset, self.geometry)
+        lives = [entry for entry, _, _ in self._by_cluster.get(cluster, ())
+                 if entry.first_cluster == cluster and not entry.deleted
+                 and not entry.contiguous]
+        if len(lives) != 1 or not self.fat:
+            return None
+        (entry,) = lives
+        want = -(-entry.size // self.geometry.cluster)
+        try:
+            chain = fat_chain(self.fat, cluster, want)
+        except FormatError:
+            return None
+        if len(chain) != want:
+            return None
+        return chain_pieces(chain, entry.size, self.geometry), entry.size
+
+
+def unique(named):
+    """named without repeats: the same entry found twice is one entry."""
+    seen, kept = set(), []
+    for entry, path, reached in named:
+        key = (entry.name, entry.first_cluster, entry.size, entry.deleted, path)
+        if key not in seen:
+            seen.add(key)
+            kept.append((entry, path, reached))
+    return kept
+
+
+def cluster_at(offset, geometry):
+    """The number of the cluster offset lies in (a data area cluster, or below 2)."""
+    return (offset - geometry.data_start) // geometry.cluster + 2
+
+
+def folder_clusters(geometry, fat, root, folders, runs, entries):
+    """{cluster: first cluster of the folder it belongs to} for every directory
+    cluster that can be placed (see above)."""
+    owner = {}
+
+    def claim(first, clusters):
+        for cluster in clusters:
+            owner.setdefault(cluster, first)
+
+    def chain_of(first):
+        try:
+            return fat_chain(fat, first, MAX_FOLDER_CLUSTERS) if fat else None
+        except FormatError:
+            return None
+
+    starts = {folder.offset for folder in folders}
+    claim(root, chain_of(root) or [root])
+    for folder in folders:
+        chain = chain_of(folder.cluster)
+        if chain is None:                       # the FAT is wiped: its run of sectors
+            run_end = next((end for start, end in runs if start <= folder.offset < end),
+                           folder.offset + geometry.cluster)
+            chain, pos = [], folder.offset
+            while pos < run_end and (pos == folder.offset or pos not in starts) \
+                    and len(chain) < MAX_FOLDER_CLUSTERS:
+                chain.append(cluster_at(pos, geometry))
+                pos += geometry.cluster
+        claim(folder.cluster, chain)
+    for entry in entries:
+        if entry.attributes & FAT_DIRECTORY and entry.name not in DOT_NAMES.values() \
+                and entry.first_cluster >= 2:
+            if entry.contiguous:
+                count = min(-(-entry.size // geometry.cluster), MAX_FOLDER_CLUSTERS)
+                claim(entry.first_cluster, range(entry.first_cluster,
+                                                 entry.first_cluster + count))
+            else:
+                claim(entry.first_cluster, chain_of(entry.first_cluster) or [])
+    return owner
+
+
+def parse_time(text):
+    """Seconds since the epoch of ISO text read as UTC, or None."""
+    try:
+        moment = datetime.datetime.strptime(text[:19], TIME_FORMAT)
+    except ValueError:
+        return None
+    return (moment - datetime.datetime(1970, 1, 1)).total_seconds()
+
+
+def times_agree(fs_time, capture):
+    """True unless both times are known and no time zone makes them one moment
+    (within the seconds a camera takes to write the file)."""
+    first, second = parse_time(fs_time), parse_time(capture)
+    if first is None or second is None:
+        return True
+    apart = abs(first - second)
+    if apart > MAX_ZONE + MAX_WRITE_DELAY:
+        return False
+    off_zone = apart % ZONE_STEP
+    return min(off_zone, ZONE_STEP - off_zone) <= MAX_WRITE_DELAY
 
 
 # ---------------------------------------------------------------------------
@@ -4198,9 +4615,11 @@ def with_moov(data, mdat, moov):
 # ---------------------------------------------------------------------------
 
 PART_SUFFIX = ".part"
+MAX_SAME_NAME = 100             # IMG_1234-2.CR3 ... before a name falls back to imgN
 REPORT_NAME = "recovercr3-report"
 REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
-                 "model", "datetime", "serial", "pieces")
+                 "model", "datetime", "serial", "pieces",
+                 "original_name", "name_source", "fs_time")
 NOT_SAVED = "not saved"
 STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged"}
 CANON_PREFIX = "canon "
@@ -4224,6 +4643,36 @@ def date_stem(meta):
         model = model[len(CANON_PREFIX):]
     model = re.sub(r"[^A-Za-z0-9]+", "-", model[:MAX_MODEL_IN_NAME]).strip("-")
     return stem + "_" + model if model else stem
+
+
+MAX_NAME_BYTES = 255            # of one component of a path, on every file system
+NAME_UNSAFE = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
+def card_path(path):
+    """A path from the card, safe to use under the output directory: "" when one of
+    its parts could leave it or is no name ("..", "", too long)."""
+    parts = [NAME_UNSAFE.sub("_", part).strip() for part in path.split("/")]
+    if any(part in ("", ".", "..") or len(part.encode("utf-8", "replace")) > MAX_NAME_BYTES
+           for part in parts):
+        return ""
+    return "/".join(parts)
+
+
+def numbered(name, number):
+    """IMG_1234-2.CR3 for name IMG_1234.CR3 (its folder kept) and number 2."""
+    folder, slash, base = name.rpartition("/")
+    stem, dot, ext = base.rpartition(".")
+    base = "%s-%d.%s" % (stem, number, ext) if dot and stem else "%s-%d" % (base, number)
+    return folder + slash + base
+
+
+def local_time(text):
+    """Seconds since the epoch of ISO text read as this machine's local time, or None."""
+    try:
+        return time.mktime(time.strptime(text[:19], TIME_FORMAT))
+    except (ValueError, OverflowError):
+        return None
 
 
 def byte_runs(carved):
@@ -4282,7 +4731,7 @@ def create_exclusive(path):
 
 class Claim:
     """A name taken for one file. NAME.part, created exclusively in the output
-    directory's top, is the claim: another run (or this one) takes NAME only by
+    directory's top (or, for a card's path, in its folder there), is the claim: another run (or this one) takes NAME only by
     creating NAME.part first, so while it is held nobody else can give that name."""
 
     def __init__(self, name, part, fd):
@@ -4392,8 +4841,14 @@ class OutputDir:
         return (name in self._given or os.path.lexists(str(self.path / (name + PART_SUFFIX)))
                 or any(os.path.lexists(str(home)) for home in self._homes(name)))
 
-    def names_for(self, carved):
-        """imgN.ext (the next N), or the date and model with --name-by date."""
+    def names_for(self, carved, naming=None):
+        """imgN.ext (the next N); or the date and model with --name-by date, or the
+        path the card gave it with --name-by original, when they are known."""
+        original = card_path(naming.path) if naming and self.name_by == "original" else ""
+        if original:
+            yield original
+            for number in range(2, MAX_SAME_NAME):
+                yield numbered(original, number)
         stem = date_stem(carved.meta) if self.name_by == "date" else ""
         if stem:
             yield "%s.%s" % (stem, carved.ext)
@@ -4414,8 +4869,12 @@ class OutputDir:
                 return Claim(name, "", None)
             part = self.path / (name + PART_SUFFIX)
             try:
+                if "/" in name:
+                    self._make_parents(part)
                 fd = create_exclusive(part)
             except FileExistsError:
+                continue
+            except NotADirectoryError:          # a file has a folder's name there
                 continue
             if any(os.path.lexists(str(home)) for home in self._homes(name)):
                 os.close(fd)
@@ -4426,6 +4885,20 @@ class OutputDir:
             self.claims.add(claim)
             return claim
         raise AssertionError("names_for never ends")
+
+    def rename(self, claim, names):
+        """Give a claim the first of names that is free (its .part file stays where
+        it is: finish() places it under the new name, never over another)."""
+        for name in names:
+            if name == claim.name or not self._taken(name):
+                self._given.add(name)
+                claim.name = name
+                return
+
+    def _make_parents(self, path):
+        """The folders above path, under the output directory (FileExistsError or
+        NotADirectoryError when a file is in the way)."""
+        os.makedirs(str(path.parent), exist_ok=True)
 
     def release(self, claim):
         """Give a claim up: its .part file goes, as it is ours."""
@@ -4455,13 +4928,14 @@ class OutputDir:
         """Give the written .part its name in the folder of status; the relpath."""
         folder = self.folder(status)
         name = claim.name
+        if "/" in name:
+            self._make_parents(self.path / folder / name)
         for number in itertools.count(2):
             try:
                 place(claim.part, self.path / folder / name)
                 break
             except FileExistsError:         # put there meanwhile by something else
-                stem, dot, ext = claim.name.rpartition(".")
-                name = "%s-%d.%s" % (stem, number, ext) if dot else "%s-%d" % (ext, number)
+                name = numbered(claim.name, number)
         claim.held = False
         claim.name = name
         self.claims.discard(claim)
@@ -4483,11 +4957,20 @@ class OutputDir:
             except FileExistsError:
                 continue
 
-    def record(self, relpath, carved, status, detail):
+    def set_time(self, relpath, text):
+        """Give the written file the modification time text (ISO, the card's local
+        time), so that a file browser sorts files as the camera wrote them."""
+        when = local_time(text) if text else None
+        if when is not None and not self.dry_run:
+            with contextlib.suppress(OSError, OverflowError, ValueError):
+                os.utime(str(self.path / relpath), (when, when))
+
+    def record(self, relpath, carved, status, detail, naming=None):
         meta = carved.meta
+        naming = naming or Naming("", "", "")
         self.report.write_row((relpath, carved.type, carved.offset, carved.size, status,
                                detail, meta.model, meta.datetime, meta.serial,
-                               byte_runs(carved)))
+                               byte_runs(carved), naming.path, naming.source, naming.fs_time))
 
 
 DFXML_HEADER = """<?xml version="1.0" encoding="UTF-8"?>
@@ -4648,10 +5131,12 @@ class Saved:
     its data is not where it says) or, rarely, that one file is stored in another.
     """
 
-    def __init__(self, claim, carved):
+    def __init__(self, claim, carved, naming=None, naming_why=""):
         self.claim = claim
         self.name = claim.name
         self.carved = carved
+        self.naming = naming        # what the card's file system calls it, when it says
+        self.naming_why = naming_why    # why it gives no name, when it may have
         self.written = None         # the writer's Future (None: not written yet, or dry run)
         self.digest = None
         self.not_saved = ""         # why it was not written, when it was not
@@ -4710,6 +5195,8 @@ class Saved:
         notes.extend("lies inside %s at +%d" % inside for inside in self.inside)
         if self.inside_more:
             notes.append("and inside %d more" % self.inside_more)
+        if self.naming_why:
+            notes.append("not named: " + self.naming_why)
         return status, "; ".join(notes)
 
 
@@ -4771,12 +5258,15 @@ class Recovery:
         self.deferred = collections.deque()     # damaged files to put together at the end
         self.taken = []                         # (start, end) of every complete file's pieces
         self.starts = []                        # where every file found begins
+        self.fs = FileSystem()                  # what is left of the card's file system
 
     def run(self):
         code = EXIT_OK
         with concurrent.futures.ThreadPoolExecutor(1) as self.writer:
             try:
                 try:
+                    if not self.nested:
+                        self.read_file_system()
                     self.scan()
                     self.settle()
                     self.rejoin_deferred()
@@ -4816,6 +5306,37 @@ class Recovery:
         if code == EXIT_OK and self.failed:
             code = EXIT_ERROR
         return code
+
+    def read_file_system(self):
+        """Find what is left of the card's file system, before the scan: its volume,
+        then (a first pass of the scan processes) its directory entries."""
+        try:
+            volume = find_volume(self.dump)
+        except ReadError:
+            volume = None
+        if volume is not None:
+            self.geometry = volume.geometry
+            self.options = self.options._replace(phase=volume.data_start % SECTOR_SIZE)
+        fat_sectors, exfat_found = [], []
+        try:
+            for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region):
+                self.stop.check()
+                fat_sectors += sectors
+                exfat_found += sets
+            self.fs = FileSystem.read(self.dump, volume, fat_sectors, exfat_found)
+        except ReadError as e:
+            self.log.warning("the card's folders could not all be read (%s): files found "
+                             "keep the names they would have without them" % e)
+            self.fs = FileSystem(volume, volume.geometry if volume else Geometry())
+        if self.geometry is None and self.fs.geometry.cluster:
+            self.geometry = self.fs.geometry
+        if volume is not None or self.fs.entries:
+            where = (" at offset {:,d}".format(volume.base) if volume and volume.base
+                     else "")
+            self.log.info("File system: {}{}, {:,d} B clusters; {:,d} directory entries "
+                          "that may name files".format(
+                              volume.kind if volume else "FAT (its boot sector is gone)",
+                              where, self.fs.geometry.cluster, len(self.fs.entries)))
 
     def _reached(self):
         """Where the scan stopped: its position, or the first file not written whole."""
@@ -4860,8 +5381,9 @@ class Recovery:
         return any(saved.embeds(pos) for saved in self.open)
 
     def save(self, carved):
-        claim = self.outdir.claim(self.outdir.names_for(carved))
-        saved = Saved(claim, carved)
+        naming, why = self.fs.naming(carved.offset, carved.size, carved.meta.datetime)
+        claim = self.outdir.claim(self.outdir.names_for(carved, naming))
+        saved = Saved(claim, carved, naming, why)
         self.starts.append(carved.offset)
         tail = self.tail
         if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
@@ -4930,7 +5452,9 @@ class Recovery:
                 self.outdir.release(saved.claim)
                 continue
             self._written(saved, final)         # a stop leaves it first in line
-            if saved.whole_inside and not saved.not_saved and self.reassemble(saved):
+            if not final and not saved.not_saved and self.through_chain(saved):
+                self._write_again(saved)
+            elif saved.whole_inside and not saved.not_saved and self.reassemble(saved):
                 self._write_again(saved)
             if not final and self._may_rejoin(saved):
                 self.pending.popleft()
@@ -5140,6 +5664,32 @@ class Recovery:
             if saved.not_saved:
                 self.outdir.release(saved.claim)
 
+    def through_chain(self, saved):
+        """Read a live file through its FAT chain, when the FAT has one for it in
+        pieces: True when its checks call what the chain gives complete, at the
+        entry's size. The file system's word, checked like any carved file."""
+        carved = saved.carved
+        found = self.fs.chain(carved.offset)
+        if found is None or carved.pieces or carved.type not in TYPE_CARVERS:
+            return False
+        pieces, size = found
+        if len(pieces) < 2 or size > MAX_REASSEMBLED:
+            return False
+        try:
+            self.budget.spend(size)
+            carved_again = self._carve_pieces(carved.type, pieces)
+        except (Unproven, ReadError):
+            return False
+        if carved_again is None or carved_again[1].size != size:
+            return False
+        _, again, kept = carved_again
+        saved.carved = rejoined(carved, again, kept, COMPLETE,
+                                "read through its FAT chain, in %d pieces" % len(kept))
+        saved.held = 0
+        for other in saved.whole_inside:
+            other.inside = [entry for entry in other.inside if entry[0] != saved.name]
+        return True
+
     def reassemble(self, saved):
         """Take the whole files found inside saved out of its extent, and carve it
         again from what is left: a camera writing a file on a used card jumps over
@@ -5278,8 +5828,10 @@ class Recovery:
         if saved.not_saved:
             self.unwritten += 1
             self._row("", carved, NOT_SAVED,
-                      "; ".join(filter(None, ["not saved: " + saved.not_saved, status, detail])))
+                      "; ".join(filter(None, ["not saved: " + saved.not_saved, status, detail])),
+                      saved.naming)
             return NOT_SAVED
+        self._name_again(saved)
         relpath = self.outdir.relpath(status, saved.name)
         placed = None
         try:
@@ -5289,9 +5841,11 @@ class Recovery:
             self.log.info("{} {}, size {:,d} B".format(
                 "Would save" if self.outdir.dry_run else "Saving",
                 self.outdir.path / relpath, carved.size))
-            self._row(relpath, carved, status, detail)
+            self._row(relpath, carved, status, detail, saved.naming)
             if self.dfxml:
                 self.dfxml.add(relpath, carved, saved.digest.hexdigest() if saved.digest else "")
+            self.outdir.set_time(relpath, saved.naming.fs_time if saved.naming
+                                 else carved.meta.datetime)
         except OutputError:
             self._unplace(saved, placed)
             raise
@@ -5308,6 +5862,18 @@ class Recovery:
             self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
         return status
 
+    def _name_again(self, saved):
+        """Ask the card's folders again for a file put back together or read through
+        its chain: its size, now the whole file's, may be what its entry says."""
+        carved = saved.carved
+        if saved.naming is not None or not carved.pieces:
+            return
+        saved.naming, saved.naming_why = self.fs.naming(carved.offset, carved.size,
+                                                        carved.meta.datetime)
+        if saved.naming is not None and self.outdir.name_by == "original":
+            self.outdir.rename(saved.claim, self.outdir.names_for(carved, saved.naming))
+            saved.name = saved.claim.name
+
     def _unplace(self, saved, placed):
         """Take back the file placed for saved, whose row could not be written: it is
         reported as not saved, if a row can still be written at all."""
@@ -5315,9 +5881,9 @@ class Recovery:
             self.outdir.unfinish(placed)
             saved.not_saved = "its report row could not be written"
 
-    def _row(self, relpath, carved, status, detail):
+    def _row(self, relpath, carved, status, detail, naming=None):
         try:
-            self.outdir.record(relpath, carved, status, detail)
+            self.outdir.record(relpath, carved, status, detail, naming)
         except OSError as e:
             raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
                               "cannot write the report %s: %s" % (

@@ -11,10 +11,12 @@ moov's co64 + stsz tables (and CTBO) declare. The sample bytes are pseudo-random
 the JPEG track's sample made to start with FFD8 and end with FFD9.
 """
 
+import calendar
 import hashlib
 import os
 import random
 import struct
+import subprocess
 from pathlib import Path
 
 CORPUS = Path(os.environ.get("RECOVERCR3_CORPUS",
@@ -413,3 +415,54 @@ def exfat_entry_set(name, cluster, size, contiguous=True, when=(2024, 5, 1, 12, 
         for at in range(0, len(entries), 32):
             entries[at] &= 0x7F
     return bytes(entries)
+
+
+class MtoolsCard:
+    """A FAT32 card image made by mkfs.vfat and written with mtools as a camera
+    writes: each file goes to the first free clusters (FSInfo's next-free hint is
+    reset before every copy), so a file written after a deletion fills the hole
+    and runs on past the files after it. format() is a quick format."""
+
+    def __init__(self, path, size_mb=80, sectors_per_cluster=2):
+        self.path = Path(path)
+        self.size_mb = size_mb
+        self.sectors_per_cluster = sectors_per_cluster
+        self.env = {"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TZ": "UTC"}
+        with open(str(self.path), "wb") as f:
+            f.truncate(size_mb << 20)
+        self.format()
+
+    def _run(self, *command):
+        subprocess.run(command, check=True, capture_output=True, env=self.env)
+
+    def format(self):
+        """A quick format: new boot sector, FATs and root; the data area stays."""
+        self._run("mkfs.vfat", "-F", "32", "-S", "512", "-s", str(self.sectors_per_cluster),
+                  "-n", "EOS_DIGITAL", "-i", "1234ABCD", str(self.path))
+
+    def _first_free_next(self):
+        with open(str(self.path), "r+b") as f:
+            boot = f.read(512)
+            fsinfo = int.from_bytes(boot[48:50], "little")
+            f.seek(fsinfo * 512 + 492)
+            f.write(b"\xff\xff\xff\xff")
+
+    def mkdir(self, folder):
+        self._first_free_next()
+        self._run("mmd", "-i", str(self.path), "::/" + folder)
+
+    def copy(self, card_path, data, when=(2024, 5, 1, 12, 30, 10)):
+        """Write data as card_path, with the modification time when (UTC)."""
+        self._first_free_next()
+        source = self.path.with_name("source.bin")
+        source.write_bytes(data)
+        stamp = calendar.timegm(tuple(when) + (0, 0, 0))
+        os.utime(str(source), (stamp, stamp))
+        self._run("mcopy", "-m", "-i", str(self.path), str(source), "::/" + card_path)
+        source.unlink()
+
+    def delete(self, card_path):
+        self._run("mdel", "-i", str(self.path), "::/" + card_path)
+
+    def image(self):
+        return self.path.read_bytes()

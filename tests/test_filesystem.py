@@ -3,12 +3,15 @@ images made by mkfs.vfat and mtools (skipped where they are not installed)."""
 
 import shutil
 import subprocess
+import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recovercr3 as r
+from conftest import recover
+from dumpkit import MtoolsCard, corpus_file, sha256
 
 CARD_MB = 80
 MTOOLS = all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel", "mdir"))
@@ -181,20 +184,25 @@ def folders_of(image):
     return folders, entries_of, root, geometry
 
 
+def parents_of(folders):
+    return {folder.cluster: folder.parent for folder in folders}
+
+
 @needs_mtools
 def test_folder_paths_from_the_entries_and_after_the_root_is_lost(tmp_path):
     files = {"DCIM/100CANON/IMG_0001.CR3": b"a", "DCIM/101CANON/IMG_0100.CR3": b"b",
              "MISC/NOTE.TXT": b"c"}
     image = fat32_card(tmp_path, files)
     folders, entries_of, root, geometry = folders_of(image)
-    paths = r.folder_paths(folders, entries_of, root)
-    assert sorted(paths.values()) == ["DCIM", "DCIM/100CANON", "DCIM/101CANON", "MISC"]
+    paths = r.folder_paths(parents_of(folders), entries_of, root)
+    assert sorted(paths.values()) == [("DCIM", True), ("DCIM/100CANON", True),
+                                      ("DCIM/101CANON", True), ("MISC", True)]
     # a quick format: the root's entries are gone; the DCF folders are under DCIM still
     root_at = geometry.data_start + (root - 2) * geometry.cluster
     formatted = image[:root_at] + bytes(geometry.cluster) + image[root_at + geometry.cluster:]
     folders, entries_of, root, _ = folders_of(formatted)
-    assert sorted(r.folder_paths(folders, entries_of, root).values()) == [
-        "DCIM/100CANON", "DCIM/101CANON"]
+    assert sorted(r.folder_paths(parents_of(folders), entries_of, root).values()) == [
+        ("DCIM/100CANON", False), ("DCIM/101CANON", False)]       # orphaned
 
 
 def test_a_folder_loop_gives_no_path():
@@ -202,33 +210,55 @@ def test_a_folder_loop_gives_no_path():
     folders = [r.Folder(0, 5, 6), r.Folder(4096, 6, 5)]
     entry = r.DirEntry("A", "A", r.FAT_DIRECTORY, 5, 0, "", False, 0)
     other = entry._replace(name="B", short_name="B", first_cluster=6)
-    assert r.folder_paths(folders, {6: [entry], 5: [other]}, 2) == {}
+    assert r.folder_paths(parents_of(folders), {6: [entry], 5: [other]}, 2) == {}
 
 
-def entry(name, cluster, size, deleted=False):
-    return r.DirEntry(name, name, 0x20, cluster, size, "2024-05-01T12:30:10", deleted, 0)
+def entry(name, cluster, size, deleted=False, when="2024-05-01T12:30:10"):
+    return r.DirEntry(name, name, 0x20, cluster, size, when, deleted, 0)
 
 
 def test_a_carved_file_is_named_only_by_one_entry_that_fits_its_cluster_and_size():
     geometry = r.Geometry(4096, 5251072)
-    at = 5251072 + (100 - 2) * 4096                          # cluster 100
-    entries = [(entry("IMG_0001.CR3", 100, 5000), "DCIM/100CANON"),
-               (entry("IMG_0002.CR3", 100, 6000), "DCIM/100CANON"),     # another size
-               (entry("IMG_0003.CR3", 0x10064, 7000, deleted=True), None)]
-    naming, why = r.name_for(at, 5000, geometry, entries)
+    at = 5251072 + (200 - 2) * 4096                          # cluster 200
+    fs = r.FileSystem(geometry=geometry, entries=[
+        (entry("IMG_0001.CR3", 200, 5000), "DCIM/100CANON", True),
+        (entry("IMG_0002.CR3", 200, 6000, when="2024-05-02T09:00:00"), "DCIM/100CANON",
+         True),                                                          # another size
+        (entry("IMG_0003.CR3", 0x10064, 7000, when="2024-06-01T08:00:00"), None, False),
+        (entry("IMG_0004.CR3", 0x64, 8000, deleted=True), "DCIM/100CANON", True)])
+    naming, why = fs.naming(at, 5000)
     assert naming == r.Naming("DCIM/100CANON/IMG_0001.CR3", "entry", "2024-05-01T12:30:10")
-    assert r.name_for(at + 512, 5000, geometry, entries) == (None, "")   # not a cluster
-    assert r.name_for(at, 4999, geometry, entries) == (None, "")        # not its size
-    # a deleted FAT32 entry that lost its cluster's high bits; its folder unknown
+    assert fs.naming(at + 512, 5000) == (None, "")          # not where a cluster starts
+    assert fs.naming(at, 4999) == (None, "")                # not its size, no time
     high = 5251072 + (0x10064 - 2) * 4096
-    naming, _ = r.name_for(high, 7000, geometry, entries)
-    assert (naming.path, naming.source) == ("IMG_0003.CR3", "orphan directory")
-    low_only = [(entry("IMG_0003.CR3", 0x64, 7000, deleted=True), "DCIM/100CANON")]
-    naming, _ = r.name_for(high, 7000, geometry, low_only)
-    assert (naming.path, naming.source) == ("DCIM/100CANON/IMG_0003.CR3", "deleted entry")
+    naming, _ = fs.naming(high, 7000)
+    assert (naming.path, naming.source) == ("IMG_0003.CR3", "orphan directory")  # no folder
+    # a deleted FAT32 entry that lost its cluster's high bits: its size and time agree
+    naming, _ = fs.naming(high, 8000, "2024-05-01T12:30:10")
+    assert (naming.path, naming.source) == ("DCIM/100CANON/IMG_0004.CR3", "deleted entry")
+    # ... but a live one has all its bits: cluster 0x64 is not 0x10064
+    assert fs.naming(at + 0x10000 * 4096, 5000) == (None, "")
+    # two of three must agree: cluster, size, time (when both have one)
+    assert fs.naming(at, 4999, "2024-05-01T12:30:09")[0].path.endswith("IMG_0001.CR3")
+    assert fs.naming(at, 4999, "2024-05-01T10:30:40")[0] is not None     # UTC+2
+    assert fs.naming(at, 4999, "2023-01-07T08:00:00") == (None, "")
+    assert fs.naming(at, 5000, "2023-01-07T08:00:00")[0] is not None     # cluster and size
+    # the low 16 bits of a cluster do not count: size and time must agree then
+    assert fs.naming(high, 8000, "2024-05-01T12:30:10")[0] is not None
+    assert fs.naming(high, 8000, "2023-01-07T08:00:00") == (None, "")
+    assert fs.naming(high, 8001, "2024-05-01T12:30:10") == (None, "")
     # two entries fit: no name, and the reason
-    twice = entries + [(entry("IMG_9999.CR3", 100, 5000), "DCIM/101CANON")]
-    assert r.name_for(at, 5000, geometry, twice) == (None, "2 entries fit it")
+    twice = r.FileSystem(geometry=geometry, entries=fs.entries + [
+        (entry("IMG_9999.CR3", 200, 5000), "DCIM/101CANON", True)])
+    assert twice.naming(at, 5000) == (None, "2 entries fit it")
+
+
+def test_times_agree_within_the_write_delay_and_whole_time_zones():
+    assert r.times_agree("2024-05-01T12:30:10", "")
+    assert r.times_agree("2024-05-01T12:30:10", "2024-05-01T12:29:40")
+    assert r.times_agree("2024-05-01T12:30:10", "2024-05-01T07:00:20")     # 5:30 away
+    assert not r.times_agree("2024-05-01T12:30:10", "2024-05-01T12:20:10")
+    assert not r.times_agree("2024-05-01T12:30:10", "2024-05-03T12:30:10")
 
 
 def fat_of(image):
@@ -293,3 +323,87 @@ def test_random_fats_never_hang(table, first, clusters):
     except r.FormatError:
         return
     assert len(chain) <= clusters and len(set(chain)) == len(chain)
+
+
+# A used card, as a camera leaves it, and what each step of its life leaves to name
+# the files: live entries, a deleted one whose long name checks out, a live file
+# split around another, then a quick format, then a little more written.
+CAMERA_FILES = [
+    ("DCIM/100CANON/IMG_0001.JPG", "mei_Canon_EOS_5D.jpg", (2024, 5, 1, 12, 30, 10)),
+    ("DCIM/100CANON/IMG_0002.JPG", "mei_Canon_PowerShot_G11.jpg", (2024, 5, 1, 12, 31, 0)),
+    ("DCIM/100CANON/MVI_0003.MP4", "gopro_karma.mp4", (2024, 5, 1, 12, 32, 4)),
+    ("DCIM/101CANON/Holiday at the lake.jpg", "mei_Nikon_D70.jpg", (2024, 5, 2, 9, 0, 0)),
+    ("DCIM/101CANON/IMG_0004.HIF", "exiv2_Canon.HIF", (2024, 5, 2, 9, 1, 0)),
+    ("DCIM/101CANON/Sunset over the sea.3gp", "mei_sample.3gp", (2024, 5, 2, 9, 2, 0)),
+]
+LATER = ("DCIM/100CANON/IMG_0006.JPG", "mei_Canon_EOS_1000D.jpg", (2024, 5, 3, 18, 0, 0))
+AFTER_FORMAT = ("DCIM/100CANON/IMG_0100.JPG", "exiftool_Canon.jpg", (2024, 6, 1, 8, 0, 0))
+
+
+def named_rows(out):
+    """{original_name: row} of the report, each row checked: the file written under
+    that name holds the bytes the card had under it, and has its time."""
+    return {row["original_name"]: row for row in out.rows if row["original_name"]}
+
+
+def check_names(out, outdir, truth):
+    """No file gets a wrong name: every name given is the one its bytes had."""
+    for name, row in named_rows(out).items():
+        assert sha256((outdir / row["file"]).read_bytes()) == truth[name], name
+        when = time.mktime(time.strptime(row["fs_time"], "%Y-%m-%dT%H:%M:%S"))
+        assert (outdir / row["file"]).stat().st_mtime == when
+
+
+@needs_mtools
+def test_a_used_card_then_formatted_then_written_gives_each_file_its_own_name(tmp_path):
+    card = MtoolsCard(tmp_path / "card.img")
+    for folder in ("DCIM", "DCIM/100CANON", "DCIM/101CANON"):
+        card.mkdir(folder)
+    truth = {}
+    for path, source, when in CAMERA_FILES:
+        card.copy(path, corpus_file(source), when)
+        truth[path] = sha256(corpus_file(source))
+    card.delete("DCIM/100CANON/IMG_0002.JPG")           # its hole takes IMG_0006's start
+    path, source, when = LATER
+    card.copy(path, corpus_file(source), when)
+    truth[path] = sha256(corpus_file(source))
+    card.delete("DCIM/101CANON/Sunset over the sea.3gp")    # deleted, not overwritten
+
+    out = recover(card.path, tmp_path / "used", "--name-by", "original")
+    rows = named_rows(out)
+    assert sorted(rows) == sorted(set(truth) - {"DCIM/100CANON/IMG_0002.JPG"})
+    assert {name: row["name_source"] for name, row in rows.items()} == {
+        "DCIM/100CANON/IMG_0001.JPG": "entry", "DCIM/100CANON/MVI_0003.MP4": "entry",
+        "DCIM/100CANON/IMG_0006.JPG": "entry", "DCIM/101CANON/IMG_0004.HIF": "entry",
+        "DCIM/101CANON/Holiday at the lake.jpg": "entry",
+        "DCIM/101CANON/Sunset over the sea.3gp": "deleted entry"}
+    assert all(row["file"] == name for name, row in rows.items())   # written as named
+    split = rows["DCIM/100CANON/IMG_0006.JPG"]                        # around MVI_0003
+    assert split["detail"].startswith("read through its FAT chain, in 2 pieces")
+    assert split["status"] == "complete"
+    check_names(out, tmp_path / "used", truth)
+    # the default names stay imgN, and the report has the card's names all the same
+    plain = recover(card.path, tmp_path / "plain")
+    assert all(row["file"].startswith("img") for row in plain.rows)
+    assert {row["original_name"] for row in plain.rows} == set(rows)
+
+    card.format()                       # the root is new: the folders are orphans
+    out = recover(card.path, tmp_path / "formatted", "--name-by", "original")
+    rows = named_rows(out)
+    assert sorted(rows) == sorted(set(truth) - {"DCIM/100CANON/IMG_0002.JPG"})
+    sunset = rows.pop("DCIM/101CANON/Sunset over the sea.3gp")
+    assert sunset["name_source"] == "deleted entry"
+    assert {row["name_source"] for row in rows.values()} == {"orphan directory"}
+    check_names(out, tmp_path / "formatted", truth)
+
+    card.mkdir("DCIM")                  # the camera's new folders and file take the
+    card.mkdir("DCIM/100CANON")         # clusters of the old ones' entries: those names
+    path, source, when = AFTER_FORMAT   # are gone, and no file may get one of them
+    card.copy(path, corpus_file(source), when)
+    truth[path] = sha256(corpus_file(source))
+    out = recover(card.path, tmp_path / "after", "--name-by", "original")
+    assert {name: row["name_source"] for name, row in named_rows(out).items()} == {
+        path: "entry"}
+    check_names(out, tmp_path / "after", truth)
+    assert sorted(row["file"] for row in out.rows) == [path] + [
+        "img%d.%s" % (n, ext) for n, ext in enumerate(["jpg", "mp4", "jpg", "hif", "3gp"], 1)]
