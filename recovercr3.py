@@ -3792,8 +3792,9 @@ class FileSystem:
         root = volume.root if volume else 2
         owner = folder_clusters(geometry, fat, root, folders, runs, found)
         entries_of = collections.defaultdict(list)
-        for entry in found:
-            entries_of[owner.get(cluster_at(entry.offset, geometry), -1)].append(entry)
+        for entry in found:                 # in no known folder: its cluster stands for one
+            cluster = cluster_at(entry.offset, geometry)
+            entries_of[owner.get(cluster, cluster)].append(entry)
         parents = {folder.cluster: folder.parent for folder in folders}
         for folder, entries in entries_of.items():
             for entry in entries:
@@ -3818,6 +3819,21 @@ class FileSystem:
         candidates = self._by_cluster.get(cluster, []) + (
             self._by_cluster.get(low, []) if low != cluster else [])
         return name_for(cluster, size, capture, candidates)
+
+    def whole_size(self, offset, size):
+        """The size of the one entry with the first cluster at offset that says the
+        file is longer than size, but ends in the cluster where size ends: the bytes
+        its structure does not reach (a raw's padding) are the file's too, since a
+        cluster holds one file. None when no such entry is."""
+        cluster = cluster_of(offset, self.geometry)
+        if cluster is None or not size:
+            return None
+        last = (size - 1) // self.geometry.cluster
+        longer = {entry.size for entry, _, _ in self._by_cluster.get(cluster, ())
+                  if entry.first_cluster == cluster and entry.size > size and entry.name
+                  and not entry.attributes & FAT_DIRECTORY
+                  and (entry.size - 1) // self.geometry.cluster == last}
+        return longer.pop() if len(longer) == 1 else None
 
     def chain(self, offset):
         """[(offset, length)] of the live file whose entry starts at offset, as its
@@ -5381,6 +5397,12 @@ class Recovery:
         return any(saved.embeds(pos) for saved in self.open)
 
     def save(self, carved):
+        whole = self.fs.whole_size(carved.offset, carved.size) \
+            if carved.status == COMPLETE and not carved.pieces else None
+        if whole is not None and carved.offset + whole <= self.dump.size:
+            carved = carved._replace(size=whole, detail="; ".join(filter(None, [
+                carved.detail, "its last %d B, past the end of its structure, are in its "
+                "last cluster, as its entry's size says" % (whole - carved.size)])))
         naming, why = self.fs.naming(carved.offset, carved.size, carved.meta.datetime)
         claim = self.outdir.claim(self.outdir.names_for(carved, naming))
         saved = Saved(claim, carved, naming, why)

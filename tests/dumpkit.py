@@ -388,7 +388,7 @@ def _rotate_add16(data, skip=()):
 
 
 def exfat_entry_set(name, cluster, size, contiguous=True, when=(2024, 5, 1, 12, 30, 10),
-                    deleted=False):
+                    deleted=False, attributes=0x20):
     """The directory entries exFAT writes for one file (File, Stream Extension, File
     Name entries), with the checksums of its specification; deleted: as a deletion
     leaves them (the in-use bit of each type cleared)."""
@@ -399,7 +399,7 @@ def exfat_entry_set(name, cluster, size, contiguous=True, when=(2024, 5, 1, 12, 
     parts = [units[i:i + 30] for i in range(0, len(units), 30)]
     file_entry = bytearray(32)
     file_entry[0], file_entry[1] = 0x85, 1 + len(parts)
-    file_entry[4:6] = (0x20).to_bytes(2, "little")                  # archive
+    file_entry[4:6] = attributes.to_bytes(2, "little")          # archive, or folder
     for at in (8, 12, 16):
         file_entry[at:at + 4] = stamp.to_bytes(4, "little")
     stream = bytearray(32)
@@ -466,3 +466,73 @@ class MtoolsCard:
 
     def image(self):
         return self.path.read_bytes()
+
+
+class ExfatCard:
+    """An exFAT card image: mkfs.exfat makes it (a quick format, again by format()),
+    and a small writer here puts folders and files in, as a camera does: each one
+    in one run of clusters (NoFatChain), its entry set in its folder's cluster."""
+
+    FIRST_CLUSTER = 64              # past what mkfs.exfat uses (bitmap, up-case, root)
+
+    def __init__(self, path, size_mb=64, cluster=4096):
+        self.path = Path(path)
+        with open(str(self.path), "wb") as f:
+            f.truncate(size_mb << 20)
+        self.cluster_size = cluster
+        self.format()
+
+    def format(self):
+        subprocess.run(["mkfs.exfat", "-c", str(self.cluster_size), "-L", "EOS_DIGITAL",
+                        str(self.path)], check=True, capture_output=True,
+                       env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        boot = self.path.read_bytes()[:512]
+        self.heap = int.from_bytes(boot[88:92], "little") * 512
+        self.root = int.from_bytes(boot[96:100], "little")
+        self.folders = {"": self.root}
+        self.sets = {}                  # card path -> offset of its entry set
+        self.next_cluster = self.FIRST_CLUSTER
+
+    def offset_of(self, cluster):
+        return self.heap + (cluster - 2) * self.cluster_size
+
+    def _write(self, at, data):
+        with open(str(self.path), "r+b") as f:
+            f.seek(at)
+            f.write(data)
+
+    def _add_set(self, folder, entries, path):
+        """Write entries into the first free slots of the folder's cluster."""
+        at = self.offset_of(self.folders[folder])
+        cluster = self.path.read_bytes()[at:at + self.cluster_size]
+        slot = next(pos for pos in range(0, self.cluster_size, 32)
+                    if cluster[pos] == 0 and pos + len(entries) <= self.cluster_size)
+        self._write(at + slot, entries)
+        self.sets[path] = (at + slot, len(entries))
+
+    def _allocate(self, size):
+        first = self.next_cluster
+        self.next_cluster += max(1, -(-size // self.cluster_size))
+        return first
+
+    def mkdir(self, path, when=(2024, 5, 1, 12, 0, 0)):
+        folder, _, name = path.rpartition("/")
+        cluster = self._allocate(self.cluster_size)
+        self._write(self.offset_of(cluster), bytes(self.cluster_size))
+        self._add_set(folder, exfat_entry_set(name, cluster, self.cluster_size, when=when,
+                                              attributes=0x10), path)
+        self.folders[path] = cluster
+
+    def copy(self, path, data, when=(2024, 5, 1, 12, 30, 10)):
+        folder, _, name = path.rpartition("/")
+        cluster = self._allocate(len(data))
+        self._write(self.offset_of(cluster), data)
+        self._add_set(folder, exfat_entry_set(name, cluster, len(data), when=when), path)
+        return self.offset_of(cluster)
+
+    def delete(self, path):
+        at, length = self.sets.pop(path)
+        entries = bytearray(self.path.read_bytes()[at:at + length])
+        for pos in range(0, length, 32):
+            entries[pos] &= 0x7F
+        self._write(at, bytes(entries))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import recovercr3 as r
 from conftest import recover
-from dumpkit import MtoolsCard, corpus_file, sha256
+from dumpkit import ExfatCard, MtoolsCard, corpus_file, sha256
 
 CARD_MB = 80
 MTOOLS = all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel", "mdir"))
@@ -407,3 +407,229 @@ def test_a_used_card_then_formatted_then_written_gives_each_file_its_own_name(tm
     check_names(out, tmp_path / "after", truth)
     assert sorted(row["file"] for row in out.rows) == [path] + [
         "img%d.%s" % (n, ext) for n, ext in enumerate(["jpg", "mp4", "jpg", "hif", "3gp"], 1)]
+
+
+needs_mkfs_exfat = pytest.mark.skipif(not shutil.which("mkfs.exfat"),
+                                      reason="exfatprogs not installed")
+
+
+@needs_mkfs_exfat
+def test_an_exfat_card_names_its_files_and_still_does_after_a_quick_format(tmp_path):
+    card = ExfatCard(tmp_path / "card.img")
+    card.mkdir("DCIM")
+    card.mkdir("DCIM/100CANON")
+    truth = {}
+    for path, source, when in [
+            ("DCIM/100CANON/IMG_0001.JPG", "mei_Canon_EOS_5D.jpg", (2024, 5, 1, 12, 30, 10)),
+            ("DCIM/100CANON/A long name for a film.MP4", "gopro_karma.mp4",
+             (2024, 5, 1, 12, 40, 0)),
+            ("DCIM/100CANON/IMG_0003.HIF", "exiv2_Canon.HIF", (2024, 5, 1, 12, 41, 0))]:
+        card.copy(path, corpus_file(source), when)
+        truth[path] = sha256(corpus_file(source))
+    card.delete("DCIM/100CANON/IMG_0003.HIF")
+    out = recover(card.path, tmp_path / "out", "--name-by", "original")
+    assert {name: row["name_source"] for name, row in named_rows(out).items()} == {
+        "DCIM/100CANON/IMG_0001.JPG": "entry",
+        "DCIM/100CANON/A long name for a film.MP4": "entry",
+        "DCIM/100CANON/IMG_0003.HIF": "deleted entry"}
+    check_names(out, tmp_path / "out", truth)
+    assert "File system: exFAT, 4,096 B clusters" in out.log
+
+    card.format()                       # a new root: DCIM's entry is gone, its folder not
+    out = recover(card.path, tmp_path / "formatted", "--name-by", "original")
+    assert {name: row["name_source"] for name, row in named_rows(out).items()} == {
+        "DCIM/100CANON/IMG_0001.JPG": "orphan directory",
+        "DCIM/100CANON/A long name for a film.MP4": "orphan directory",
+        "DCIM/100CANON/IMG_0003.HIF": "deleted entry"}
+    check_names(out, tmp_path / "formatted", truth)
+
+
+def fat_entry_bytes(short, attributes, cluster, size, first=None):
+    raw = bytearray(32)
+    raw[0:11] = short
+    if first is not None:
+        raw[0] = first
+    raw[11] = attributes
+    raw[20:22] = (cluster >> 16).to_bytes(2, "little")
+    raw[26:28] = (cluster & 0xFFFF).to_bytes(2, "little")
+    raw[28:32] = size.to_bytes(4, "little")
+    return bytes(raw)
+
+
+@needs_mtools
+def test_hostile_directories_never_crash_and_never_give_a_name(tmp_path):
+    card = MtoolsCard(tmp_path / "card.img")
+    card.mkdir("DCIM")
+    card.mkdir("DCIM/100CANON")
+    jpeg = corpus_file("mei_Canon_PowerShot_G11.jpg")
+    card.copy("DCIM/100CANON/IMG_0001.JPG", jpeg)
+    image = bytearray(card.image())
+    geometry = r.boot_geometry(bytes(image[:512]))
+    (entry,) = [e for e in directory_entries(bytes(image), b"IMG_0001JPG")[0]
+                if e.name == "IMG_0001.JPG"]
+    cluster_at = geometry.data_start + (entry.first_cluster - 2) * geometry.cluster
+    # far out in free space: folders that are each other's parent, and one that is its
+    # own; entries naming the JPEG's cluster at other sizes, a cluster past the card,
+    # a size past the dump, a long name whose checksum fails
+    hostile = (fat_entry_bytes(b".          ", 0x10, 70000, 0)
+               + fat_entry_bytes(b"..         ", 0x10, 70001, 0)
+               + fat_entry_bytes(b"LOOP       ", 0x10, 70001, 0)
+               + fat_entry_bytes(b"WRONG   JPG", 0x20, entry.first_cluster, 12345)
+               + fat_entry_bytes(b"FAR     JPG", 0x20, 0x0FFFFFF0, len(jpeg))
+               + fat_entry_bytes(b"HUGE    JPG", 0x20, 3, 0xFFFFFFF0))
+    lfn = bytearray(32)
+    lfn[0], lfn[11], lfn[13] = 0x41, 0x0F, 0x00                 # checksum 0: wrong
+    lfn[1:11] = "Stolen".ljust(5, "\0")[:5].encode("utf-16-le")
+    hostile += bytes(lfn) + fat_entry_bytes(b"IMG_0001JPG", 0x20, entry.first_cluster,
+                                            len(jpeg), first=0xE5)
+    other = (fat_entry_bytes(b".          ", 0x10, 70001, 0)
+             + fat_entry_bytes(b"..         ", 0x10, 70000, 0)
+             + fat_entry_bytes(b"LOOP       ", 0x10, 70000, 0))
+    for number, block in ((70000, hostile), (70001, other)):
+        at = geometry.data_start + (number - 2) * geometry.cluster
+        image[at:at + len(block)] = block
+    # and the FAT: the JPEG's chain loops back on its first cluster
+    fat = int.from_bytes(image[14:16], "little") * 512
+    image[fat + 4 * (entry.first_cluster + 1):fat + 4 * (entry.first_cluster + 2)] = \
+        entry.first_cluster.to_bytes(4, "little")
+    (tmp_path / "hostile.img").write_bytes(bytes(image))
+    out = recover(tmp_path / "hostile.img", tmp_path / "out", "--name-by", "original")
+    assert out.rc == 0
+    rows = [row for row in out.rows if int(row["offset"]) == cluster_at]
+    assert len(rows) == 1
+    # its own entry names it; the others do not fit, the deleted twin's long name
+    # fails its checksum (so it has none), and the looping chain is not followed
+    assert rows[0]["original_name"] == "DCIM/100CANON/IMG_0001.JPG"
+    assert rows[0]["detail"] == "" and rows[0]["status"] == "complete"
+    assert [row["original_name"] for row in out.rows] == ["DCIM/100CANON/IMG_0001.JPG"]
+    assert out.shas() == [sha256(jpeg)]
+
+
+class BytesDump:
+    """What FileSystem.read needs of a Dump, over bytes."""
+
+    def __init__(self, data):
+        self.data = data
+        self.size = len(data)
+
+    def read(self, offset, size):
+        return self.data[offset:offset + size]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.integers(0, 8191), st.integers(0, 40))
+def test_mutated_directories_never_crash(patch, at, flips):
+    clusters = fat32_image_once()
+    data = bytearray(clusters)
+    data[at:at + len(patch)] = patch
+    for index in range(flips):
+        data[(at * 7 + index * 131) % len(data)] ^= 0x5A
+    dump = BytesDump(bytes(data))
+    volume = r.boot_volume(dump.read(0, 512))
+    sectors, sets = r.directory_sieve(dump.data, 0, len(data))
+    fs = r.FileSystem.read(dump, volume, sectors, sets)
+    for entry, path, reached in fs.entries:
+        assert isinstance(entry.name, str) and (path is None or isinstance(path, str))
+        at = volume.data_start if volume else 0
+        fs.naming(at, entry.size)
+        fs.chain(at)
+
+
+_IMAGE = []
+
+
+def fat32_image_once():
+    """The first 8 KiB of folders of a small FAT32 card, after its boot region: the
+    hypothesis test mutates it (built once, by hand, so it needs no mtools)."""
+    if not _IMAGE:
+        cluster, reserved, fat_sectors = 512, 32, 8
+        boot = bytearray(512)
+        boot[3:11] = b"MSWIN4.1"
+        boot[11:13], boot[13] = (512).to_bytes(2, "little"), 1
+        boot[14:16], boot[16] = reserved.to_bytes(2, "little"), 1
+        boot[32:36] = (2048).to_bytes(4, "little")
+        boot[36:40] = fat_sectors.to_bytes(4, "little")
+        boot[44:48] = (2).to_bytes(4, "little")
+        boot[82:90], boot[510:512] = b"FAT32   ", b"\x55\xaa"
+        fat = bytearray(fat_sectors * 512)
+        fat[0:12] = bytes.fromhex("f8ffff0fffffff0fffffff0f")
+        for number in (3, 4):
+            fat[4 * number:4 * number + 4] = (0x0FFFFFFF).to_bytes(4, "little")
+        fat[20:24] = (6).to_bytes(4, "little")           # a file in clusters 5, 6
+        fat[24:28] = (0x0FFFFFFF).to_bytes(4, "little")
+        root = fat_entry_bytes(b"DCIM       ", 0x10, 3, 0)
+        dcim = (fat_entry_bytes(b".          ", 0x10, 3, 0)
+                + fat_entry_bytes(b"..         ", 0x10, 0, 0)
+                + fat_entry_bytes(b"100CANON   ", 0x10, 4, 0))
+        canon = (fat_entry_bytes(b".          ", 0x10, 4, 0)
+                 + fat_entry_bytes(b"..         ", 0x10, 3, 0)
+                 + fat_entry_bytes(b"IMG_0001JPG", 0x20, 5, 1000))
+        image = bytes(boot) + bytes((reserved - 1) * 512) + bytes(fat)
+        for block in (root, dcim, canon):
+            image += block.ljust(cluster, b"\0")
+        _IMAGE.append(image + bytes(8192 - len(image) % 8192))
+    return _IMAGE[0]
+
+
+def test_a_hand_made_card_names_its_file():
+    dump = BytesDump(fat32_image_once())
+    volume = r.boot_volume(dump.read(0, 512))
+    fs = r.FileSystem.read(dump, volume, *r.directory_sieve(dump.data, 0, dump.size))
+    at = volume.data_start + 3 * 512
+    assert fs.naming(at, 1000)[0] == r.Naming("DCIM/100CANON/IMG_0001.JPG", "entry", "")
+    assert fs.chain(at) == ([(at, 1000)], 1000)
+
+
+def gpt_disk(partition, start_sector=2048):
+    """A GPT disk (protective MBR, header, one entry) holding partition at start_sector."""
+    mbr = bytearray(512)
+    mbr[446 + 4], mbr[446 + 8:446 + 12] = 0xEE, (1).to_bytes(4, "little")
+    mbr[446 + 12:446 + 16] = (0xFFFFFFFF).to_bytes(4, "little")
+    mbr[510:512] = b"\x55\xaa"
+    header = bytearray(512)
+    header[0:8] = b"EFI PART"
+    header[72:80] = (2).to_bytes(8, "little")
+    header[80:84], header[84:88] = (128).to_bytes(4, "little"), (128).to_bytes(4, "little")
+    entries = bytearray(128 * 128)
+    entries[0:16] = bytes.fromhex("a2a0d0ebe5b9334487c068b6b72699c7")     # basic data
+    entries[16:32] = bytes(range(16))
+    entries[32:40] = start_sector.to_bytes(8, "little")
+    entries[40:48] = (start_sector + len(partition) // 512 - 1).to_bytes(8, "little")
+    disk = bytes(mbr) + bytes(header) + bytes(entries)
+    return disk + bytes(start_sector * 512 - len(disk)) + partition
+
+
+def zero_boot(image):
+    """The first sector gone: the backup boot sector (sector 6) is what is left."""
+    return bytes(512) + image[512:]
+
+
+def zero_file_system(image):
+    """Boot sectors, FATs and root gone: only the folders' own clusters tell."""
+    geometry = r.boot_geometry(image[:512])
+    end = geometry.data_start + geometry.cluster            # the root's first cluster
+    return bytes(end) + image[end:]
+
+
+@needs_mtools
+@pytest.mark.parametrize("damage, source", [
+    (lambda image: b"\x17" * 100 + image, "entry"),          # a partition off the grid
+    (gpt_disk, "entry"),
+    (zero_boot, "entry"),
+    (zero_file_system, "orphan directory")])
+def test_the_names_come_back_wherever_the_file_system_lies(tmp_path, damage, source):
+    card = MtoolsCard(tmp_path / "card.img")
+    card.mkdir("DCIM")
+    card.mkdir("DCIM/100CANON")
+    files = {"DCIM/100CANON/IMG_0001.JPG": corpus_file("mei_Canon_PowerShot_G11.jpg"),
+             "DCIM/100CANON/IMG_0002.CR2": corpus_file("exiftool_CanonRaw.cr2"),
+             "DCIM/100CANON/MVI_0003.MP4": corpus_file("gopro_karma.mp4")}
+    for path, data in files.items():
+        card.copy(path, data)
+    (tmp_path / "damaged.img").write_bytes(damage(card.image()))
+    out = recover(tmp_path / "damaged.img", tmp_path / "out", "--name-by", "original")
+    rows = named_rows(out)
+    assert {name: row["name_source"] for name, row in rows.items()} == {
+        path: source for path in files}
+    check_names(out, tmp_path / "out", {path: sha256(data) for path, data in files.items()})
+    assert len(out.rows) == len(files)
