@@ -3219,7 +3219,7 @@ def searched_volume(dump):
     for chunk_at in range(0, min(dump.size, BOOT_SEARCH), COPY_CHUNK):
         chunk = dump.read(chunk_at, COPY_CHUNK + overlap)
         hits = sorted(chunk_at + hit - at for mark, at in BOOT_MARKS
-                      for hit in _all(chunk, mark) if hit - at < COPY_CHUNK)
+                      for hit in find_all(chunk, mark) if hit - at < COPY_CHUNK)
         for start in hits:
             if start < 0:
                 continue
@@ -3232,7 +3232,7 @@ def searched_volume(dump):
     return None
 
 
-def _all(data, needle):
+def find_all(data, needle):
     """Every offset of needle in data."""
     hit = data.find(needle)
     while hit >= 0:
@@ -3274,6 +3274,7 @@ LFN_ATTRIBUTES = 0x0F
 LFN_LAST = 0x40                                  # on the order of a name's last part
 LFN_CHARS = 13                                   # per entry
 FAT_DELETED = 0xE5
+FAT_KANJI_E5 = 0x05                              # a name whose first byte really is E5
 FAT_END = 0x00                                   # no entry from here on
 FAT_DIRECTORY = 0x10
 FAT_VOLUME = 0x08
@@ -3677,7 +3678,7 @@ def fat_entry_fits(raw):
     if attributes & FAT_VOLUME:                     # the root's volume label
         return all(byte >= 0x20 for byte in raw[:11])
     short = raw[:11]
-    if raw[0] == FAT_DELETED:
+    if raw[0] in (FAT_DELETED, FAT_KANJI_E5):
         short = b"_" + short[1:]
     return short in DOT_NAMES or short_name_text(short) is not None
 
@@ -3788,7 +3789,8 @@ class FileSystem:
         geometry = volume.geometry if volume else folders_geometry(folders)
         if not geometry.cluster:
             return cls(volume, geometry)
-        found = fat_found + exfat_found
+        found = [entry for entry in fat_found + exfat_found
+                 if volume is None or entry.first_cluster < volume.clusters + 2]
         root = volume.root if volume else 2
         owner = folder_clusters(geometry, fat, root, folders, runs, found)
         entries_of = collections.defaultdict(list)

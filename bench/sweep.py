@@ -8,9 +8,12 @@
 For every scenario, card shape (size in MB : cluster size) and seed it builds the
 card with ../shared/bench/mkcard.py (same media and seed give the same card), runs
 each tool on it and scores the output with ../shared/bench/score.py -v. It prints
-one row per card: files recovered by each tool, and the outputs recovercr3 left in
-the output directory itself (where the files it calls complete go) that are not
-byte-identical to an original. Both must be good on every card: recovered at least
+one row per card: files recovered by each tool, and the outputs recovercr3 left
+where the files it calls complete go (anywhere but truncated/ and damaged/) that
+are not byte-identical to an original. recovercr3 runs with --name-by original:
+the names column counts the files it gave the card's path that have it (right)
+and that do not (wrong; it must be 0), of those it recovered exactly; PhotoRec
+gives none. Both must be good on every card: recovered at least
 PhotoRec's count, and no such output - but for a media file that carries bytes
 after its own end (the corpus's flame.avi: 16 after its RIFF), counted apart in the
 last column: only its structure can be carved.
@@ -108,8 +111,12 @@ def own_ends():
     return known
 
 
+STATUS_FOLDERS = ("truncated", "damaged")
+
+
 def not_exact_at_top(verbose_text, outdir, known):
-    """Outputs directly in outdir (where complete files go) that match no original."""
+    """Outputs where complete files go (all but truncated/, damaged/ and what is in
+    them) that match no original."""
     top = str(outdir) + "/"
     bad = []
     for line in verbose_text.splitlines():
@@ -117,7 +124,7 @@ def not_exact_at_top(verbose_text, outdir, known):
         if len(cells) < 3 or cells[0] in ("recovered", "dup") or not cells[2].startswith(top):
             continue
         rest = cells[2][len(top):]
-        if "/" in rest or rest.startswith(REPORT_PREFIX):
+        if rest.split("/")[0].split("-")[0] in STATUS_FOLDERS or rest.startswith(REPORT_PREFIX):
             continue
         with open(cells[2], "rb") as f:
             name = known.get(hashlib.sha256(f.read()).hexdigest())
@@ -127,6 +134,41 @@ def not_exact_at_top(verbose_text, outdir, known):
 
 def real_problems(bad):
     return [item for item in bad if not item.endswith("-structure")]
+
+
+def names(truth, outdir):
+    """(right, wrong, exact): of the outputs byte-identical to a file of the card
+    (exact), those whose original_name is that file's path (right); and the outputs,
+    whole or not, named with a path whose file neither has their bytes nor starts
+    where they do (wrong). A damaged output at the start of the file it is named
+    after has its right name."""
+    paths = {}
+    shas = set()
+    for line in Path(truth).read_text().splitlines():
+        cells = line.split("\t")
+        if len(cells) < 9 or cells[0] == "path" or line.startswith("#"):
+            continue
+        start = int(cells[8].split(",")[0].split("-")[0])
+        paths.setdefault(cells[0], []).append((cells[4], start))
+        if cells[5] in ("present", "deleted"):
+            shas.add(cells[4])
+    right = wrong = exact = 0
+    for report in Path(outdir).glob(REPORT_PREFIX + "*.csv"):
+        with open(str(report), newline="") as f:
+            for row in csv.DictReader(f):
+                if not row["file"]:
+                    continue
+                with open(str(Path(outdir) / row["file"]), "rb") as out:
+                    sha = hashlib.sha256(out.read()).hexdigest()
+                exact += sha in shas
+                if not row["original_name"]:
+                    continue
+                files = paths.get(row["original_name"], [])
+                if any(sha == their for their, _ in files):
+                    right += sha in shas
+                elif not any(int(row["offset"]) == start for _, start in files):
+                    wrong += 1
+    return right, wrong, exact
 
 
 def make_card(card, scenario, size_mb, cluster, seed):
@@ -152,8 +194,9 @@ def run_product(card, resdir, script, known):
     out = resdir / "product"
     subprocess.run(["rm", "-rf", str(out)], check=True)
     with open(str(resdir / "product.log"), "w") as log:
-        subprocess.run([sys.executable, str(script), "-q", "--input", str(card),
-                        "--outdir", str(out)], stdout=log, stderr=log, timeout=TIMEOUT)
+        subprocess.run([sys.executable, str(script), "-q", "--name-by", "original",
+                        "--input", str(card), "--outdir", str(out)], stdout=log, stderr=log,
+                       timeout=TIMEOUT)
     truth = str(card) + ".truth.tsv"
     verbose = subprocess.run([sys.executable, str(BENCH / "score.py"), truth, str(out), "-v"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -162,9 +205,10 @@ def run_product(card, resdir, script, known):
         subprocess.run([sys.executable, str(BENCH / "score.py"), truth, str(out)], stdout=f)
     bad = not_exact_at_top(verbose, out, known)
     by_pieces = fragmented_by_pieces(truth, out)
+    named = names(truth, out)
     subprocess.run(["rm", "-rf", str(out)], check=True)
     score = resdir / "product.score.tsv"
-    return total(score), total(score, "frag"), by_pieces, bad
+    return total(score), total(score, "frag"), by_pieces, bad, named
 
 
 def main():
@@ -182,9 +226,11 @@ def main():
     tools = args.tools.split(",")
     known = own_ends()
     print("card\tproduct\tphotorec\tproduct_ge_photorec\tnot_exact_in_outdir"
-          "\tstructure_only\tfrag_product\tfrag_photorec\tfrag_by_pieces")
+          "\tstructure_only\tfrag_product\tfrag_photorec\tfrag_by_pieces"
+          "\tnames_right/exact\tnames_wrong")
     failures = 0
     sums = {key: [0, 0] for key in ("2", "3", "4+")}
+    name_sums = [0, 0, 0]
     for size_mb, cluster in args.shapes:
         for scenario in args.scenarios.split(","):
             for seed in args.seeds:
@@ -196,26 +242,31 @@ def main():
                 make_card(card, scenario, size_mb, cluster, seed)
                 pr, pr_frag = (run_photorec(card, resdir) if "photorec" in tools
                                else (None, None))
-                ours, frag, by_pieces, bad = (run_product(card, resdir, args.script, known)
-                                              if "product" in tools else (None, None, {}, []))
+                ours, frag, by_pieces, bad, named = (
+                    run_product(card, resdir, args.script, known) if "product" in tools
+                    else (None, None, {}, [], (0, 0, 0)))
+                name_sums = [a + b for a, b in zip(name_sums, named)]
+                failures += bool(named[1])
                 ok = ours is None or pr is None or ours[0] >= pr[0]
                 failures += (not ok) + bool(real_problems(bad))
                 for key, (got, want) in by_pieces.items():
                     sums[key][0] += got
                     sums[key][1] += want
-                print("%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s" % (
+                print("%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d/%d\t%d" % (
                     name, "%d/%d" % ours if ours else "-", "%d/%d" % pr if pr else "-",
                     "yes" if ok else "NO", " ".join(real_problems(bad)) or "none",
                     len(bad) - len(real_problems(bad)), "%d/%d" % frag if frag else "-",
                     "%d/%d" % pr_frag if pr_frag else "-",
-                    " ".join("%s:%d/%d" % (key, *by_pieces[key]) for key in sorted(by_pieces))),
-                    flush=True)
+                    " ".join("%s:%d/%d" % (key, *by_pieces[key]) for key in sorted(by_pieces)),
+                    named[0], named[2], named[1]), flush=True)
                 if size_mb > args.keep_cards_mb:
                     for path in (card, Path(str(card) + ".truth.tsv")):
                         if path.exists():
                             path.unlink()
     print("fragmented files put back together, by pieces: " + " ".join(
         "%s:%d/%d" % (key, *sums[key]) for key in ("2", "3", "4+")))
+    print("names: %d of the %d files recovered exactly have their path on the card; "
+          "%d wrong names" % (name_sums[0], name_sums[2], name_sums[1]))
     return 1 if failures else 0
 
 

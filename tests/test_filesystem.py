@@ -633,3 +633,41 @@ def test_the_names_come_back_wherever_the_file_system_lies(tmp_path, damage, sou
         path: source for path in files}
     check_names(out, tmp_path / "out", {path: sha256(data) for path, data in files.items()})
     assert len(out.rows) == len(files)
+
+
+@needs_mtools
+def test_the_sieve_finds_every_directory_sector_and_no_other(tmp_path):
+    card = MtoolsCard(tmp_path / "card.img")
+    card.mkdir("DCIM")
+    card.mkdir("DCIM/100CANON")
+    for number in range(40):                    # 42 entries: two clusters of 100CANON
+        card.copy("DCIM/100CANON/IMG_%04d.JPG" % number, noise(700, seed=number))
+    image = card.image()
+    geometry = r.boot_geometry(image[:512])
+    listing = {}
+    for name in (b"DCIM       ", b"100CANON   ", b"IMG_0000JPG", b"IMG_0039JPG"):
+        at = image.index(name, geometry.data_start)
+        listing[name] = at - at % 512
+    found = set()
+    for first in range(0, len(image), 1 << 20):         # in regions, as the scan does
+        sectors, sets = r.directory_sieve(image, first, first + (1 << 20))
+        found.update(sectors)
+        assert sets == []
+    assert set(listing.values()) <= found
+    for sector in found:                        # each one holds entries, and is a folder's
+        entries = r.fat_entries(image, sector, sector + 512)
+        assert entries or image[sector + 11] == r.LFN_ATTRIBUTES or image[sector + 11] & 0x08
+    assert len(found) <= 8      # root, DCIM, 100CANON's two clusters of 1 KiB: no noise
+
+
+def test_exfat_sets_are_sieved_on_their_32_byte_grid_only():
+    entry_set = exfat_entry_set("IMG_0003.CR3", 5, 77)
+    data = noise(8192, seed=4) + entry_set + noise(4096, seed=5)
+    (found,) = r.exfat_sets(data, 0, len(data))
+    assert (found.name, found.offset) == ("IMG_0003.CR3", 8192)
+    shifted = noise(16, seed=6) + data                  # off the grid: not a directory
+    assert r.exfat_sets(shifted, 0, len(shifted)) == []
+    assert [e.offset for e in r.exfat_sets(shifted, 0, len(shifted), phase=16)] == [8208]
+    # a region holds the sets that start in it, whole though they run past its end
+    assert len(r.exfat_sets(data, 0, 8193)) == 1
+    assert r.exfat_sets(data, 0, 8192) == r.exfat_sets(data, 8224, len(data)) == []
