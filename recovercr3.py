@@ -4749,8 +4749,9 @@ def create_exclusive(path):
 
 class Claim:
     """A name taken for one file. NAME.part, created exclusively in the output
-    directory's top (or, for a card's path, in its folder there), is the claim: another run (or this one) takes NAME only by
-    creating NAME.part first, so while it is held nobody else can give that name."""
+    directory's top (or, for a card's path, in its folder there), is the claim:
+    another run (or this one) takes NAME only by creating NAME.part first, so while
+    it is held nobody else can give that name."""
 
     def __init__(self, name, part, fd):
         self.name = name

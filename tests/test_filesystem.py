@@ -19,7 +19,8 @@ needs_mtools = pytest.mark.skipif(not MTOOLS, reason="dosfstools or mtools not i
 
 
 def fat32_card(tmp_path, files, deleted=()):
-    """A FAT32 image of CARD_MB (1 KiB clusters: FAT32 needs 65525 of them) with files {path on the card: bytes},
+    """A FAT32 image of CARD_MB (1 KiB clusters: FAT32 needs 65525 of them) with
+    files {path on the card: bytes},
     then the paths in deleted deleted again."""
     image = tmp_path / "card.img"
     with open(str(image), "wb") as f:
