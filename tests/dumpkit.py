@@ -530,6 +530,20 @@ class ExfatCard:
         self._add_set(folder, exfat_entry_set(name, cluster, len(data), when=when), path)
         return self.offset_of(cluster)
 
+    def copy_in_pieces(self, path, data, clusters, when=(2024, 5, 1, 12, 30, 10)):
+        """Write data into the given clusters, in that order, linked by the FAT."""
+        boot = self.path.read_bytes()[:512]
+        fat = int.from_bytes(boot[80:84], "little") * 512
+        for index, cluster in enumerate(clusters):
+            chunk = data[index * self.cluster_size:(index + 1) * self.cluster_size]
+            self._write(self.offset_of(cluster), chunk)
+            link = clusters[index + 1] if index + 1 < len(clusters) else 0xFFFFFFFF
+            self._write(fat + 4 * cluster, link.to_bytes(4, "little"))
+        folder, _, name = path.rpartition("/")
+        self._add_set(folder, exfat_entry_set(name, clusters[0], len(data), contiguous=False,
+                                              when=when), path)
+        return self.offset_of(clusters[0])
+
     def delete(self, path):
         at, length = self.sets.pop(path)
         entries = bytearray(self.path.read_bytes()[at:at + length])

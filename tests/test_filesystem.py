@@ -672,3 +672,26 @@ def test_exfat_sets_are_sieved_on_their_32_byte_grid_only():
     # a region holds the sets that start in it, whole though they run past its end
     assert len(r.exfat_sets(data, 0, 8193)) == 1
     assert r.exfat_sets(data, 0, 8192) == r.exfat_sets(data, 8224, len(data)) == []
+
+
+@needs_mkfs_exfat
+def test_a_fragmented_exfat_file_is_read_through_its_fat_chain(tmp_path):
+    card = ExfatCard(tmp_path / "card.img")
+    card.mkdir("DCIM")
+    card.mkdir("DCIM/100CANON")
+    movie = corpus_file("gopro_karma.mp4")
+    clusters = -(-len(movie) // card.cluster_size)
+    # in three runs, the last first on the card, with a whole JPEG between two
+    order = (list(range(600, 600 + clusters // 3)) + list(range(3000, 3000 + clusters // 3))
+             + list(range(200, 200 + clusters - 2 * (clusters // 3))))
+    jpeg = corpus_file("mei_Canon_PowerShot_G11.jpg")
+    card.next_cluster = 600 + clusters // 3
+    card.copy("DCIM/100CANON/IMG_0002.JPG", jpeg)
+    card.copy_in_pieces("DCIM/100CANON/MVI_0001.MP4", movie, order)
+    out = recover(card.path, tmp_path / "out", "--name-by", "original")
+    rows = named_rows(out)
+    film = rows["DCIM/100CANON/MVI_0001.MP4"]
+    assert (film["status"], film["name_source"]) == ("complete", "entry")
+    assert film["detail"] == "read through its FAT chain, in 3 pieces"
+    check_names(out, tmp_path / "out", {"DCIM/100CANON/MVI_0001.MP4": sha256(movie),
+                                        "DCIM/100CANON/IMG_0002.JPG": sha256(jpeg)})
