@@ -695,3 +695,34 @@ def test_a_fragmented_exfat_file_is_read_through_its_fat_chain(tmp_path):
     assert film["detail"] == "read through its FAT chain, in 3 pieces"
     check_names(out, tmp_path / "out", {"DCIM/100CANON/MVI_0001.MP4": sha256(movie),
                                         "DCIM/100CANON/IMG_0002.JPG": sha256(jpeg)})
+
+
+@needs_mtools
+def test_original_names_never_replace_anything(tmp_path):
+    card = MtoolsCard(tmp_path / "card.img")
+    card.mkdir("DCIM")
+    card.mkdir("DCIM/100CANON")
+    jpeg = corpus_file("exiftool_Canon.jpg")
+    card.copy("DCIM/100CANON/IMG_0001.JPG", jpeg)
+    outdir = tmp_path / "out"
+    first = recover(card.path, outdir, "--name-by", "original")
+    second = recover(card.path, outdir, "--name-by", "original")
+    assert [row["file"] for row in first.rows + second.rows] == [
+        "DCIM/100CANON/IMG_0001.JPG", "DCIM/100CANON/IMG_0001-2.JPG"]
+    assert first.shas() == second.shas() == [sha256(jpeg)]
+    # a file where the card's folder would go: the name falls back to imgN
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "DCIM").write_bytes(b"mine")
+    third = recover(card.path, blocked, "--name-by", "original")
+    assert [row["file"] for row in third.rows] == ["img1.jpg"]
+    assert third.rows[0]["original_name"] == "DCIM/100CANON/IMG_0001.JPG"
+    assert (blocked / "DCIM").read_bytes() == b"mine"
+
+
+def test_a_path_from_the_card_cannot_leave_the_output_directory():
+    assert r.card_path("DCIM/100CANON/IMG_0001.CR3") == "DCIM/100CANON/IMG_0001.CR3"
+    assert r.card_path("DCIM/../../etc/passwd") == ""
+    assert r.card_path("/IMG.JPG") == "" and r.card_path("A//B") == ""
+    assert r.card_path("DCIM/a\\b\x07c.jpg") == "DCIM/a_b_c.jpg"
+    assert r.card_path("x" * 300) == ""
