@@ -3130,6 +3130,7 @@ GPT_ENTRY = struct.Struct("<16s16sQQ")      # type, own id, first and last secto
 MAX_GPT_ENTRIES = 128
 BOOT_SEARCH = 64 << 20      # how far into the dump a boot sector is looked for at any byte
 BOOT_MARKS = ((FAT32_MARK, FAT32_MARK_AT), (EXFAT_MARK, EXFAT_MARK_AT))
+MAX_BOOT_CANDIDATES = 64    # per 8 MiB searched: a hostile dump may be full of marks
 
 
 class Volume(NamedTuple):
@@ -3220,7 +3221,7 @@ def searched_volume(dump):
         chunk = dump.read(chunk_at, COPY_CHUNK + overlap)
         hits = sorted(chunk_at + hit - at for mark, at in BOOT_MARKS
                       for hit in find_all(chunk, mark) if hit - at < COPY_CHUNK)
-        for start in hits:
+        for start in hits[:MAX_BOOT_CANDIDATES]:
             if start < 0:
                 continue
             sector = dump.read(start, SECTOR_SIZE)
@@ -3596,6 +3597,7 @@ def name_for(cluster, size, capture, candidates):
 
 # A live file on an intact FAT is read through its chain, however fragmented it is:
 # FAT32's entry for a cluster holds the next one's number (28 bits), or the end.
+FAT32_LINK = struct.Struct("<I")
 FAT32_ENTRY_MASK = 0x0FFFFFFF
 FAT32_CHAIN_END = 0x0FFFFFF8            # and above
 FAT32_BAD = 0x0FFFFFF7
@@ -3603,25 +3605,36 @@ FAT32_FATS_AT = 16                      # in the boot sector: how many FATs, and
 FAT32_RESERVED_AT = 14                  # the sectors reserved before the first
 
 
+class ChainBroken(FormatError):
+    """A FAT chain that does not lead to its end: how many clusters it went through."""
+
+    def __init__(self, message, walked):
+        super().__init__(message)
+        self.walked = walked
+
+
 def fat_chain(fat, first, clusters):
     """The clusters of the chain that starts at first, of at most `clusters` (the
-    file's size in clusters) and ending where the FAT says: FormatError for a chain
+    file's size in clusters) and ending where the FAT says: ChainBroken for a chain
     that breaks, loops, leaves the FAT, or runs longer than the file."""
     chain, seen, cluster = [], set(), first
     count = len(fat) // 4
     while True:
         if not 2 <= cluster < count or cluster in seen:
-            raise FormatError("the FAT chain from cluster %d breaks at %d" % (first, cluster))
+            raise ChainBroken("the FAT chain from cluster %d breaks at %d" % (first, cluster),
+                              len(chain))
         chain.append(cluster)
         seen.add(cluster)
         if len(chain) > clusters:
-            raise FormatError("the FAT chain from cluster %d is longer than its file" % first)
-        (value,) = struct.unpack_from("<I", fat, 4 * cluster)
+            raise ChainBroken("the FAT chain from cluster %d is longer than its file" % first,
+                              len(chain))
+        (value,) = FAT32_LINK.unpack_from(fat, 4 * cluster)
         value &= FAT32_ENTRY_MASK
         if value >= FAT32_CHAIN_END:
             return chain
         if value in (0, FAT32_BAD):
-            raise FormatError("the FAT chain from cluster %d breaks at %d" % (first, cluster))
+            raise ChainBroken("the FAT chain from cluster %d breaks at %d" % (first, cluster),
+                              len(chain))
         cluster = value
 
 
@@ -3720,6 +3733,8 @@ def exfat_sets(buf, first, stop, phase=0):
             entry = exfat_set_at(buf, pos, end)
             if entry is not None:
                 found.append(entry)
+                if len(found) == MAX_DIRECTORY_ENTRIES:
+                    break
     return found
 
 
@@ -3748,6 +3763,11 @@ def sector_runs(sectors):
 # "orphan directory": it may name a file, but no path.
 MAX_FAT_READ = 64 << 20         # a FAT larger than this (a card over 512 GB) is not read
 MAX_FOLDER_CLUSTERS = 1 << 16   # a folder's: 2 million entries
+# A card of 100,000 files has 100,000 entries in a few MB of folders: a dump with
+# many more is hostile, and what is read of it is bounded (memory and time)
+MAX_DIRECTORY_SECTORS = 1 << 16
+MAX_DIRECTORY_ENTRIES = 1 << 18
+MAX_FOLDER_STEPS = 1 << 20      # clusters followed or claimed for all folders together
 MAX_WRITE_DELAY = 60            # seconds between a picture's capture and its file's time
 ZONE_STEP = 15 * 60             # time zones are whole quarter hours apart,
 MAX_ZONE = 14 * 3600            # up to 14 hours from UTC
@@ -3782,6 +3802,8 @@ class FileSystem:
                             for f in dot_folders(data, 0, len(data))]
                 fat_found += [e._replace(offset=e.offset + start)
                               for e in fat_entries(data, 0, len(data))]
+                if len(fat_found) >= MAX_DIRECTORY_ENTRIES:
+                    break
         if volume is None or volume.kind == "exFAT":
             exfat_found = sorted(exfat_found, key=operator.attrgetter("offset"))
         else:
@@ -3876,26 +3898,36 @@ def cluster_at(offset, geometry):
 
 def folder_clusters(geometry, fat, root, folders, runs, entries):
     """{cluster: first cluster of the folder it belongs to} for every directory
-    cluster that can be placed (see above)."""
+    cluster that can be placed (see above), MAX_FOLDER_STEPS clusters at most."""
     owner = {}
+    left = [MAX_FOLDER_STEPS]
 
     def claim(first, clusters):
-        for cluster in clusters:
+        for cluster in itertools.islice(clusters, max(0, left[0])):
             owner.setdefault(cluster, first)
+            left[0] -= 1
 
     def chain_of(first):
-        try:
-            return fat_chain(fat, first, MAX_FOLDER_CLUSTERS) if fat else None
-        except FormatError:
+        most = min(MAX_FOLDER_CLUSTERS, left[0])
+        if not fat or most <= 0:
             return None
+        try:
+            chain = fat_chain(fat, first, most)
+        except ChainBroken as e:
+            left[0] -= e.walked
+            return None
+        left[0] -= len(chain)
+        return chain
 
     starts = {folder.offset for folder in folders}
+    run_starts = [start for start, _ in runs]
     claim(root, chain_of(root) or [root])
     for folder in folders:
         chain = chain_of(folder.cluster)
         if chain is None:                       # the FAT is wiped: its run of sectors
-            run_end = next((end for start, end in runs if start <= folder.offset < end),
-                           folder.offset + geometry.cluster)
+            index = bisect.bisect_right(run_starts, folder.offset) - 1
+            run_end = runs[index][1] if index >= 0 and folder.offset < runs[index][1] \
+                else folder.offset + geometry.cluster
             chain, pos = [], folder.offset
             while pos < run_end and (pos == folder.offset or pos not in starts) \
                     and len(chain) < MAX_FOLDER_CLUSTERS:
@@ -5340,8 +5372,13 @@ class Recovery:
         try:
             for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region):
                 self.stop.check()
-                fat_sectors += sectors
-                exfat_found += sets
+                fat_sectors += sectors[:MAX_DIRECTORY_SECTORS - len(fat_sectors)]
+                exfat_found += sets[:MAX_DIRECTORY_ENTRIES - len(exfat_found)]
+            if len(fat_sectors) == MAX_DIRECTORY_SECTORS \
+                    or len(exfat_found) == MAX_DIRECTORY_ENTRIES:
+                self.log.warning("the dump holds more directory entries than a card's "
+                                 "folders have: only the first {:,d} are read".format(
+                                     MAX_DIRECTORY_ENTRIES))
             self.fs = FileSystem.read(self.dump, volume, fat_sectors, exfat_found)
         except ReadError as e:
             self.log.warning("the card's folders could not all be read (%s): files found "

@@ -9,7 +9,7 @@ import lzma
 import struct
 import zlib
 
-from dumpkit import box, ftyp, noise
+from dumpkit import box, exfat_entry_set, ftyp, noise
 
 MB = 1 << 20
 SECTOR = 512
@@ -151,6 +151,56 @@ def lzma_bomb(mb=1):
     return data + noise(max(0, mb * MB - len(data)))
 
 
+def fat32_boot(cluster_sectors=1, reserved=32, fat_sectors=64, total=1 << 22):
+    """A FAT32 boot sector (512-byte sectors), root in cluster 2."""
+    sector = bytearray(SECTOR)
+    sector[3:11] = b"MSWIN4.1"
+    sector[11:16] = struct.pack("<HBH", SECTOR, cluster_sectors, reserved)
+    sector[16] = 1
+    sector[32:48] = struct.pack("<IIHHI", total, fat_sectors, 0, 0, 2)
+    sector[82:90], sector[510:512] = b"FAT32   ", b"\x55\xaa"
+    return bytes(sector)
+
+
+def dir_entry(name, attributes, cluster, size=0):
+    return struct.pack("<11sBBBHHHHHHHI", name, attributes, 0, 0, 0, 0, 0, cluster >> 16, 0,
+                       0, cluster & 0xFFFF, size)
+
+
+def folders_everywhere(mb=4):
+    """A FAT32 card whose every data sector is a folder whose parent is the next one,
+    naming the next as its child, with a FAT in which every cluster links to the
+    next: loops of folders, chains as long as the card, for every folder."""
+    reserved, fat_sectors = 32, 64
+    clusters = (mb * MB) // SECTOR
+    fat = b"\xf8\xff\xff\x0f\xff\xff\xff\x0f" + b"".join(
+        struct.pack("<I", number + 1) for number in range(2, fat_sectors * SECTOR // 4))
+    data = b"".join(
+        (dir_entry(b".          ", 0x10, number) + dir_entry(b"..         ", 0x10, number + 1)
+         + dir_entry(b"LOOP       ", 0x10, number + 1)
+         + dir_entry(b"IMG_0001JPG", 0x20, number, 1 << 20)).ljust(SECTOR, b"\0")
+        for number in range(2, 2 + clusters))
+    return fat32_boot(1, reserved, fat_sectors) + bytes((reserved - 1) * SECTOR) + fat + data
+
+
+def exfat_sets_everywhere(mb=4):
+    """Valid exFAT entry sets back to back, each naming another folder, after an
+    exFAT boot sector: a sieve that keeps them all would hold millions."""
+    boot = bytearray(SECTOR)
+    boot[3:11], boot[510:512] = b"EXFAT   ", b"\x55\xaa"
+    boot[80:100] = struct.pack("<IIIII", 24, 8, 32, 1 << 20, 2)
+    boot[108:110] = bytes([9, 0])
+    sets = b"".join(exfat_entry_set("F%d" % n, 3 + n, 4096, attributes=0x10 if n % 2 else 0x20)
+                    for n in range(256))
+    body = sets * (mb * MB // len(sets) + 1)
+    return bytes(boot) + bytes(31 * SECTOR) + body[:mb * MB]
+
+
+def boot_marks_everywhere(mb=4):
+    """A FAT32 boot sector in every sector, each pointing its FAT at another one."""
+    return fat32_boot(8, 7, 1) * (mb * MB // SECTOR)
+
+
 CASES = {
     "cr3 declaring 2^32-1 samples": cr3_declaring_4g_samples,
     "iloc with zero widths, 4G extents": heif_billion_extents,
@@ -166,4 +216,7 @@ CASES = {
     "truncated files everywhere": truncated_files_everywhere,
     "a JPEG start in every sector": jpegs_everywhere,
     "LZMA bomb in a cut 7z": lzma_bomb,
+    "a folder in every sector": folders_everywhere,
+    "exFAT entry sets everywhere": exfat_sets_everywhere,
+    "a boot sector in every sector": boot_marks_everywhere,
 }
