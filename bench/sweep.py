@@ -141,7 +141,8 @@ def names(truth, outdir):
     (exact), those whose original_name is that file's path (right); and the outputs,
     whole or not, named with a path whose file neither has their bytes nor starts
     where they do (wrong). A damaged output at the start of the file it is named
-    after has its right name."""
+    after has its right name; a name without a folder (from a folder the card's
+    file system no longer places) is that of a file of that name in any folder."""
     paths = {}
     shas = set()
     for line in Path(truth).read_text().splitlines():
@@ -164,6 +165,10 @@ def names(truth, outdir):
                 if not row["original_name"]:
                     continue
                 files = paths.get(row["original_name"], [])
+                if "/" not in row["original_name"]:     # a name from a folder not known
+                    files = [item for path, items in paths.items()
+                             if path.rsplit("/", 1)[-1] == row["original_name"]
+                             for item in items]
                 if any(sha == their for their, _ in files):
                     right += sha in shas
                 elif not any(int(row["offset"]) == start for _, start in files):
