@@ -1921,6 +1921,7 @@ class Options(NamedTuple):
                             # dump has a million of them, and memory must stay flat
     decode: bool = True     # decode every JPEG's data to its MCU count (--no-decode)
     phase: int = 0          # where the sector grid lies: a partition off it moves it
+    file_system: str = ""   # the card's ("FAT32", "exFAT"): whose folders are sieved for
 
 
 HEIF_EMBEDDED_ITEMS = frozenset([b"Exif", b"mime", b"jpeg"])  # JPEG thumbnails (Sony)
@@ -2967,7 +2968,7 @@ def _start_scan_process(path, size, options):
 def _sieve_region(region):
     """The directory sieve of one region, in a scan process (see directory_sieve)."""
     buf, options = _scan
-    found = directory_sieve(buf, region[0], region[1], options.phase)
+    found = directory_sieve(buf, region[0], region[1], options.phase, options.file_system)
     if hasattr(buf, "madvise"):                 # as _scan_region does
         start = region[0] - region[0] % mmap.PAGESIZE
         end = min(region[1] + SECTOR_SIZE * EXFAT_MAX_SECONDARIES, len(buf))
@@ -3738,10 +3739,12 @@ def exfat_sets(buf, first, stop, phase=0):
     return found
 
 
-def directory_sieve(buf, first, stop, phase=0):
+def directory_sieve(buf, first, stop, phase=0, kind=""):
     """(FAT directory sectors, exFAT entry sets) in [first, stop): what a scan
-    process sends back of a region before it is carved."""
-    return fat_directory_sectors(buf, first, stop, phase), exfat_sets(buf, first, stop, phase)
+    process sends back of a region before it is carved. kind: the card's file
+    system, whose folders alone are looked for ("": not known, both)."""
+    return (fat_directory_sectors(buf, first, stop, phase) if kind != "exFAT" else [],
+            exfat_sets(buf, first, stop, phase) if kind != "FAT32" else [])
 
 
 def sector_runs(sectors):
@@ -5367,7 +5370,8 @@ class Recovery:
             volume = None
         if volume is not None:
             self.geometry = volume.geometry
-            self.options = self.options._replace(phase=volume.data_start % SECTOR_SIZE)
+            self.options = self.options._replace(phase=volume.data_start % SECTOR_SIZE,
+                                                 file_system=volume.kind)
         fat_sectors, exfat_found = [], []
         try:
             for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region):
