@@ -5388,7 +5388,7 @@ class Recovery:
             self.log.warning("the card's folders could not all be read (%s): files found "
                              "keep the names they would have without them" % e)
             self.fs = FileSystem(volume, volume.geometry if volume else Geometry())
-        if self.geometry is None and self.fs.geometry.cluster:
+        if self.geometry is None:               # the folders', or none: said once
             self.geometry = self.fs.geometry
         if volume is not None or self.fs.entries:
             where = (" at offset {:,d}".format(volume.base) if volume and volume.base
