@@ -358,6 +358,40 @@ COPY_CHUNK = 8 << 20        # bytes written per write() call
 READ_CHECK_STEP = 1 << 20   # where a scan process died, the region is read again in steps
 
 
+# Images that are not a card's bytes as they lie: a container or a compressed file.
+# Carving them finds nothing (or the wrong bytes), so each is named, with the way to
+# a raw image. (where, magic, what it is, how to make a raw image of it)
+NOT_RAW = [
+    (0, b"EVF\x09\x0d\x0a\xff\x00", "an EWF (E01) evidence file",
+     "ewfexport -t raw -f raw IMAGE.E01 (libewf-tools), or ewfmount IMAGE.E01 DIR and scan "
+     "DIR/ewf1"),
+    (0, b"EVF2\x0d\x0a\x81\x00", "an EWF2 (Ex01) evidence file",
+     "ewfexport -t raw -f raw IMAGE.Ex01 (libewf-tools)"),
+    (0, b"KDMV", "a VMDK virtual disk", "qemu-img convert -O raw IMAGE.vmdk card.img"),
+    (0, b"# Disk DescriptorFile", "a VMDK descriptor (the data is in its extent files)",
+     "qemu-img convert -O raw IMAGE.vmdk card.img"),
+    (0, b"conectix", "a dynamic VHD virtual disk", "qemu-img convert -O raw IMAGE.vhd card.img"),
+    (0, b"vhdxfile", "a VHDX virtual disk", "qemu-img convert -O raw IMAGE.vhdx card.img"),
+    (0, b"QFI\xfb", "a QCOW2 virtual disk", "qemu-img convert -O raw IMAGE.qcow2 card.img"),
+    (0, b"\xfd7zXZ\x00", "xz-compressed", "xz -dk IMAGE.xz (it needs the card's size free)"),
+    (0, b"\x1f\x8b\x08", "gzip-compressed", "gunzip -k IMAGE.gz (it needs the card's size free)"),
+    (0, b"\x28\xb5\x2f\xfd", "zstd-compressed", "zstd -d IMAGE.zst (it needs the card's size free)"),
+    (0, b"BZh91AY&SY", "bzip2-compressed", "bunzip2 -k IMAGE.bz2 (it needs the card's size free)"),
+    (32769, b"CD001", "an ISO 9660 optical disc image, not a memory card's",
+     "mount it (mount -o loop,ro IMAGE.iso DIR) and copy its files"),
+]
+NOT_RAW_HEAD = max(at + len(magic) for at, magic, _, _ in NOT_RAW)
+
+
+def not_raw(head):
+    """What the first bytes of an input say it is when it is no raw dump, with the way
+    to make one: "" for a raw dump."""
+    for at, magic, what, how in NOT_RAW:
+        if head[at:at + len(magic)] == magic:
+            return "%s, not a raw dump: make a raw image first, e.g. %s" % (what, how)
+    return ""
+
+
 def unscannable(mode):
     """What a file of this mode is, when it is not something a dump can be ("")."""
     if stat.S_ISREG(mode) or stat.S_ISBLK(mode):
@@ -406,6 +440,12 @@ class Dump:
                                  "not a dump" % path) from None
             if self.size == 0:
                 raise InputError("%s is empty: nothing to recover" % path)
+            try:
+                kind = not_raw(os.pread(fd, NOT_RAW_HEAD, 0))
+            except OSError:
+                kind = ""                   # the scan says what cannot be read
+            if kind:
+                raise InputError("%s is %s" % (path, kind))
             try:
                 mmap.mmap(fd, self.size, access=mmap.ACCESS_READ).close()
             except (OSError, OverflowError, ValueError) as e:

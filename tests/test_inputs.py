@@ -57,3 +57,26 @@ def test_a_file_not_readable_by_the_user(tmp_path):
     dump.chmod(0)
     p = run_cli("-i", dump, "-o", tmp_path / "out")
     assert refused(p, dump) == "[ERROR] cannot read %s: Permission denied" % dump
+
+
+@pytest.mark.parametrize("head, says", [
+    (b"EVF\x09\x0d\x0a\xff\x00\x01\x01\x00", "an EWF (E01) evidence file, not a raw dump: "
+                                             "make a raw image first, e.g. ewfexport"),
+    (b"KDMV\x01\x00\x00\x00", "a VMDK virtual disk, not a raw dump"),
+    (b"conectix\x00\x00\x00\x02", "a dynamic VHD virtual disk"),
+    (b"QFI\xfb\x00\x00\x00\x03", "a QCOW2 virtual disk"),
+    (b"\xfd7zXZ\x00\x00\x04", "xz-compressed, not a raw dump: make a raw image first, e.g. xz -dk"),
+    (b"\x1f\x8b\x08\x00", "gzip-compressed"),
+    (b"\x28\xb5\x2f\xfd\x04", "zstd-compressed"),
+    (b"BZh91AY&SY", "bzip2-compressed"),
+    (bytes(32769) + b"CD001\x01", "an ISO 9660 optical disc image"),
+], ids=["e01", "vmdk", "vhd", "qcow2", "xz", "gzip", "zstd", "bzip2", "iso"])
+def test_an_image_that_is_not_raw_is_named_with_the_way_to_a_raw_one(tmp_path, head, says):
+    image = tmp_path / "card.img"
+    image.write_bytes(head + bytes(1 << 16))
+    out = tmp_path / "out"
+    p = run_cli("-i", image, "-o", out)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    (line,) = [line for line in p.stderr.splitlines() if line.startswith("[ERROR]")]
+    assert line.startswith("[ERROR] %s is " % image) and says in line
+    assert not out.exists()                     # nothing written for it
