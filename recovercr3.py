@@ -327,6 +327,9 @@ def parse_args(argv=None):
                         "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date), or as "
                         "the card's folders still name them: DCIM/100CANON/IMG_1234.CR3 "
                         "(original; a file they do not name keeps imgN)")
+    p.add_argument("--mapfile", metavar="FILE",
+                   help="the GNU ddrescue mapfile of the image: a file with bytes it "
+                        "never read is damaged, and its row says which")
     p.add_argument("--dry-run", action="store_true",
                    help="scan and write the report only: no recovered files")
     p.add_argument("--no-decode", action="store_true",
@@ -594,6 +597,104 @@ def write_all(fd, data):
         while done < len(view):
             with view[done:] as rest:           # released even when write fails
                 done += os.write(fd, rest)
+
+
+# A GNU ddrescue mapfile says which bytes of an image were read from the card: its
+# "pos size status" lines cover the image, and only "+" (finished) means read. The
+# rest ("?" not tried, "*" not trimmed, "/" not scraped, "-" bad) are zeros in the
+# image, which nothing else tells from a file's own zeros.
+MAPFILE_STATUSES = frozenset("+-/*?")
+RESCUED = "+"
+MAX_MAPFILE_LINES = 1 << 20
+
+
+class Holes:
+    """Sorted, disjoint [start, end) ranges of the dump whose bytes are not the
+    card's (never read, or unreadable), and what a file has of them."""
+
+    def __init__(self, ranges=()):
+        self.ranges = []
+        for start, end in sorted(ranges):
+            if self.ranges and start <= self.ranges[-1][1]:
+                self.ranges[-1][1] = max(self.ranges[-1][1], end)
+            elif end > start:
+                self.ranges.append([start, end])
+        self._starts = [start for start, _ in self.ranges]
+
+    def __bool__(self):
+        return bool(self.ranges)
+
+    def total(self):
+        return sum(end - start for start, end in self.ranges)
+
+    def in_pieces(self, pieces):
+        """(first hole as (from, to) in the file's own offsets, bytes in all) of the
+        file made of pieces [(offset, size)]; (None, 0) when it has none."""
+        first, count, at = None, 0, 0
+        for offset, size in pieces:
+            index = max(0, bisect.bisect_right(self._starts, offset) - 1)
+            while index < len(self.ranges) and self.ranges[index][0] < offset + size:
+                start, end = self.ranges[index]
+                low, high = max(start, offset), min(end, offset + size)
+                if low < high:
+                    count += high - low
+                    if first is None:
+                        first = (at + low - offset, at + high - offset)
+                index += 1
+            at += size
+        return first, count
+
+
+def read_mapfile(path, dump_size):
+    """The Holes of a ddrescue mapfile: the bytes not marked finished, and those it
+    does not cover. UsageError, with the line, when it is not one or does not fit."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            lines = f.readlines(MAX_MAPFILE_LINES * 64)
+    except OSError as e:
+        raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
+    holes, end, seen_position = [], 0, False
+    for number, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        where = "%s line %d" % (path, number)
+        if not seen_position:                   # current_pos current_status [pass]
+            if len(words) not in (2, 3) or _mapfile_number(words[0]) is None:
+                raise UsageError("%s: %r is not the current position line of a ddrescue "
+                                 "mapfile" % (where, line.strip()))
+            seen_position = True
+            continue
+        if len(words) != 3 or words[2] not in MAPFILE_STATUSES:
+            raise UsageError("%s: %r is not a \"pos size status\" line of a ddrescue "
+                             "mapfile" % (where, line.strip()))
+        pos, size = _mapfile_number(words[0]), _mapfile_number(words[1])
+        if pos is None or size is None or size <= 0:
+            raise UsageError("%s: %r: pos and size must be numbers, size above 0"
+                             % (where, line.strip()))
+        if pos != end:
+            raise UsageError("%s: the block at %s should start at 0x%x, where the one "
+                             "before it ends" % (where, words[0], end))
+        end = pos + size
+        if end > dump_size:
+            raise UsageError("%s: the block at %s ends at 0x%x, past the end of the dump "
+                             "(0x%x bytes): is it this image's mapfile?" % (
+                                 where, words[0], end, dump_size))
+        if words[2] != RESCUED:
+            holes.append((pos, end))
+    if not seen_position:
+        raise UsageError("%s is not a ddrescue mapfile: it has no blocks" % path)
+    if end < dump_size:
+        holes.append((end, dump_size))          # what the mapfile does not cover
+    return Holes(holes)
+
+
+def _mapfile_number(text):
+    """A mapfile number: hexadecimal with 0x (as ddrescue writes), else decimal."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -5353,6 +5454,8 @@ class Recovery:
         self.taken = []                         # (start, end) of every complete file's pieces
         self.starts = []                        # where every file found begins
         self.fs = FileSystem()                  # what is left of the card's file system
+        self.holes = Holes()                    # bytes of the dump that are not the card's
+        self.hole_kind = ""                     # why: "were never read by ddrescue"
 
     def run(self):
         code = EXIT_OK
@@ -5928,9 +6031,18 @@ class Recovery:
                 "another disk, and run again".format(reached, self.dump.size, max(waiting, 1),
                                                      self.outdir.report_path))
 
+    def _holed(self, carved, status, detail):
+        """The verdict of a file with bytes the card did not give (see Holes)."""
+        first, count = self.holes.in_pieces(carved.pieces or [(carved.offset, carved.size)])
+        if first is None:
+            return status, detail
+        more = " (%s B in all)" % format(count, ",d") if count > first[1] - first[0] else ""
+        return DAMAGED, "; ".join(filter(None, [
+            "bytes +%d..+%d %s%s" % (first[0], first[1], self.hole_kind, more), detail]))
+
     def _report(self, saved):
         carved = saved.carved
-        status, detail = saved.verdict()
+        status, detail = self._holed(carved, *saved.verdict())
         if saved.not_saved:
             self.unwritten += 1
             self._row("", carved, NOT_SAVED,
@@ -6002,8 +6114,8 @@ class Recovery:
         container = self.outdir.relpath(status, saved.claim.name)
         carved = Carved(picture.offset, picture.size, "jpg", "jpg", picture.status,
                         picture.detail, [], saved.carved.meta)
-        detail = "; ".join(filter(None, ["%s inside %s" % (picture.what, container),
-                                         picture.detail]))
+        verdict, detail = self._holed(carved, picture.status, "; ".join(filter(None, [
+            "%s inside %s" % (picture.what, container), picture.detail])))
         base = saved.claim.name + ".jpg"
         names = itertools.chain([base], ("%s-%d.jpg" % (saved.claim.name, n)
                                          for n in itertools.count(2)))
@@ -6011,8 +6123,8 @@ class Recovery:
             relpath = self.outdir.relpath(status, base)
             self.log.info("Would save {}, size {:,d} B".format(self.outdir.path / relpath,
                                                                 picture.size))
-            self._row(relpath, carved, picture.status, detail)
-            self.saved[picture.status] += 1
+            self._row(relpath, carved, verdict, detail)
+            self.saved[verdict] += 1
             return
         claim = self.outdir.claim(names)
         digest = hashlib.sha256() if self.dfxml else None
@@ -6033,13 +6145,13 @@ class Recovery:
         self.log.info("Saving {}, size {:,d} B".format(self.outdir.path / relpath,
                                                         picture.size))
         try:
-            self._row(relpath, carved, picture.status, detail)
+            self._row(relpath, carved, verdict, detail)
             if self.dfxml:
                 self.dfxml.add(relpath, carved, digest.hexdigest())
         except OutputError:
             self.outdir.unfinish(relpath)
             raise
-        self.saved[picture.status] += 1
+        self.saved[verdict] += 1
 
     def salvage(self, saved, status):
         """Decode a broken 7z's first packed stream, then carve what it holds.
@@ -6232,7 +6344,13 @@ def _run(argv, stop):
         cleanup.enter_context(dump)
         try:
             stop.check()
+            holes = read_mapfile(args.mapfile, dump.size) if args.mapfile else Holes()
             log.info("Processing %s" % args.input)
+            if args.mapfile:
+                log.info("{}: {:,d} B in {:,d} area(s) were never read by ddrescue "
+                         "({:.2%} of the image)".format(args.mapfile, holes.total(),
+                                                         len(holes.ranges),
+                                                         holes.total() / dump.size))
             reason = writes_onto_input(dump, args.outdir)
             if reason:
                 raise UsageError(reason)
@@ -6260,7 +6378,11 @@ def _run(argv, stop):
             options = Options(stop_rule(args), args.types, args.align, args.jobs,
                               explain=args.verbose, decode=not args.no_decode)
             stop.check()
-            return Recovery(dump, outdir, options, log, stop, dfxml).run()
+            recovery = Recovery(dump, outdir, options, log, stop, dfxml)
+            if holes:
+                recovery.holes = holes
+                recovery.hole_kind = "were never read by ddrescue"
+            return recovery.run()
         except UsageError as e:
             log.error(str(e))
             return EXIT_USAGE

@@ -1,0 +1,91 @@
+"""A GNU ddrescue image and its mapfile: a file that covers any byte ddrescue never
+read is damaged, and says which; the others are as they would be without it."""
+
+import pytest
+
+from conftest import recover, run_cli
+from dumpkit import build_dump, corpus_file, sha256
+
+HEADER = "# Mapfile. Created by GNU ddrescue version 1.27\n# current_pos  current_status  current_pass\n"
+
+
+def mapfile(path, blocks, position="0x00000000     +               1"):
+    """A mapfile of blocks [(pos, size, status)], as ddrescue writes one."""
+    lines = [HEADER + position, "#      pos        size  status"]
+    lines += ["0x%08X  0x%08X  %s" % block for block in blocks]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def after(data):
+    """Filler bytes after data, to the next sector boundary and one more sector."""
+    return -len(data) % 512 + 512
+
+
+def test_files_inside_across_and_outside_areas_ddrescue_never_read(tmp_path):
+    first, movie, second = (corpus_file("mei_Canon_PowerShot_G11.jpg"),
+                            corpus_file("gopro_karma.mp4"), corpus_file("mei_Nikon_D70.jpg"))
+    at = build_dump(tmp_path / "card.img", 4096, first, after(first), movie,
+                    after(movie) + 4096, second, 4096)
+    size = (tmp_path / "card.img").stat().st_size
+    # unread: 64 KiB in the movie's mdat, and from 1 KiB before the second JPEG into it;
+    # the sector before the movie too (nothing's bytes)
+    bad_in_movie = at[1] + (1 << 20)
+    blocks = [(0, at[1] - 512, "+"), (at[1] - 512, 512, "-"),
+              (at[1], bad_in_movie - at[1], "+"), (bad_in_movie, 65536, "-"),
+              (bad_in_movie + 65536, at[2] - 1024 - bad_in_movie - 65536, "+"),
+              (at[2] - 1024, 3072, "/"), (at[2] + 2048, size - at[2] - 2048, "+")]
+    card_map = mapfile(tmp_path / "card.map", blocks)
+    out = recover(tmp_path / "card.img", tmp_path / "out", "--mapfile", card_map)
+    assert out.rc == 0
+    assert "card.map: 69,120 B in 3 area(s) were never read by ddrescue" in out.log
+    rows = {int(row["offset"]): row for row in out.rows}
+    assert rows[at[0]]["status"] == "complete"                  # all of it was read
+    assert sha256((tmp_path / "out" / rows[at[0]]["file"]).read_bytes()) == sha256(first)
+    film = rows[at[1]]
+    assert film["status"] == "damaged"
+    assert film["detail"].startswith("bytes +%d..+%d were never read by ddrescue"
+                                     % (bad_in_movie - at[1], bad_in_movie - at[1] + 65536))
+    assert film["file"].startswith("damaged/")
+    photo = rows[at[2]]
+    assert photo["status"] == "damaged"
+    assert photo["detail"].startswith("bytes +0..+2048 were never read by ddrescue")
+    # the bytes are written as the image has them: only the verdict changes
+    assert sha256((tmp_path / "out" / film["file"]).read_bytes()) == sha256(movie)
+
+
+def test_a_mapfile_shorter_than_the_image_leaves_the_rest_unread(tmp_path):
+    jpeg = corpus_file("exiftool_Canon.jpg")
+    at = build_dump(tmp_path / "card.img", 4096, jpeg, after(jpeg), jpeg, 4096)
+    card_map = mapfile(tmp_path / "card.map", [(0, at[1], "+")])
+    out = recover(tmp_path / "card.img", tmp_path / "out", "--mapfile", card_map)
+    assert [row["status"] for row in out.rows] == ["complete", "damaged"]
+    assert out.rows[1]["detail"].startswith("bytes +0..+%d were never read" % len(jpeg))
+
+
+@pytest.mark.parametrize("text, says", [
+    ("", "has no blocks"),
+    (HEADER + "0x0 + 1\n0x0 0x1000 +\n0x1000 0x1000 X\n", "line 5: '0x1000 0x1000 X' is not a"),
+    (HEADER + "0x0 + 1\n0x0 0x1000 +\n0x2000 0x1000 +\n", "line 5: the block at 0x2000 should "
+                                                          "start at 0x1000"),
+    (HEADER + "0x0 + 1\n0x0 0x100000000 +\n", "line 4: the block at 0x0 ends at 0x100000000, "
+                                               "past the end of the dump"),
+    (HEADER + "0x0 + 1\n0x0 ten +\n", "line 4: '0x0 ten +': pos and size must be numbers"),
+    (HEADER + "position\n", "line 3: 'position' is not the current position line"),
+], ids=["empty", "status", "gap", "past the end", "not a number", "no position"])
+def test_a_mapfile_that_is_not_one_or_does_not_fit_is_a_usage_error(tmp_path, text, says):
+    build_dump(tmp_path / "card.img", 1 << 20)
+    (tmp_path / "card.map").write_text(text)
+    p = run_cli("-i", tmp_path / "card.img", "-o", tmp_path / "out", "--mapfile",
+                tmp_path / "card.map")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    (line,) = [line for line in p.stderr.splitlines() if line.startswith("[ERROR]")]
+    assert says in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_mapfile_is_a_usage_error(tmp_path):
+    build_dump(tmp_path / "card.img", 1 << 20)
+    p = run_cli("-i", tmp_path / "card.img", "-o", tmp_path / "out", "--mapfile",
+                tmp_path / "none.map")
+    assert p.returncode == 2 and "cannot read the mapfile" in p.stderr
