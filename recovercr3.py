@@ -163,6 +163,7 @@ import shlex
 import stat
 import struct
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -327,6 +328,10 @@ def parse_args(argv=None):
                         "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date), or as "
                         "the card's folders still name them: DCIM/100CANON/IMG_1234.CR3 "
                         "(original; a file they do not name keeps imgN)")
+    p.add_argument("--careful-read", action="store_true",
+                   help="read the input with pread, a block at a time, and take a sector "
+                        "that cannot be read as zeros, and go on (always so for a block "
+                        "device); the files over such sectors are damaged")
     p.add_argument("--mapfile", metavar="FILE",
                    help="the GNU ddrescue mapfile of the image: a file with bytes it "
                         "never read is damaged, and its row says which")
@@ -359,6 +364,15 @@ SCAN_REGION = 16 << 20      # searched and carved in one go, by one scan process
 REGIONS_AHEAD = 2           # regions queued per scan process: bounds what waits in memory
 COPY_CHUNK = 8 << 20        # bytes written per write() call
 READ_CHECK_STEP = 1 << 20   # where a scan process died, the region is read again in steps
+# Careful reading (a block device, or --careful-read): the main process reads every
+# region with pread before the scan processes map it (the page cache then serves
+# them, and the copies). A read that fails is tried again in smaller blocks, down to
+# a sector; a sector that still fails is zeros, and noted. In the scan processes the
+# map's pages that hold such sectors are replaced by ones holding what could be read
+# of them (see PageGuard), so that touching them is no SIGBUS.
+CAREFUL_BLOCK = 1 << 20
+CAREFUL_RETRY_BLOCKS = (1 << 16, 1 << 12, SECTOR_SIZE)
+PREFETCH_AHEAD = 8          # regions read ahead when a carving ran into a bad sector
 
 
 # Images that are not a card's bytes as they lie: a container or a compressed file.
@@ -419,8 +433,12 @@ class Dump:
     process, and the run ends cleanly with everything found so far reported.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, careful=False):
         self.path = path
+        self.unreadable = set()         # offsets of the sectors that could not be read
+        self._patches = {}              # page offset -> what could be read of that page
+        self._read_to = 0               # how far careful reading has read ahead
+        self._lock = threading.Lock()   # the writer thread reads too
         try:
             kind = unscannable(os.stat(path).st_mode)  # before open: a FIFO's open blocks
         except OSError as e:
@@ -457,7 +475,8 @@ class Dump:
             os.close(fd)
             raise
         self.fd = fd
-        self.sendfile_ok = hasattr(os, "sendfile")
+        self.careful = careful or stat.S_ISBLK(self.stat.st_mode)
+        self.sendfile_ok = hasattr(os, "sendfile") and not self.careful
 
     def _refusal(self, kind):
         if kind == "a directory":
@@ -472,12 +491,62 @@ class Dump:
         os.close(self.fd)
 
     def read(self, offset, size):
-        """Up to size bytes at offset; ReadError when the dump cannot be read there."""
+        """Up to size bytes at offset; ReadError when the dump cannot be read there
+        (when reading carefully: only for another error than EIO)."""
         try:
             return os.pread(self.fd, size, offset)
         except OSError as e:
-            raise ReadError("cannot read {} at offset {:,d}: {}".format(
-                self.path, offset, e.strerror or e)) from None
+            if not (self.careful and e.errno == errno.EIO):
+                raise ReadError("cannot read {} at offset {:,d}: {}".format(
+                    self.path, offset, e.strerror or e)) from None
+        first = offset - offset % SECTOR_SIZE
+        last = min(-(-(offset + size) // SECTOR_SIZE) * SECTOR_SIZE, self.size)
+        data = self._read_in_blocks(first, last, 0)
+        return data[offset - first:offset - first + size]
+
+    def _read_in_blocks(self, first, last, level):
+        """dump[first:last] (sector-aligned) read in the blocks of this level of
+        CAREFUL_RETRY_BLOCKS, each failing one again in the next; a sector that fails
+        is zeros, and noted."""
+        step = CAREFUL_RETRY_BLOCKS[level]
+        parts = []
+        for pos in range(first, last, step):
+            end = min(pos + step, last)
+            if step == SECTOR_SIZE and pos in self.unreadable:
+                parts.append(bytes(end - pos))
+                continue
+            try:
+                parts.append(os.pread(self.fd, end - pos, pos))
+                continue
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise ReadError("cannot read {} at offset {:,d}: {}".format(
+                        self.path, pos, e.strerror or e)) from None
+            if step > SECTOR_SIZE:
+                parts.append(self._read_in_blocks(pos, end, level + 1))
+            else:
+                with self._lock:
+                    self.unreadable.add(pos)
+                parts.append(bytes(end - pos))
+        return b"".join(parts)
+
+    def read_ahead(self, stop):
+        """Read (carefully) the dump up to stop, if not yet: the page cache keeps it for
+        the scan processes and the copies, and the unreadable sectors are known."""
+        stop = min(stop, self.size)
+        while self._read_to < stop:
+            size = min(CAREFUL_BLOCK, stop - self._read_to)
+            self.read(self._read_to, size)
+            self._read_to += size
+
+    def patches(self):
+        """{page offset: its bytes as they could be read} of every page of the map
+        that holds an unreadable sector."""
+        with self._lock:
+            pages = {sector - sector % mmap.PAGESIZE for sector in self.unreadable}
+        for page in sorted(pages - set(self._patches)):
+            self._patches[page] = self.read(page, min(mmap.PAGESIZE, self.size - page))
+        return dict(self._patches)
 
     def scan(self, options, worker=None):
         """(stop, found) for every region in order, found being [(offset, format,
@@ -500,6 +569,9 @@ class Dump:
                     done = index + 1
                     yield regions[index][1], found
             except BrokenRegion as broken:
+                if self.careful:                # a carving ran into sectors not read yet
+                    self.read_ahead(regions[min(broken.index + PREFETCH_AHEAD,
+                                                len(regions) - 1)][1])
                 try:
                     ((index, found),) = self._pool_scan(regions, broken.index,
                                                         broken.index + 1, options, worker)
@@ -525,7 +597,7 @@ class Dump:
                         index = next(todo, None)
                         if index is None:
                             break
-                        queued.append((index, pool.submit(worker, regions[index])))
+                        queued.append((index, pool.submit(worker, self._task(regions[index]))))
                     if not queued:
                         return
                     found = queued[0][1].result()
@@ -537,6 +609,14 @@ class Dump:
             for _, future in queued:
                 future.cancel()
             pool.shutdown(wait=True)
+
+    def _task(self, region):
+        """What a scan process is given of a region: the region, and when reading
+        carefully, the pages to guard (read first, up to the region's end)."""
+        if not self.careful:
+            return region
+        self.read_ahead(region[1])
+        return region + (self.patches(),)
 
     def _why_broken(self, first, stop):
         """What a scan process's sudden death means, in words: the region is read
@@ -3099,21 +3179,31 @@ def _start_scan_process(path, size, options):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
         try:
-            _scan = (mmap.mmap(fd, size, access=mmap.ACCESS_READ), options)
+            buf = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
     except (OSError, ValueError):
         os._exit(EXIT_ERROR)        # the dump changed or went: the main process says so
+    _scan = (buf, options, PageGuard(buf))
+
+
+def _let_go(start, end):
+    """Give back a scan process's pages of [start, end) (the page cache keeps them),
+    and put the guarded ones back."""
+    buf, _, guard = _scan
+    if hasattr(buf, "madvise"):
+        start -= start % mmap.PAGESIZE
+        end = min(end, len(buf))
+        buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+        guard.refill(start, end)
 
 
 def _sieve_region(region):
     """The directory sieve of one region, in a scan process (see directory_sieve)."""
-    buf, options = _scan
+    buf, options, guard = _scan
+    guard.apply(region[2:])
     found = directory_sieve(buf, region[0], region[1], options.phase, options.file_system)
-    if hasattr(buf, "madvise"):                 # as _scan_region does
-        start = region[0] - region[0] % mmap.PAGESIZE
-        end = min(region[1] + SECTOR_SIZE * EXFAT_MAX_SECONDARIES, len(buf))
-        buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+    _let_go(region[0], region[1] + SECTOR_SIZE * EXFAT_MAX_SECONDARIES)
     return found
 
 
@@ -3121,14 +3211,84 @@ def _scan_region(region):
     """Search and carve one region in a scan process, then let go of its pages and of
     what the carving read beyond them (the page cache keeps them): the search peeks
     past the region's end, and the kernel maps a whole large page there."""
-    buf, options = _scan
-    first, stop = region
+    buf, options, guard = _scan
+    first, stop = region[:2]
+    guard.apply(region[2:])
     found = scan_region(buf, first, stop, options)
-    if hasattr(buf, "madvise"):
-        start = first - first % mmap.PAGESIZE
-        end = max([stop + SCAN_REGION] + [carved.end for _, _, carved, _ in found if carved])
-        buf.madvise(mmap.MADV_DONTNEED, start, min(end, len(buf)) - start)
+    _let_go(first, max([stop + SCAN_REGION]
+                       + [carved.end for _, _, carved, _ in found if carved]))
     return found
+
+
+class PageGuard:
+    """A scan process's map of the dump, with the pages that hold unreadable sectors
+    replaced by anonymous ones holding what could be read of them: touching those is
+    then no SIGBUS. It needs ctypes and mmap(2) with MAP_FIXED (Linux, macOS); where
+    they are missing it guards nothing, and a bad sector ends the scan as before."""
+
+    MAP_FIXED, MAP_ANONYMOUS = 0x10, (0x20 if sys.platform.startswith("linux") else 0x1000)
+
+    def __init__(self, buf):
+        self.pages = {}                 # page offset -> its bytes, once mapped
+        self.base = None
+        self.libc = None
+        if not sys.platform.startswith(("linux", "darwin")):
+            return
+        try:
+            import ctypes
+            self.ctypes = ctypes
+            self.libc = ctypes.CDLL(None, use_errno=True)
+            self.libc.mmap.restype = ctypes.c_void_p
+            self.libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                       ctypes.c_int, ctypes.c_int, ctypes.c_long]
+            self.base = buffer_address(ctypes, buf)
+        except (ImportError, OSError, AttributeError, ValueError):
+            self.libc = None
+
+    def apply(self, extra):
+        """Guard the pages of extra[0] ({page offset: bytes}) not guarded yet."""
+        if not extra or self.libc is None:
+            return
+        for page, data in extra[0].items():
+            if page in self.pages:
+                continue
+            address = self.libc.mmap(self.base + page, mmap.PAGESIZE,
+                                     mmap.PROT_READ | mmap.PROT_WRITE,
+                                     mmap.MAP_PRIVATE | self.MAP_FIXED | self.MAP_ANONYMOUS,
+                                     -1, 0)
+            if address != self.base + page:
+                os._exit(EXIT_ERROR)    # the map is not what it was: the main process says
+            self.ctypes.memmove(address, data, len(data))
+            self.pages[page] = data
+
+    def refill(self, start, end):
+        """Put back the bytes of the guarded pages in [start, end), which madvise
+        has just emptied."""
+        for page, data in self.pages.items():
+            if start <= page < end:
+                self.ctypes.memmove(self.base + page, data, len(data))
+
+
+def buffer_address(ctypes, buf):
+    """Where the bytes of buf (a buffer, even a read-only one) lie in memory."""
+    class PyBuffer(ctypes.Structure):
+        _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p),
+                    ("len", ctypes.c_ssize_t), ("itemsize", ctypes.c_ssize_t),
+                    ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                    ("format", ctypes.c_void_p), ("shape", ctypes.c_void_p),
+                    ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
+                    ("internal", ctypes.c_void_p)]
+    view = PyBuffer()
+    get = ctypes.pythonapi.PyObject_GetBuffer
+    get.argtypes = [ctypes.py_object, ctypes.POINTER(PyBuffer), ctypes.c_int]
+    release = ctypes.pythonapi.PyBuffer_Release
+    release.argtypes = [ctypes.POINTER(PyBuffer)]
+    if get(buf, ctypes.byref(view), 0) != 0:
+        raise ValueError("no buffer")
+    try:
+        return view.buf
+    finally:
+        release(ctypes.byref(view))
 
 
 ISOBMFF_TYPES = ("cr3", "crm", "heif", "mp4", "mov", "3gp")
@@ -5456,6 +5616,8 @@ class Recovery:
         self.fs = FileSystem()                  # what is left of the card's file system
         self.holes = Holes()                    # bytes of the dump that are not the card's
         self.hole_kind = ""                     # why: "were never read by ddrescue"
+        self.unreadable = Holes()               # the sectors the dump could not give
+        self._unreadable_count = 0
 
     def run(self):
         code = EXIT_OK
@@ -6032,13 +6194,24 @@ class Recovery:
                                                      self.outdir.report_path))
 
     def _holed(self, carved, status, detail):
-        """The verdict of a file with bytes the card did not give (see Holes)."""
-        first, count = self.holes.in_pieces(carved.pieces or [(carved.offset, carved.size)])
-        if first is None:
+        """The verdict of a file with bytes the card did not give (see Holes): the
+        sectors that could not be read, those ddrescue never read."""
+        if len(self.dump.unreadable) != self._unreadable_count:
+            self._unreadable_count = len(self.dump.unreadable)
+            self.unreadable = Holes((sector, sector + SECTOR_SIZE)
+                                    for sector in list(self.dump.unreadable))
+        pieces = carved.pieces or [(carved.offset, carved.size)]
+        notes = []
+        for holes, template in ((self.unreadable, "unreadable sectors at +%d..+%d"),
+                                (self.holes, "bytes +%d..+%d " + self.hole_kind)):
+            first, count = holes.in_pieces(pieces)
+            if first is not None:
+                more = " (%s B in all)" % format(count, ",d") \
+                    if count > first[1] - first[0] else ""
+                notes.append(template % first + more)
+        if not notes:
             return status, detail
-        more = " (%s B in all)" % format(count, ",d") if count > first[1] - first[0] else ""
-        return DAMAGED, "; ".join(filter(None, [
-            "bytes +%d..+%d %s%s" % (first[0], first[1], self.hole_kind, more), detail]))
+        return DAMAGED, "; ".join(notes + ([detail] if detail else []))
 
     def _report(self, saved):
         carved = saved.carved
@@ -6226,6 +6399,12 @@ class Recovery:
             raise OutputError(self._disk_full())
 
     def summary(self, code=EXIT_OK):
+        if self.dump.unreadable and not self.nested:
+            holes = Holes((sector, sector + SECTOR_SIZE) for sector in self.dump.unreadable)
+            self.log.warning("{:,d} B of {} could not be read ({:,d} area(s), {:.3%}): they "
+                             "are zeros in the files over them, which are damaged".format(
+                                 holes.total(), self.dump.path, len(holes.ranges),
+                                 holes.total() / self.dump.size))
         problems = [(self.saved[s], s) for s in (TRUNCATED, DAMAGED) if self.saved[s]]
         if self.unwritten:
             problems.append((self.unwritten, NOT_SAVED))
@@ -6336,7 +6515,7 @@ def _run(argv, stop):
         log.error("--dfxml needs a file name")
         return EXIT_USAGE
     try:
-        dump = Dump(args.input)
+        dump = Dump(args.input, careful=args.careful_read)
     except InputError as e:
         log.error(str(e))
         return EXIT_USAGE
@@ -6346,6 +6525,10 @@ def _run(argv, stop):
             stop.check()
             holes = read_mapfile(args.mapfile, dump.size) if args.mapfile else Holes()
             log.info("Processing %s" % args.input)
+            if dump.careful:
+                log.info("Reading %s carefully%s: a sector that cannot be read is zeros, "
+                         "and the files over it are damaged" % (
+                             args.input, "" if args.careful_read else " (a block device)"))
             if args.mapfile:
                 log.info("{}: {:,d} B in {:,d} area(s) were never read by ddrescue "
                          "({:.2%} of the image)".format(args.mapfile, holes.total(),

@@ -1,0 +1,164 @@
+"""Careful reading (--careful-read, and always for a block device): a sector that
+cannot be read is zeros, the scan goes on, and every file over such a sector is
+damaged and says where.
+
+The seam is the reader itself: os.pread fails (EIO) on chosen sectors, in the
+process that reads, so the scan processes see those sectors as what the reader
+gave (zeros), through their guarded map - the carving is the real one.
+"""
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import recovercr3 as r
+from conftest import PROJECT, read_outcome, recover
+from dumpkit import build_dump, corpus_file, sha256
+
+
+def aligned(data):
+    return -len(data) % 512 + 4096
+
+
+@pytest.fixture
+def card(tmp_path):
+    """A JPEG, a movie, a JPEG; sector-aligned."""
+    first, movie, second = (corpus_file("mei_Canon_PowerShot_G11.jpg"),
+                            corpus_file("gopro_karma.mp4"), corpus_file("mei_Nikon_D70.jpg"))
+    at = build_dump(tmp_path / "card.img", 4096, first, aligned(first), movie, aligned(movie),
+                    second, 4096)
+    return tmp_path / "card.img", at, (first, movie, second)
+
+
+def failing_reads(monkeypatch, bad):
+    """os.pread fails with EIO on any read that touches a sector in bad."""
+    real = os.pread
+
+    def pread(fd, size, offset):
+        first = offset - offset % 512
+        if any(sector in bad for sector in range(first, offset + size, 512)):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(fd, size, offset)
+    monkeypatch.setattr(os, "pread", pread)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_files_before_across_and_after_unreadable_sectors(tmp_path, card, monkeypatch, jobs):
+    dump, at, (first, movie, second) = card
+    inside = at[1] + (1 << 20)                          # 3 sectors in the movie's mdat
+    between = at[2] - 1024                              # and one in nobody's bytes
+    failing_reads(monkeypatch, {inside, inside + 512, inside + 1024, between})
+    out = recover(dump, tmp_path / "out", "--careful-read", "--jobs", jobs)
+    assert out.rc == 0, out.log
+    rows = {int(row["offset"]): row for row in out.rows}
+    assert sorted(rows) == at                           # every file, in one full report
+    assert [rows[a]["status"] for a in at] == ["complete", "damaged", "complete"]
+    assert rows[at[1]]["detail"].startswith("unreadable sectors at +%d..+%d" % (
+        inside - at[1], inside - at[1] + 1536))
+    holed = movie[:inside - at[1]] + bytes(1536) + movie[inside - at[1] + 1536:]
+    assert out.shas() == [sha256(first), sha256(holed), sha256(second)]
+    assert ("[WARNING] 2,048 B of %s could not be read (2 area(s), " % dump) in out.log
+    assert "Reading %s carefully: a sector that cannot be read is zeros" % dump in out.log
+
+
+def test_without_careful_reading_the_same_dump_reads_whole(tmp_path, card):
+    dump, at, files = card
+    out = recover(dump, tmp_path / "out", "--careful-read")
+    assert out.rc == 0 and [row["status"] for row in out.rows] == ["complete"] * 3
+    assert out.shas() == [sha256(data) for data in files]
+    assert "could not be read" not in out.log
+
+
+def test_a_block_device_is_read_carefully(tmp_path, card):
+    if os.geteuid() != 0 or not shutil.which("losetup"):
+        pytest.skip("needs root and losetup")
+    dump, at, files = card
+    loop = subprocess.run(["losetup", "--find", "--show", "--read-only", str(dump)],
+                          capture_output=True, text=True)
+    if loop.returncode:
+        pytest.skip("losetup failed: %s" % loop.stderr.strip())
+    device = loop.stdout.strip()
+    try:
+        p = subprocess.run([sys.executable, str(PROJECT / "recovercr3.py"), "-i", device,
+                            "-o", str(tmp_path / "out")], capture_output=True, text=True,
+                           timeout=120)
+    finally:
+        subprocess.run(["losetup", "--detach", device], capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert "Reading %s carefully (a block device)" % device in p.stderr
+    assert read_outcome(0, p.stderr, tmp_path / "out").shas() == [sha256(d) for d in files]
+
+
+def test_the_pages_of_unreadable_sectors_are_guarded_in_the_map(tmp_path):
+    # What makes the scan processes safe: a guarded page reads as what was given.
+    path = tmp_path / "dump.img"
+    path.write_bytes(bytes(range(256)) * 64)            # 16 KiB
+    import mmap
+    with open(str(path), "rb") as f:
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    guard = r.PageGuard(buf)
+    if guard.libc is None:
+        pytest.skip("no ctypes or MAP_FIXED here")
+    page = mmap.PAGESIZE
+    given = b"\xaa" * 512 + bytes(page - 512)
+    guard.apply(({page: given},))
+    assert buf[page:2 * page] == given
+    assert buf[:page] == (bytes(range(256)) * 64)[:page]        # the others untouched
+    buf.madvise(mmap.MADV_DONTNEED, 0, 2 * page)
+    guard.refill(0, 2 * page)
+    assert buf[page:2 * page] == given
+
+
+@pytest.fixture
+def failing_card(tmp_path):
+    """A card served by FUSE whose 20th MiB fails every read (a real EIO, under the
+    map too): a movie before it, a JPEG across its start, a movie after it."""
+    pytest.importorskip("fuse", reason="needs fusepy (and libfuse 2)")
+    unmount = shutil.which("fusermount") or shutil.which("fusermount3")
+    if not os.path.exists("/dev/fuse") or not unmount:
+        pytest.skip("needs /dev/fuse and fusermount")
+    movie, jpeg = corpus_file("gopro_karma.mp4"), corpus_file("mei_Canon_EOS_5D.jpg")
+    bad = (20 << 20, 21 << 20)
+    jpeg_at = bad[0] - (1 << 19)
+    backing = tmp_path / "backing.img"
+    at = build_dump(backing, 4096, movie, jpeg_at - 4096 - len(movie), jpeg,
+                    (22 << 20) - jpeg_at - len(jpeg), movie, 4 << 20)
+    point = tmp_path / "mnt"
+    point.mkdir()
+    server = subprocess.Popen([sys.executable, str(PROJECT / "tests" / "failing_fuse.py"),
+                               str(backing), str(point), str(bad[0]), str(bad[1])],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            if (point / "card.img").exists() or server.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.05"])
+        if not (point / "card.img").exists():
+            server.kill()
+            pytest.skip("FUSE mount failed: %s" % server.communicate()[1].strip()[-200:])
+        yield point / "card.img", at, (movie, jpeg), bad
+    finally:
+        subprocess.run([unmount, "-u", str(point)], capture_output=True)
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_really_failing_file_read_carefully_gives_every_file(tmp_path, failing_card, jobs):
+    dump, at, (movie, jpeg), bad = failing_card
+    p = subprocess.run([sys.executable, str(PROJECT / "recovercr3.py"), "-i", str(dump),
+                        "-o", str(tmp_path / "out"), "--careful-read", "--jobs", jobs],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert ("[WARNING] 1,048,576 B of %s could not be read (1 area(s), " % dump) in p.stderr
+    out = read_outcome(0, p.stderr, tmp_path / "out")
+    rows = {int(row["offset"]): row for row in out.rows}
+    assert [rows[a]["status"] for a in at] == ["complete", "damaged", "complete"]
+    assert rows[at[1]]["detail"].startswith("unreadable sectors at +%d..+%d" % (
+        bad[0] - at[1], bad[1] - at[1]))
+    holed = jpeg[:bad[0] - at[1]] + bytes(bad[1] - bad[0]) + jpeg[bad[1] - at[1]:]
+    assert [sha256((tmp_path / "out" / rows[a]["file"]).read_bytes()) for a in at] == [
+        sha256(movie), sha256(holed), sha256(movie)]
