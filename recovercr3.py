@@ -3207,6 +3207,15 @@ def _sieve_region(region):
     return found
 
 
+def _scan_and_sieve_region(region):
+    """The directory sieve of one region, then its search and carving: both from one
+    reading of it (see Recovery.read_file_system)."""
+    buf, options, guard = _scan
+    guard.apply(region[2:])
+    sieved = directory_sieve(buf, region[0], region[1], options.phase, options.file_system)
+    return _scan_region(region), sieved
+
+
 def _scan_region(region):
     """Search and carve one region in a scan process, then let go of its pages and of
     what the carving read beyond them (the page cache keeps them): the search peeks
@@ -4093,11 +4102,11 @@ class FileSystem:
             self._by_cluster[item[0].first_cluster].append(item)
 
     @classmethod
-    def read(cls, dump, volume, fat_sectors, exfat_found):
-        """Put together what the sieve found (see directory_sieve) with the volume."""
-        fat = b""
-        if volume and volume.fat_size <= MAX_FAT_READ:
-            fat = dump.read(volume.fat, volume.fat_size)
+    def read(cls, dump, volume, fat_sectors, exfat_found, fat=None):
+        """Put together what the sieve found (see directory_sieve) with the volume
+        (and its FAT, when it was read already)."""
+        if fat is None:
+            fat = read_fat(dump, volume)
         folders, runs, fat_found = [], sector_runs(sorted(fat_sectors)), []
         if volume is None or volume.kind == "FAT32":
             for start, end in runs:
@@ -4182,6 +4191,13 @@ class FileSystem:
         if len(chain) != want:
             return None
         return chain_pieces(chain, entry.size, self.geometry), entry.size
+
+
+def read_fat(dump, volume):
+    """The volume's first FAT, or b"" when there is none or it is too large to read."""
+    if volume and volume.fat_size <= MAX_FAT_READ:
+        return dump.read(volume.fat, volume.fat_size)
+    return b""
 
 
 def unique(named):
@@ -5614,6 +5630,12 @@ class Recovery:
         self.taken = []                         # (start, end) of every complete file's pieces
         self.starts = []                        # where every file found begins
         self.fs = FileSystem()                  # what is left of the card's file system
+        self.volume = None
+        self.directories = ([], [])             # what the sieve found: FAT sectors, exFAT sets
+        self.sieving = False                    # the folders are sieved in the scan's pass
+        self._fs_stale = False
+        self._fat = None
+        self._too_many_said = False
         self.holes = Holes()                    # bytes of the dump that are not the card's
         self.hole_kind = ""                     # why: "were never read by ddrescue"
         self.unreadable = Holes()               # the sectors the dump could not give
@@ -5668,40 +5690,76 @@ class Recovery:
 
     def read_file_system(self):
         """Find what is left of the card's file system, before the scan: its volume,
-        then (a first pass of the scan processes) its directory entries."""
+        then (a first pass of the scan processes) its directory entries.
+
+        Reading carefully (a device, maybe a failing one), the dump is read once: its
+        folders are sieved in the scan's own pass, and a file is named from those
+        found before it is reported (on a card written in order, a file's folder
+        cluster lies before it; image the card to have them all first)."""
         try:
             volume = find_volume(self.dump)
         except ReadError:
             volume = None
+        self.volume = volume
         if volume is not None:
             self.geometry = volume.geometry
             self.options = self.options._replace(phase=volume.data_start % SECTOR_SIZE,
                                                  file_system=volume.kind)
-        fat_sectors, exfat_found = [], []
         try:
-            for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region):
-                self.stop.check()
-                fat_sectors += sectors[:MAX_DIRECTORY_SECTORS - len(fat_sectors)]
-                exfat_found += sets[:MAX_DIRECTORY_ENTRIES - len(exfat_found)]
-            if len(fat_sectors) == MAX_DIRECTORY_SECTORS \
-                    or len(exfat_found) == MAX_DIRECTORY_ENTRIES:
-                self.log.warning("the dump holds more directory entries than a card's "
-                                 "folders have: only the first {:,d} are read".format(
-                                     MAX_DIRECTORY_ENTRIES))
-            self.fs = FileSystem.read(self.dump, volume, fat_sectors, exfat_found)
+            if self.dump.careful:
+                self.sieving = True
+                self._fat = read_fat(self.dump, volume)
+                self.fs = FileSystem(volume, volume.geometry if volume else Geometry())
+            else:
+                for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region):
+                    self.stop.check()
+                    self._sieved(sectors, sets)
+                self.fs = FileSystem.read(self.dump, volume, *self.directories)
         except ReadError as e:
             self.log.warning("the card's folders could not all be read (%s): files found "
                              "keep the names they would have without them" % e)
             self.fs = FileSystem(volume, volume.geometry if volume else Geometry())
-        if self.geometry is None:               # the folders', or none: said once
+            self.sieving = False
+        if self.geometry is None and not self.sieving:  # the folders', or none: said once
             self.geometry = self.fs.geometry
-        if volume is not None or self.fs.entries:
+        if self.sieving:
+            self.log.info("File system: {}, {:,d} B clusters; its folders are read as the "
+                          "scan goes".format(volume.kind if volume else "none found yet",
+                                             self.fs.geometry.cluster))
+        elif volume is not None or self.fs.entries:
             where = (" at offset {:,d}".format(volume.base) if volume and volume.base
                      else "")
             self.log.info("File system: {}{}, {:,d} B clusters; {:,d} directory entries "
                           "that may name files".format(
                               volume.kind if volume else "FAT (its boot sector is gone)",
                               where, self.fs.geometry.cluster, len(self.fs.entries)))
+
+    def _sieved(self, sectors, sets):
+        """Keep what the directory sieve found of a region (up to the bounds)."""
+        fat_sectors, exfat_found = self.directories
+        if (sectors or sets) and (len(fat_sectors) == MAX_DIRECTORY_SECTORS
+                                  or len(exfat_found) == MAX_DIRECTORY_ENTRIES):
+            if not self._too_many_said:
+                self._too_many_said = True
+                self.log.warning("the dump holds more directory entries than a card's "
+                                 "folders have: only the first {:,d} are read".format(
+                                     MAX_DIRECTORY_ENTRIES))
+            return
+        fat_sectors += sectors[:MAX_DIRECTORY_SECTORS - len(fat_sectors)]
+        exfat_found += sets[:MAX_DIRECTORY_ENTRIES - len(exfat_found)]
+        self._fs_stale = self._fs_stale or bool(sectors or sets)
+
+    def file_system(self):
+        """The card's file system as far as it is known (reading carefully, it grows
+        as the scan goes)."""
+        if self._fs_stale:
+            self._fs_stale = False
+            try:
+                self.fs = FileSystem.read(self.dump, self.volume, *self.directories,
+                                          fat=self._fat)
+            except ReadError:
+                pass                            # the names found so far are kept
+        return self.fs
 
     def _reached(self):
         """Where the scan stopped: its position, or the first file not written whole."""
@@ -5716,7 +5774,11 @@ class Recovery:
 
     def scan(self):
         """Try every candidate in offset order, inside carved files too (see Saved)."""
-        for stop, found in self.dump.scan(self.options):
+        worker = _scan_and_sieve_region if self.sieving else None
+        for stop, found in self.dump.scan(self.options, worker):
+            if self.sieving:
+                found, (sectors, sets) = found
+                self._sieved(sectors, sets)
             for offset, name, carved, why_not in found:
                 self.stop.check()
                 self._advance(offset)
@@ -5746,13 +5808,14 @@ class Recovery:
         return any(saved.embeds(pos) for saved in self.open)
 
     def save(self, carved):
-        whole = self.fs.whole_size(carved.offset, carved.size) \
+        fs = self.file_system()
+        whole = fs.whole_size(carved.offset, carved.size) \
             if carved.status == COMPLETE and not carved.pieces else None
         if whole is not None and carved.offset + whole <= self.dump.size:
             carved = carved._replace(size=whole, detail="; ".join(filter(None, [
                 carved.detail, "its last %d B, past the end of its structure, are in its "
                 "last cluster, as its entry's size says" % (whole - carved.size)])))
-        naming, why = self.fs.naming(carved.offset, carved.size, carved.meta.datetime)
+        naming, why = fs.naming(carved.offset, carved.size, carved.meta.datetime)
         claim = self.outdir.claim(self.outdir.names_for(carved, naming))
         saved = Saved(claim, carved, naming, why)
         self.starts.append(carved.offset)
@@ -6040,7 +6103,7 @@ class Recovery:
         pieces: True when its checks call what the chain gives complete, at the
         entry's size. The file system's word, checked like any carved file."""
         carved = saved.carved
-        found = self.fs.chain(carved.offset)
+        found = self.file_system().chain(carved.offset)
         if found is None or carved.pieces or carved.type not in TYPE_CARVERS:
             return False
         pieces, size = found
@@ -6257,10 +6320,10 @@ class Recovery:
         """Ask the card's folders again for a file put back together or read through
         its chain: its size, now the whole file's, may be what its entry says."""
         carved = saved.carved
-        if saved.naming is not None or not carved.pieces:
+        if saved.naming is not None or not (carved.pieces or self.sieving):
             return
-        saved.naming, saved.naming_why = self.fs.naming(carved.offset, carved.size,
-                                                        carved.meta.datetime)
+        saved.naming, saved.naming_why = self.file_system().naming(
+            carved.offset, carved.size, carved.meta.datetime)
         if saved.naming is not None and self.outdir.name_by == "original":
             self.outdir.rename(saved.claim, self.outdir.names_for(carved, saved.naming))
             saved.name = saved.claim.name

@@ -17,7 +17,7 @@ import pytest
 
 import recovercr3 as r
 from conftest import PROJECT, read_outcome, recover
-from dumpkit import build_dump, corpus_file, sha256
+from dumpkit import MtoolsCard, build_dump, corpus_file, sha256
 
 
 def aligned(data):
@@ -162,3 +162,23 @@ def test_a_really_failing_file_read_carefully_gives_every_file(tmp_path, failing
     holed = jpeg[:bad[0] - at[1]] + bytes(bad[1] - bad[0]) + jpeg[bad[1] - at[1]:]
     assert [sha256((tmp_path / "out" / rows[a]["file"]).read_bytes()) for a in at] == [
         sha256(movie), sha256(holed), sha256(movie)]
+
+
+def test_read_carefully_the_card_is_read_once_and_its_folders_still_name_files(tmp_path):
+    # The folders are sieved in the scan's own pass: the names are those of a run
+    # that reads the card twice (every folder here lies before its files).
+    if not all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel")):
+        pytest.skip("dosfstools or mtools not installed")
+    card = MtoolsCard(tmp_path / "card.img")
+    card.mkdir("DCIM")
+    card.mkdir("DCIM/100CANON")
+    files = {"DCIM/100CANON/IMG_0001.JPG": corpus_file("mei_Canon_PowerShot_G11.jpg"),
+             "DCIM/100CANON/MVI_0002.MP4": corpus_file("gopro_karma.mp4")}
+    for path, data in files.items():
+        card.copy(path, data)
+    once = recover(card.path, tmp_path / "once", "--careful-read", "--name-by", "original")
+    twice = recover(card.path, tmp_path / "twice", "--name-by", "original")
+    assert [row["original_name"] for row in once.rows] == list(files)
+    assert [row["file"] for row in once.rows] == [row["file"] for row in twice.rows]
+    assert once.shas() == twice.shas() == [sha256(data) for data in files.values()]
+    assert "its folders are read as the scan goes" in once.log

@@ -79,11 +79,12 @@ def test_a_scan_process_dying_of_sigbus_ends_the_run_cleanly(tmp_path, card, job
         "img1.cr3", "img2.mp4", "img3.mp4", "recovercr3-report.csv"]
 
 
-def test_a_dump_that_shrinks_during_the_run(tmp_path, card):
+@pytest.mark.parametrize("careful", [[], ["--careful-read"]], ids=["mapped", "careful"])
+def test_a_dump_that_shrinks_during_the_run(tmp_path, card, careful):
     dump, (cr3, movie) = card
     size = os.path.getsize(dump)
     at = 3 * r.SCAN_REGION
-    p = failing_run(tmp_path, dump, SHRINK, at, "--jobs", "1")
+    p = failing_run(tmp_path, dump, SHRINK, at, "--jobs", "1", *careful)
     assert p.returncode == 1, p.stderr
     assert "Traceback" not in p.stderr
     assert ("[ERROR] {} shrank from {:,d} to {:,d} B while it was read: a dump must not change "
