@@ -373,6 +373,8 @@ READ_CHECK_STEP = 1 << 20   # where a scan process died, the region is read agai
 CAREFUL_BLOCK = 1 << 20
 CAREFUL_RETRY_BLOCKS = (1 << 16, 1 << 12, SECTOR_SIZE)
 PREFETCH_AHEAD = 8          # regions read ahead when a carving ran into a bad sector
+MAX_SENT_PATCHES = 1024     # guarded pages sent with every region; with more, those near
+PATCHES_BEFORE, PATCHES_AFTER = 16 << 20, 256 << 20     # it (what its files may reach)
 
 
 # Images that are not a card's bytes as they lie: a container or a compressed file.
@@ -539,14 +541,18 @@ class Dump:
             self.read(self._read_to, size)
             self._read_to += size
 
-    def patches(self):
-        """{page offset: its bytes as they could be read} of every page of the map
-        that holds an unreadable sector."""
+    def patches(self, first, stop):
+        """{page offset: its bytes as they could be read} of the pages of the map that
+        hold an unreadable sector: all of them, or (a card with very many) those a
+        scan of [first, stop) is likely to touch."""
         with self._lock:
             pages = {sector - sector % mmap.PAGESIZE for sector in self.unreadable}
         for page in sorted(pages - set(self._patches)):
             self._patches[page] = self.read(page, min(mmap.PAGESIZE, self.size - page))
-        return dict(self._patches)
+        if len(self._patches) <= MAX_SENT_PATCHES:
+            return dict(self._patches)
+        low, high = first - PATCHES_BEFORE, stop + PATCHES_AFTER
+        return {page: data for page, data in self._patches.items() if low <= page < high}
 
     def scan(self, options, worker=None):
         """(stop, found) for every region in order, found being [(offset, format,
@@ -616,7 +622,7 @@ class Dump:
         if not self.careful:
             return region
         self.read_ahead(region[1])
-        return region + (self.patches(),)
+        return region + (self.patches(*region),)
 
     def _why_broken(self, first, stop):
         """What a scan process's sudden death means, in words: the region is read
