@@ -202,6 +202,10 @@ class ReadError(Exception):
     """The dump could not be read any further (a read error, or it shrank)."""
 
 
+class DumpShrank(ReadError):
+    """The dump is shorter now than when the run began: the scan ends at its end."""
+
+
 class BrokenRegion(Exception):
     """A scan process died while this region (index) was queued or being scanned."""
 
@@ -582,7 +586,8 @@ class Dump:
                     ((index, found),) = self._pool_scan(regions, broken.index,
                                                         broken.index + 1, options, worker)
                 except BrokenRegion:
-                    raise ReadError(self._why_broken(*regions[broken.index])) from None
+                    why = self._why_broken(*regions[broken.index])
+                    raise (DumpShrank if self._shrank() else ReadError)(why) from None
                 done = index + 1
                 yield regions[index][1], found
 
@@ -623,6 +628,12 @@ class Dump:
             return region
         self.read_ahead(region[1])
         return region + (self.patches(*region),)
+
+    def _shrank(self):
+        try:
+            return os.lseek(self.fd, 0, os.SEEK_END) < self.size
+        except OSError:
+            return False
 
     def _why_broken(self, first, stop):
         """What a scan process's sudden death means, in words: the region is read
@@ -5662,6 +5673,11 @@ class Recovery:
                     self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
                         self._reached(), self.dump.size))
                     code = self.stop.exit_code()
+                except DumpShrank as e:
+                    concurrent.futures.wait(self.copies)    # the files before its new end
+                    self.log.warning("%s; the scan ends at offset %s, its new end" % (
+                        e, format(self._reached(), ",d")))
+                    code = EXIT_ERROR
                 except ReadError as e:
                     concurrent.futures.wait(self.copies)    # then say where it stopped
                     self.log.error("%s; the scan stopped at offset %s of %s B" % (
