@@ -2,7 +2,10 @@
 read is damaged, and says which; the others are as they would be without it."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import recovercr3 as r
 from conftest import recover, run_cli
 from dumpkit import build_dump, corpus_file, sha256
 
@@ -89,3 +92,33 @@ def test_a_missing_mapfile_is_a_usage_error(tmp_path):
     p = run_cli("-i", tmp_path / "card.img", "-o", tmp_path / "out", "--mapfile",
                 tmp_path / "none.map")
     assert p.returncode == 2 and "cannot read the mapfile" in p.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0x123456789abcdefABCDEF+-/*?# \n", max_size=300))
+def test_random_mapfiles_give_holes_or_a_usage_error(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("map") / "card.map"
+    path.write_text(text)
+    try:
+        holes = r.read_mapfile(str(path), 1 << 20)
+    except r.UsageError as e:
+        assert str(e).startswith(str(path))
+        return
+    assert all(0 <= start < end <= 1 << 20 for start, end in holes.ranges)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 300)), max_size=8),
+       st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 900)), min_size=1, max_size=4))
+def test_holes_in_a_file_of_pieces_are_those_of_its_bytes(ranges, pieces):
+    holes = r.Holes((start, start + size) for start, size in ranges)
+    bad = {at for start, size in ranges for at in range(start, start + size)}
+    file_bytes = [at for offset, size in pieces for at in range(offset, offset + size)]
+    holed = [index for index, at in enumerate(file_bytes) if at in bad]
+    first, count = holes.in_pieces(pieces)
+    assert count == len(holed)
+    if holed:
+        assert first[0] == holed[0] and first[1] > first[0]
+        assert all(index in holed for index in range(first[0], first[1]))
+    else:
+        assert first is None
