@@ -2,6 +2,7 @@ import contextlib
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,30 @@ def eos_r_cr3():
 @pytest.fixture(scope="session")
 def eos_m50_cr3():
     return dumpkit.eos_m50_cr3()
+
+
+@contextlib.contextmanager
+def failing_mount(tmp_path, backing, bad_start, bad_end):
+    """backing served by FUSE as tmp_path/mnt/card.img, whose bytes [bad_start,
+    bad_end) fail every read (tests/failing_fuse.py); skips where FUSE cannot run."""
+    pytest.importorskip("fuse", reason="needs fusepy (and libfuse 2)")
+    unmount = shutil.which("fusermount") or shutil.which("fusermount3")
+    if not os.path.exists("/dev/fuse") or not unmount:
+        pytest.skip("needs /dev/fuse and fusermount")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    server = subprocess.Popen([sys.executable, str(PROJECT / "tests" / "failing_fuse.py"),
+                               str(backing), str(point), str(bad_start), str(bad_end)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            if (point / "card.img").exists() or server.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.05"])
+        if not (point / "card.img").exists():
+            server.kill()
+            pytest.skip("FUSE mount failed: %s" % server.communicate()[1].strip()[-200:])
+        yield point / "card.img"
+    finally:
+        subprocess.run([unmount, "-u", str(point)], capture_output=True)
+        server.wait(timeout=30)

@@ -417,13 +417,17 @@ def exfat_entry_set(name, cluster, size, contiguous=True, when=(2024, 5, 1, 12, 
     return bytes(entries)
 
 
+CAMERA_FOLDERS = ("DCIM", "DCIM/100CANON")
+
+
 class MtoolsCard:
-    """A FAT32 card image made by mkfs.vfat and written with mtools as a camera
+    """A FAT32 card image made by mkfs.vfat (with folders, made first) and written
+    with mtools as a camera
     writes: each file goes to the first free clusters (FSInfo's next-free hint is
     reset before every copy), so a file written after a deletion fills the hole
     and runs on past the files after it. format() is a quick format."""
 
-    def __init__(self, path, size_mb=80, sectors_per_cluster=2):
+    def __init__(self, path, size_mb=80, sectors_per_cluster=2, folders=()):
         self.path = Path(path)
         self.size_mb = size_mb
         self.sectors_per_cluster = sectors_per_cluster
@@ -431,6 +435,8 @@ class MtoolsCard:
         with open(str(self.path), "wb") as f:
             f.truncate(size_mb << 20)
         self.format()
+        for folder in folders:
+            self.mkdir(folder)
 
     def _run(self, *command):
         subprocess.run(command, check=True, capture_output=True, env=self.env)

@@ -16,8 +16,8 @@ import sys
 import pytest
 
 import recovercr3 as r
-from conftest import PROJECT, read_outcome, recover
-from dumpkit import MtoolsCard, build_dump, corpus_file, sha256
+from conftest import PROJECT, failing_mount, read_outcome, recover
+from dumpkit import CAMERA_FOLDERS, MtoolsCard, build_dump, corpus_file, sha256
 
 
 def aligned(data):
@@ -117,33 +117,14 @@ def test_the_pages_of_unreadable_sectors_are_guarded_in_the_map(tmp_path):
 def failing_card(tmp_path):
     """A card served by FUSE whose 20th MiB fails every read (a real EIO, under the
     map too): a movie before it, a JPEG across its start, a movie after it."""
-    pytest.importorskip("fuse", reason="needs fusepy (and libfuse 2)")
-    unmount = shutil.which("fusermount") or shutil.which("fusermount3")
-    if not os.path.exists("/dev/fuse") or not unmount:
-        pytest.skip("needs /dev/fuse and fusermount")
     movie, jpeg = corpus_file("gopro_karma.mp4"), corpus_file("mei_Canon_EOS_5D.jpg")
     bad = (20 << 20, 21 << 20)
     jpeg_at = bad[0] - (1 << 19)
     backing = tmp_path / "backing.img"
     at = build_dump(backing, 4096, movie, jpeg_at - 4096 - len(movie), jpeg,
                     (22 << 20) - jpeg_at - len(jpeg), movie, 4 << 20)
-    point = tmp_path / "mnt"
-    point.mkdir()
-    server = subprocess.Popen([sys.executable, str(PROJECT / "tests" / "failing_fuse.py"),
-                               str(backing), str(point), str(bad[0]), str(bad[1])],
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(200):
-            if (point / "card.img").exists() or server.poll() is not None:
-                break
-            subprocess.run(["sleep", "0.05"])
-        if not (point / "card.img").exists():
-            server.kill()
-            pytest.skip("FUSE mount failed: %s" % server.communicate()[1].strip()[-200:])
-        yield point / "card.img", at, (movie, jpeg), bad
-    finally:
-        subprocess.run([unmount, "-u", str(point)], capture_output=True)
-        server.wait(timeout=30)
+    with failing_mount(tmp_path, backing, *bad) as dump:
+        yield dump, at, (movie, jpeg), bad
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -169,9 +150,7 @@ def test_read_carefully_the_card_is_read_once_and_its_folders_still_name_files(t
     # that reads the card twice (every folder here lies before its files).
     if not all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel")):
         pytest.skip("dosfstools or mtools not installed")
-    card = MtoolsCard(tmp_path / "card.img")
-    card.mkdir("DCIM")
-    card.mkdir("DCIM/100CANON")
+    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
     files = {"DCIM/100CANON/IMG_0001.JPG": corpus_file("mei_Canon_PowerShot_G11.jpg"),
              "DCIM/100CANON/MVI_0002.MP4": corpus_file("gopro_karma.mp4")}
     for path, data in files.items():

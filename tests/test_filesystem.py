@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import recovercr3 as r
 from conftest import recover
-from dumpkit import ExfatCard, MtoolsCard, corpus_file, sha256
+from dumpkit import CAMERA_FOLDERS, ExfatCard, MtoolsCard, corpus_file, sha256
 
 CARD_MB = 80
 MTOOLS = all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel", "mdir"))
@@ -459,9 +459,7 @@ def fat_entry_bytes(short, attributes, cluster, size, first=None):
 
 @needs_mtools
 def test_hostile_directories_never_crash_and_never_give_a_name(tmp_path):
-    card = MtoolsCard(tmp_path / "card.img")
-    card.mkdir("DCIM")
-    card.mkdir("DCIM/100CANON")
+    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
     jpeg = corpus_file("mei_Canon_PowerShot_G11.jpg")
     card.copy("DCIM/100CANON/IMG_0001.JPG", jpeg)
     image = bytearray(card.image())
@@ -619,9 +617,7 @@ def zero_file_system(image):
     (zero_boot, "entry"),
     (zero_file_system, "orphan directory")])
 def test_the_names_come_back_wherever_the_file_system_lies(tmp_path, damage, source):
-    card = MtoolsCard(tmp_path / "card.img")
-    card.mkdir("DCIM")
-    card.mkdir("DCIM/100CANON")
+    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
     files = {"DCIM/100CANON/IMG_0001.JPG": corpus_file("mei_Canon_PowerShot_G11.jpg"),
              "DCIM/100CANON/IMG_0002.CR2": corpus_file("exiftool_CanonRaw.cr2"),
              "DCIM/100CANON/MVI_0003.MP4": corpus_file("gopro_karma.mp4")}
@@ -638,9 +634,7 @@ def test_the_names_come_back_wherever_the_file_system_lies(tmp_path, damage, sou
 
 @needs_mtools
 def test_the_sieve_finds_every_directory_sector_and_no_other(tmp_path):
-    card = MtoolsCard(tmp_path / "card.img")
-    card.mkdir("DCIM")
-    card.mkdir("DCIM/100CANON")
+    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
     for number in range(40):                    # 42 entries: two clusters of 100CANON
         card.copy("DCIM/100CANON/IMG_%04d.JPG" % number, noise(700, seed=number))
     image = card.image()
@@ -699,9 +693,7 @@ def test_a_fragmented_exfat_file_is_read_through_its_fat_chain(tmp_path):
 
 @needs_mtools
 def test_original_names_never_replace_anything(tmp_path):
-    card = MtoolsCard(tmp_path / "card.img")
-    card.mkdir("DCIM")
-    card.mkdir("DCIM/100CANON")
+    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
     jpeg = corpus_file("exiftool_Canon.jpg")
     card.copy("DCIM/100CANON/IMG_0001.JPG", jpeg)
     outdir = tmp_path / "out"

@@ -19,7 +19,7 @@ import sys
 import pytest
 
 import recovercr3 as r
-from conftest import CLI_PYTHON, PROJECT, read_outcome
+from conftest import CLI_PYTHON, PROJECT, failing_mount, read_outcome
 from dumpkit import build_dump, corpus_file, sha256
 
 FAILING_RUN = """
@@ -159,30 +159,11 @@ def test_a_device_with_a_bad_area_is_read_around_it(tmp_path, erroring_device):
 @pytest.fixture
 def failing_file(tmp_path):
     """A dump served by FUSE: 20 MiB that read, 1 MiB that fails every read, 13 MiB more."""
-    pytest.importorskip("fuse", reason="needs fusepy (and libfuse 2)")
-    unmount = shutil.which("fusermount") or shutil.which("fusermount3")
-    if not os.path.exists("/dev/fuse") or not unmount:
-        pytest.skip("needs /dev/fuse and fusermount")
     backing = tmp_path / "backing.img"
     movie = corpus_file("gopro_karma.mp4")
     build_dump(backing, 4096, movie, (34 << 20) - 4096 - len(movie))
-    point = tmp_path / "mnt"
-    point.mkdir()
-    server = subprocess.Popen([sys.executable, str(PROJECT / "tests" / "failing_fuse.py"),
-                               str(backing), str(point), str(20 << 20), str(21 << 20)],
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(200):
-            if (point / "card.img").exists() or server.poll() is not None:
-                break
-            subprocess.run(["sleep", "0.05"])
-        if not (point / "card.img").exists():
-            server.kill()
-            pytest.skip("FUSE mount failed: %s" % server.communicate()[1].strip()[-200:])
-        yield point / "card.img", movie
-    finally:
-        subprocess.run([unmount, "-u", str(point)], capture_output=True)
-        server.wait(timeout=30)
+    with failing_mount(tmp_path, backing, 20 << 20, 21 << 20) as dump:
+        yield dump, movie
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
