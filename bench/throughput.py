@@ -7,7 +7,9 @@ For each size (GiB) it builds a dump once (pseudo-random background with real ca
 files spliced in at sector boundaries: 30% of the dump, cycling through the complete
 files of ../shared/corpus and two full-size CR3s rebuilt from real headers), reads it
 into the page cache, then in one run times `cat`, recovercr3 with default options,
-recovercr3 --no-decode, recovercr3 --types cr3, an earlier recovercr3.py given with --before, and the original
+recovercr3 --no-decode, recovercr3 --types cr3, recovercr3 --careful-read (with and
+without --no-decode: reading as from a device), an earlier recovercr3.py given with
+--before, and the original
 recovercr3 when UPSTREAM_RECOVERCR3 names it.
 It prints wall time, MB/s, the fraction of cat's speed, peak RSS and files written.
 Every output is deleted after its run. Timing belongs here, never in the test suite.
@@ -114,7 +116,11 @@ def main():
                 ("recovercr3 --no-decode", [sys.executable, script, "-q", "--no-decode",
                                             "-i", str(dump)] + jobs),
                 ("recovercr3 --types cr3", [sys.executable, script, "-q", "--types", "cr3",
-                                            "-i", str(dump)] + jobs)]
+                                            "-i", str(dump)] + jobs),
+                ("recovercr3 --careful-read", [sys.executable, script, "-q", "--careful-read",
+                                               "-i", str(dump)] + jobs),
+                ("--careful-read --no-decode", [sys.executable, script, "-q", "--careful-read",
+                                                "--no-decode", "-i", str(dump)] + jobs)]
         if a.before:
             runs.append(("before (default)", [sys.executable, a.before, "-q", "-i", str(dump)]
                          + jobs))
