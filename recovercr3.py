@@ -143,6 +143,7 @@ if __name__ == "__main__":      # a Ctrl-C during the imports below is noted, no
 
 import argparse  # noqa: E402 (the imports come after the handler above on purpose)
 import array
+import base64
 import bisect
 import collections
 import concurrent.futures
@@ -151,6 +152,7 @@ import csv
 import datetime
 import errno
 import hashlib
+import html
 import io
 import itertools
 import lzma
@@ -165,6 +167,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -345,6 +348,8 @@ def parse_args(argv=None):
                    help="do not decode JPEG data: many times faster on a card of JPEGs, "
                         "but a JPEG whose first piece runs into another JPEG's tail is "
                         "then called complete")
+    p.add_argument("--no-html", action="store_true",
+                   help="do not write index.html, the contact sheet of what came back")
     p.add_argument("--dfxml", metavar="FILE",
                    help="also write a DFXML report: one fileobject per file, with its "
                         "byte run and sha256")
@@ -5429,6 +5434,253 @@ def xml_text(value):
 
 
 # ---------------------------------------------------------------------------
+# The contact sheet: index.html, a tile per file
+# ---------------------------------------------------------------------------
+
+# A thumbnail comes from the file itself, never from decoding pixels: a CR3's THMB
+# JPEG, the Exif thumbnail (IFD1) of a JPEG or a TIFF-based raw, or a small JPEG
+# itself. Other files get a drawn icon; a movie, its duration from mvhd.
+TAG_THUMBNAIL_OFFSET, TAG_THUMBNAIL_LENGTH = 0x0201, 0x0202     # in IFD1
+MAX_THUMBNAIL = 48 << 10        # embedded in the page; a larger one is not
+MAX_SHEET_THUMBNAILS = 32 << 20 # all of them: a card of thousands of files still opens
+THUMBNAIL_HEAD = 1 << 20        # of a file, read to find its thumbnail
+MAX_MOOV_READ = 16 << 20        # of a movie's moov, read for its duration
+TIFF_RAWS = frozenset(["tif", "cr2", "nef", "arw", "dng", "orf", "rw2", "pef"])
+MOVIES = frozenset(["mp4", "mov", "3gp", "crm"])
+SHEET_NAME = "index"
+
+
+def ifd1_jpeg(buf, start, end):
+    """(start, end) of the JPEG thumbnail that IFD1 of the TIFF at start points at."""
+    order, ifd0 = tiff_order(buf, start, end)
+    _, ifd1 = ifd_entries(buf, start, end, order, ifd0)
+    if not ifd1:
+        return None
+    tags = read_ifd(buf, start, end, order, ifd1)
+    offset, length = tags.get(TAG_THUMBNAIL_OFFSET), tags.get(TAG_THUMBNAIL_LENGTH)
+    if not isinstance(offset, int) or not isinstance(length, int) or not length:
+        return None
+    return start + offset, start + offset + length
+
+
+def thumbnail_range(carved, head):
+    """(start, end), from the file's first byte, of the JPEG that shows it, found in
+    head (its first bytes); None when it has none."""
+    try:
+        if carved.type == "jpg":
+            if carved.size <= MAX_THUMBNAIL:
+                return 0, carved.size
+            walk = walk_jpeg(head, 0, len(head))
+            exif = jpeg_app_data(head, walk.segments, MARKER_APP1, EXIF_HEADER)
+            return ifd1_jpeg(head, exif[0], exif[1]) if exif else None
+        if carved.type in TIFF_RAWS:
+            return ifd1_jpeg(head, 0, len(head))
+        if carved.type in ("cr3", "crm") and carved.boxes:
+            boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
+            f = IsoFile(head, 0, min(carved.size, len(head)), boxes,
+                        read_ftyp(head, 0, len(head)))
+            found = thmb_jpeg(f)
+            if found:
+                return found
+    except (FormatError, struct.error, IndexError, ValueError):
+        pass
+    for first, last in sorted(carved.embedded, key=lambda part: part[1] - part[0]):
+        at = first - carved.offset          # a preview the file holds (a CRW's JPEG)
+        if 0 <= at and last - first <= MAX_THUMBNAIL and head[at:at + 2] == JPEG_SOI:
+            return at, last - carved.offset
+    return None
+
+
+def movie_seconds(moov):
+    """A movie's duration in seconds, from the mvhd in moov (that box's bytes)."""
+    try:
+        for box in child_boxes(moov, BOX_HEADER.size, len(moov)):
+            if box.name == b"mvhd":
+                if moov[box.body] == 1:
+                    scale, duration = struct.unpack_from(">IQ", moov, box.body + 20)
+                else:
+                    scale, duration = struct.unpack_from(">II", moov, box.body + 12)
+                return duration / scale if scale else None
+    except (FormatError, struct.error, IndexError):
+        return None
+    return None
+
+
+class Tile(NamedTuple):
+    offset: int             # where the file starts in the dump: tiles go in card order
+    link: str               # the file, relative to the page; "" when it was not written
+    name: str
+    type: str
+    size: int
+    status: str
+    detail: str
+    model: str
+    datetime: str
+    original: str
+    thumbnail: bytes        # a JPEG, or b""
+    seconds: object         # a movie's duration, or None
+
+
+SHEET_STYLE = """body{font:14px sans-serif;margin:0;background:#f4f4f4;color:#222}
+header{padding:12px 20px;background:#fff;border-bottom:1px solid #ccc}
+nav a{margin-right:10px}table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
+main{display:flex;flex-wrap:wrap;padding:10px}
+.tile{width:180px;margin:6px;padding:6px;background:#fff;border:1px solid #ddd}
+.tile img,.tile svg{width:180px;height:135px;object-fit:contain;background:#eee;display:block}
+.tile figcaption{font-size:12px;overflow-wrap:anywhere}
+.badge{display:inline-block;padding:1px 6px;border-radius:8px;color:#fff;font-weight:bold}
+.badge.complete{background:#2a8a2a}.badge.truncated{background:#c77c00}
+.badge.damaged{background:#b22}.badge.not-saved{background:#666}
+"""
+SHEET_ICON = ('<svg viewBox="0 0 180 135" role="img" aria-label="{kind}">'
+              '<rect width="180" height="135" fill="#ddd"/>'
+              '<text x="90" y="72" font-size="28" text-anchor="middle" fill="#555">{kind}'
+              '</text><text x="90" y="104" font-size="16" text-anchor="middle" '
+              'fill="#555">{note}</text></svg>')
+
+
+def sheet_class(text):
+    """A CSS class or id made of a status or a type ("not saved" -> "not-saved")."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def page_text(value):
+    """Text from a card in the page: one clean line, escaped, so it stays text."""
+    return html.escape(clean_text(value))
+
+
+def tile_html(tile):
+    """One tile of the contact sheet."""
+    if tile.thumbnail:
+        picture = '<img src="data:image/jpeg;base64,%s" alt="">' % (
+            base64.b64encode(tile.thumbnail).decode("ascii"))
+    else:
+        note = "%d:%02d" % divmod(round(tile.seconds), 60) if tile.seconds else ""
+        picture = SHEET_ICON.format(kind=page_text(tile.type.upper()), note=note)
+    href = html.escape(urllib.parse.quote(tile.link))
+    if tile.link:
+        picture = '<a href="%s">%s</a>' % (href, picture)
+        title = '<a href="%s">%s</a>' % (href, page_text(tile.name))
+    else:
+        title = "%s <em>(not written)</em>" % page_text(tile.name)
+    lines = [title, "%s, %s B" % (page_text(tile.type), format(tile.size, ",d"))]
+    lines += [page_text(text) for text in (tile.model, tile.datetime) if text]
+    if tile.original:
+        lines.append("on the card: " + page_text(tile.original))
+    lines.append('<span class="badge %s" title="%s">%s</span>' % (
+        sheet_class(tile.status), page_text(tile.detail), page_text(tile.status)))
+    return '<figure class="tile %s t-%s">%s<figcaption>%s</figcaption></figure>\n' % (
+        sheet_class(tile.status), sheet_class(tile.type), picture, "<br>".join(lines))
+
+
+class ContactSheet:
+    """index.html (index-2.html, ... when taken) in the output directory. The tiles
+    go to a hidden .part file as the files are reported; when the run ends the page
+    is written from the summary and those tiles, and given its name: memory stays
+    flat however many files there are, and the page is there whole or not at all."""
+
+    def __init__(self, folder, image, command):
+        self.folder = Path(folder)
+        self.image = image
+        self.command = command
+        self.started = time.monotonic()
+        self.counts = collections.Counter()         # (type, status) -> files
+        for number in itertools.count(1):
+            path = self.folder / (".%s-%d.tiles%s" % (SHEET_NAME, number, PART_SUFFIX))
+            try:
+                self.tiles_fd = create_exclusive(path)
+                break
+            except FileExistsError:
+                continue
+        self.tiles_path = path
+        self.size = 0
+        self.order = []                 # (offset, where in the tiles file, length)
+        self.thumbnails_left = MAX_SHEET_THUMBNAILS
+
+    def add(self, tile):
+        if len(tile.thumbnail) > self.thumbnails_left:
+            tile = tile._replace(thumbnail=b"")     # the page's room for them is used
+        self.thumbnails_left -= len(tile.thumbnail)
+        data = tile_html(tile).encode("utf-8")
+        append_whole(self.tiles_fd, data, self.size)
+        self.order.append((tile.offset, self.size, len(data)))
+        self.size += len(data)
+        self.counts[(tile.type, tile.status)] += 1
+
+    def discard(self):
+        if self.tiles_fd is not None:
+            os.close(self.tiles_fd)
+            self.tiles_fd = None
+        with contextlib.suppress(OSError):
+            os.unlink(str(self.tiles_path))
+
+    def close(self, cut_short):
+        """Write the page and give it its name (returned)."""
+        os.close(self.tiles_fd)
+        self.tiles_fd = None
+        try:
+            return self._write(cut_short)
+        finally:
+            self.discard()
+
+    def _head(self, cut_short):
+        seconds = int(time.monotonic() - self.started)
+        statuses = sorted({status for _, status in self.counts})
+        types = sorted({kind for kind, _ in self.counts})
+        anchors = [sheet_class(s) for s in statuses] + ["t-" + sheet_class(t) for t in types]
+        style = SHEET_STYLE + "".join(
+            "#%s:target~main .tile:not(.%s){display:none}\n" % (anchor, anchor)
+            for anchor in anchors)
+        rows = "".join("<tr><th>%s</th>%s</tr>" % (html.escape(kind), "".join(
+            "<td>%s</td>" % (self.counts[(kind, status)] or "") for status in statuses))
+            for kind in types)
+        filters = ['<a href="#%s">%s (%d)</a>' % (sheet_class(s), html.escape(s), sum(
+            n for (_, status), n in self.counts.items() if status == s)) for s in statuses]
+        filters += ['<a href="#t-%s">%s</a>' % (sheet_class(t), html.escape(t)) for t in types]
+        filters.append('<a href="#">all</a>')
+        return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                "<title>recovercr3: %s</title><style>%s</style></head><body>\n%s\n"
+                "<header><h1>%d file(s) from %s</h1><p>Run: <code>%s</code> in "
+                "%d:%02d:%02d%s</p><table><tr><th>type</th>%s</tr>%s</table>"
+                "<nav>Show: %s</nav></header>\n<main>\n") % (
+            page_text(self.image), style, "".join('<i id="%s"></i>' % a for a in anchors),
+            sum(self.counts.values()), page_text(self.image), page_text(self.command),
+            seconds // 3600, seconds // 60 % 60, seconds % 60,
+            " - <strong>cut short: the dump was not scanned to its end</strong>"
+            if cut_short else "", "".join("<th>%s</th>" % html.escape(s) for s in statuses),
+            rows, " ".join(filters))
+
+    def _write(self, cut_short):
+        for number in itertools.count(1):
+            name = SHEET_NAME + (".html" if number == 1 else "-%d.html" % number)
+            if os.path.lexists(str(self.folder / name)):
+                continue
+            try:
+                fd = create_exclusive(self.folder / (name + PART_SUFFIX))
+                break
+            except FileExistsError:
+                continue
+        part = self.folder / (name + PART_SUFFIX)
+        try:
+            write_all(fd, self._head(cut_short).encode("utf-8"))
+            with open(str(self.tiles_path), "rb") as tiles:
+                for _, at, length in sorted(self.order):
+                    write_all(fd, os.pread(tiles.fileno(), length, at))
+            write_all(fd, b"</main></body></html>\n")
+            os.close(fd)
+            fd = None
+            place(str(part), self.folder / name)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(str(part))
+            raise
+        return name
+
+
+# ---------------------------------------------------------------------------
 # The recovery run
 # ---------------------------------------------------------------------------
 
@@ -5620,8 +5872,10 @@ class Recovery:
     reported, not written.
     """
 
-    def __init__(self, dump, outdir, options, log, stop, dfxml=None, nested=False):
+    def __init__(self, dump, outdir, options, log, stop, dfxml=None, nested=False,
+                 sheet=None):
         self.dump = dump
+        self.sheet = sheet                      # the ContactSheet, or None (--no-html)
         self.stop = stop
         self.outdir = outdir
         self.options = options
@@ -5705,6 +5959,7 @@ class Recovery:
                 self._cancel_copies()
         for claim in list(self.outdir.claims):  # copies that never ran
             self.outdir.release(claim)
+        self.write_sheet(cut_short=code != EXIT_OK)
         self.summary(code)
         if code == EXIT_OK and self.failed:
             code = EXIT_ERROR
@@ -6303,9 +6558,9 @@ class Recovery:
         status, detail = self._holed(carved, *saved.verdict())
         if saved.not_saved:
             self.unwritten += 1
-            self._row("", carved, NOT_SAVED,
-                      "; ".join(filter(None, ["not saved: " + saved.not_saved, status, detail])),
-                      saved.naming)
+            detail = "; ".join(filter(None, ["not saved: " + saved.not_saved, status, detail]))
+            self._row("", carved, NOT_SAVED, detail, saved.naming)
+            self._tile("", carved, NOT_SAVED, detail, saved.naming)
             return NOT_SAVED
         self._name_again(saved)
         relpath = self.outdir.relpath(status, saved.name)
@@ -6320,6 +6575,7 @@ class Recovery:
             self._row(relpath, carved, status, detail, saved.naming)
             if self.dfxml:
                 self.dfxml.add(relpath, carved, saved.digest.hexdigest() if saved.digest else "")
+            self._tile(relpath, carved, status, detail, saved.naming)
             self.outdir.set_time(relpath, saved.naming.fs_time if saved.naming
                                  else carved.meta.datetime)
         except OutputError:
@@ -6349,6 +6605,50 @@ class Recovery:
         if saved.naming is not None and self.outdir.name_by == "original":
             self.outdir.rename(saved.claim, self.outdir.names_for(carved, saved.naming))
             saved.name = saved.claim.name
+
+    def _tile(self, relpath, carved, status, detail, naming=None):
+        """The file's tile on the contact sheet, its thumbnail read from the dump. A
+        sheet that cannot be written is given up, with a warning: never the run."""
+        if self.sheet is None:
+            return
+        thumbnail, seconds = b"", None
+        first, size = (carved.pieces or [(carved.offset, carved.size)])[0]
+        try:
+            head = self.dump.read(first, min(size, THUMBNAIL_HEAD))
+            found = thumbnail_range(carved, head)
+            if found and found[1] - found[0] <= MAX_THUMBNAIL and found[1] <= size:
+                data = head[found[0]:found[1]] if found[1] <= len(head) else \
+                    self.dump.read(first + found[0], found[1] - found[0])
+                thumbnail = data if data[:2] == JPEG_SOI else b""
+            moov = next((box for box in carved.boxes if box.name == MOOV), None)
+            if carved.type in MOVIES and moov is not None and moov.size <= MAX_MOOV_READ:
+                seconds = movie_seconds(self.dump.read(moov.offset, moov.size))
+        except ReadError:
+            pass
+        tile = Tile(carved.offset, "" if self.outdir.dry_run else relpath,
+                    relpath or "(not saved)",
+                    carved.type, carved.size, status, detail, carved.meta.model,
+                    carved.meta.datetime, naming.path if naming else "", thumbnail, seconds)
+        try:
+            self.sheet.add(tile)
+        except OSError as e:
+            self.log.warning("the contact sheet is not written: %s" % (e.strerror or e))
+            self.sheet.discard()
+            self.sheet = None
+
+    def write_sheet(self, cut_short):
+        """Write index.html from the tiles; a failure is said, and costs nothing else."""
+        if self.sheet is None:
+            return
+        sheet, self.sheet = self.sheet, None
+        try:
+            name = sheet.close(cut_short)
+        except (OSError, KeyboardInterrupt) as e:
+            sheet.discard()
+            self.log.warning("the contact sheet is not written: %s" % (
+                getattr(e, "strerror", None) or e or "interrupted"))
+            return
+        self.log.debug("contact sheet: %s" % (self.outdir.path / name))
 
     def _unplace(self, saved, placed):
         """Take back the file placed for saved, whose row could not be written: it is
@@ -6382,6 +6682,7 @@ class Recovery:
             self.log.info("Would save {}, size {:,d} B".format(self.outdir.path / relpath,
                                                                 picture.size))
             self._row(relpath, carved, verdict, detail)
+            self._tile(relpath, carved, verdict, detail)
             self.saved[verdict] += 1
             return
         claim = self.outdir.claim(names)
@@ -6406,6 +6707,7 @@ class Recovery:
             self._row(relpath, carved, verdict, detail)
             if self.dfxml:
                 self.dfxml.add(relpath, carved, digest.hexdigest())
+            self._tile(relpath, carved, verdict, detail)
         except OutputError:
             self.outdir.unfinish(relpath)
             raise
@@ -6623,9 +6925,9 @@ def _run(argv, stop):
             if reason:
                 raise UsageError(reason)
             dfxml = None
+            words = ["recovercr3"] + list(sys.argv[1:] if argv is None else argv)
+            command = " ".join(shlex.quote(str(word)) for word in words)
             if args.dfxml:
-                words = ["recovercr3"] + list(sys.argv[1:] if argv is None else argv)
-                command = " ".join(shlex.quote(str(word)) for word in words)
                 try:
                     dfxml = Dfxml(args.dfxml, args.input, command)
                 except FileExistsError:
@@ -6646,7 +6948,11 @@ def _run(argv, stop):
             options = Options(stop_rule(args), args.types, args.align, args.jobs,
                               explain=args.verbose, decode=not args.no_decode)
             stop.check()
-            recovery = Recovery(dump, outdir, options, log, stop, dfxml)
+            sheet = None
+            if not args.no_html:
+                sheet = ContactSheet(outdir.path, args.input, command)
+                cleanup.callback(sheet.discard)
+            recovery = Recovery(dump, outdir, options, log, stop, dfxml, sheet=sheet)
             if holes:
                 recovery.holes = holes
                 recovery.hole_kind = "were never read by ddrescue"

@@ -158,6 +158,8 @@ def test_disk_full_stops_cleanly(tmp_path, card, monkeypatch):
     assert [(r["file"], r["status"], r["detail"]) for r in out.rows] == [
         ("img1.3gp", "complete", ""),
         ("", "not saved", "not saved: the output disk is full; complete")]
+    # the contact sheet could not be written either: said, and nothing of it left
+    assert "[WARNING] the contact sheet is not written: No space left on device" in out.log
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "img1.3gp", "recovercr3-report.csv"]
 
@@ -191,7 +193,7 @@ def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeyp
         ("img1.3gp", "complete", ""),
         ("", "not saved", "not saved: the run stopped before it was written; complete")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "img1.3gp", "recovercr3-report.csv"]
+        "img1.3gp", "index.html", "recovercr3-report.csv"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

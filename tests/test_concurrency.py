@@ -39,7 +39,8 @@ def test_two_runs_into_one_directory_both_save_everything(tmp_path, card):
             sha256(f) for f in files] * 8
         names += [r["file"] for r in rows]
     assert len(set(names)) == 48                                  # every file saved once
-    on_disk = sorted(p.name for p in out.iterdir() if not p.name.startswith("recovercr3"))
+    on_disk = sorted(p.name for p in out.iterdir()
+                     if not p.name.startswith(("recovercr3", "index")))
     assert on_disk == sorted(names)                               # nothing else, no .part
 
 

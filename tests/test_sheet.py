@@ -1,0 +1,164 @@
+"""index.html, the contact sheet: a tile per file with its thumbnail (from the file
+itself), link, type, size, camera, date, card name and verdict badge; parsed here
+with html.parser, and rendered by headless Chromium where it is installed."""
+
+import base64
+import csv
+import shutil
+import subprocess
+import zlib
+from html.parser import HTMLParser
+
+import pytest
+
+from conftest import recover, run_cli
+from dumpkit import build_dump, corpus_file
+
+HOSTILE_MODEL = b"<script>alert(1)</scr> "          # as long as "Canon EOS DIGITAL REBEL"
+
+
+class Page(HTMLParser):
+    """The tiles of a contact sheet: [{class, links, img, svg, badge, title, text}]."""
+
+    def __init__(self):
+        super().__init__()
+        self.tiles, self.scripts, self.anchors = [], 0, []
+        self._tile = None
+        self._badge = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script":
+            self.scripts += 1
+        if tag == "a" and attrs.get("href", "").startswith("#"):
+            self.anchors.append(attrs["href"])
+        if tag == "figure":
+            self._tile = {"class": attrs["class"].split(), "links": [], "img": None,
+                          "svg": False, "badge": None, "title": None, "text": ""}
+            self.tiles.append(self._tile)
+        elif self._tile is not None:
+            if tag == "a":
+                self._tile["links"].append(attrs["href"])
+            elif tag == "img":
+                self._tile["img"] = attrs["src"]
+            elif tag == "svg":
+                self._tile["svg"] = True
+            elif tag == "span" and "badge" in attrs.get("class", ""):
+                self._tile["badge"] = attrs["class"].split()[1]
+                self._tile["title"] = attrs.get("title")
+                self._badge = True
+
+    def handle_endtag(self, tag):
+        if tag == "figure":
+            self._tile = None
+        self._badge = False
+
+    def handle_data(self, data):
+        if self._tile is not None:
+            self._tile["text"] += data
+
+
+def parse(path):
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+@pytest.fixture
+def every_kind(tmp_path, eos_r_cr3):
+    """A whole CR3, a JPEG with an Exif thumbnail, a small JPEG whose camera model is
+    markup, an MP4, a WAV, a JPEG cut by zeros, a HIF, MOV, AVI, CR2, DNG, CRW
+    and 7z, and a CR3 the dump cuts short."""
+    small = corpus_file("exiftool_Canon.jpg").replace(b"Canon EOS DIGITAL REBEL", HOSTILE_MODEL)
+    big = corpus_file("mei_Canon_PowerShot_G11.jpg")
+    broken = big[:200000] + bytes(300000) + big[500000:]
+    parts = [eos_r_cr3, big, small, corpus_file("gopro_karma.mp4"),
+             corpus_file("exiv2_Free_Test_Data_500KB_WAV.wav"), broken,
+             corpus_file("exiv2_Canon.HIF"), corpus_file("exiv2_sample_640x360.mov"),
+             corpus_file("mei_100_0306.AVI"), corpus_file("exiftool_CanonRaw.cr2"),
+             corpus_file("exiftool_DNG.dng"),
+             corpus_file("imagemeta_CRW.CRW"), corpus_file("filetype_fixture.7z")]
+    layout = [4096]
+    for part in parts:
+        layout += [part, -len(part) % 512 + 4096]
+    layout += [eos_r_cr3[:1 << 20]]
+    build_dump(tmp_path / "card.img", *layout)
+    return tmp_path / "card.img"
+
+
+def test_a_tile_per_file_with_its_thumbnail_link_and_badge(tmp_path, every_kind):
+    out = recover(every_kind, tmp_path / "out")
+    page = parse(tmp_path / "out" / "index.html")
+    assert out.rc == 0
+    assert page.scripts == 0                             # the markup model stays text
+    rows = out.rows                                     # in card order (offset)
+    assert [tile["links"][0] for tile in page.tiles] == [row["file"] for row in rows]
+    assert {row["type"] for row in rows} >= {"cr3", "jpg", "mp4", "wav", "heif", "mov",
+                                             "avi", "cr2", "dng", "crw", "7z"}
+    by_link = {tile["links"][0]: tile for tile in page.tiles}
+    for row in rows:
+        tile = by_link[row["file"]]
+        assert tile["badge"] == row["status"] and ("t-" + row["type"]) in tile["class"]
+        assert (tile["title"] or "") == row["detail"]
+        assert format(int(row["size"]), ",d") + " B" in tile["text"]
+        assert all(link == row["file"] for link in tile["links"])
+        if tile["img"]:
+            jpeg = base64.b64decode(tile["img"].split(",", 1)[1])
+            assert jpeg[:2] == b"\xff\xd8" and len(jpeg) <= 48 << 10
+    kinds = {row["type"]: by_link[row["file"]] for row in rows if row["status"] == "complete"}
+    assert kinds["cr3"]["img"] and kinds["jpg"]["img"]    # THMB, Exif IFD1, small JPEG
+    assert kinds["mp4"]["svg"] and "MP4" in kinds["mp4"]["text"]
+    assert kinds["wav"]["svg"]
+    statuses = {row["status"] for row in rows}
+    assert statuses == {"complete", "damaged", "truncated"}
+    script_tile = [t for t in page.tiles if "<script>alert(1)</scr>" in t["text"]]
+    assert len(script_tile) == 1                        # shown, as text
+    assert {"#complete", "#damaged", "#truncated", "#t-cr3", "#"} <= set(page.anchors)
+    # the movie shows its duration from mvhd (12.08 s)
+    assert "0:12" in kinds["mp4"]["text"]
+
+
+def test_a_dry_run_writes_the_page_with_nothing_linked(tmp_path, every_kind):
+    p = run_cli("-i", every_kind, "-o", tmp_path / "out", "--dry-run")
+    assert p.returncode == 0, p.stderr
+    with open(str(tmp_path / "out" / "recovercr3-report.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    page = parse(tmp_path / "out" / "index.html")
+    assert len(page.tiles) == len(rows) > 5
+    assert all(not tile["links"] and "(not written)" in tile["text"] for tile in page.tiles)
+    assert any(tile["img"] for tile in page.tiles)      # thumbnails read from the dump
+
+
+def test_no_html_writes_no_page_and_a_second_run_a_second_page(tmp_path, every_kind):
+    recover(every_kind, tmp_path / "none", "--no-html")
+    assert not list((tmp_path / "none").glob("index*"))
+    recover(every_kind, tmp_path / "out")
+    recover(every_kind, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").glob("index*")) == [
+        "index-2.html", "index.html"]
+    assert not list((tmp_path / "out").glob(".*.part"))
+
+
+def chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not chromium(), reason="chromium is not installed")
+def test_headless_chromium_renders_the_page(tmp_path, every_kind):
+    recover(every_kind, tmp_path / "out")
+    shot = tmp_path / "page.png"
+    p = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                        "--hide-scrollbars", "--window-size=1200,900",
+                        "--screenshot=%s" % shot, (tmp_path / "out" / "index.html").as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert shot.exists(), p.stderr[-500:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(png):
+        length = int.from_bytes(png[pos:pos + 4], "big")
+        if png[pos + 4:pos + 8] == b"IDAT":
+            idat += png[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    pixels = zlib.decompress(idat)
+    assert len(set(pixels[::997])) > 20                 # not blank: many colours
