@@ -5441,7 +5441,8 @@ def xml_text(value):
 # JPEG, the Exif thumbnail (IFD1) of a JPEG or a TIFF-based raw, or a small JPEG
 # itself. Other files get a drawn icon; a movie, its duration from mvhd.
 TAG_THUMBNAIL_OFFSET, TAG_THUMBNAIL_LENGTH = 0x0201, 0x0202     # in IFD1
-MAX_THUMBNAIL = 48 << 10        # embedded in the page; a larger one is not
+MAX_THUMBNAIL = 48 << 10        # embedded in the page; a larger one is not,
+MAX_PREVIEW = 320 << 10         # but a file's only picture may be this large
 MAX_SHEET_THUMBNAILS = 32 << 20 # all of them: a card of thousands of files still opens
 THUMBNAIL_HEAD = 1 << 20        # of a file, read to find its thumbnail
 MAX_MOOV_READ = 16 << 20        # of a movie's moov, read for its duration
@@ -5479,16 +5480,18 @@ def thumbnail_range(carved, head):
             boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
             f = IsoFile(head, 0, min(carved.size, len(head)), boxes,
                         read_ftyp(head, 0, len(head)))
-            found = thmb_jpeg(f)
-            if found:
-                return found
+            return thmb_jpeg(f)
     except (FormatError, struct.error, IndexError, ValueError):
-        pass
-    for first, last in sorted(carved.embedded, key=lambda part: part[1] - part[0]):
-        at = first - carved.offset          # a preview the file holds (a CRW's JPEG)
-        if 0 <= at and last - first <= MAX_THUMBNAIL and head[at:at + 2] == JPEG_SOI:
-            return at, last - carved.offset
+        return None
     return None
+
+
+def preview_ranges(carved):
+    """(start, end), from the file's first byte, of the parts it holds that may be
+    a JPEG preview (a CRW's, a CR3's PRVW), smallest first, MAX_PREVIEW at most."""
+    parts = [(first - carved.offset, last - carved.offset) for first, last in carved.embedded
+             if first >= carved.offset and last - first <= MAX_PREVIEW]
+    return sorted(parts, key=lambda part: part[1] - part[0])
 
 
 def movie_seconds(moov):
@@ -6616,10 +6619,16 @@ class Recovery:
         try:
             head = self.dump.read(first, min(size, THUMBNAIL_HEAD))
             found = thumbnail_range(carved, head)
-            if found and found[1] - found[0] <= MAX_THUMBNAIL and found[1] <= size:
-                data = head[found[0]:found[1]] if found[1] <= len(head) else \
-                    self.dump.read(first + found[0], found[1] - found[0])
-                thumbnail = data if data[:2] == JPEG_SOI else b""
+            candidates = ([found] if found and found[1] - found[0] <= MAX_THUMBNAIL else []) \
+                + preview_ranges(carved)
+            for start, end in candidates:
+                if end > size:
+                    continue
+                data = head[start:end] if end <= len(head) else \
+                    self.dump.read(first + start, end - start)
+                if data[:2] == JPEG_SOI:
+                    thumbnail = data
+                    break
             moov = next((box for box in carved.boxes if box.name == MOOV), None)
             if carved.type in MOVIES and moov is not None and moov.size <= MAX_MOOV_READ:
                 seconds = movie_seconds(self.dump.read(moov.offset, moov.size))

@@ -104,9 +104,10 @@ def test_a_tile_per_file_with_its_thumbnail_link_and_badge(tmp_path, every_kind)
         assert all(link == row["file"] for link in tile["links"])
         if tile["img"]:
             jpeg = base64.b64decode(tile["img"].split(",", 1)[1])
-            assert jpeg[:2] == b"\xff\xd8" and len(jpeg) <= 48 << 10
+            assert jpeg[:2] == b"\xff\xd8" and len(jpeg) <= 320 << 10
     kinds = {row["type"]: by_link[row["file"]] for row in rows if row["status"] == "complete"}
     assert kinds["cr3"]["img"] and kinds["jpg"]["img"]    # THMB, Exif IFD1, small JPEG
+    assert kinds["crw"]["img"]                           # the JPEG preview it holds
     assert kinds["mp4"]["svg"] and "MP4" in kinds["mp4"]["text"]
     assert kinds["wav"]["svg"]
     statuses = {row["status"] for row in rows}
