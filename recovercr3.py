@@ -4194,10 +4194,10 @@ class FileSystem:
                   and (entry.size - 1) // self.geometry.cluster == last}
         return longer.pop() if len(longer) == 1 else None
 
-    def chain(self, offset):
+    def chain(self, offset, most=None):
         """[(offset, length)] of the live file whose entry starts at offset, as its
         FAT chain places its clusters, and that file's size; None when the FAT has no
-        chain for it of exactly its size."""
+        chain for it of exactly its size, or (most) the file is larger than most."""
         cluster = cluster_of(offset, self.geometry)
         lives = [entry for entry, _, _ in self._by_cluster.get(cluster, ())
                  if entry.first_cluster == cluster and not entry.deleted
@@ -4205,6 +4205,8 @@ class FileSystem:
         if len(lives) != 1 or not self.fat:
             return None
         (entry,) = lives
+        if most is not None and entry.size > most:
+            return None                     # not followed: a 4 GB movie's million links
         want = -(-entry.size // self.geometry.cluster)
         try:
             chain = fat_chain(self.fat, cluster, want)
@@ -6383,12 +6385,12 @@ class Recovery:
         pieces: True when its checks call what the chain gives complete, at the
         entry's size. The file system's word, checked like any carved file."""
         carved = saved.carved
-        found = self.file_system().chain(carved.offset)
-        if found is None or carved.pieces or carved.type not in TYPE_CARVERS:
+        if carved.pieces or carved.type not in TYPE_CARVERS:
+            return False
+        found = self.file_system().chain(carved.offset, most=MAX_REASSEMBLED)
+        if found is None or len(found[0]) < 2:
             return False
         pieces, size = found
-        if len(pieces) < 2 or size > MAX_REASSEMBLED:
-            return False
         try:
             self.budget.spend(size)
             carved_again = self._carve_pieces(carved.type, pieces)

@@ -65,7 +65,7 @@ def test_files_before_across_and_after_unreadable_sectors(tmp_path, card, monkey
     assert "Reading %s carefully: a sector that cannot be read is zeros" % dump in out.log
 
 
-def test_without_careful_reading_the_same_dump_reads_whole(tmp_path, card):
+def test_careful_reading_of_a_healthy_dump_changes_nothing(tmp_path, card):
     dump, at, files = card
     out = recover(dump, tmp_path / "out", "--careful-read")
     assert out.rc == 0 and [row["status"] for row in out.rows] == ["complete"] * 3
@@ -145,7 +145,7 @@ def test_a_really_failing_file_read_carefully_gives_every_file(tmp_path, failing
         sha256(movie), sha256(holed), sha256(movie)]
 
 
-def test_read_carefully_the_card_is_read_once_and_its_folders_still_name_files(tmp_path):
+def test_read_carefully_the_folders_are_found_in_the_scans_own_pass(tmp_path):
     # The folders are sieved in the scan's own pass: the names are those of a run
     # that reads the card twice (every folder here lies before its files).
     if not all(shutil.which(tool) for tool in ("mkfs.vfat", "mcopy", "mmd", "mdel")):
