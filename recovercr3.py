@@ -8,7 +8,8 @@ Usage::
 The tool reads a dump (an image file made with dd or ddrescue, or a block device),
 finds every file a camera writes - Canon CR3 and CRM, HEIF/HIF, MP4, MOV, 3GP, and
 beside them JPEG, AVI/WAV/WebP, TIFF and the raws built on it (CR2, NEF, ARW, DNG,
-ORF, RW2, PEF), Canon's CRW and 7z archives - and copies each one, byte for byte,
+ORF, RW2, PEF, SRW, GPR), Canon's CRW, Fujifilm's RAF, Sigma's X3F, AVCHD's MTS/M2TS
+and other transport streams, MXF and 7z archives - and copies each one, byte for byte,
 into the output directory as img1.cr3, img2.mp4, ... It works without any file
 system: a card that is corrupted, quick-formatted or unreadable by the camera still
 gives its files back, as long as each file lies in one contiguous run of sectors
@@ -16,7 +17,9 @@ gives its files back, as long as each file lies in one contiguous run of sectors
 
 Every file's end comes from its own structure, never from a maximum size: the box
 chain of ISO-BMFF files (below), a JPEG's markers and scans, a RIFF's size, every
-IFD of a TIFF and what it points at, a CRW's heap table, a 7z's start header. Files
+IFD of a TIFF and what it points at, a CRW's heap table, a RAF's header, an X3F's
+directory, a transport stream's packets and counters, an MXF's KLVs and partitions,
+a 7z's start header. Files
 other than ISO-BMFF are looked for at sector boundaries (--align).
 
 How a file is found and measured
@@ -1005,9 +1008,11 @@ BOXES_AFTER_MDAT = frozenset([b"free", b"skip", MOOF, b"mfra", b"uuid", b"udta",
 TYPE_EXTENSIONS = {"cr3": "cr3", "crm": "crm", "heif": "heic",
                    "mp4": "mp4", "mov": "mov", "3gp": "3gp"}
 ALL_TYPES = tuple(TYPE_EXTENSIONS) + ("jpg", "avi", "wav", "webp", "tif", "cr2", "nef", "arw",
-                                     "dng", "orf", "rw2", "pef", "crw", "7z")
+                                     "dng", "orf", "rw2", "pef", "srw", "gpr", "crw", "raf",
+                                     "x3f", "mts", "ts", "mxf", "7z")
 TYPE_ALIASES = dict({t: t for t in ALL_TYPES}, heic="heif", hif="heif", avif="heif",
-                    qt="mov", m4v="mp4", m4a="mp4", jpeg="jpg", tiff="tif", **{"3g2": "3gp"})
+                    qt="mov", m4v="mp4", m4a="mp4", jpeg="jpg", tiff="tif", m2ts="mts",
+                    **{"3g2": "3gp"})
 
 CANON_RAW_BRAND = b"crx "
 HEIF_BRANDS = frozenset([b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx",
@@ -2257,17 +2262,18 @@ def carve_ftyp(buf, start, limit, options):
 class SectorFormat(NamedTuple):
     name: str
     types: tuple
-    magic: tuple            # byte strings a file of this format starts with
+    magic: tuple            # byte strings a file of this format holds at magic_at
     carve: object
+    magic_at: int = 0       # where in the file the magic lies (an M2TS packet's sync byte)
 
 
 SECTOR_FORMATS = []
 
 
-def sector_format(name, types, *magic):
+def sector_format(name, types, *magic, at=0):
     """Register a carver for files that start at a sector boundary."""
     def register(carve):
-        SECTOR_FORMATS.append(SectorFormat(name, tuple(types), magic, carve))
+        SECTOR_FORMATS.append(SectorFormat(name, tuple(types), magic, carve, at))
         return carve
     return register
 
@@ -2818,8 +2824,9 @@ DATA_PAIRS = ((TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS), (TAG_TILE_OFFSETS, TAG
 NIKON_MAKER_NOTE = b"Nikon\0"
 NIKON_TIFF_AT = 10                          # "Nikon\0", version, 2 bytes, then a TIFF header
 RAW_MAKES = (("NIKON", "nef"), ("SONY", "arw"), ("PENTAX", "pef"), ("RICOH", "pef"),
-             ("OLYMPUS", "orf"), ("PANASONIC", "rw2"))
-TIFF_TYPES = ("tif", "cr2", "nef", "arw", "dng", "orf", "rw2", "pef")
+             ("OLYMPUS", "orf"), ("PANASONIC", "rw2"), ("SAMSUNG", "srw"))
+DNG_MAKES = (("GOPRO", "gpr"),)             # a DNG under its own name (GoPro's is VC-5 coded)
+TIFF_TYPES = ("tif", "cr2", "nef", "arw", "dng", "orf", "rw2", "pef", "srw", "gpr")
 
 
 class TiffWalk(NamedTuple):
@@ -2928,9 +2935,9 @@ def tiff_type(buf, start, tags, tag_ids):
         return "rw2"
     if bytes(buf[start + CR2_MARK_AT:start + CR2_MARK_AT + 2]) == CR2_MARK:
         return "cr2"
-    if TAG_DNG_VERSION in tag_ids:
-        return "dng"
     make = str(tags.get(TAG_MAKE, "")).upper()
+    if TAG_DNG_VERSION in tag_ids:
+        return next((kind for prefix, kind in DNG_MAKES if make.startswith(prefix)), "dng")
     for prefix, kind in RAW_MAKES:
         if make.startswith(prefix):
             return kind
@@ -3046,6 +3053,544 @@ def carve_crw(buf, start, limit, options):
     return Carved(start, end - start, "crw", "crw", status, detail, [], Meta(), embedded)
 
 
+# --- RAF: Fujifilm's raw ---------------------------------------------------------------
+
+RAF_MAGIC = b"FUJIFILMCCD-RAW "
+RAF_MODEL = struct.Struct(">28x32s")        # after the magic, the format version and an ID
+RAF_PARTS = struct.Struct(">84x6I")         # JPEG, CFA header, CFA: an offset and a length each
+RAF_SECOND_PARTS = struct.Struct(">120x4I")     # a second CFA header and CFA, in newer files
+RAF_HEADER_SIZE = 108                       # what every RAF's header holds
+MAX_RAF_SPAN = 1 << 30                      # no raw is larger; a part past it is garbage
+RAF_RECORD = struct.Struct(">HH")           # a CFA header record: tag, size of its data
+MAX_RAF_RECORDS = 255                       # more and it is no CFA header (LibRaw's bound)
+
+
+def raf_parts(buf, start, limit):
+    """[(what, first, last)] of a RAF's parts, from its header. The second CFA header
+    and CFA are read when the header reaches past them (the JPEG begins after them)."""
+    if limit - start < RAF_PARTS.size:
+        raise FormatError("the dump ends inside the RAF header")
+    jpeg_at, jpeg_size, header_at, header_size, cfa_at, cfa_size = RAF_PARTS.unpack_from(buf, start)
+    parts = [("the JPEG", jpeg_at, jpeg_size), ("the CFA header", header_at, header_size),
+             ("the CFA", cfa_at, cfa_size)]
+    if jpeg_at >= RAF_SECOND_PARTS.size and limit - start >= RAF_SECOND_PARTS.size:
+        header2_at, header2_size, cfa2_at, cfa2_size = RAF_SECOND_PARTS.unpack_from(buf, start)
+        parts += [(what, at, size) for what, at, size in
+                  [("the second CFA header", header2_at, header2_size),
+                   ("the second CFA", cfa2_at, cfa2_size)] if at and size]
+    for what, at, size in parts:
+        if not size or at < RAF_HEADER_SIZE or at + size > MAX_RAF_SPAN:
+            raise FormatError("%s is at +%d, %d bytes: not a RAF's" % (what, at, size))
+    return [(what, start + at, start + at + size) for what, at, size in parts]
+
+
+def raf_records_fit(buf, first, last):
+    """True when a CFA header's records (a count, then tag, size, data) fill no more
+    than its length."""
+    if last - first < 4:
+        return False
+    (count,) = U32.unpack_from(buf, first)
+    pos = first + 4
+    if count > MAX_RAF_RECORDS:
+        return False
+    for _ in range(count):
+        if pos + RAF_RECORD.size > last:
+            return False
+        _, size = RAF_RECORD.unpack_from(buf, pos)
+        pos += RAF_RECORD.size + size
+    return pos <= last
+
+
+def jpeg_exif_meta(buf, first, last):
+    """Meta from the Exif of the JPEG at [first, last) (Meta() when it has none)."""
+    try:
+        walk = walk_jpeg(buf, first, last)
+        exif = jpeg_app_data(buf, walk.segments, MARKER_APP1, EXIF_HEADER)
+        if exif is not None:
+            return exif_meta(exif_tags(buf, exif[0], exif[1]))
+    except (FormatError, struct.error):
+        pass
+    return Meta()
+
+
+@sector_format("RAF", ["raf"], RAF_MAGIC)
+def carve_raf(buf, start, limit, options):
+    """A RAF: its header gives where the JPEG, the CFA header and the CFA lie; the
+    file ends at the furthest. Complete when each is there, the JPEG whole and the
+    CFA header's records fitting it."""
+    if not wanted(["raf"], options):
+        return None
+    parts = raf_parts(buf, start, limit)
+    end = max(last for _, _, last in parts)
+    status, detail = COMPLETE, ""
+    if end > limit:
+        status, detail = TRUNCATED, "the dump ends inside the file (%d of %d bytes present)" % (
+            limit - start, end - start)
+    else:
+        for what, first, last in parts:
+            if what == "the JPEG" and not jpeg_is_whole(buf, first, last):
+                status, detail = DAMAGED, "the JPEG at +%d is not whole" % (first - start)
+            elif what.endswith("CFA header") and not raf_records_fit(buf, first, last):
+                status, detail = DAMAGED, "%s at +%d is not one" % (what, first - start)
+            if status != COMPLETE:
+                break
+    jpeg = parts[0]
+    meta = jpeg_exif_meta(buf, jpeg[1], min(jpeg[2], limit))
+    if not meta.model and limit - start >= RAF_MODEL.size:
+        model = RAF_MODEL.unpack_from(buf, start)[0].split(b"\0")[0]
+        meta = meta._replace(model=model.decode("ascii", "replace").strip())
+    embedded = [(first, last) for _, first, last in parts] if status == COMPLETE else []
+    return Carved(start, min(end, limit) - start, "raf", "raf", status, detail, [], meta,
+                  embedded)
+
+
+# --- X3F: Sigma's raw ------------------------------------------------------------------
+# A header, then sections (properties SECp, images SECi, camera data SECc), then the
+# directory SECd listing each (offset, length, type); the file's last 4 bytes give the
+# directory's offset. From the front, the directory is found by its own pointer.
+
+X3F_MAGIC = b"FOVb"
+X3F_HEADER_SIZE = 40                        # magic, version, ID, marks, columns, rows, rotation
+X3F_DIRECTORY = struct.Struct("<4sII")      # "SECd", version, number of entries
+X3F_ENTRY = struct.Struct("<II4s")          # offset, length, type
+X3F_POINTER = struct.Struct("<I")
+X3F_SECTION_MAGICS = {b"PROP": b"SECp", b"IMAG": b"SECi", b"IMA2": b"SECi", b"CAMF": b"SECc"}
+X3F_IMAGE = struct.Struct("<4sIIIIII")      # "SECi", version, type, format, columns, rows, row bytes
+X3F_JPEG_FORMAT = 18                        # an image section holding a JPEG
+X3F_PROPERTIES = struct.Struct("<4sIIIII")  # "SECp", version, entries, format, 0, characters
+X3F_PROPERTY = struct.Struct("<II")         # name and value, as offsets in characters
+MAX_X3F_ENTRIES = 64
+MAX_X3F_PROPERTIES = 1024
+MAX_X3F_SIZE = 256 << 20        # the largest X3F (sd Quattro H) is about 120 MB
+X3F_MOST_HITS = 4096
+
+
+def find_x3f_directory(buf, start, limit):
+    """(directory offset, entries) of the X3F at start, or None when the dump ends
+    first. The directory is the "SECd" whose entries fit before it and which the
+    4 bytes after it point to."""
+    stop = min(limit, start + MAX_X3F_SIZE)
+    hit = buf.find(b"SECd", start + X3F_HEADER_SIZE, stop)
+    for _ in range(X3F_MOST_HITS):
+        if hit < 0:
+            break
+        if hit + X3F_DIRECTORY.size <= limit:
+            _, _, count = X3F_DIRECTORY.unpack_from(buf, hit)
+            pointer = hit + X3F_DIRECTORY.size + count * X3F_ENTRY.size
+            if count <= MAX_X3F_ENTRIES and pointer + X3F_POINTER.size <= limit \
+                    and X3F_POINTER.unpack_from(buf, pointer)[0] == hit - start:
+                return hit, [X3F_ENTRY.unpack_from(buf, hit + X3F_DIRECTORY.size + i * X3F_ENTRY.size)
+                             for i in range(count)]
+        hit = buf.find(b"SECd", hit + 1, stop)
+    if limit - start < MAX_X3F_SIZE:
+        return None
+    raise FormatError("no X3F directory within %d bytes" % MAX_X3F_SIZE)
+
+
+def x3f_properties(buf, first, last):
+    """{name: value} of an X3F properties section (UTF-16 strings)."""
+    _, _, count, _, _, _ = X3F_PROPERTIES.unpack_from(buf, first)
+    table = first + X3F_PROPERTIES.size
+    text_at = table + min(count, MAX_X3F_PROPERTIES) * X3F_PROPERTY.size
+    if text_at > last:
+        return {}
+    text = bytes(buf[text_at:last]).decode("utf-16-le", "replace")
+
+    def string(at):
+        return text[at:text.find("\0", at)] if 0 <= at < len(text) else ""
+
+    return {string(name): string(value) for name, value in
+            (X3F_PROPERTY.unpack_from(buf, table + i * X3F_PROPERTY.size)
+             for i in range(min(count, MAX_X3F_PROPERTIES)))}
+
+
+def x3f_meta(properties):
+    """Meta from X3F properties: CAMMODEL, TIME (the camera's clock, in seconds since
+    1970 as if it were UTC) and CAMSERIAL."""
+    when = ""
+    if properties.get("TIME", "").isdigit():
+        try:
+            when = datetime.datetime.fromtimestamp(int(properties["TIME"]),
+                                                   datetime.timezone.utc).strftime(TIME_FORMAT)
+        except (OverflowError, OSError, ValueError):
+            pass
+    return Meta(properties.get("CAMMODEL", ""), when, properties.get("CAMSERIAL", ""))
+
+
+@sector_format("X3F", ["x3f"], X3F_MAGIC)
+def carve_x3f(buf, start, limit, options):
+    """An X3F: it ends with its directory's pointer. Complete when each section the
+    directory lists lies before it with its own magic, and an embedded JPEG is whole."""
+    if not wanted(["x3f"], options):
+        return None
+    found = find_x3f_directory(buf, start, limit)
+    if found is None:
+        return Carved(start, limit - start, "x3f", "x3f", TRUNCATED,
+                      "the dump ends before the X3F directory", [], Meta(), [])
+    directory, entries = found
+    end = directory + X3F_DIRECTORY.size + len(entries) * X3F_ENTRY.size + X3F_POINTER.size
+    status, detail, embedded, meta = COMPLETE, "", [], Meta()
+    for offset, length, kind in entries:
+        first, last = start + offset, start + offset + length
+        magic = X3F_SECTION_MAGICS.get(kind)
+        if offset < X3F_HEADER_SIZE or last > directory:
+            status, detail = DAMAGED, "the %s section at +%d lies outside the file" % (
+                kind.decode("latin-1"), offset)
+        elif magic is not None and bytes(buf[first:first + 4]) != magic:
+            status, detail = DAMAGED, "the %s section at +%d is not there" % (
+                kind.decode("latin-1"), offset)
+        elif kind == b"PROP" and length >= X3F_PROPERTIES.size:
+            meta = x3f_meta(x3f_properties(buf, first, last))
+        elif magic == b"SECi" and length >= X3F_IMAGE.size \
+                and X3F_IMAGE.unpack_from(buf, first)[3] == X3F_JPEG_FORMAT:
+            jpeg = first + X3F_IMAGE.size
+            if not jpeg_is_whole(buf, jpeg, last):
+                status, detail = DAMAGED, "the JPEG at +%d is not whole" % (jpeg - start)
+            embedded.append((jpeg, last))
+        if status != COMPLETE:
+            break
+    return Carved(start, end - start, "x3f", "x3f", status, detail, [], meta,
+                  embedded if status == COMPLETE else [])
+
+
+# --- MPEG transport streams: AVCHD's MTS and M2TS, and TS -------------------------------
+# A transport stream is a run of 188-byte packets, each starting with the sync byte
+# 47; AVCHD and Blu-ray put a 4-byte arrival time before each (192-byte packets) and
+# write them 32 at a time (6144 bytes). Nothing in a stream says where it ends: it
+# ends where the rhythm of sync bytes breaks, or where the packets that follow are
+# not its own - each PID's continuity counter steps by one from packet to packet, so
+# another stream's packets (the next file, or an old one) break them. A camera starts
+# a file with its tables (PAT, or SDT or SIT first): a file's first packet begins one.
+
+TS_PACKET = 188
+M2TS_PACKET = 192
+M2TS_ALIGNED_UNIT = 6144                    # what an AVCHD or Blu-ray stream is a multiple of
+TS_SYNC = 0x47
+TS_HEADER = struct.Struct(">IBB")           # sync, flags and PID, counter; adaptation field
+TS_PUSI = 0x400000                          # a table or PES begins in this packet
+TS_HAS_PAYLOAD = 0x10
+TS_HAS_ADAPTATION = 0x20
+TS_DISCONTINUITY = 0x80                     # an adaptation field's flag: counters may jump
+PID_PAT, PID_SDT, PID_SIT, PID_NULL = 0x0000, 0x0011, 0x001F, 0x1FFF
+TS_TABLE_PIDS = (PID_PAT, PID_SDT, PID_SIT)
+TS_STARTS = tuple(bytes([TS_SYNC, 0x40 | pid >> 8, pid & 0xFF]) for pid in TS_TABLE_PIDS)
+TS_MIN_PACKETS = 8              # fewer packets in rhythm are chance, not a stream
+TS_TABLE_PACKETS = 1024         # the PAT and PMT come within a stream's first packets
+TS_NEW_STREAM_PACKETS = 16      # a new stream's tables and first frames break the counters here
+TS_LOOK_BACK = 4096             # packets read before a start to learn the counters it would continue
+TS_CHUNK_PACKETS = 8192
+TS_META_PACKETS = 256           # the video's first packets, where AVCHD puts its MDPM
+STREAM_TYPE_H264 = 0x1B
+MDPM_UUID = bytes.fromhex("17ee8c60f84d11d98cd60800200c9a66") + b"MDPM"
+MDPM_ENTRY = 5                  # a tag and 4 bytes
+MDPM_DATE, MDPM_TIME = 0x18, 0x19
+
+
+class TsWalk(NamedTuple):
+    end: int                # where the stream's packets end
+    why: str                # what ends them: RHYTHM, DUMP_END, NEXT_STREAM, JUMP or MOST
+    jump: tuple             # (offset, PID, counter before, counter) where counters jump
+    counters: dict          # PID -> its last continuity counter
+    packets: list           # (offset, header, payload) of the first TS_TABLE_PACKETS
+
+
+RHYTHM, DUMP_END, NEXT_STREAM, JUMP, MOST = "rhythm", "dump end", "next stream", "jump", "most"
+
+
+def ts_layout(packet):
+    """(struct of one packet's header, where its sync byte lies)."""
+    sync_at = packet - TS_PACKET
+    return struct.Struct(">%dxIBB%dx" % (sync_at, TS_PACKET - TS_HEADER.size)), sync_at
+
+
+def ts_payload(chunk, index, packet, sync_at, head, adaptation):
+    at = index * packet + sync_at + 4
+    if head & TS_HAS_ADAPTATION:
+        at += 1 + adaptation
+    return chunk[at:index * packet + packet]
+
+
+def walk_ts(buf, start, limit, packet, align, counters=None, most=None):
+    """Walk the packets of a stream from start (a TsWalk), up to the first that
+    breaks the rhythm or jumps a counter. A jump within TS_NEW_STREAM_PACKETS of an
+    aligned packet that can begin a stream ends the walk there: a new stream (the
+    next file) begins. counters: what the stream before start left, when a start
+    is tested; most: walk no more packets than that."""
+    layout, sync_at = ts_layout(packet)
+    counters = {} if counters is None else dict(counters)
+    packets = []
+    pos = start
+    stream_start = None         # the last aligned packet after start that could begin one
+    while most is None or pos < start + most * packet:
+        count = min(TS_CHUNK_PACKETS, (limit - pos) // packet)
+        if most is not None:
+            count = min(count, (start + most * packet - pos) // packet)
+        if count <= 0:
+            break
+        chunk = bytes(buf[pos:pos + count * packet])
+        for index, (head, adaptation, flags) in enumerate(layout.iter_unpack(chunk)):
+            at = pos + index * packet
+            if head >> 24 != TS_SYNC:
+                return TsWalk(at, RHYTHM, None, counters, packets)
+            pid = head >> 8 & 0x1FFF
+            if head & TS_PUSI and pid in TS_TABLE_PIDS and at > start \
+                    and (at - start) % align == 0:
+                stream_start = at
+            if len(packets) < TS_TABLE_PACKETS:
+                packets.append((at, head, ts_payload(chunk, index, packet, sync_at, head,
+                                                     adaptation)))
+            if not head & TS_HAS_PAYLOAD or pid == PID_NULL:
+                continue
+            counter = head & 0xF
+            last = counters.get(pid)
+            counters[pid] = counter
+            if last is None or counter in (last, (last + 1) & 0xF):
+                continue                        # the next, or a packet sent twice
+            if head & TS_HAS_ADAPTATION and adaptation and flags & TS_DISCONTINUITY:
+                continue
+            if stream_start is not None and at - stream_start < TS_NEW_STREAM_PACKETS * packet:
+                return TsWalk(stream_start, NEXT_STREAM, None, counters, packets)
+            return TsWalk(at, JUMP, (at, pid, last, counter), counters, packets)
+        pos += count * packet
+    if most is not None and pos >= start + most * packet:
+        return TsWalk(pos, MOST, None, counters, packets)
+    if pos + sync_at >= limit or buf[pos + sync_at] == TS_SYNC:    # the stream may go on
+        return TsWalk(limit, DUMP_END, None, counters, packets)
+    return TsWalk(pos, RHYTHM, None, counters, packets)
+
+
+def ts_counters_before(buf, start, packet):
+    """The continuity counter each PID last had in the packets that run into start
+    in step (up to TS_LOOK_BACK of them; empty when the packet before breaks it)."""
+    layout, sync_at = ts_layout(packet)
+    first = start
+    while start - first < TS_LOOK_BACK * packet and first - packet >= 0 \
+            and buf[first - packet + sync_at] == TS_SYNC:
+        first -= packet
+    counters = {}
+    for head, _, _ in layout.iter_unpack(bytes(buf[first:start])):
+        pid = head >> 8 & 0x1FFF
+        if head & TS_HAS_PAYLOAD and pid != PID_NULL:
+            counters[pid] = head & 0xF
+    return counters
+
+
+def ts_sections(packets, pid):
+    """The first table section on pid: its bytes from table_id on (b"" if none)."""
+    for _, head, payload in packets:
+        if head >> 8 & 0x1FFF == pid and head & TS_PUSI and payload:
+            pointer = payload[0]
+            return payload[1 + pointer:]
+    return b""
+
+
+def ts_programs(packets):
+    """{PMT PID: [(stream type, PID)]} from the PAT and PMTs among packets."""
+    pat = ts_sections(packets, PID_PAT)
+    programs = {}
+    if len(pat) < 8 or pat[0] != 0x00:
+        return programs
+    length = min(((pat[1] & 0x0F) << 8 | pat[2]) + 3, len(pat))
+    for at in range(8, length - 4 - 3, 4):             # entries, then a CRC
+        number = pat[at] << 8 | pat[at + 1]
+        if number:
+            programs[(pat[at + 2] & 0x1F) << 8 | pat[at + 3]] = []
+    for pmt_pid in programs:
+        pmt = ts_sections(packets, pmt_pid)
+        if len(pmt) < 12 or pmt[0] != 0x02:
+            continue
+        length = min(((pmt[1] & 0x0F) << 8 | pmt[2]) + 3, len(pmt)) - 4
+        at = 12 + ((pmt[10] & 0x0F) << 8 | pmt[11])
+        while at + 5 <= length:
+            programs[pmt_pid].append((pmt[at], (pmt[at + 1] & 0x1F) << 8 | pmt[at + 2]))
+            at += 5 + ((pmt[at + 3] & 0x0F) << 8 | pmt[at + 4])
+    return programs
+
+
+def bcd(value):
+    return (value >> 4) * 10 + (value & 0x0F)
+
+
+def mdpm_datetime(data):
+    """The recording time of an AVCHD video from its MDPM (in an H.264 SEI): tag 0x18
+    holds the time zone, year and month, 0x19 the day and time, all in BCD."""
+    at = data.find(MDPM_UUID)
+    if at < 0:
+        return ""
+    at += len(MDPM_UUID)
+    body = data[at + 1:at + 1 + data[at] * MDPM_ENTRY if at < len(data) else at]
+    body = body.replace(b"\0\0\3", b"\0\0")         # the H.264 escapes, in case
+    tags = {body[i]: body[i + 1:i + MDPM_ENTRY] for i in range(0, len(body) - 4, MDPM_ENTRY)}
+    if MDPM_DATE not in tags or MDPM_TIME not in tags:
+        return ""
+    zone, year_high, year_low, month = tags[MDPM_DATE]
+    day, hour, minute, second = tags[MDPM_TIME]
+    fields = [bcd(year_high) * 100 + bcd(year_low), bcd(month), bcd(day),
+              bcd(hour), bcd(minute), bcd(second)]
+    try:
+        datetime.datetime(*fields)
+    except ValueError:
+        return ""
+    text = "%04d-%02d-%02dT%02d:%02d:%02d" % tuple(fields)
+    if not zone & 0x80:                             # 0x80: no zone recorded
+        text += "%s%02d:%s" % ("-" if zone & 0x20 else "+", zone >> 1 & 0x0F,
+                               "30" if zone & 0x01 else "00")
+    return text
+
+
+def carve_ts(buf, start, limit, options, packet, kind):
+    """A transport stream of packets of that size, from its first table packet."""
+    if not wanted([kind], options):
+        return None
+    before = ts_counters_before(buf, start, packet)
+    if before:
+        ahead = walk_ts(buf, start, limit, packet, options.align, before, TS_NEW_STREAM_PACKETS)
+        if ahead.why != JUMP:
+            raise FormatError("continues the stream before it")
+    walk = walk_ts(buf, start, limit, packet, options.align)
+    if walk.end - start < TS_MIN_PACKETS * packet and walk.why != DUMP_END:
+        raise FormatError("only %d packets keep the rhythm" % ((walk.end - start) // packet))
+    programs = ts_programs(walk.packets)
+    if not programs:
+        raise FormatError("no PAT in its first %d packets" % TS_TABLE_PACKETS)
+    end, status, detail = walk.end, COMPLETE, ""
+    if walk.why == DUMP_END:
+        status, detail = TRUNCATED, "the dump ends inside the stream (%d bytes present)" % (
+            limit - start)
+    elif walk.why == JUMP:
+        at, pid, last, counter = walk.jump
+        status, detail = DAMAGED, (
+            "PID 0x%04x's continuity counter jumps from %d to %d at +%d: another stream's "
+            "packets follow (the file ends there, or goes on elsewhere: fragmented); "
+            "saved up to there" % (pid, last, counter, at - start))
+    if status == COMPLETE and not any(programs.values()):
+        status, detail = DAMAGED, "no PMT for its program"
+    elif status == COMPLETE and packet == M2TS_PACKET and (end - start) % M2TS_ALIGNED_UNIT:
+        status, detail = DAMAGED, ("ends at +%d, inside a unit of 32 packets (AVCHD writes "
+                                   "whole ones): cut" % (end - start))
+    video = [pid for streams in programs.values() for stream_type, pid in streams
+             if stream_type == STREAM_TYPE_H264]
+    meta = Meta()
+    if video:
+        data = b"".join(payload for _, head, payload in walk.packets[:TS_META_PACKETS]
+                        if head >> 8 & 0x1FFF == video[0])
+        meta = Meta(datetime=mdpm_datetime(data))
+    return Carved(start, end - start, kind, kind, status, detail, [], meta, [])
+
+
+@sector_format("MTS", ["mts"], *TS_STARTS, at=M2TS_PACKET - TS_PACKET)
+def carve_mts(buf, start, limit, options):
+    """An AVCHD or Blu-ray stream (MTS, M2TS): 192-byte packets."""
+    return carve_ts(buf, start, limit, options, M2TS_PACKET, "mts")
+
+
+@sector_format("TS", ["ts"], *TS_STARTS)
+def carve_plain_ts(buf, start, limit, options):
+    """A transport stream of 188-byte packets."""
+    return carve_ts(buf, start, limit, options, TS_PACKET, "ts")
+
+
+# --- MXF (SMPTE 377M): a run of KLV packets ----------------------------------------------
+# Every byte of an MXF file is in a KLV: a 16-byte key (a SMPTE label, 06 0E 2B 34 ...),
+# a BER length and the value. The header partition pack comes first and names the
+# footer partition's offset; the random index pack, when there is one, comes last.
+
+MXF_KEY_PREFIX = b"\x06\x0e\x2b\x34"
+MXF_PARTITION_KEY = bytes.fromhex("060e2b34020501010d01020101")     # then kind, status, 00
+MXF_HEADER, MXF_BODY, MXF_FOOTER = 0x02, 0x03, 0x04
+MXF_RIP_KEY = bytes.fromhex("060e2b34020501010d01020101110100")
+MXF_KEY_SIZE = 16
+MXF_PARTITION = struct.Struct(">HHIQQQQQIQI")   # versions, KAG, this, previous, footer, ...
+MXF_RIP_ENTRY = struct.Struct(">IQ")            # body SID, partition offset
+MXF_RIP_LENGTH = struct.Struct(">I")            # the pack's whole length, last
+MAX_MXF_KLVS = 1 << 24
+
+
+def mxf_klv(buf, pos, limit):
+    """(where the value begins, where the KLV ends) at pos, or None when no KLV
+    begins there. Raises TruncatedError when the dump ends inside its key or length."""
+    if pos + MXF_KEY_SIZE + 1 > limit:
+        raise TruncatedError("the dump ends inside a KLV")
+    if bytes(buf[pos:pos + 4]) != MXF_KEY_PREFIX:
+        return None
+    first = buf[pos + MXF_KEY_SIZE]
+    at = pos + MXF_KEY_SIZE + 1
+    if first < 0x80:
+        return at, at + first
+    width = first & 0x7F
+    if not 1 <= width <= 8:
+        return None                             # indefinite or too long: no KLV of a file
+    if at + width > limit:
+        raise TruncatedError("the dump ends inside a KLV")
+    length = int.from_bytes(buf[at:at + width], "big")
+    return at + width, at + width + length
+
+
+@sector_format("MXF", ["mxf"], MXF_PARTITION_KEY + bytes([MXF_HEADER]))
+def carve_mxf(buf, start, limit, options):
+    """An MXF file: the run of KLVs from its header partition pack, up to the random
+    index pack or the first bytes that are no KLV (or the next file's header).
+    Complete when the footer partition is where the header says, each partition
+    pack says where it is, and the random index pack lists them."""
+    if not wanted(["mxf"], options):
+        return None
+    pos, partitions, footer_at, rip = start, {}, None, None
+    for _ in range(MAX_MXF_KLVS):
+        try:
+            klv = mxf_klv(buf, pos, limit)
+        except TruncatedError:
+            klv = (limit, limit + 1)
+        if klv is None:
+            break
+        value, end = klv
+        if end > limit:
+            return Carved(start, limit - start, "mxf", "mxf", TRUNCATED,
+                          "the dump ends inside the file (%d bytes present)" % (limit - start),
+                          [], Meta(), [])
+        key = bytes(buf[pos:pos + MXF_KEY_SIZE])
+        if key[:len(MXF_PARTITION_KEY)] == MXF_PARTITION_KEY \
+                and key[13] in (MXF_HEADER, MXF_BODY, MXF_FOOTER) \
+                and end - value >= MXF_PARTITION.size:
+            if key[13] == MXF_HEADER and pos > start:
+                break                           # the next file
+            fields = MXF_PARTITION.unpack_from(buf, value)
+            partitions[pos - start] = (key[13], fields[3])
+            if key[13] == MXF_HEADER:
+                footer_at = fields[5]
+        elif key == MXF_RIP_KEY:
+            rip = (pos, value, end)
+            pos = end
+            break
+        pos = end
+    else:
+        raise FormatError("more than %d KLVs" % MAX_MXF_KLVS)
+    if 0 not in partitions:
+        raise FormatError("no header partition pack")
+    status, detail = COMPLETE, ""
+    footers = [at for at, (kind, _) in partitions.items() if kind == MXF_FOOTER]
+    wrong = [at for at, (_, this) in partitions.items() if at != this]
+    if footer_at and footer_at not in partitions:
+        status, detail = DAMAGED, ("the KLVs end at +%d, before the footer partition the "
+                                   "header names at +%d: the rest is elsewhere" % (
+                                       pos - start, footer_at))
+    elif not footers:
+        status, detail = DAMAGED, "no footer partition: the rest is elsewhere, or was never written"
+    elif wrong:
+        status, detail = DAMAGED, "the partition pack at +%d says it is at +%d" % (
+            wrong[0], partitions[wrong[0]][1])
+    elif rip is not None:
+        at, value, end = rip
+        listed = [MXF_RIP_ENTRY.unpack_from(buf, entry)[1] for entry in
+                  range(value, end - MXF_RIP_LENGTH.size - MXF_RIP_ENTRY.size + 1,
+                        MXF_RIP_ENTRY.size)]
+        if end - value < MXF_RIP_LENGTH.size \
+                or MXF_RIP_LENGTH.unpack_from(buf, end - MXF_RIP_LENGTH.size)[0] != end - at:
+            status, detail = DAMAGED, "the random index pack's length is wrong"
+        elif sorted(listed) != sorted(partitions):
+            status, detail = DAMAGED, "the random index pack does not list the partitions"
+    return Carved(start, pos - start, "mxf", "mxf", status, detail, [], Meta(), [])
+
+
 # --- 7z --------------------------------------------------------------------------------
 
 SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
@@ -3125,11 +3670,12 @@ def salvage_7z(dump, start, end, fd, checkpoint):
 
 
 def magic_by_lead_byte():
-    """{first byte: [(magic, carve)]}: what the sector sieve looks up."""
+    """{(where in the file, first byte of the magic): [(magic, format name)]}: what
+    the sector sieve looks up."""
     table = collections.defaultdict(list)
     for fmt in SECTOR_FORMATS:
         for magic in fmt.magic:
-            table[magic[:1]].append((magic, fmt.name))
+            table[(fmt.magic_at, magic[:1])].append((magic, fmt.name))
     return dict(table)
 
 
@@ -3157,20 +3703,23 @@ def find_candidates(buf, first, stop, align, phase=0):
     if align == 1:
         for fmt in SECTOR_FORMATS:
             for magic in fmt.magic:
-                end = min(stop + len(magic) - 1, size)
-                hit = buf.find(magic, first, end)
+                end = min(stop + fmt.magic_at + len(magic) - 1, size)
+                hit = buf.find(magic, first + fmt.magic_at, end)
                 while hit >= 0:
-                    found.append((hit, fmt.name))
+                    found.append((hit - fmt.magic_at, fmt.name))
                     hit = buf.find(magic, hit + 1, end)
     else:
         aligned = first + (phase - first) % align
-        leads = buf[aligned:stop:align]
-        for lead, magics in MAGIC_BY_LEAD_BYTE.items():
+        leads_at = {}
+        for (at, lead), magics in MAGIC_BY_LEAD_BYTE.items():
+            if at not in leads_at:
+                leads_at[at] = buf[aligned + at:stop + at:align]
+            leads = leads_at[at]
             index = leads.find(lead)
             while index >= 0:
                 offset = aligned + index * align
                 for magic, name in magics:
-                    if buf[offset:offset + len(magic)] == magic:
+                    if buf[offset + at:offset + at + len(magic)] == magic:
                         found.append((offset, name))
                 index = leads.find(lead, index + 1)
     found.sort(key=lambda candidate: candidate[0])
