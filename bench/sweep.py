@@ -49,6 +49,16 @@ def shapes(text):
     return [tuple(int(n) for n in item.split(":")) for item in text.split(",")]
 
 
+def by_format(score_tsv, formats):
+    """{format: (recovered, expected)} of the "all" rows of a score.py table."""
+    found = {}
+    for line in Path(score_tsv).read_text().splitlines():
+        cells = line.split("\t")
+        if len(cells) > 3 and cells[0] in formats and cells[1] == "all":
+            found[cells[0]] = (int(cells[3]), int(cells[2]))
+    return found
+
+
 def total(score_tsv, kind="all"):
     """(recovered, expected) of the TOTAL row of a score.py table: all files, or the
     fragmented ones (kind "frag")."""
@@ -96,7 +106,7 @@ def own_ends():
     after their own end (the corpus's flame.avi has 16 after its RIFF): the structure
     is all a carver can know, and score.py calls it partial."""
     known = {}
-    for root, _, files in os.walk(str(MEDIA)):
+    for root, _, files in os.walk(str(MEDIA), followlinks=True):
         for name in files:
             path = os.path.join(root, name)
             with open(path, "rb") as f:
@@ -217,6 +227,7 @@ def run_product(card, resdir, script, known):
 
 
 def main():
+    global MEDIA
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=seeds, default=seeds("1-20"))
     parser.add_argument("--scenarios", default="deletions,formatted")
@@ -225,7 +236,15 @@ def main():
     parser.add_argument("--script", type=Path, default=PROJECT / "recovercr3.py")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/recovercr3-sweep"))
     parser.add_argument("--keep-cards-mb", type=int, default=600)
+    parser.add_argument("--media", type=Path, default=MEDIA,
+                        help="media folder for the cards (bench/othermedia.py --with makes "
+                             "one with the other cameras' formats too)")
+    parser.add_argument("--formats", default="",
+                        help="comma-separated formats to count apart, for both tools")
     args = parser.parse_args()
+    MEDIA = args.media
+    formats = [f for f in args.formats.split(",") if f]
+    format_sums = {f: {"product": [0, 0], "photorec": [0, 0]} for f in formats}
     if not MEDIA.is_dir():
         subprocess.run(["bash", str(BENCH / "media.sh"), str(MEDIA)], check=True)
     tools = args.tools.split(",")
@@ -251,6 +270,13 @@ def main():
                     run_product(card, resdir, args.script, known) if "product" in tools
                     else (None, None, {}, [], (0, 0, 0)))
                 name_sums = [a + b for a, b in zip(name_sums, named)]
+                for tool in ("product", "photorec_raw"):
+                    score = resdir / (tool + ".score.tsv")
+                    if formats and score.exists() and tool.split("_")[0] in tools:
+                        for fmt, (got, want) in by_format(score, formats).items():
+                            sums_of = format_sums[fmt][tool.split("_")[0]]
+                            sums_of[0] += got
+                            sums_of[1] += want
                 failures += bool(named[1])
                 ok = ours is None or pr is None or ours[0] >= pr[0]
                 failures += (not ok) + bool(real_problems(bad))
@@ -272,6 +298,9 @@ def main():
         "%s:%d/%d" % (key, *sums[key]) for key in ("2", "3", "4+")))
     print("names: %d of the %d files recovered exactly have their path on the card; "
           "%d wrong names" % (name_sums[0], name_sums[2], name_sums[1]))
+    for fmt in formats:
+        print("%s: product %d/%d, photorec %d/%d" % (fmt, *format_sums[fmt]["product"],
+                                                     *format_sums[fmt]["photorec"]))
     return 1 if failures else 0
 
 
