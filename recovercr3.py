@@ -3165,11 +3165,19 @@ MAX_X3F_SIZE = 256 << 20        # the largest X3F (sd Quattro H) is about 120 MB
 X3F_MOST_HITS = 4096
 
 
-def find_x3f_directory(buf, start, limit):
-    """(directory offset, entries) of the X3F at start, or None when the dump ends
-    first. The directory is the "SECd" whose entries fit before it and which the
-    4 bytes after it point to."""
-    stop = min(limit, start + MAX_X3F_SIZE)
+def next_x3f(buf, start, stop, align):
+    """Where the next X3F header on the sector grid begins after start (stop if none)."""
+    hit = buf.find(X3F_MAGIC, start + 1, stop)
+    while hit >= 0 and (hit - start) % align:
+        hit = buf.find(X3F_MAGIC, hit + 1, stop)
+    return stop if hit < 0 else hit
+
+
+def find_x3f_directory(buf, start, stop):
+    """(directory offset, entries) of the X3F at start, if before stop. The
+    directory is the "SECd" whose entries fit before it and which the 4 bytes after
+    it point to."""
+    limit = stop
     hit = buf.find(b"SECd", start + X3F_HEADER_SIZE, stop)
     for _ in range(X3F_MOST_HITS):
         if hit < 0:
@@ -3182,9 +3190,7 @@ def find_x3f_directory(buf, start, limit):
                 return hit, [X3F_ENTRY.unpack_from(buf, hit + X3F_DIRECTORY.size + i * X3F_ENTRY.size)
                              for i in range(count)]
         hit = buf.find(b"SECd", hit + 1, stop)
-    if limit - start < MAX_X3F_SIZE:
-        return None
-    raise FormatError("no X3F directory within %d bytes" % MAX_X3F_SIZE)
+    return None
 
 
 def x3f_properties(buf, first, last):
@@ -3223,10 +3229,19 @@ def carve_x3f(buf, start, limit, options):
     directory lists lies before it with its own magic, and an embedded JPEG is whole."""
     if not wanted(["x3f"], options):
         return None
-    found = find_x3f_directory(buf, start, limit)
-    if found is None:
+    # a contiguous X3F's directory lies before the next X3F: looking no further keeps
+    # a card of X3F headers from being searched once per header
+    stop = next_x3f(buf, start, min(limit, start + MAX_X3F_SIZE), options.align)
+    found = find_x3f_directory(buf, start, stop)
+    if found is None and stop == limit:
         return Carved(start, limit - start, "x3f", "x3f", TRUNCATED,
                       "the dump ends before the X3F directory", [], Meta(), [])
+    if found is None and stop < start + MAX_X3F_SIZE:
+        return Carved(start, stop - start, "x3f", "x3f", DAMAGED,
+                      "no directory before the next X3F, at +%d: fragmented or cut; saved "
+                      "up to there" % (stop - start), [], Meta(), [])
+    if found is None:
+        raise FormatError("no X3F directory within %d bytes" % MAX_X3F_SIZE)
     directory, entries = found
     end = directory + X3F_DIRECTORY.size + len(entries) * X3F_ENTRY.size + X3F_POINTER.size
     status, detail, embedded, meta = COMPLETE, "", [], Meta()
@@ -3292,6 +3307,7 @@ class TsWalk(NamedTuple):
     jump: tuple             # (offset, PID, counter before, counter) where counters jump
     counters: dict          # PID -> its last continuity counter
     packets: list           # (offset, header, payload) of the first TS_TABLE_PACKETS
+    lasts: dict             # PID -> where its last packet with a payload lies
 
 
 RHYTHM, DUMP_END, NEXT_STREAM, JUMP, MOST = "rhythm", "dump end", "next stream", "jump", "most"
@@ -3318,7 +3334,7 @@ def walk_ts(buf, start, limit, packet, align, counters=None, most=None):
     is tested; most: walk no more packets than that."""
     layout, sync_at = ts_layout(packet)
     counters = {} if counters is None else dict(counters)
-    packets = []
+    packets, lasts = [], {}
     pos = start
     stream_start = None         # the last aligned packet after start that could begin one
     while most is None or pos < start + most * packet:
@@ -3331,7 +3347,7 @@ def walk_ts(buf, start, limit, packet, align, counters=None, most=None):
         for index, (head, adaptation, flags) in enumerate(layout.iter_unpack(chunk)):
             at = pos + index * packet
             if head >> 24 != TS_SYNC:
-                return TsWalk(at, RHYTHM, None, counters, packets)
+                return TsWalk(at, RHYTHM, None, counters, packets, lasts)
             pid = head >> 8 & 0x1FFF
             if head & TS_PUSI and pid in TS_TABLE_PIDS and at > start \
                     and (at - start) % align == 0:
@@ -3344,19 +3360,19 @@ def walk_ts(buf, start, limit, packet, align, counters=None, most=None):
             counter = head & 0xF
             last = counters.get(pid)
             counters[pid] = counter
-            if last is None or counter in (last, (last + 1) & 0xF):
-                continue                        # the next, or a packet sent twice
-            if head & TS_HAS_ADAPTATION and adaptation and flags & TS_DISCONTINUITY:
-                continue
-            if stream_start is not None and at - stream_start < TS_NEW_STREAM_PACKETS * packet:
-                return TsWalk(stream_start, NEXT_STREAM, None, counters, packets)
-            return TsWalk(at, JUMP, (at, pid, last, counter), counters, packets)
+            if last is not None and counter not in (last, (last + 1) & 0xF) and not (
+                    head & TS_HAS_ADAPTATION and adaptation and flags & TS_DISCONTINUITY):
+                if stream_start is not None and at - stream_start < TS_NEW_STREAM_PACKETS * packet:
+                    return TsWalk(stream_start, NEXT_STREAM, None, counters, packets,
+                                  {p: a for p, a in lasts.items() if a < stream_start})
+                return TsWalk(at, JUMP, (at, pid, last, counter), counters, packets, lasts)
+            lasts[pid] = at
         pos += count * packet
     if most is not None and pos >= start + most * packet:
-        return TsWalk(pos, MOST, None, counters, packets)
+        return TsWalk(pos, MOST, None, counters, packets, lasts)
     if pos + sync_at >= limit or buf[pos + sync_at] == TS_SYNC:    # the stream may go on
-        return TsWalk(limit, DUMP_END, None, counters, packets)
-    return TsWalk(pos, RHYTHM, None, counters, packets)
+        return TsWalk(limit, DUMP_END, None, counters, packets, lasts)
+    return TsWalk(pos, RHYTHM, None, counters, packets, lasts)
 
 
 def ts_counters_before(buf, start, packet):
@@ -3407,6 +3423,33 @@ def ts_programs(packets):
     return programs
 
 
+TS_PCR, TS_OPCR, TS_SPLICE = 0x10, 0x08, 0x04     # adaptation field flags, and what each adds
+TS_PRIVATE_OR_EXTENSION = 0x03
+
+
+def ends_pes(buf, at, sync_at):
+    """True when the packet at `at` ends with stuffing: the last packet of a PES
+    (a frame, a block of sound) when it does not fill the packet, which only the
+    adaptation field can pad. A packet full of payload may end one too, unseen."""
+    head, length, flags = TS_HEADER.unpack_from(buf, at + sync_at)
+    if not head & TS_HAS_ADAPTATION:
+        return False
+    if length == 0:
+        return True                             # the length byte alone: one byte of stuffing
+    if flags & TS_PRIVATE_OR_EXTENSION:
+        return False                            # fields of their own length: not read
+    used = 1 + 6 * bool(flags & TS_PCR) + 6 * bool(flags & TS_OPCR) + bool(flags & TS_SPLICE)
+    return length > used and buf[at + sync_at + 4 + length] == 0xFF
+
+
+def cut_streams(buf, walk, programs, sync_at):
+    """The PIDs of the programs' streams whose last packet in the walk does not end
+    a PES: where the stream was cut, not ended."""
+    pids = sorted({pid for streams in programs.values() for _, pid in streams})
+    return [pid for pid in pids if pid in walk.lasts
+            and not ends_pes(buf, walk.lasts[pid], sync_at)]
+
+
 def bcd(value):
     return (value >> 4) * 10 + (value & 0x0F)
 
@@ -3438,31 +3481,59 @@ def mdpm_datetime(data):
     return text
 
 
+# A table packet that a stream walked already runs through continues that stream: it
+# is no file's start. Each process remembers the last stream of each kind it walked
+# (and, for a table packet that continues a stream, MEMO_SPAN of what follows), so
+# that a stream with a table on every sector costs one walk, not one per sector.
+MEMO_SPAN = 64 << 20
+_walked = {}                # kind of walk -> (buffer, first, end) of the last one
+
+
+def remember_walk(buf, first, end, kind):
+    _walked[kind] = (buf, first, end)
+
+
+def inside_walked(buf, start, kind):
+    """Raises FormatError when start lies inside the last walk of that kind."""
+    walked = _walked.get(kind)
+    if walked is not None and walked[0] is buf and walked[1] < start < walked[2]:
+        raise FormatError("inside the stream walked from %d" % walked[1])
+
+
 def carve_ts(buf, start, limit, options, packet, kind):
     """A transport stream of packets of that size, from its first table packet."""
     if not wanted([kind], options):
         return None
+    inside_walked(buf, start, packet)
     before = ts_counters_before(buf, start, packet)
     if before:
         ahead = walk_ts(buf, start, limit, packet, options.align, before, TS_NEW_STREAM_PACKETS)
         if ahead.why != JUMP:
+            walk = walk_ts(buf, start, min(limit, start + MEMO_SPAN), packet, options.align)
+            remember_walk(buf, start - 1, walk.end, packet)
             raise FormatError("continues the stream before it")
     walk = walk_ts(buf, start, limit, packet, options.align)
+    remember_walk(buf, start, walk.end, packet)
     if walk.end - start < TS_MIN_PACKETS * packet and walk.why != DUMP_END:
         raise FormatError("only %d packets keep the rhythm" % ((walk.end - start) // packet))
     programs = ts_programs(walk.packets)
     if not programs:
         raise FormatError("no PAT in its first %d packets" % TS_TABLE_PACKETS)
     end, status, detail = walk.end, COMPLETE, ""
-    if walk.why == DUMP_END:
+    cut = cut_streams(buf, walk, programs, packet - TS_PACKET)
+    if walk.why == DUMP_END and (end - start) % packet == 0 and not cut:
+        pass                    # its last frames are whole where the dump ends: the file
+    elif walk.why == DUMP_END:
         status, detail = TRUNCATED, "the dump ends inside the stream (%d bytes present)" % (
             limit - start)
-    elif walk.why == JUMP:
-        at, pid, last, counter = walk.jump
+    elif cut:
         status, detail = DAMAGED, (
-            "PID 0x%04x's continuity counter jumps from %d to %d at +%d: another stream's "
-            "packets follow (the file ends there, or goes on elsewhere: fragmented); "
-            "saved up to there" % (pid, last, counter, at - start))
+            "ends at +%d inside a frame of PID 0x%04x: the rest is elsewhere (fragmented) "
+            "or was never written; saved up to there" % (end - start, cut[0]))
+        if walk.why == JUMP:
+            at, pid, last, counter = walk.jump
+            detail += " (PID 0x%04x's continuity counter jumps from %d to %d there: " \
+                      "another stream's packets follow)" % (pid, last, counter)
     if status == COMPLETE and not any(programs.values()):
         status, detail = DAMAGED, "no PMT for its program"
     elif status == COMPLETE and packet == M2TS_PACKET and (end - start) % M2TS_ALIGNED_UNIT:
@@ -3503,7 +3574,7 @@ MXF_KEY_SIZE = 16
 MXF_PARTITION = struct.Struct(">HHIQQQQQIQI")   # versions, KAG, this, previous, footer, ...
 MXF_RIP_ENTRY = struct.Struct(">IQ")            # body SID, partition offset
 MXF_RIP_LENGTH = struct.Struct(">I")            # the pack's whole length, last
-MAX_MXF_KLVS = 1 << 24
+MAX_MXF_KLVS = 1 << 22          # an hour of frame-wrapped HD has about a million
 
 
 def mxf_klv(buf, pos, limit):
@@ -3534,6 +3605,7 @@ def carve_mxf(buf, start, limit, options):
     pack says where it is, and the random index pack lists them."""
     if not wanted(["mxf"], options):
         return None
+    inside_walked(buf, start, "mxf")
     pos, partitions, footer_at, rip = start, {}, None, None
     for _ in range(MAX_MXF_KLVS):
         try:
@@ -3563,7 +3635,9 @@ def carve_mxf(buf, start, limit, options):
             break
         pos = end
     else:
+        remember_walk(buf, start, pos, "mxf")
         raise FormatError("more than %d KLVs" % MAX_MXF_KLVS)
+    remember_walk(buf, start, pos, "mxf")
     if 0 not in partitions:
         raise FormatError("no header partition pack")
     status, detail = COMPLETE, ""
@@ -4394,10 +4468,12 @@ def folders_geometry(folders):
 # A folder's name is in its parent's entries (a folder entry naming its first
 # cluster), the parent's in the grandparent's, up to the root. A quick format
 # rewrites the root: a DCF folder ("100CANON", "101_FUJI") whose parent's name is
-# lost is under DCIM, where the DCF standard puts it; any other such folder keeps
-# no path.
+# lost is under DCIM, where the DCF standard puts it, and an AVCHD folder under
+# PRIVATE, where camcorders put it (PRIVATE/AVCHD/BDMV/STREAM/00000.MTS); any other
+# such folder keeps no path.
 DCF_FOLDER = re.compile(r"[1-9][0-9]{2}[0-9A-Z_]{5}\Z")
 DCF_ROOT = "DCIM"
+AVCHD_FOLDER, AVCHD_ROOT = "AVCHD", "PRIVATE"
 MAX_FOLDER_DEPTH = 16
 
 
@@ -4428,6 +4504,8 @@ def folder_paths(parents, entries_of, root):
             paths[cluster] = ("/".join(reversed(parts)), reached)
         elif len(parts) == 1 and DCF_FOLDER.match(parts[0]):
             paths[cluster] = (DCF_ROOT + "/" + parts[0], False)
+        elif parts and parts[-1] == AVCHD_FOLDER and parents.get(at) == 0:
+            paths[cluster] = ("/".join([AVCHD_ROOT] + parts[::-1]), False)
     return paths
 
 
@@ -6357,6 +6435,15 @@ class Saved:
         self.follower = saved
         self.whole_inside.append(saved)
 
+    def covers(self, pos):
+        """True when pos lies inside this file after its start: in one of its pieces,
+        when it was put back together (read through a FAT chain)."""
+        carved = self.carved
+        if carved.pieces:
+            return any(offset <= pos < offset + size for offset, size in carved.pieces) \
+                and pos != carved.offset
+        return carved.offset < pos < carved.end
+
     def embeds(self, pos):
         """True when pos lies in a part of this file that belongs to it (a preview)."""
         index = bisect.bisect_right(self._starts, pos)
@@ -6653,8 +6740,7 @@ class Recovery:
         tail = self.tail
         if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
             self._cut_tail(carved.offset, saved.name)
-        outers = [outer for outer in self.open
-                  if outer.carved.offset < carved.offset < outer.carved.end]
+        outers = [outer for outer in self.open if outer.covers(carved.offset)]
         if outers and not self.outdir.dry_run:
             if carved.size > self.overlap_left:
                 saved.not_saved = ("it lies inside %s, and the files found inside others "

@@ -27,6 +27,7 @@ import argparse
 import csv
 import hashlib
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -122,6 +123,7 @@ def own_ends():
 
 
 STATUS_FOLDERS = ("truncated", "damaged")
+CONTACT_SHEET = re.compile(r"index(-\d+)?\.html")       # our own page, not a carved file
 
 
 def not_exact_at_top(verbose_text, outdir, known):
@@ -134,7 +136,8 @@ def not_exact_at_top(verbose_text, outdir, known):
         if len(cells) < 3 or cells[0] in ("recovered", "dup") or not cells[2].startswith(top):
             continue
         rest = cells[2][len(top):]
-        if rest.split("/")[0].split("-")[0] in STATUS_FOLDERS or rest.startswith(REPORT_PREFIX):
+        if rest.split("/")[0].split("-")[0] in STATUS_FOLDERS or rest.startswith(REPORT_PREFIX) \
+                or CONTACT_SHEET.fullmatch(rest):
             continue
         with open(cells[2], "rb") as f:
             name = known.get(hashlib.sha256(f.read()).hexdigest())

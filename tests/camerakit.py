@@ -189,12 +189,12 @@ def ts_stream(frames=40, packet=192, seed=0, when=(2024, 5, 1, 12, 30, 10), coun
         pes = b"\0\0\1\xe0\0\0\x80\x80\x05" + b"\x21\0\1\0\1" + b"\0\0\0\1\x09\xf0"
         if frame == 0:
             pes += mdpm_sei(when)
-        first = pes + data[pos:pos + 184 - len(pes)]
-        pos += 184 - len(pes)
-        w.add(VIDEO_PID, first, start=True)
-        for _ in range(packets_per_frame - 2):
-            w.add(VIDEO_PID, data[pos:pos + 184])
-            pos += 184
+        size = (packets_per_frame - 1) * 184 - 1 - (frame * 37) % 150   # frames vary in size
+        taken = size - len(pes)
+        pes += data[pos:pos + taken]
+        pos += taken
+        for at in range(0, len(pes), 184):     # its last packet padded (adaptation field)
+            w.add(VIDEO_PID, pes[at:at + 184], start=at == 0)
         w.add(AUDIO_PID, b"\0\0\1\xbd\0\x20\x80\x80\x05\x21\0\1\0\1" + data[pos:pos + 50],
               start=True)
         pos += 50

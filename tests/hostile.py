@@ -201,6 +201,41 @@ def boot_marks_everywhere(mb=4):
     return fat32_boot(8, 7, 1) * (mb * MB // SECTOR)
 
 
+def ts_packet(pid, counter, start=False, packet=188):
+    head = struct.pack(">BHB", 0x47, (0x4000 if start else 0) | pid, 0x10 | counter & 0xF)
+    return (bytes(4) if packet == 192 else b"") + head + b"\0" + bytes(183)
+
+
+def a_table_packet_every_packet(mb=4):
+    """An M2TS whose every packet is a PAT in step: a table on every third sector."""
+    return b"".join(ts_packet(0, n, True, 192) for n in range(mb * MB // 192 + 1))
+
+
+def a_table_packet_every_sector_jumping(mb=4):
+    """A stream start on every sector, each jumping the counter the one before left."""
+    sector = b"".join(ts_packet(0, n * 5, n == 0) for n in range(2)) + bytes(SECTOR - 376)
+    return sector * (mb * MB // SECTOR)
+
+
+def mxf_of_tiny_klvs(mb=4):
+    """A header partition pack in every sector, its KLVs 17 bytes each, running over
+    the next ones."""
+    key = bytes.fromhex("060e2b34020501010d01020101020400")
+    pack = key + bytes([0x83]) + (88).to_bytes(3, "big") + bytes(88)
+    tiny = bytes.fromhex("060e2b34010101020301021001000000") + b"\0"
+    sector = pack + tiny * ((SECTOR - len(pack)) // len(tiny))
+    sector += bytes(SECTOR - len(sector))
+    return sector * (mb * MB // SECTOR)
+
+
+def raf_x3f_headers_everywhere(mb=4):
+    """RAF headers pointing 1 GiB out and X3F headers with no directory, every sector."""
+    raf = bytearray(b"FUJIFILMCCD-RAW ".ljust(SECTOR, b"\0"))
+    struct.pack_into(">6I", raf, 84, 148, 1 << 29, 160, 1 << 29, 200, 1 << 29)
+    x3f = b"FOVb".ljust(SECTOR, b"\0")
+    return (bytes(raf) + x3f) * (mb * MB // (2 * SECTOR))
+
+
 CASES = {
     "cr3 declaring 2^32-1 samples": cr3_declaring_4g_samples,
     "iloc with zero widths, 4G extents": heif_billion_extents,
@@ -219,4 +254,8 @@ CASES = {
     "a folder in every sector": folders_everywhere,
     "exFAT entry sets everywhere": exfat_sets_everywhere,
     "a boot sector in every sector": boot_marks_everywhere,
+    "a PAT in every packet of an M2TS": a_table_packet_every_packet,
+    "a jumping stream start in every sector": a_table_packet_every_sector_jumping,
+    "MXF of 17-byte KLVs, a header in every sector": mxf_of_tiny_klvs,
+    "RAF and X3F headers everywhere": raf_x3f_headers_everywhere,
 }

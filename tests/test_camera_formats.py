@@ -156,6 +156,28 @@ def test_mts_spliced_onto_another_stream_is_damaged_and_cut_at_the_splice(tmp_pa
     assert "continuity counter jumps" in out.rows[0]["detail"]
 
 
+def test_mts_cut_on_a_unit_of_32_packets_is_damaged_not_complete():
+    # a fragment that ends where a cluster does, on a whole unit: only the frame left
+    # open in its last packets shows it was cut
+    data = kit.ts_stream(frames=60, seed=22)
+    cut = 6144 * 6
+    carved = carve(data[:cut], r.carve_mts)
+    assert (carved.status, carved.size) == ("damaged", cut)
+    assert "inside a frame" in carved.detail
+
+
+def test_mts_followed_by_an_old_stream_in_step_ends_where_it_does(tmp_path):
+    # the slack after a file holds the packets of an older recording, in step: the
+    # counters jump where the file ends, after its last frame, so it is complete
+    data = kit.ts_stream(frames=60, seed=23)
+    old = kit.ts_stream(frames=200, seed=24, counter_start=5)
+    build_dump(tmp_path / "card.img", 512 * 2, data, old[len(data) + 6144 * 2:][:6144 * 3],
+               512 * 5)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert rows_of(out) == [("mts", "complete")]
+    assert out.shas() == [sha256(data)]
+
+
 def test_mts_that_ends_inside_a_unit_of_32_packets_is_damaged():
     data = kit.ts_stream(frames=60, seed=13)
     carved = carve(data[:6144 * 3 + 192 * 5], r.carve_mts)
@@ -282,3 +304,27 @@ def test_mutated_files_never_crash_a_carver(seed, flips, cut):
        st.binary(max_size=400))
 def test_magic_then_random_bytes_never_crash_a_carver(magic, rest):
     carve_all_ways(magic + rest)
+
+
+# --- an AVCHD camcorder's card -----------------------------------------------------------
+
+AVCHD_FOLDERS = ("PRIVATE", "PRIVATE/AVCHD", "PRIVATE/AVCHD/BDMV", "PRIVATE/AVCHD/BDMV/STREAM")
+
+
+@pytest.mark.skipif(shutil.which("mcopy") is None or shutil.which("mkfs.vfat") is None,
+                    reason="needs mtools and dosfstools")
+@pytest.mark.parametrize("formatted", [False, True])
+def test_avchd_clips_get_their_names_back_even_after_a_quick_format(tmp_path, formatted):
+    from dumpkit import MtoolsCard
+    card = MtoolsCard(tmp_path / "card.img", folders=AVCHD_FOLDERS)
+    clips = {"PRIVATE/AVCHD/BDMV/STREAM/%05d.MTS" % n: kit.ts_stream(frames=80 + 40 * n,
+                                                                      seed=30 + n)
+             for n in range(3)}
+    for path, data in clips.items():
+        card.copy(path, data)
+    if formatted:
+        card.format()
+    out = recover(card.path, tmp_path / "out", "--name-by", "original")
+    assert rows_of(out) == [("mts", "complete")] * 3
+    assert [row["original_name"] for row in out.rows] == list(clips)
+    assert out.shas() == [sha256(data) for data in clips.values()]
