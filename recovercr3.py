@@ -6075,7 +6075,8 @@ MAX_PREVIEW = 320 << 10         # but a file's only picture may be this large
 MAX_SHEET_THUMBNAILS = 32 << 20 # all of them: a card of thousands of files still opens
 THUMBNAIL_HEAD = 1 << 20        # of a file, read to find its thumbnail
 MAX_MOOV_READ = 16 << 20        # of a movie's moov, read for its duration
-TIFF_RAWS = frozenset(["tif", "cr2", "nef", "arw", "dng", "orf", "rw2", "pef"])
+TIFF_RAWS = frozenset(TIFF_TYPES)
+JPEG_FIRST_RAWS = frozenset(["raf", "x3f"])     # whose first embedded part is their JPEG
 MOVIES = frozenset(["mp4", "mov", "3gp", "crm"])
 SHEET_NAME = "index"
 
@@ -6105,6 +6106,13 @@ def thumbnail_range(carved, head):
             return ifd1_jpeg(head, exif[0], exif[1]) if exif else None
         if carved.type in TIFF_RAWS:
             return ifd1_jpeg(head, 0, len(head))
+        if carved.type in JPEG_FIRST_RAWS and carved.embedded:
+            first, last = (at - carved.offset for at in carved.embedded[0])
+            if last - first <= MAX_THUMBNAIL:
+                return first, last
+            walk = walk_jpeg(head, first, len(head))
+            exif = jpeg_app_data(head, walk.segments, MARKER_APP1, EXIF_HEADER)
+            return ifd1_jpeg(head, exif[0], exif[1]) if exif else None
         if carved.type in ("cr3", "crm") and carved.boxes:
             boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
             f = IsoFile(head, 0, min(carved.size, len(head)), boxes,

@@ -328,3 +328,15 @@ def test_avchd_clips_get_their_names_back_even_after_a_quick_format(tmp_path, fo
     assert rows_of(out) == [("mts", "complete")] * 3
     assert [row["original_name"] for row in out.rows] == list(clips)
     assert out.shas() == [sha256(data) for data in clips.values()]
+
+
+@pytest.mark.parametrize("name", ["raf", "x3f"])
+def test_contact_sheet_shows_the_raws_own_jpeg(tmp_path, name):
+    import base64
+    import re
+    data = FILES[name]()
+    build_dump(tmp_path / "card.img", 512 * 2, data, 512)
+    recover(tmp_path / "card.img", tmp_path / "out")
+    page = (tmp_path / "out" / "index.html").read_text()
+    (picture,) = re.findall(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", page)
+    assert base64.b64decode(picture) == jpeg(1 if name == "raf" else 4)
