@@ -14,7 +14,6 @@ files already there are kept.
 """
 
 import argparse
-import io
 import os
 import random
 import shutil
@@ -56,20 +55,6 @@ def previews(media):
     return [p.read_bytes() for p in found] or [None]
 
 
-def tiff(make, model, dng, seed, size=(1600, 1200)):
-    from PIL import Image, TiffImagePlugin
-    info = TiffImagePlugin.ImageFileDirectory_v2()
-    info[271], info[272] = make, model
-    if dng:
-        info[50706] = b"\x01\x04\x00\x00"
-        info.tagtype[50706] = 1
-    out = io.BytesIO()
-    picture = Image.frombytes("RGB", (size[0] // 4, size[1] // 4),
-                              noise(size[0] * size[1] * 3 // 16, seed=seed)).resize(size)
-    picture.save(out, "TIFF", tiffinfo=info)
-    return out.getvalue()
-
-
 def still(kind, seed, jpeg):
     rng = random.Random(seed)
     raw = noise(rng.randrange(8, 20) << 20, seed=1000 + seed)
@@ -79,8 +64,8 @@ def still(kind, seed, jpeg):
     if kind == "X3F":
         return kit.x3f_file(jpeg, raw)
     if kind == "SRW":
-        return tiff("SAMSUNG", "NX500", False, seed)
-    return tiff("GoPro", "HERO11 Black", True, seed)
+        return kit.tiff_raw("SAMSUNG", "NX500", False, seed, size=(1600, 1200))
+    return kit.tiff_raw("GoPro", "HERO11 Black", True, seed, size=(1600, 1200))
 
 
 def main():

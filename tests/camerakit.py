@@ -16,8 +16,11 @@ uses them too):
   stepping per PID; the first video packet carries an AVCHD MDPM SEI with the date.
 - mxf_file: SMPTE 377M MXF - header partition pack (naming the footer's offset),
   essence KLVs, footer partition pack, random index pack.
+- tiff_raw: a TIFF with a camera's Make and Model (and DNGVersion): Samsung's SRW
+  and GoPro's GPR are named by those; this one needs Pillow.
 """
 
+import io
 import struct
 
 from dumpkit import noise
@@ -238,3 +241,21 @@ def mxf_file(frames=30, frame_size=4000, seed=0, rip=True, footer_named=True):
         out += RIP_KEY + b"\x83" + (len(entries) + 4).to_bytes(3, "big") + entries \
             + struct.pack(">I", length)
     return out
+
+
+# --- TIFF-based: SRW, GPR --------------------------------------------------------------
+
+def tiff_raw(make, model, dng=False, seed=0, size=(128, 96)):
+    """A TIFF written by Pillow with the Make and Model a camera writes (and
+    DNGVersion 1.4 for a DNG)."""
+    from PIL import Image, TiffImagePlugin
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[271], info[272] = make, model
+    if dng:
+        info[50706] = b"\x01\x04\x00\x00"
+        info.tagtype[50706] = 1
+    out = io.BytesIO()
+    small = (max(1, size[0] // 4), max(1, size[1] // 4))
+    picture = Image.frombytes("RGB", small, noise(small[0] * small[1] * 3, seed=seed))
+    picture.resize(size).save(out, "TIFF", tiffinfo=info)
+    return out.getvalue()

@@ -15,6 +15,7 @@ import zlib
 
 import pytest
 
+import camerakit as kit
 import recovercr3 as r
 from conftest import recover
 from dumpkit import build_dump, corpus_file, noise, sha256
@@ -318,6 +319,7 @@ def test_no_false_positives_among_random_bytes(tmp_path, eos_r_cr3):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+TINY_JPEG = b"\xff\xd8\xff\xd9"           # SOI, EOI: enough for the raws' checks
 SEEDS = {
     "jpeg": lambda: corpus_file("exiftool_Canon.jpg"),
     "riff": lambda: corpus_file("exiftool_RIFF.avi"),
@@ -325,6 +327,12 @@ SEEDS = {
     "dng": lambda: corpus_file("exiftool_DNG.dng"),
     "7z": lambda: corpus_file("libarchive_test_read_format_7zip_copy.7z"),
     "crw": lambda: corpus_file("imagemeta_CRW.CRW")[:4096] + corpus_file("imagemeta_CRW.CRW")[-64:],
+    # the other cameras' formats, built to their layouts (tests/camerakit.py)
+    "raf": lambda: kit.raf_file(TINY_JPEG, noise(3000), second=([(0x100, b"ab")], noise(500))),
+    "x3f": lambda: kit.x3f_file(TINY_JPEG, noise(3000)),
+    "mts": lambda: kit.ts_stream(frames=12, packets_per_frame=4),
+    "ts": lambda: kit.ts_stream(frames=12, packet=188, packets_per_frame=4),
+    "mxf": lambda: kit.mxf_file(frames=20, frame_size=300),
 }
 CARVERS = [fmt.carve for fmt in r.SECTOR_FORMATS]
 ALL = r.Options(r.StopAfterMdat(), frozenset(r.ALL_TYPES))
@@ -354,7 +362,9 @@ def test_mutated_files_never_crash_a_carver(seed, flips, cut):
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from([b"\xff\xd8\xff", b"RIFF", b"II*\0", b"MM\0*", b"7z\xbc\xaf\x27\x1c",
-                        r.CRW_MAGIC]), st.binary(max_size=300))
+                        r.CRW_MAGIC, r.RAF_MAGIC, r.X3F_MAGIC, b"\x47\x40\x00",
+                        b"\0\0\0\0\x47\x40\x00", b"\x47\x40\x11",
+                        r.MXF_PARTITION_KEY + b"\x02\x04\x00"]), st.binary(max_size=400))
 def test_magic_then_random_bytes_never_crash_a_carver(magic, rest):
     carve_all_ways(magic + rest)
 
