@@ -2973,8 +2973,17 @@ def carve_tiff(buf, start, limit, options):
         tags = walk.tags
     embedded = []
     if status == COMPLETE:
-        embedded = walk.data + ([walk.maker_note] if walk.maker_note else [])
+        embedded = [part for part in walk.data if looks_like_a_file(buf, part[0])] \
+            + ([walk.maker_note] if walk.maker_note else [])
     return Carved(start, end - start, kind, kind, status, detail, [], exif_meta(tags), embedded)
+
+
+def looks_like_a_file(buf, at):
+    """True for a part that starts as a file of its own would (a JPEG preview, a
+    TIFF): the part is the file's, not another one. Raw image data is not: a file
+    found inside it was written there (the raw is fragmented), and must be seen."""
+    head = bytes(buf[at:at + 4])
+    return head[:2] == JPEG_SOI or head in TIFF_MAGICS
 
 
 # --- CRW: Canon's CIFF raw (EOS D30 to 300D) ------------------------------------------
@@ -3139,7 +3148,8 @@ def carve_raf(buf, start, limit, options):
     if not meta.model and limit - start >= RAF_MODEL.size:
         model = RAF_MODEL.unpack_from(buf, start)[0].split(b"\0")[0]
         meta = meta._replace(model=model.decode("ascii", "replace").strip())
-    embedded = [(first, last) for _, first, last in parts] if status == COMPLETE else []
+    embedded = [(first, last) for what, first, last in parts
+                if what == "the JPEG" or looks_like_a_file(buf, first)] if status == COMPLETE else []
     return Carved(start, min(end, limit) - start, "raf", "raf", status, detail, [], meta,
                   embedded)
 

@@ -289,3 +289,20 @@ def test_contact_sheet_shows_the_raws_own_jpeg(tmp_path, name):
     page = (tmp_path / "out" / "index.html").read_text()
     (picture,) = re.findall(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", page)
     assert base64.b64decode(picture) == jpeg(1 if name == "raf" else 4)
+
+
+@pytest.mark.parametrize("name", ["srw", "raf"])
+def test_a_file_written_into_a_raws_image_data_is_seen_and_the_raw_is_damaged(tmp_path, name):
+    # a raw written around another file (fragmented): its image data holds that file,
+    # which must come back, and which gives the raw away
+    if name == "srw":
+        raw = kit.tiff_raw("SAMSUNG", "NX300", seed=25, size=(640, 480))
+    else:
+        raw = kit.raf_file(jpeg(5), noise(600000, seed=25))
+    inner = jpeg(6, size=(320, 240))
+    at = len(raw) // 2 // 512 * 512
+    spliced = raw[:at] + inner + raw[at + len(inner):]
+    build_dump(tmp_path / "card.img", 512 * 2, spliced, 512)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert sorted(rows_of(out)) == sorted([(name, "damaged"), ("jpg", "complete")])
+    assert sha256(inner) in out.shas()
