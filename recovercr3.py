@@ -2836,6 +2836,7 @@ class TiffWalk(NamedTuple):
     tags: dict              # IFD0's tags (text and single numbers)
     ifd0_tags: frozenset    # the numbers of all IFD0's tags
     maker_note: tuple       # (start, end) or ()
+    plain: list             # (start, end, samples per pixel, bits, order) of plain strips
 
 
 def walk_tiff(buf, start, limit):
@@ -2844,7 +2845,7 @@ def walk_tiff(buf, start, limit):
     order, ifd0 = tiff_order(buf, start, min(limit, start + MAX_TIFF_SPAN))
     span_end = start + MAX_TIFF_SPAN
     end = start + TIFF_HEADER_SIZE
-    data, flags, maker_note = [], [], ()
+    data, flags, maker_note, plain = [], [], (), []
     queue = collections.deque([(start, ifd0, order)])
     queued = 1
     seen = set()
@@ -2903,12 +2904,17 @@ def walk_tiff(buf, start, limit):
                     continue
                 offsets = ifd_numbers(buf, by_tag[offsets_tag], ifd_order, limit)
                 lengths = ifd_numbers(buf, by_tag[lengths_tag], ifd_order, limit)
+                layout = plain_layout(buf, by_tag, ifd_order, limit) \
+                    if offsets_tag != TAG_JPEG_OFFSET else None
                 for first, length in zip(offsets, lengths):
                     if base + first + length > span_end:
                         flags.append("tag 0x%04x points at +%d" % (offsets_tag, base + first - start))
                     elif length:
                         data.append((base + first, base + first + length))
                         end = max(end, base + first + length)
+                        if layout is not None:
+                            plain.append((base + first, base + first + length) + layout
+                                         + (ifd_order,))
         for tag in IFD_POINTER_TAGS + (TAG_SUB_IFDS,):
             if tag in by_tag:
                 follow(base, ifd_numbers(buf, by_tag[tag], ifd_order, limit, MAX_IFDS), ifd_order)
@@ -2924,7 +2930,52 @@ def walk_tiff(buf, start, limit):
                     flags.append("the Nikon MakerNote header")
         if next_ifd:
             follow(base, [next_ifd], ifd_order)
-    return TiffWalk(end, data, flags, tags or {}, ifd0_tags, maker_note)
+    return TiffWalk(end, data, flags, tags or {}, ifd0_tags, maker_note, plain)
+
+
+# A picture is smooth: from one pixel to the next a channel moves little (a photo's
+# mean step is a few levels in 256), while another file's compressed bytes read as
+# pixels jump about (a mean step of 85 in 256: that of independent values). Where
+# sampled blocks of an uncompressed image's strips turn so, they are not its picture:
+# the file ran into another one. Compressed raws check nothing here.
+TAG_BITS_PER_SAMPLE, TAG_COMPRESSION, TAG_SAMPLES_PER_PIXEL = 0x0102, 0x0103, 0x0115
+TAG_PLANAR_CONFIGURATION = 0x011C
+UNCOMPRESSED = 1
+PIXEL_BLOCK = 4096                          # one run of pixels looked at per this many bytes
+PIXEL_SAMPLED = 1024                        # ... of this many bytes
+NOT_PICTURE = 0.75                          # of the mean step of independent values
+
+
+def plain_layout(buf, by_tag, order, limit):
+    """(samples per pixel, bits per sample) of an IFD whose strips are uncompressed,
+    interleaved 8- or 16-bit samples; None for any other (unread) layout."""
+    def number(tag, default):
+        entry = by_tag.get(tag)
+        values = ifd_numbers(buf, entry, order, limit, 1) if entry is not None else (default,)
+        return values[0] if values else None
+
+    samples = number(TAG_SAMPLES_PER_PIXEL, 1)
+    bits = number(TAG_BITS_PER_SAMPLE, 1)
+    if (number(TAG_COMPRESSION, UNCOMPRESSED) != UNCOMPRESSED or bits not in (8, 16)
+            or not samples or samples > 8 or (samples > 1 and number(TAG_PLANAR_CONFIGURATION, 1) != 1)):
+        return None
+    return samples, bits
+
+
+def not_picture_at(buf, plain):
+    """Where an uncompressed image's strips stop being a picture (see NOT_PICTURE),
+    or None."""
+    for first, last, samples, bits, order in plain:
+        width = bits // 8
+        independent = ((1 << bits) ** 2 - 1) / (3 << bits)         # mean |x - y|
+        for at in range(first, last - PIXEL_SAMPLED + 1, PIXEL_BLOCK):
+            values = integers(buf[at:at + PIXEL_SAMPLED], width, order) if width > 1 \
+                else bytes(buf[at:at + PIXEL_SAMPLED])
+            channel = values[::samples]
+            steps = sum(map(abs, map(operator.sub, channel[1:], channel[:-1])))
+            if steps > NOT_PICTURE * independent * (len(channel) - 1):
+                return at
+    return None
 
 
 def tiff_type(buf, start, tags, tag_ids):
@@ -2967,6 +3018,10 @@ def carve_tiff(buf, start, limit, options):
             if bytes(buf[first:first + 2]) == JPEG_SOI and not jpeg_is_whole(buf, first, last):
                 status, detail = DAMAGED, "the JPEG at +%d is not whole" % (first - start)
                 break
+        stray = not_picture_at(buf, walk.plain) if status == COMPLETE else None
+        if stray is not None:
+            status, detail = DAMAGED, ("the image data at +%d is not a picture but another "
+                                       "file's bytes" % (stray - start))
     try:
         tags = exif_tags(buf, start, end)
     except (FormatError, struct.error):

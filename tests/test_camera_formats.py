@@ -306,3 +306,23 @@ def test_a_file_written_into_a_raws_image_data_is_seen_and_the_raw_is_damaged(tm
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert sorted(rows_of(out)) == sorted([(name, "damaged"), ("jpg", "complete")])
     assert sha256(inner) in out.shas()
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_an_uncompressed_raw_with_another_files_bytes_in_its_strips_is_damaged(bits):
+    # a fragmented TIFF whose gap holds the middle of another file (nothing whole to
+    # find there): its image data stops being a picture where the gap begins
+    if bits == 8:
+        raw = kit.tiff_raw("SAMSUNG", "NX300", seed=26, size=(640, 480))
+    else:
+        out = io.BytesIO()
+        Image.frombytes("I;16", (320, 240), noise(320 * 240 * 2, seed=27)).resize(
+            (640, 480)).save(out, "TIFF")
+        raw = out.getvalue()
+    whole = carve(raw, r.carve_tiff)
+    assert whole.status == "complete"
+    at = len(raw) // 2 // 4096 * 4096
+    spliced = raw[:at] + noise(8192, seed=28) + raw[at + 8192:]
+    carved = carve(spliced, r.carve_tiff)
+    assert (carved.status, carved.size) == ("damaged", len(raw))
+    assert "not a picture" in carved.detail
