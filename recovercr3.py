@@ -2205,7 +2205,11 @@ def isobmff_embedded(kind, f, status, pictures):
     ranges = [(box.offset, min(box.end, f.end)) for box in f.boxes
               if box.name in EMBEDDING_BOXES]
     if status != COMPLETE:                  # its pointers prove nothing: what is whole
-        return ranges + [(p.offset, p.offset + p.size) for p in pictures]
+        # a box that runs past the file's end was cut: what lies over its declared
+        # rest is not known to be its own (another file may begin there)
+        whole = [(box.offset, box.end) for box in f.boxes
+                 if box.name in EMBEDDING_BOXES and box.end <= f.end]
+        return whole + [(p.offset, p.offset + p.size) for p in pictures]
     try:
         for track in f.tracks():
             if (track.entry in JPEG_SAMPLE_ENTRIES or b"JPEG" in track.entry_boxes

@@ -10,7 +10,8 @@ import struct
 import pytest
 
 import recovercr3 as r
-from dumpkit import corpus_file, find_boxes, top_level
+from conftest import recover
+from dumpkit import build_dump, corpus_file, find_boxes, sha256, top_level
 
 
 def verdict(data):
@@ -211,3 +212,16 @@ def test_hif_tile_written_over_with_zeros_is_damaged():
     hif = corpus_file("exiv2_Canon.HIF")
     status, detail = verdict(hif[:200704] + bytes(4096) + hif[200704 + 4096:])
     assert status == "damaged" and detail.startswith("item ")
+
+
+def test_a_cut_box_of_a_truncated_file_hides_nothing_over_its_declared_rest(tmp_path):
+    # the fixture CR3 is cut inside its PRVW uuid box, whose size runs far past what
+    # follows; a movie written there must come back, and the CR3 is cut where it begins
+    cr3 = corpus_file("filetype_fixture.cr3")
+    movie = corpus_file("mei_sample.3gp")
+    build_dump(tmp_path / "card.img", 512, cr3, 512, movie, 512 * 9)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    rows = [(row["type"], row["status"], int(row["offset"])) for row in out.rows]
+    assert ("3gp", "complete", 512 + len(cr3) + 512) in rows
+    assert sha256(movie) in out.shas()
+    assert out.rows[0]["type"] == "cr3" and int(out.rows[0]["size"]) == len(cr3) + 512
