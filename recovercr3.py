@@ -53,7 +53,9 @@ markers count 0..7 to the frame's intervals, and its data is decoded to the exac
 number of MCUs its frame has; a 16-bit PCM WAV's samples stay sound. Each file gets
 a line in ``recovercr3-report.csv`` in the output directory (columns file, type,
 offset, size, status, detail, model, datetime, serial, pieces - the byte runs
-start-end in the dump, joined with + for a file reassembled from pieces):
+start-end in the dump, joined with + for a file reassembled from pieces -, the
+card's name for it (original_name, name_source, fs_time) and the sha256 of the file
+as written):
 
 complete
     the chain of boxes is whole and every check passed. Complete files go to the
@@ -5709,7 +5711,7 @@ MAX_SAME_NAME = 100             # IMG_1234-2.CR3 ... before a name falls back to
 REPORT_NAME = "recovercr3-report"
 REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
                  "model", "datetime", "serial", "pieces",
-                 "original_name", "name_source", "fs_time")
+                 "original_name", "name_source", "fs_time", "sha256")
 NOT_SAVED = "not saved"
 STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged"}
 CANON_PREFIX = "canon "
@@ -6056,17 +6058,19 @@ class OutputDir:
             with contextlib.suppress(OSError, OverflowError, ValueError):
                 os.utime(str(self.path / relpath), (when, when))
 
-    def record(self, relpath, carved, status, detail, naming=None):
+    def record(self, relpath, carved, status, detail, naming=None, sha256=""):
         meta = carved.meta
         naming = naming or Naming("", "", "")
         self.report.write_row((relpath, carved.type, carved.offset, carved.size, status,
                                detail, meta.model, meta.datetime, meta.serial,
-                               byte_runs(carved), naming.path, naming.source, naming.fs_time))
+                               byte_runs(carved), naming.path, naming.source, naming.fs_time,
+                               sha256))
 
 
 DFXML_HEADER = """<?xml version="1.0" encoding="UTF-8"?>
 <dfxml xmlns="http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML" \
-xmlns:dc="http://purl.org/dc/elements/1.1/" version="1.1.1">
+xmlns:dc="http://purl.org/dc/elements/1.1/" \
+xmlns:recovercr3="https://github.com/WojciechMula/recovercr3" version="1.1.1">
   <metadata>
     <dc:type>Carve Report</dc:type>
   </metadata>
@@ -6091,6 +6095,9 @@ DFXML_FILEOBJECT = """  <fileobject>
 """
 DFXML_BYTE_RUN = """      <byte_run file_offset="{at}" img_offset="{offset}" len="{size}"/>\n"""
 DFXML_DIGEST = """    <hashdigest type="sha256">{}</hashdigest>\n"""
+# the verdict, in recovercr3's own namespace (DFXML readers skip what they do not know)
+DFXML_VERDICT = """    <recovercr3:status>{status}</recovercr3:status>
+    <recovercr3:detail>{detail}</recovercr3:detail>\n"""
 DFXML_FOOTER = "</dfxml>\n"
 
 
@@ -6111,8 +6118,9 @@ class Dfxml:
         append_whole(self.fd, data, self.size)
         self.size += len(data)
 
-    def add(self, relpath, carved, sha256):
+    def add(self, relpath, carved, sha256, status, detail):
         digest = DFXML_DIGEST.format(sha256) if sha256 else ""
+        digest += DFXML_VERDICT.format(status=xml_text(status), detail=xml_text(detail))
         runs, at = [], 0
         for offset, size in carved.pieces or [(carved.offset, carved.size)]:
             runs.append(DFXML_BYTE_RUN.format(at=at, offset=offset, size=size))
@@ -6411,6 +6419,25 @@ class Log:
         self._shown = False
         self._started = time.monotonic()
         self._last = 0.0
+        self.case_file = None       # recovercr3.log's descriptor, once the outdir is known
+        self._early = []            # the lines said before it was
+
+    def keep_in(self, fd, header):
+        """Append the lines of this run to fd (recovercr3.log): header, the lines said
+        so far, then each one as it comes. A log file that fails is dropped."""
+        self.case_file = fd
+        self._keep(header + "".join(self._early))
+        self._early = None
+
+    def _keep(self, text):
+        if self.case_file is None:
+            if self._early is not None:
+                self._early.append(text)
+            return
+        try:
+            write_all(self.case_file, text.encode("utf-8", "replace"))
+        except OSError:
+            self.case_file = None
 
     def _write(self, text):
         if self.stream is None:
@@ -6426,6 +6453,14 @@ class Log:
             self._write(CLEAR_LINE)
             self._shown = False
         self._write("[%s] %s\n" % (level, message))
+        self._keep("[%s] %s\n" % (level, message))
+
+    def close_case_file(self, footer):
+        self._keep(footer)
+        if self.case_file is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.case_file)
+            self.case_file = None
 
     def debug(self, message):
         if self.verbose:
@@ -6594,6 +6629,7 @@ class Recovery:
                  sheet=None):
         self.dump = dump
         self.sheet = sheet                      # the ContactSheet, or None (--no-html)
+        self.sheet_written = None               # where index.html went, once written
         self.stop = stop
         self.outdir = outdir
         self.options = options
@@ -6608,6 +6644,8 @@ class Recovery:
         self.copies = collections.deque()       # the writer's futures, oldest first
         self.overlap_left = dump.size           # bytes still to write of files inside others
         self.saved = collections.Counter()      # status -> files reported
+        self.kinds = collections.Counter()      # (type, status) -> files reported
+        self.written = 0                        # bytes of the files written
         self.failed = 0
         self.unwritten = 0
         self.stopped_by = ""                    # the output error that stopped the run
@@ -6860,7 +6898,7 @@ class Recovery:
             return
         while len(self.copies) >= MAX_QUEUED_COPIES:
             concurrent.futures.wait([self.copies.popleft()])
-        saved.digest = hashlib.sha256() if self.dfxml else None
+        saved.digest = hashlib.sha256()
         saved.written = self.writer.submit(self.outdir.save, self.dump, carved, saved.claim,
                                            self.stop.check, saved.digest)
         self.copies.append(saved.written)
@@ -7197,7 +7235,7 @@ class Recovery:
         """Write saved anew from its pieces (its copy as one run is done)."""
         if self.outdir.dry_run:
             return
-        saved.digest = hashlib.sha256() if self.dfxml else None
+        saved.digest = hashlib.sha256()
         try:
             self.outdir.save_again(self.dump, saved.carved, saved.claim, self.stop.check,
                                    saved.digest)
@@ -7289,9 +7327,10 @@ class Recovery:
             self.log.info("{} {}, size {:,d} B".format(
                 "Would save" if self.outdir.dry_run else "Saving",
                 self.outdir.path / relpath, carved.size))
-            self._row(relpath, carved, status, detail, saved.naming)
+            sha256 = saved.digest.hexdigest() if saved.digest else ""
+            self._row(relpath, carved, status, detail, saved.naming, sha256)
             if self.dfxml:
-                self.dfxml.add(relpath, carved, saved.digest.hexdigest() if saved.digest else "")
+                self.dfxml.add(relpath, carved, sha256, status, detail)
             self._tile(relpath, carved, status, detail, saved.naming)
             self.outdir.set_time(relpath, saved.naming.fs_time if saved.naming
                                  else carved.meta.datetime)
@@ -7303,7 +7342,7 @@ class Recovery:
             raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
                               "cannot write to %s: %s" % (self.outdir.path, e.strerror or e)
                               ) from None
-        self.saved[status] += 1
+        self.counted(carved, status)
         if status == COMPLETE:
             self.taken.extend((offset, offset + size)
                               for offset, size in carved.pieces or [(carved.offset, carved.size)])
@@ -7372,6 +7411,7 @@ class Recovery:
                 getattr(e, "strerror", None) or e or "interrupted"))
             return
         self.log.debug("contact sheet: %s" % (self.outdir.path / name))
+        self.sheet_written = self.outdir.path / name
 
     def _unplace(self, saved, placed):
         """Take back the file placed for saved, whose row could not be written: it is
@@ -7380,9 +7420,9 @@ class Recovery:
             self.outdir.unfinish(placed)
             saved.not_saved = "its report row could not be written"
 
-    def _row(self, relpath, carved, status, detail, naming=None):
+    def _row(self, relpath, carved, status, detail, naming=None, sha256=""):
         try:
-            self.outdir.record(relpath, carved, status, detail, naming)
+            self.outdir.record(relpath, carved, status, detail, naming, sha256)
         except OSError as e:
             raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
                               "cannot write the report %s: %s" % (
@@ -7406,10 +7446,10 @@ class Recovery:
                                                                 picture.size))
             self._row(relpath, carved, verdict, detail)
             self._tile(relpath, carved, verdict, detail)
-            self.saved[verdict] += 1
+            self.counted(carved, verdict)
             return
         claim = self.outdir.claim(names)
-        digest = hashlib.sha256() if self.dfxml else None
+        digest = hashlib.sha256()
         try:
             self.outdir.save(self.dump, carved, claim, self.stop.check, digest)
             relpath = self.outdir.finish(claim, status)
@@ -7427,14 +7467,14 @@ class Recovery:
         self.log.info("Saving {}, size {:,d} B".format(self.outdir.path / relpath,
                                                         picture.size))
         try:
-            self._row(relpath, carved, verdict, detail)
+            self._row(relpath, carved, verdict, detail, sha256=digest.hexdigest())
             if self.dfxml:
-                self.dfxml.add(relpath, carved, digest.hexdigest())
+                self.dfxml.add(relpath, carved, digest.hexdigest(), verdict, detail)
             self._tile(relpath, carved, verdict, detail)
         except OutputError:
             self.outdir.unfinish(relpath)
             raise
-        self.saved[verdict] += 1
+        self.counted(carved, verdict)
 
     def salvage(self, saved, status):
         """Decode a broken 7z's first packed stream, then carve what it holds.
@@ -7508,6 +7548,22 @@ class Recovery:
         if nested.stopped_by:                   # it could write no more: neither can we
             raise OutputError(self._disk_full())
 
+    def counted(self, carved, status):
+        self.saved[status] += 1
+        self.kinds[(carved.type, status)] += 1
+        self.written += carved.size
+
+    def by_kind(self):
+        """"CR3 412 complete, 3 damaged; JPEG 398 complete": most files first."""
+        totals = collections.Counter()
+        for (kind, _), count in self.kinds.items():
+            totals[kind] += count
+        order = (COMPLETE, TRUNCATED, DAMAGED)
+        return "; ".join("%s %s" % (kind.upper(), ", ".join(
+            "%d %s" % (self.kinds[(kind, status)], status) for status in order
+            if self.kinds[(kind, status)])) for kind, _ in
+            sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+
     def summary(self, code=EXIT_OK):
         if self.dump.unreadable and not self.nested:
             holes = Holes((sector, sector + SECTOR_SIZE) for sector in self.dump.unreadable)
@@ -7528,10 +7584,23 @@ class Recovery:
         found = sum(self.saved.values())
         if self.nested:
             self.log.info("Carved %d file(s) from %s" % (found, self.dump.path))
-        elif self.outdir.dry_run:
+            return
+        if self.kinds:
+            self.log.info(self.by_kind())
+        where = self.outdir.path
+        if self.outdir.dry_run:
+            self.log.info("A real run needs {:,d} B ({:.1f} GB) free in {}; this one wrote "
+                          "only the report{}".format(self.written, self.written / 1e9, where,
+                                                     " and the contact sheet"
+                                                     if self.sheet_written else ""))
             self.log.info("Dry run: found %d file(s), wrote none" % found)
-        else:
-            self.log.info("Restored %d file(s)" % found)
+            return
+        if found:
+            first = self.sheet_written or where
+            self.log.info("Wrote {:,d} B ({:.1f} GB) in {}: look first at {}, then in "
+                          "truncated/ and damaged/ (the report says why each is there)"
+                          .format(self.written, self.written / 1e9, where, first))
+        self.log.info("Restored %d file(s)" % found)
 
 
 # Writing onto the card that is being read destroys what is left on it.
@@ -7604,6 +7673,43 @@ def writes_onto_input(dump, outdir):
     return ""
 
 
+LOG_NAME = "recovercr3.log"
+
+
+def keep_log(log, outdir, command, dump, cleanup):
+    """Append this run's log lines to recovercr3.log in the output directory, between
+    a header (version, command line, input and its size, start time) and a footer
+    (end time, exit status): a case file keeps what each run said. Never a symlink;
+    a log that cannot be opened costs a warning, not the run."""
+    path = outdir.path / LOG_NAME
+    try:
+        fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                     | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file")
+    except OSError as e:
+        log.warning("cannot keep the log in %s: %s" % (path, e.strerror or e))
+        log.keep_in(None, "")
+        return
+    started = time.monotonic()
+    log.exit_code = None
+    log.keep_in(fd, "=== recovercr3 %s, started %s\n=== command: %s\n=== input: %s, %s B\n"
+                % (__version__, utc_now(), command, dump.path, "{:,d}".format(dump.size)))
+
+    def footer():
+        code = log.exit_code
+        log.close_case_file("=== ended %s after %.1f s%s\n\n" % (
+            utc_now(), time.monotonic() - started,
+            ", exit status %d" % code if code is not None else ", stopped by an error"))
+    cleanup.callback(footer)
+
+
+def utc_now():
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return now.isoformat().replace("+00:00", "Z")
+
+
 def _main(argv=None):
     try:
         with StopRequest() as stop:
@@ -7668,6 +7774,8 @@ def _run(argv, stop):
                         os.unlink(args.dfxml)
                 raise
             cleanup.callback(outdir.close)
+            if not args.dry_run:                    # a dry run writes the report alone
+                keep_log(log, outdir, command, dump, cleanup)
             options = Options(stop_rule(args), args.types, args.align, args.jobs,
                               explain=args.verbose, decode=not args.no_decode)
             stop.check()
@@ -7679,7 +7787,9 @@ def _run(argv, stop):
             if holes:
                 recovery.holes = holes
                 recovery.hole_kind = "were never read by ddrescue"
-            return recovery.run()
+            code = recovery.run()
+            log.exit_code = code
+            return code
         except UsageError as e:
             log.error(str(e))
             return EXIT_USAGE

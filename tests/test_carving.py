@@ -236,8 +236,9 @@ def test_report_columns(tmp_path):
     recover(tmp_path / "card.img", tmp_path / "out")
     assert (tmp_path / "out" / "recovercr3-report.csv").read_text().splitlines() == [
         "file,type,offset,size,status,detail,model,datetime,serial,pieces,"
-        "original_name,name_source,fs_time",
-        "img1.3gp,3gp,1536,28561,complete,,,2005-10-28T17:36:40,,1536-30097,,,",
+        "original_name,name_source,fs_time,sha256",
+        "img1.3gp,3gp,1536,28561,complete,,,2005-10-28T17:36:40,,1536-30097,,,,"
+        + sha256(movie),
     ]
 
 

@@ -29,12 +29,18 @@ def test_log_lines_are_upstreams(tmp_path, card):
     dump, _ = card
     p = run_cli("--input", dump, "--outdir", tmp_path / "out")
     assert p.returncode == 0 and p.stdout == ""
-    assert p.stderr.splitlines() == [
+    lines = p.stderr.splitlines()
+    assert lines[:3] + lines[-1:] == [
         "[INFO] Processing %s" % dump,
         "[INFO] Saving %s, size 28,561 B" % (tmp_path / "out" / "img1.3gp"),
         "[INFO] Saving %s, size 4,134,647 B" % (tmp_path / "out" / "img2.mp4"),
         "[INFO] Restored 2 file(s)",
     ]
+    # between them, only the summary: per type and verdict, then what was written
+    assert lines[3:-1] == [
+        "[INFO] 3GP 1 complete; MP4 1 complete",
+        "[INFO] Wrote 4,163,208 B (0.0 GB) in {0}: look first at {0}/index.html, then in "
+        "truncated/ and damaged/ (the report says why each is there)".format(tmp_path / "out")]
 
 
 def test_short_options_and_nested_outdir_created(tmp_path, card):
@@ -161,7 +167,7 @@ def test_disk_full_stops_cleanly(tmp_path, card, monkeypatch):
     # the contact sheet could not be written either: said, and nothing of it left
     assert "[WARNING] the contact sheet is not written: No space left on device" in out.log
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "img1.3gp", "recovercr3-report.csv"]
+        "img1.3gp", "recovercr3-report.csv", "recovercr3.log"]
 
 
 @pytest.mark.parametrize("how", ["first Ctrl-C", "second Ctrl-C"])
@@ -185,15 +191,18 @@ def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeyp
     monkeypatch.setattr(recovercr3.os, "sendfile", sending(interrupted_write))
     out = recover(dump, tmp_path / "out")
     assert out.rc == 130
-    assert out.log.splitlines()[-3:] == [
+    assert out.log.splitlines()[-5:] == [
         "[WARNING] Interrupted at offset 30,073 of 29,409,431 B",
         "[WARNING] 1 not saved: see %s" % (tmp_path / "out" / "recovercr3-report.csv"),
+        "[INFO] 3GP 1 complete",
+        "[INFO] Wrote 28,561 B (0.0 GB) in {0}: look first at {0}/index.html, then in "
+        "truncated/ and damaged/ (the report says why each is there)".format(tmp_path / "out"),
         "[INFO] Restored 1 file(s)"]
     assert [(r["file"], r["status"], r["detail"]) for r in out.rows] == [
         ("img1.3gp", "complete", ""),
         ("", "not saved", "not saved: the run stopped before it was written; complete")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "img1.3gp", "index.html", "recovercr3-report.csv"]
+        "img1.3gp", "index.html", "recovercr3-report.csv", "recovercr3.log"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -207,7 +216,7 @@ def test_ctrl_c_on_a_real_process(tmp_path, eos_r_cr3):
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read().splitlines()
     assert proc.wait(timeout=60) == 130
-    assert rest[-3].startswith("[WARNING] Interrupted at offset")
+    assert any(line.startswith("[WARNING] Interrupted at offset") for line in rest)
     saved = read_outcome(130, "", out)
     assert rest[-1] == "[INFO] Restored %d file(s)" % len(saved.outputs)
     assert saved.shas() == [sha256(eos_r_cr3)] * len(saved.outputs)

@@ -162,3 +162,34 @@ def test_writing_onto_the_device_being_read_is_refused(tmp_path, mounted_card):
         "would overwrite the very files to recover. Use another disk for --outdir"
         % (point / "out", device))
     assert not (point / "out").exists()
+
+
+def test_every_written_file_has_its_sha256_in_the_report_and_dfxml(tmp_path):
+    # complete, damaged (with the JPEG inside it written beside it) and truncated
+    jpeg = corpus_file("mei_Canon_EOS_5D.jpg")
+    cr3 = corpus_file("filetype_fixture.cr3")          # cut inside PRVW: damaged
+    movie = corpus_file("mei_sample.3gp")
+    build_dump(tmp_path / "card.img", 512, jpeg, 512 * 3, cr3, 512 * 9, movie[:20000])
+    out = recover(tmp_path / "card.img", tmp_path / "out", "--dfxml", tmp_path / "r.xml")
+    statuses = {row["status"] for row in out.rows}
+    assert {"complete", "truncated"} <= statuses and len(out.rows) >= 3
+    for row in out.rows:
+        assert row["sha256"] == sha256((tmp_path / "out" / row["file"]).read_bytes())
+    ns = {"d": "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML",
+          "r": "https://github.com/WojciechMula/recovercr3"}
+    objects = ET.parse(str(tmp_path / "r.xml")).getroot().findall("d:fileobject", ns)
+    by_name = {o.find("d:filename", ns).text: o for o in objects}
+    for row in out.rows:
+        fileobject = by_name[row["file"]]
+        assert fileobject.find("d:hashdigest", ns).text == row["sha256"]
+        assert fileobject.find("r:status", ns).text == row["status"]
+        assert (fileobject.find("r:detail", ns).text or "") == row["detail"]
+
+
+def test_a_dry_run_reports_no_sha256(tmp_path):
+    import csv
+    build_dump(tmp_path / "card.img", 512, corpus_file("mei_sample.3gp"), 512)
+    assert recovercr3._main(["-q", "--input", str(tmp_path / "card.img"), "--outdir",
+                             str(tmp_path / "out"), "--dry-run"]) == 0
+    with open(str(tmp_path / "out" / "recovercr3-report.csv"), newline="") as f:
+        assert [row["sha256"] for row in csv.DictReader(f)] == [""]
