@@ -5713,6 +5713,7 @@ REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
                  "model", "datetime", "serial", "pieces",
                  "original_name", "name_source", "fs_time", "sha256")
 NOT_SAVED = "not saved"
+SCAN_FINISHED, SCAN_INTERRUPTED = "scan finished", "interrupted"     # the last row's status
 STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged"}
 CANON_PREFIX = "canon "
 MAX_MODEL_IN_NAME = 40          # a hostile card's 300-character model must not make a name
@@ -6670,6 +6671,7 @@ class Recovery:
 
     def run(self):
         code = EXIT_OK
+        finished = False
         with concurrent.futures.ThreadPoolExecutor(1) as self.writer:
             try:
                 try:
@@ -6678,6 +6680,7 @@ class Recovery:
                     self.scan()
                     self.settle()
                     self.rejoin_deferred()
+                    finished = True
                 except (Interrupted, KeyboardInterrupt):
                     self.stop.request()         # the writer stops too
                     self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
@@ -6699,8 +6702,10 @@ class Recovery:
                         self.log.error(str(e))
                     code = EXIT_ERROR
                     self.stopped_by = str(e)
+                stopped_at = self.dump.size if finished else self._reached()
                 try:
                     self.settle(final=True)
+                    self._end_row(finished, stopped_at)
                 except OutputError as e:
                     self._cancel_copies()
                     if str(e) != self.stopped_by and not self.nested:   # said once
@@ -6793,6 +6798,25 @@ class Recovery:
             except ReadError:
                 pass                            # the names found so far are kept
         return self.fs
+
+    def _end_row(self, finished, stopped_at):
+        """The report's last row says whether the whole dump was searched, or where
+        the search stopped: a report without it is that of a run cut short (a power
+        cut, a killed process), never mistaken for a full one."""
+        if finished:
+            detail = "the whole dump was searched ({:,d} B)".format(self.dump.size)
+        else:
+            detail = ("the search stopped at offset {:,d} of {:,d} B ({:.1%}): the rest of "
+                      "the dump was not searched".format(stopped_at, self.dump.size,
+                                                         stopped_at / max(self.dump.size, 1)))
+        status = SCAN_FINISHED if finished else SCAN_INTERRUPTED
+        try:
+            self.outdir.report.write_row(("", "", stopped_at, "", status, detail)
+                                         + ("",) * (len(REPORT_FIELDS) - 6))
+        except OSError as e:
+            raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
+                              "cannot write the report %s: %s" % (
+                                  self.outdir.report_path, e.strerror or e)) from None
 
     def _reached(self):
         """Where the scan stopped: its position, or the first file not written whole."""

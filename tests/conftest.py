@@ -44,6 +44,9 @@ def read_outcome(rc, log, outdir, old_reports=frozenset()):
             rows = list(csv.DictReader(f))
     # a damaged file waits for the end of the scan to be put back together (its row
     # comes last): the tests read the rows in offset order
+    # the last row says whether the whole dump was searched (test_report's business)
+    rows = [row for row in rows if row["status"] not in (recovercr3.SCAN_FINISHED,
+                                                          recovercr3.SCAN_INTERRUPTED)]
     rows.sort(key=lambda row: int(row["offset"]))
     outputs = [(r["file"], dumpkit.sha256((outdir / r["file"]).read_bytes()))
                for r in rows if r["file"]]          # a "not saved" row names no file

@@ -239,6 +239,7 @@ def test_report_columns(tmp_path):
         "original_name,name_source,fs_time,sha256",
         "img1.3gp,3gp,1536,28561,complete,,,2005-10-28T17:36:40,,1536-30097,,,,"
         + sha256(movie),
+        ',,30107,,scan finished,"the whole dump was searched (30,107 B)",,,,,,,,',
     ]
 
 

@@ -34,7 +34,8 @@ def test_two_runs_into_one_directory_both_save_everything(tmp_path, card):
     for report in reports:
         with open(report, newline="") as f:
             rows = list(csv.DictReader(f))
-        assert [r["status"] for r in rows] == ["complete"] * 24
+        assert [r["status"] for r in rows] == ["complete"] * 24 + ["scan finished"]
+        rows = rows[:-1]
         assert [sha256((out / r["file"]).read_bytes()) for r in rows] == [
             sha256(f) for f in files] * 8
         names += [r["file"] for r in rows]

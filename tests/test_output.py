@@ -68,7 +68,8 @@ def test_dry_run_writes_only_the_report(tmp_path, eos_r_cr3):
         ["img1.cr3", "cr3", "512", "29378658", "complete"],
         ["img2.mp4", "mp4", "29379682", "4134647", "complete"],
         ["truncated/img3.cr3", "cr3", "33514841", "100000", "truncated"],
-        ["truncated/img3.cr3.jpg", "jpg", "33527665", "16199", "complete"]]
+        ["truncated/img3.cr3.jpg", "jpg", "33527665", "16199", "complete"],
+        ["", "", "33614841", "", "scan finished"]]
 
 
 def test_dfxml_lists_every_file_with_its_byte_run_and_hash(tmp_path, eos_r_cr3):

@@ -192,4 +192,32 @@ def test_a_dry_run_reports_no_sha256(tmp_path):
     assert recovercr3._main(["-q", "--input", str(tmp_path / "card.img"), "--outdir",
                              str(tmp_path / "out"), "--dry-run"]) == 0
     with open(str(tmp_path / "out" / "recovercr3-report.csv"), newline="") as f:
-        assert [row["sha256"] for row in csv.DictReader(f)] == [""]
+        assert [(row["status"], row["sha256"]) for row in csv.DictReader(f)] == [
+            ("complete", ""), ("scan finished", "")]
+
+
+def test_the_last_row_says_whether_the_whole_dump_was_searched(tmp_path, monkeypatch):
+    import csv
+    movie = corpus_file("mei_sample.3gp")
+    build_dump(tmp_path / "card.img", 512, movie, 512, movie, 512)
+    size = (tmp_path / "card.img").stat().st_size
+    recover(tmp_path / "card.img", tmp_path / "whole")
+    with open(str(tmp_path / "whole" / "recovercr3-report.csv"), newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert (last["file"], last["offset"], last["status"], last["detail"]) == (
+        "", str(size), "scan finished", "the whole dump was searched ({:,d} B)".format(size))
+    # a stop after the first file: the last row says where the search stopped
+    real_save = recovercr3.OutputDir.save
+
+    def stop_after_first(self, dump, carved, claim, checkpoint, digest=None):
+        real_save(self, dump, carved, claim, checkpoint, digest)
+        if carved.offset > 512:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(recovercr3.OutputDir, "save", stop_after_first)
+    out = recover(tmp_path / "card.img", tmp_path / "cut")
+    assert out.rc == 130
+    with open(str(tmp_path / "cut" / "recovercr3-report.csv"), newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert last["status"] == "interrupted" and last["file"] == ""
+    assert "the search stopped at offset" in last["detail"]
+    assert int(last["offset"]) < size

@@ -123,7 +123,7 @@ def test_a_dry_run_writes_the_page_with_nothing_linked(tmp_path, every_kind):
     p = run_cli("-i", every_kind, "-o", tmp_path / "out", "--dry-run")
     assert p.returncode == 0, p.stderr
     with open(str(tmp_path / "out" / "recovercr3-report.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
+        rows = [row for row in csv.DictReader(f) if row["type"]]     # not the last row
     page = parse(tmp_path / "out" / "index.html")
     assert len(page.tiles) == len(rows) > 5
     assert all(not tile["links"] and "(not written)" in tile["text"] for tile in page.tiles)

@@ -31,7 +31,7 @@ def report_matches_disk(out):
                      and p.name != "recovercr3.log")
     assert named == on_disk
     assert not list(out.rglob("*.part"))
-    return rows
+    return [r for r in rows if r["status"] not in ("scan finished", "interrupted")]
 
 
 @pytest.fixture(scope="module")
