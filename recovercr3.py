@@ -2674,14 +2674,19 @@ def carve_jpeg(buf, start, limit, options):
             end = max(end, min(image_at + size, limit))
             if image_at + size > limit:
                 status, detail = TRUNCATED, "the dump ends inside an MPF image"
-    meta = Meta()
-    exif = jpeg_app_data(buf, walk.segments, MARKER_APP1, EXIF_HEADER)
+    return Carved(start, end - start, "jpg", "jpg", status, detail, [],
+                  segments_meta(buf, walk.segments), embedded)
+
+
+def segments_meta(buf, segments):
+    """Meta from the Exif segment among a JPEG's segments (Meta() when it has none)."""
+    exif = jpeg_app_data(buf, segments, MARKER_APP1, EXIF_HEADER)
     if exif is not None:
         try:
-            meta = exif_meta(exif_tags(buf, exif[0], exif[1]))
+            return exif_meta(exif_tags(buf, exif[0], exif[1]))
         except (FormatError, struct.error):
             pass
-    return Carved(start, end - start, "jpg", "jpg", status, detail, [], meta, embedded)
+    return Meta()
 
 
 # --- RIFF: AVI, WAV, WebP ------------------------------------------------------------
@@ -3174,13 +3179,9 @@ def raf_records_fit(buf, first, last):
 def jpeg_exif_meta(buf, first, last):
     """Meta from the Exif of the JPEG at [first, last) (Meta() when it has none)."""
     try:
-        walk = walk_jpeg(buf, first, last)
-        exif = jpeg_app_data(buf, walk.segments, MARKER_APP1, EXIF_HEADER)
-        if exif is not None:
-            return exif_meta(exif_tags(buf, exif[0], exif[1]))
+        return segments_meta(buf, walk_jpeg(buf, first, last).segments)
     except (FormatError, struct.error):
-        pass
-    return Meta()
+        return Meta()
 
 
 @sector_format("RAF", ["raf"], RAF_MAGIC)
@@ -3248,15 +3249,14 @@ def find_x3f_directory(buf, start, stop):
     """(directory offset, entries) of the X3F at start, if before stop. The
     directory is the "SECd" whose entries fit before it and which the 4 bytes after
     it point to."""
-    limit = stop
     hit = buf.find(b"SECd", start + X3F_HEADER_SIZE, stop)
     for _ in range(X3F_MOST_HITS):
         if hit < 0:
             break
-        if hit + X3F_DIRECTORY.size <= limit:
+        if hit + X3F_DIRECTORY.size <= stop:
             _, _, count = X3F_DIRECTORY.unpack_from(buf, hit)
             pointer = hit + X3F_DIRECTORY.size + count * X3F_ENTRY.size
-            if count <= MAX_X3F_ENTRIES and pointer + X3F_POINTER.size <= limit \
+            if count <= MAX_X3F_ENTRIES and pointer + X3F_POINTER.size <= stop \
                     and X3F_POINTER.unpack_from(buf, pointer)[0] == hit - start:
                 return hit, [X3F_ENTRY.unpack_from(buf, hit + X3F_DIRECTORY.size + i * X3F_ENTRY.size)
                              for i in range(count)]
@@ -3408,10 +3408,9 @@ def walk_ts(buf, start, limit, packet, align, counters=None, most=None):
     packets, lasts = [], {}
     pos = start
     stream_start = None         # the last aligned packet after start that could begin one
-    while most is None or pos < start + most * packet:
-        count = min(TS_CHUNK_PACKETS, (limit - pos) // packet)
-        if most is not None:
-            count = min(count, (start + most * packet - pos) // packet)
+    stop = limit if most is None else min(limit, start + most * packet)
+    while True:
+        count = min(TS_CHUNK_PACKETS, (stop - pos) // packet)
         if count <= 0:
             break
         chunk = bytes(buf[pos:pos + count * packet])
@@ -3439,7 +3438,7 @@ def walk_ts(buf, start, limit, packet, align, counters=None, most=None):
                 return TsWalk(at, JUMP, (at, pid, last, counter), counters, packets, lasts)
             lasts[pid] = at
         pos += count * packet
-    if most is not None and pos >= start + most * packet:
+    if most is not None and pos == start + most * packet:
         return TsWalk(pos, MOST, None, counters, packets, lasts)
     if pos + sync_at >= limit or buf[pos + sync_at] == TS_SYNC:    # the stream may go on
         return TsWalk(limit, DUMP_END, None, counters, packets, lasts)
@@ -6102,6 +6101,12 @@ DFXML_VERDICT = """    <recovercr3:status>{status}</recovercr3:status>
 DFXML_FOOTER = "</dfxml>\n"
 
 
+def utc_now():
+    """Now, to the second, as 2026-12-02T13:50:39Z."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return now.isoformat().replace("+00:00", "Z")
+
+
 class Dfxml:
     """A DFXML carve report (--dfxml): one fileobject per file, with its byte run."""
 
@@ -6109,10 +6114,9 @@ class Dfxml:
         self.path = path
         self.fd = create_exclusive(path)
         self.size = 0
-        start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         self._append(DFXML_HEADER.format(
             version=__version__, command=xml_text(command), image=xml_text(image),
-            start=start.isoformat().replace("+00:00", "Z")))
+            start=utc_now()))
 
     def _append(self, text):
         data = text.encode("utf-8")
@@ -6172,6 +6176,13 @@ def ifd1_jpeg(buf, start, end):
     return start + offset, start + offset + length
 
 
+def exif_thumbnail(head, first):
+    """(start, end) of the Exif thumbnail (IFD1) of the JPEG at first in head, or None."""
+    walk = walk_jpeg(head, first, len(head))
+    exif = jpeg_app_data(head, walk.segments, MARKER_APP1, EXIF_HEADER)
+    return ifd1_jpeg(head, exif[0], exif[1]) if exif else None
+
+
 def thumbnail_range(carved, head):
     """(start, end), from the file's first byte, of the JPEG that shows it, found in
     head (its first bytes); None when it has none."""
@@ -6179,18 +6190,14 @@ def thumbnail_range(carved, head):
         if carved.type == "jpg":
             if carved.size <= MAX_THUMBNAIL:
                 return 0, carved.size
-            walk = walk_jpeg(head, 0, len(head))
-            exif = jpeg_app_data(head, walk.segments, MARKER_APP1, EXIF_HEADER)
-            return ifd1_jpeg(head, exif[0], exif[1]) if exif else None
+            return exif_thumbnail(head, 0)
         if carved.type in TIFF_RAWS:
             return ifd1_jpeg(head, 0, len(head))
         if carved.type in JPEG_FIRST_RAWS and carved.embedded:
             first, last = (at - carved.offset for at in carved.embedded[0])
             if last - first <= MAX_THUMBNAIL:
                 return first, last
-            walk = walk_jpeg(head, first, len(head))
-            exif = jpeg_app_data(head, walk.segments, MARKER_APP1, EXIF_HEADER)
-            return ifd1_jpeg(head, exif[0], exif[1]) if exif else None
+            return exif_thumbnail(head, first)
         if carved.type in ("cr3", "crm") and carved.boxes:
             boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
             f = IsoFile(head, 0, min(carved.size, len(head)), boxes,
@@ -6421,11 +6428,13 @@ class Log:
         self._started = time.monotonic()
         self._last = 0.0
         self.case_file = None       # recovercr3.log's descriptor, once the outdir is known
-        self._early = []            # the lines said before it was
+        self._early = []            # the lines said before it was (None: not kept)
+        self.exit_code = None       # the run's, for the log's footer
 
     def keep_in(self, fd, header):
         """Append the lines of this run to fd (recovercr3.log): header, the lines said
-        so far, then each one as it comes. A log file that fails is dropped."""
+        so far, then each one as it comes. A log file that fails is dropped; fd None
+        keeps nothing."""
         self.case_file = fd
         self._keep(header + "".join(self._early))
         self._early = None
@@ -6810,13 +6819,8 @@ class Recovery:
                       "the dump was not searched".format(stopped_at, self.dump.size,
                                                          stopped_at / max(self.dump.size, 1)))
         status = SCAN_FINISHED if finished else SCAN_INTERRUPTED
-        try:
-            self.outdir.report.write_row(("", "", stopped_at, "", status, detail)
-                                         + ("",) * (len(REPORT_FIELDS) - 6))
-        except OSError as e:
-            raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
-                              "cannot write the report %s: %s" % (
-                                  self.outdir.report_path, e.strerror or e)) from None
+        self._report_write(self.outdir.report.write_row, ("", "", stopped_at, "", status, detail)
+                           + ("",) * (len(REPORT_FIELDS) - 6))
 
     def _reached(self):
         """Where the scan stopped: its position, or the first file not written whole."""
@@ -7445,8 +7449,12 @@ class Recovery:
             saved.not_saved = "its report row could not be written"
 
     def _row(self, relpath, carved, status, detail, naming=None, sha256=""):
+        self._report_write(self.outdir.record, relpath, carved, status, detail, naming, sha256)
+
+    def _report_write(self, write, *args):
+        """write(*args) to the report; a failure is an OutputError that says why."""
         try:
-            self.outdir.record(relpath, carved, status, detail, naming, sha256)
+            write(*args)
         except OSError as e:
             raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
                               "cannot write the report %s: %s" % (
@@ -7582,11 +7590,12 @@ class Recovery:
         totals = collections.Counter()
         for (kind, _), count in self.kinds.items():
             totals[kind] += count
-        order = (COMPLETE, TRUNCATED, DAMAGED)
-        return "; ".join("%s %s" % (kind.upper(), ", ".join(
-            "%d %s" % (self.kinds[(kind, status)], status) for status in order
-            if self.kinds[(kind, status)])) for kind, _ in
-            sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+        parts = []
+        for kind, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0])):
+            counts = ["%d %s" % (self.kinds[(kind, status)], status)
+                      for status in (COMPLETE, TRUNCATED, DAMAGED) if self.kinds[(kind, status)]]
+            parts.append("%s %s" % (kind.upper(), ", ".join(counts)))
+        return "; ".join(parts)
 
     def summary(self, code=EXIT_OK):
         if self.dump.unreadable and not self.nested:
@@ -7717,7 +7726,6 @@ def keep_log(log, outdir, command, dump, cleanup):
         log.keep_in(None, "")
         return
     started = time.monotonic()
-    log.exit_code = None
     log.keep_in(fd, "=== recovercr3 %s, started %s\n=== command: %s\n=== input: %s, %s B\n"
                 % (__version__, utc_now(), command, dump.path, "{:,d}".format(dump.size)))
 
@@ -7727,11 +7735,6 @@ def keep_log(log, outdir, command, dump, cleanup):
             utc_now(), time.monotonic() - started,
             ", exit status %d" % code if code is not None else ", stopped by an error"))
     cleanup.callback(footer)
-
-
-def utc_now():
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    return now.isoformat().replace("+00:00", "Z")
 
 
 def _main(argv=None):
@@ -7798,7 +7801,9 @@ def _run(argv, stop):
                         os.unlink(args.dfxml)
                 raise
             cleanup.callback(outdir.close)
-            if not args.dry_run:                    # a dry run writes the report alone
+            if args.dry_run:                        # a dry run writes the report alone
+                log.keep_in(None, "")
+            else:
                 keep_log(log, outdir, command, dump, cleanup)
             options = Options(stop_rule(args), args.types, args.align, args.jobs,
                               explain=args.verbose, decode=not args.no_decode)
