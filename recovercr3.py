@@ -2206,12 +2206,18 @@ def isobmff_embedded(kind, f, status, pictures):
     fragmented."""
     ranges = [(box.offset, min(box.end, f.end)) for box in f.boxes
               if box.name in EMBEDDING_BOXES]
-    if status != COMPLETE:                  # its pointers prove nothing: what is whole
-        # a box that runs past the file's end was cut: what lies over its declared
-        # rest is not known to be its own (another file may begin there)
-        whole = [(box.offset, box.end) for box in f.boxes
-                 if box.name in EMBEDDING_BOXES and box.end <= f.end]
-        return whole + [(p.offset, p.offset + p.size) for p in pictures]
+    if status != COMPLETE:
+        # Its bytes may be another file's: a camera writing on a used card puts a
+        # file on a cluster start, maybe inside this one's moov or uuid boxes. So only
+        # the parts it names, that lie whole in it, are its own: its whole pictures,
+        # and the items of Canon's uuid (the CMT Exif TIFFs, THMB).
+        parts = [(p.offset, p.offset + p.size) for p in pictures]
+        try:
+            parts.extend((item.offset, item.end) for item in f.canon_items().values()
+                         if item.end <= f.end)
+        except (FormatError, struct.error, IndexError):
+            pass
+        return parts
     try:
         for track in f.tracks():
             if (track.entry in JPEG_SAMPLE_ENTRIES or b"JPEG" in track.entry_boxes
@@ -6567,9 +6573,12 @@ class Saved:
         return carved.offset < pos < carved.end
 
     def embeds(self, pos):
-        """True when pos lies in a part of this file that belongs to it (a preview)."""
+        """The end of the part of this file that belongs to it (a preview) and holds
+        pos; 0 when pos lies in none."""
         index = bisect.bisect_right(self._starts, pos)
-        return index > 0 and pos < self._embedded[index - 1][1]
+        if index > 0 and pos < self._embedded[index - 1][1]:
+            return self._embedded[index - 1][1]
+        return 0
 
     def holds(self, saved, at):
         name = saved.name
@@ -6843,7 +6852,7 @@ class Recovery:
             for offset, name, carved, why_not in found:
                 self.stop.check()
                 self._advance(offset)
-                if self.embedded(offset):
+                if self.embedded(offset, carved):
                     continue
                 self.log.debug("found %s at offset %d" % (name, offset))
                 if why_not:
@@ -6864,9 +6873,16 @@ class Recovery:
             self.log.progress(pos, self.dump.size,
                               sum(self.saved.values()) + len(self.pending))
 
-    def embedded(self, pos):
-        """True when pos lies in a part of a saved file that belongs to it (a preview)."""
-        return any(saved.embeds(pos) for saved in self.open)
+    def embedded(self, pos, carved=None):
+        """True when pos lies in a part of a saved file that belongs to it (a preview).
+        A broken file's word for its parts may be wrong: a whole file (carved) that
+        begins in one and runs past its end is not its part, but written over it."""
+        for saved in self.open:
+            end = saved.embeds(pos)
+            if end and not (carved is not None and carved.status == COMPLETE
+                            and saved.carved.status != COMPLETE and carved.end > end):
+                return True
+        return False
 
     def save(self, carved):
         fs = self.file_system()

@@ -225,3 +225,20 @@ def test_a_cut_box_of_a_truncated_file_hides_nothing_over_its_declared_rest(tmp_
     assert ("3gp", "complete", 512 + len(cr3) + 512) in rows
     assert sha256(movie) in out.shas()
     assert out.rows[0]["type"] == "cr3" and int(out.rows[0]["size"]) == len(cr3) + 512
+
+
+@pytest.mark.parametrize("photo", ["exiftool_Canon.jpg", "mei_Nikon_D70.jpg"])
+def test_a_photo_written_into_a_broken_cr3s_header_boxes_comes_back(tmp_path, eos_r_cr3,
+                                                                  photo):
+    # A CR3 whose first 32 KiB cluster is followed by another photo: the photo starts
+    # inside the CR3's PRVW uuid box, whose size still holds. A small photo lies
+    # inside that box, a large one runs past it; neither is the CR3's own part.
+    jpeg = corpus_file(photo)
+    cr3 = eos_r_cr3[:32768] + jpeg + bytes(-len(jpeg) % 4096) + eos_r_cr3[32768:]
+    build_dump(tmp_path / "card.img", 4096, cr3, 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    rows = {int(row["offset"]): row for row in out.rows}
+    assert rows[4096 + 32768]["sha256"] == sha256(jpeg)
+    assert rows[4096 + 32768]["status"] == "complete"
+    assert rows[4096]["status"] == "damaged"
+    assert "holds img2.jpg at +32768" in rows[4096]["detail"]
