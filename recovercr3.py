@@ -99,6 +99,14 @@ while the main process decides and names and a thread copies; the output is the 
 for any number of jobs. On a terminal a progress line shows what was read, how fast, the files found
 and the time left (-q hides it).
 
+The same command run again into the same output directory goes on from the last
+run: after one cut short (Ctrl-C, a full disk, a read error), from the offset its
+report's last row names, where its rows stop being final, with its names' numbers,
+so the new report is that of a run never stopped; after one that searched the whole
+dump, from the start. Either way, a file found where an earlier row says one was
+saved, whose bytes in the dump have that row's sha256 and whose copy is still there,
+is kept, not written again. ``--restart`` starts over, into new names.
+
 ``--name-by date`` names files 2022-01-15_08-30-12_EOS-R6.cr3 from their Exif data
 (or a movie's creation time); ``--dry-run`` writes the report only; ``--dfxml FILE``
 adds a DFXML report with each file's byte runs and sha256; ``--no-decode`` skips
@@ -114,8 +122,9 @@ creating NAME.part exclusively, and given with a hard link (a checked rename whe
 there are none), so another run, a symlink or the dump itself stays as it is. Each
 file is written to NAME.part and named when complete, so an interrupted run never
 leaves a half file that looks whole. Files are not forced to disk one by one (fsync
-would make every run as slow as the disk): after a power cut during a run, empty the
-output and run again - the dump is unchanged. Memory stays flat whatever the size of
+would make every run as slow as the disk): after a power cut, the same command reads
+back every file the killed run's report names, and keeps only those whose sha256 is
+their row's. Memory stays flat whatever the size of
 the dump or of a file, and no table a file declares is believed beyond the bytes
 that hold it. Ctrl-C, SIGTERM and SIGHUP stop, remove the partial file and print what
 was saved. The memory-mapped search runs in scan processes: a read error under the
@@ -156,6 +165,7 @@ import contextlib
 import csv
 import datetime
 import errno
+import filecmp
 import hashlib
 import html
 import io
@@ -349,6 +359,9 @@ def parse_args(argv=None):
                         "never read is damaged, and its row says which")
     p.add_argument("--dry-run", action="store_true",
                    help="scan and write the report only: no recovered files")
+    p.add_argument("--restart", action="store_true",
+                   help="do not go on from the last run into the same DIR: search the "
+                        "whole dump and save every file again, under new names")
     p.add_argument("--no-decode", action="store_true",
                    help="do not decode JPEG data: many times faster on a card of JPEGs, "
                         "but a JPEG whose first piece runs into another JPEG's tail is "
@@ -568,7 +581,7 @@ class Dump:
         low, high = first - PATCHES_BEFORE, stop + PATCHES_AFTER
         return {page: data for page, data in self._patches.items() if low <= page < high}
 
-    def scan(self, options, worker=None):
+    def scan(self, options, worker=None, start=0, stop=None):
         """(stop, found) for every region in order, found being [(offset, format,
         Carved, None or why it is not a file)] for each candidate. Scan processes
         search and carve the regions ahead while the caller writes; the order, and
@@ -577,10 +590,13 @@ class Dump:
         A scan process that dies breaks its pool, and every region still in it: the
         first of them is scanned again, alone, and only when it kills its process
         too is the dump unreadable there (ReadError). worker: what is done with each
-        region in the scan processes (default: search and carve it)."""
+        region in the scan processes (default: search and carve it). start, stop: the
+        part of the dump searched (a run that goes on from where the last one
+        stopped); its regions lie on the same grid as a whole search's."""
         worker = worker or _scan_region
-        regions = [(first, min(first + SCAN_REGION, self.size))
-                   for first in range(0, self.size, SCAN_REGION)]
+        stop = self.size if stop is None else stop
+        regions = [(max(first, start), min(first + SCAN_REGION, stop))
+                   for first in range(start - start % SCAN_REGION, stop, SCAN_REGION)]
         done = 0                    # regions yielded
         while done < len(regions):
             try:
@@ -695,6 +711,19 @@ class Dump:
                 digest.update(chunk)
             write_all(fd, chunk)
             start += len(chunk)
+
+    def digest(self, pieces, checkpoint, digest):
+        """Feed digest the bytes of pieces, a chunk at a time: a kept file's bytes in
+        the dump, to check against its report row."""
+        for start, size in pieces:
+            end = start + size
+            while start < end:
+                checkpoint()
+                chunk = self.read(start, min(COPY_CHUNK, end - start))
+                if not chunk:
+                    raise OSError(errno.EIO, "the dump ended early")
+                digest.update(chunk)
+                start += len(chunk)
 
 
 def write_all(fd, data):
@@ -5773,6 +5802,30 @@ def local_time(text):
         return None
 
 
+def file_sha256(path):
+    """The sha256 of the file at path, read a chunk at a time ("" when unreadable)."""
+    digest = hashlib.sha256()
+    try:
+        with open(str(path), "rb") as f:
+            for chunk in iter(lambda: f.read(COPY_CHUNK), b""):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def pieces_of(carved):
+    """[(offset, size)] of each of a file's pieces: one when it lies in one piece."""
+    return list(carved.pieces) or [(carved.offset, carved.size)]
+
+
+def name_in(row):
+    """A report row's file without its status folder: the name it was given."""
+    if row["status"] == COMPLETE:
+        return row["file"]
+    return row["file"].partition("/")[2]
+
+
 def byte_runs(carved):
     """Where a file's bytes lie in the dump: start-end (end excluded) of each piece,
     joined with +."""
@@ -5872,6 +5925,142 @@ class Report:
         os.close(self.fd)
 
 
+# A run cut short says in its last row where the same command goes on from: the
+# first offset whose files it could not report for good, and the number imgN names
+# had reached there (so that a run cut short and gone on from names files as one
+# that was never stopped).
+GO_ON_FROM = re.compile(r"goes on from offset ([0-9,]+), naming from number ([0-9]+)")
+REPORT_FILE = re.compile(re.escape(REPORT_NAME) + r"(?:-([0-9]+))?\.csv$")
+PICTURE_NAME = re.compile(r"(?:-[0-9]+)?\.jpg$")     # after its container's name
+
+
+def newest_report(folder):
+    """The report of the last run into folder (the highest number), or None."""
+    numbered = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(str(folder)):
+            found = REPORT_FILE.match(entry.name)
+            if found and entry.is_file(follow_symlinks=False):
+                numbered.append((int(found.group(1) or 1), entry.path))
+    return max(numbered)[1] if numbered else None
+
+
+def parse_runs(text):
+    """[(offset, size)] from a report's pieces cell ("512-30097+65536-70000")."""
+    runs = []
+    for run in text.split("+"):
+        first, _, end = run.partition("-")
+        runs.append((int(first), int(end) - int(first)))
+    return runs
+
+
+def row_carved(row):
+    """The Carved a report row describes (no boxes: what a tile and DFXML need)."""
+    runs = parse_runs(row["pieces"])
+    return Carved(int(row["offset"]), int(row["size"]), row["type"], row["type"],
+                  row["status"], row["detail"], [],
+                  Meta(row["model"], row["datetime"], row["serial"]),
+                  pieces=tuple(runs) if len(runs) > 1 else ())
+
+
+class EarlierRun:
+    """What the report of the last run into the output directory says, so that a
+    second run goes on instead of saving everything twice.
+
+    A run that searched the whole dump: this one searches it again (maybe with a
+    newer version, or other types) and writes only what it did not save. A run cut
+    short (Ctrl-C, a full disk, a power cut): its rows before the offset its last
+    row names are this run's first rows, as they are, and the search goes on from
+    there. Either way, a file found where a row says one was saved, whose bytes in
+    the dump have the row's sha256 and whose copy is still there, is kept, not
+    written again. A report without a last row is that of a run that was killed: it
+    is gone on from the start, keeping the files it saved.
+    """
+
+    def __init__(self, path, rows, end):
+        self.path = path
+        self.end = end                  # the last row (scan finished/interrupted) or None
+        self.resume_at, self.counter = 0, 0
+        if end is not None and end["status"] == SCAN_INTERRUPTED:
+            found = GO_ON_FROM.search(end["detail"])
+            if found:
+                self.resume_at = int(found.group(1).replace(",", ""))
+                self.counter = int(found.group(2)) - 1
+        self.carried = [row for row in rows if int(row["offset"]) < self.resume_at]
+        self.carried_files = []         # those of files found, not pictures taken out
+        self._saved = {}                # (offset, type) -> rows of files saved there
+        self._pictures = {}             # (offset, its container's name) -> row
+        container = ""
+        for row in rows:
+            name = row["file"].rpartition("/")[2]
+            picture = bool(container) and row["type"] == "jpg" and name.startswith(container) \
+                and PICTURE_NAME.match(name[len(container):]) is not None
+            if not picture:
+                container = name
+            offset = int(row["offset"])
+            if offset < self.resume_at:
+                if not picture:
+                    self.carried_files.append(row)
+            elif not row["file"] or not row["sha256"]:
+                continue                # not saved: nothing to keep
+            elif picture:
+                self._pictures[(offset, container)] = row
+            else:
+                self._saved.setdefault((offset, row["type"]), []).append(row)
+
+    @classmethod
+    def read(cls, path, dump_size):
+        """The EarlierRun of the report at path; ValueError saying why it cannot be
+        gone on from."""
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.reader(f)
+                if tuple(next(reader, ())) != REPORT_FIELDS:
+                    raise ValueError("it is not a report of this version of recovercr3")
+                rows = [dict(zip(REPORT_FIELDS, cells)) for cells in reader]
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise ValueError("it cannot be read: %s" % (getattr(e, "strerror", None) or e)
+                             ) from None
+        if rows and len(rows[-1]) != len(REPORT_FIELDS):
+            rows.pop()                  # its last line, cut by a power cut
+        if any(len(row) != len(REPORT_FIELDS) for row in rows):
+            raise ValueError("a row of it is cut")
+        end = rows.pop() if rows and rows[-1]["status"] in (SCAN_FINISHED,
+                                                            SCAN_INTERRUPTED) else None
+        try:
+            for row in rows:
+                int(row["offset"]), int(row["size"])
+                parse_runs(row["pieces"] or "0-0")
+            size = int(end["size"]) if end is not None else dump_size
+        except ValueError:
+            raise ValueError("a row of it does not say where its file lies") from None
+        if size != dump_size:
+            raise ValueError("it is the report of a dump of {:,d} B, not of this one "
+                             "({:,d} B)".format(size, dump_size))
+        return cls(path, rows, end)
+
+    def saved_at(self, offset, kind):
+        """The row of a file of type kind saved at offset, taken off the list; or None."""
+        rows = self._saved.get((offset, kind))
+        return rows.pop(0) if rows else None
+
+    def superseded(self, row):
+        """True for a row the run cut short wrote after where this one goes on (its
+        verdict may not be final): this run gives the file's for good."""
+        if self.end is None:            # a killed run's: its rows may be any
+            return True
+        return self.end["status"] == SCAN_INTERRUPTED and int(row["offset"]) >= self.resume_at
+
+    def left_over(self):
+        """The rows of saved files and pictures no file found by this run matched."""
+        return [row for rows in self._saved.values() for row in rows] \
+            + list(self._pictures.values())
+
+    def picture_at(self, offset, container):
+        """The row of the picture at offset taken out of the file called container."""
+        return self._pictures.pop((offset, container), None)
+
+
 class OutputDir:
     """The output directory: claimed names, write-then-place, status folders, report.
 
@@ -5897,6 +6086,7 @@ class OutputDir:
         except NotADirectoryError:
             raise UsageError("cannot write to %s: a part of it is a file, not a "
                              "directory" % path) from None
+        self.earlier_report = newest_report(self.path)    # before this run's is made
         self.report = Report(self.path)
         self.report_path = self.report.path
 
@@ -5984,6 +6174,50 @@ class OutputDir:
             self.claims.add(claim)
             return claim
         raise AssertionError("names_for never ends")
+
+    def still_there(self, row):
+        """True when the file a report row names is still where it says, whole."""
+        try:
+            st = os.lstat(str(self.path / row["file"]))
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == int(row["size"])
+
+    def reclaim(self, names, name):
+        """A claim on name, the name an earlier run gave a file that is kept: names
+        are taken as claim() would, up to name (or to a free one, where that run
+        took this one's), so that the numbers go on as they went then."""
+        for candidate in names:
+            if candidate == name or not self._taken(candidate):
+                break
+        self._given.add(name)
+        return Claim(name, "", None)
+
+    def claim_again(self, name):
+        """A claim on name, which the earlier run's copy of the file still has (it is
+        replaced once this one is written): FileExistsError when name.part is there."""
+        part = self.path / (name + PART_SUFFIX)
+        if "/" in name:
+            self._make_parents(part)
+        fd = create_exclusive(part)
+        self._given.add(name)
+        claim = Claim(name, str(part), fd)
+        self.claims.add(claim)
+        return claim
+
+    def move(self, relpath, status, name):
+        """Give the kept file at relpath its place in the folder of status (its
+        verdict may have changed): the new relpath."""
+        target = os.path.join(self.folder(status), name)
+        if target == relpath:
+            return relpath
+        self._make_parents(self.path / target)
+        for number in itertools.count(2):
+            try:
+                place(str(self.path / relpath), self.path / target)
+                return target
+            except FileExistsError:
+                target = os.path.join(self.folders[status], numbered(name, number))
 
     def rename(self, claim, names):
         """Give a claim the first of names that is free (its .part file stays where
@@ -6538,6 +6772,8 @@ class Saved:
         self.naming = naming        # what the card's file system calls it, when it says
         self.naming_why = naming_why    # why it gives no name, when it may have
         self.written = None         # the writer's Future (None: not written yet, or dry run)
+        self.earlier = None         # the report row of the copy an earlier run saved
+        self.first_end = carved.end     # before it is put together or cut
         self.digest = None
         self.not_saved = ""         # why it was not written, when it was not
         self._embedded = sorted(carved.embedded)
@@ -6686,6 +6922,64 @@ class Recovery:
         self.hole_kind = ""                     # why: "were never read by ddrescue"
         self.unreadable = Holes()               # the sectors the dump could not give
         self._unreadable_count = 0
+        self.earlier = None                     # the EarlierRun gone on from, if any
+        self.resume_at = 0                      # where this run's search begins
+        self.counters = []                      # outdir.counter as each file of starts was named
+        self.reach = []                         # (offset, end) of every file reported
+        self.kept = 0                           # files an earlier run saved, kept
+        self.go_on = None                       # (offset, counter) to go on from, when cut short
+        self.unfinished = []                    # reported files whose pictures are not out
+
+    def go_on_from(self, earlier):
+        """Begin where the earlier run cut short stopped reporting files for good: the
+        names go on from its number, and what its files there tell the rest of the
+        run (the complete files' bytes, where files begin) is taken from its rows."""
+        self.earlier = earlier
+        self.resume_at = self.pos = earlier.resume_at
+        self.outdir.counter = earlier.counter
+        reach = 0
+        for row in earlier.carried_files:
+            offset, size = int(row["offset"]), int(row["size"])
+            runs = parse_runs(row["pieces"])
+            self.starts.append(offset)
+            self.counters.append(earlier.counter)
+            if row["status"] == COMPLETE:
+                self.taken.extend((first, first + length) for first, length in runs)
+            if reach > offset and row["file"]:
+                self.overlap_left -= size           # a file found inside another
+            reach = max([reach] + [first + length for first, length in runs])
+
+    def _tile_carved(self, carved):
+        """carved (from a report row) with the top-level boxes of its head, when it
+        is an ISO-BMFF file: what its tile's thumbnail and duration are read from."""
+        if self.sheet is None or TYPE_CARVERS.get(carved.type, 0) is not None:
+            return carved
+        try:
+            head = self.dump.read(carved.offset, min(carved.size, THUMBNAIL_HEAD))
+            walk = walk_boxes(head, 0, len(head), StopAfterMdat())
+        except (FormatError, ReadError, struct.error, IndexError):
+            return carved
+        return carved._replace(boxes=[box._replace(offset=box.offset + carved.offset)
+                                      for box in walk.boxes])
+
+    def carry_over(self):
+        """The earlier run's rows before where this one goes on, as they are: its
+        files are this run's too (the contact sheet and the DFXML list them). Never
+        stopped halfway: a report is whole up to where its last row says."""
+        for row in self.earlier.carried if self.earlier else []:
+            self._report_write(self.outdir.report.write_row,
+                               [row[field] for field in REPORT_FIELDS])
+            carved = self._tile_carved(row_carved(row))
+            naming = Naming(row["original_name"], row["name_source"], row["fs_time"])
+            if row["status"] == NOT_SAVED:
+                self.unwritten += 1
+            else:
+                if self.dfxml:
+                    self._report_write(self.dfxml.add, row["file"], carved, row["sha256"],
+                                       row["status"], row["detail"])
+                self.counted(carved, row["status"], wrote=False)
+                self.kept += 1
+            self._tile(row["file"], carved, row["status"], row["detail"], naming)
 
     def run(self):
         code = EXIT_OK
@@ -6695,9 +6989,11 @@ class Recovery:
                 try:
                     if not self.nested:
                         self.read_file_system()
+                        self.carry_over()
                     self.scan()
                     self.settle()
                     self.rejoin_deferred()
+                    self.drop_superseded()
                     finished = True
                 except (Interrupted, KeyboardInterrupt):
                     self.stop.request()         # the writer stops too
@@ -6721,9 +7017,11 @@ class Recovery:
                     code = EXIT_ERROR
                     self.stopped_by = str(e)
                 stopped_at = self.dump.size if finished else self._reached()
+                if not finished:
+                    self.go_on = self._resume_point(stopped_at)
                 try:
                     self.settle(final=True)
-                    self._end_row(finished, stopped_at)
+                    self._end_row(stopped_at)
                 except OutputError as e:
                     self._cancel_copies()
                     if str(e) != self.stopped_by and not self.nested:   # said once
@@ -6738,6 +7036,9 @@ class Recovery:
                 self._cancel_copies()
         for claim in list(self.outdir.claims):  # copies that never ran
             self.outdir.release(claim)
+        if code == EXIT_OK and self._nothing_new():
+            self.log.info("Nothing new since the last run: %s lists every file found, "
+                          "as it did" % self.outdir.report_path)
         self.write_sheet(cut_short=code != EXIT_OK)
         self.summary(code)
         if code == EXIT_OK and self.failed:
@@ -6766,6 +7067,10 @@ class Recovery:
                 self.sieving = True
                 self._fat = read_fat(self.dump, volume)
                 self.fs = FileSystem(volume, volume.geometry if volume else Geometry())
+                for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region,
+                                                         stop=self.resume_at):
+                    self.stop.check()               # the folders before where it goes on
+                    self._sieved(sectors, sets)
             else:
                 for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region):
                     self.stop.check()
@@ -6817,19 +7122,58 @@ class Recovery:
                 pass                            # the names found so far are kept
         return self.fs
 
-    def _end_row(self, finished, stopped_at):
+    def _end_row(self, stopped_at):
         """The report's last row says whether the whole dump was searched, or where
-        the search stopped: a report without it is that of a run cut short (a power
-        cut, a killed process), never mistaken for a full one."""
-        if finished:
+        the search stopped and where the same command goes on from: a report without
+        it is that of a run cut short (a power cut, a killed process), never mistaken
+        for a full one. Its size is the dump's: a report is gone on from only for
+        the same dump."""
+        if self.go_on is None:
             detail = "the whole dump was searched ({:,d} B)".format(self.dump.size)
         else:
             detail = ("the search stopped at offset {:,d} of {:,d} B ({:.1%}): the rest of "
-                      "the dump was not searched".format(stopped_at, self.dump.size,
-                                                         stopped_at / max(self.dump.size, 1)))
-        status = SCAN_FINISHED if finished else SCAN_INTERRUPTED
-        self._report_write(self.outdir.report.write_row, ("", "", stopped_at, "", status, detail)
+                      "the dump was not searched; the same command run again goes on from "
+                      "offset {:,d}, naming from number {:d}".format(
+                          stopped_at, self.dump.size, stopped_at / max(self.dump.size, 1),
+                          self.go_on[0], self.go_on[1] + 1))
+        status = SCAN_FINISHED if self.go_on is None else SCAN_INTERRUPTED
+        self._report_write(self.outdir.report.write_row,
+                           ("", "", stopped_at, self.dump.size, status, detail)
                            + ("",) * (len(REPORT_FIELDS) - 6))
+
+    def _nothing_new(self):
+        """True when this run, after one that searched the whole dump, found only what
+        that one saved: its report would be that one's again, so it goes, and so
+        does its contact sheet (a second identical run leaves nothing new)."""
+        earlier = self.earlier
+        if earlier is None or earlier.end is None or earlier.end["status"] != SCAN_FINISHED \
+                or self.written or self.failed:
+            return False
+        report = self.outdir.report_path
+        try:
+            if not filecmp.cmp(str(report), earlier.path, shallow=False):
+                return False
+            os.unlink(str(report))
+        except OSError:
+            return False
+        self.outdir.report_path = Path(earlier.path)
+        if self.sheet is not None:
+            self.sheet.discard()
+            self.sheet = None
+        return True
+
+    def _resume_point(self, stopped_at):
+        """(offset, counter) where a run cut short is gone on from: its first file
+        whose row is not final (not written, waiting for the end of the scan, or
+        with files still to be found inside it), and the number names had reached
+        there. Every row before it is the one a run never stopped writes."""
+        at = min([stopped_at] + self.unfinished + [
+            saved.carved.offset for saved in itertools.chain(self.pending, self.deferred)])
+        for offset, end in sorted(self.reach, reverse=True):
+            if offset < at < end:
+                at = offset
+        index = bisect.bisect_left(self.starts, at)
+        return at, self.counters[index] if index < len(self.counters) else self.outdir.counter
 
     def _reached(self):
         """Where the scan stopped: its position, or the first file not written whole."""
@@ -6845,7 +7189,7 @@ class Recovery:
     def scan(self):
         """Try every candidate in offset order, inside carved files too (see Saved)."""
         worker = _scan_and_sieve_region if self.sieving else None
-        for stop, found in self.dump.scan(self.options, worker):
+        for stop, found in self.dump.scan(self.options, worker, start=self.resume_at):
             if self.sieving:
                 found, (sectors, sets) = found
                 self._sieved(sectors, sets)
@@ -6893,8 +7237,14 @@ class Recovery:
                 carved.detail, "its last %d B, past the end of its structure, are in its "
                 "last cluster, as its entry's size says" % (whole - carved.size)])))
         naming, why = fs.naming(carved.offset, carved.size, carved.meta.datetime)
-        claim = self.outdir.claim(self.outdir.names_for(carved, naming))
-        saved = Saved(claim, carved, naming, why)
+        names = self.outdir.names_for(carved, naming)
+        self.counters.append(self.outdir.counter)
+        earlier = self.earlier.saved_at(carved.offset, carved.type) if self.earlier else None
+        if earlier is not None and self.copy_is_there(earlier):
+            saved = Saved(self.outdir.reclaim(names, name_in(earlier)), carved, naming, why)
+            saved.earlier = earlier
+        else:
+            saved = Saved(self.outdir.claim(names), carved, naming, why)
         self.starts.append(carved.offset)
         tail = self.tail
         if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
@@ -6943,8 +7293,12 @@ class Recovery:
         while len(self.copies) >= MAX_QUEUED_COPIES:
             concurrent.futures.wait([self.copies.popleft()])
         saved.digest = hashlib.sha256()
-        saved.written = self.writer.submit(self.outdir.save, self.dump, carved, saved.claim,
-                                           self.stop.check, saved.digest)
+        if saved.earlier is not None:           # its copy is there: its bytes are checked
+            saved.written = self.writer.submit(self.dump.digest, pieces_of(carved),
+                                               self.stop.check, saved.digest)
+        else:
+            saved.written = self.writer.submit(self.outdir.save, self.dump, carved,
+                                               saved.claim, self.stop.check, saved.digest)
         self.copies.append(saved.written)
 
     def settle(self, pos=None, final=False, record=True):
@@ -6972,22 +7326,33 @@ class Recovery:
                 continue
             status = self._report(saved)
             self.pending.popleft()
-            self._after_report(saved, status)
+            self._after_report(saved, status, final)
         while final and self.deferred and pos is None:
             saved = self.deferred[0]
             if record:
-                self._after_report(saved, self._report(saved))
+                self._after_report(saved, self._report(saved), final)
             else:
                 self.outdir.release(saved.claim)
             self.deferred.popleft()
 
-    def _after_report(self, saved, status):
-        """What a broken file still gives: its whole pictures, a 7z's streams."""
-        if status not in (COMPLETE, NOT_SAVED) and saved.carved.pictures:
+    def _after_report(self, saved, status, final=False):
+        """What a broken file still gives: its whole pictures, a 7z's streams. Not
+        once a stop is asked for (final: the run is being stopped): a run gone on
+        from this one begins at this file."""
+        pictures = status not in (COMPLETE, NOT_SAVED) and saved.carved.pictures
+        salvage = status not in (COMPLETE, NOT_SAVED) and saved.carved.type == "7z" \
+            and not self.outdir.dry_run
+        if not (pictures or salvage):
+            return
+        self.unfinished.append(saved.carved.offset)
+        if final:
+            return
+        self.stop.check()
+        if pictures:
             self.extract(saved, status)
-        if status not in (COMPLETE, NOT_SAVED) and saved.carved.type == "7z" \
-                and not self.outdir.dry_run:
+        if salvage:
             self.salvage(saved, status)
+        self.unfinished.pop()
 
     def _may_rejoin(self, saved):
         """True for a damaged file whose own tables may say where its pieces are."""
@@ -7281,8 +7646,11 @@ class Recovery:
             return
         saved.digest = hashlib.sha256()
         try:
-            self.outdir.save_again(self.dump, saved.carved, saved.claim, self.stop.check,
-                                   saved.digest)
+            if saved.earlier is not None:
+                self.dump.digest(pieces_of(saved.carved), self.stop.check, saved.digest)
+            else:
+                self.outdir.save_again(self.dump, saved.carved, saved.claim, self.stop.check,
+                                       saved.digest)
         except ReadError as e:
             self.failed += 1
             saved.not_saved = str(e)
@@ -7363,13 +7731,18 @@ class Recovery:
             return NOT_SAVED
         self._name_again(saved)
         relpath = self.outdir.relpath(status, saved.name)
-        placed = None
+        placed = kept = None
         try:
-            if not self.outdir.dry_run:               # the verdict is final now
+            if saved.earlier is not None:
+                kept = self._keep(saved, status)
+            if kept:
+                relpath = kept
+            elif not self.outdir.dry_run:               # the verdict is final now
                 relpath = placed = self.outdir.finish(saved.claim, status)
             # said once the folder is known: a file found to hold others leaves the top
             self.log.info("{} {}, size {:,d} B".format(
-                "Would save" if self.outdir.dry_run else "Saving",
+                "Would save" if self.outdir.dry_run else
+                "Kept, as an earlier run saved it:" if kept else "Saving",
                 self.outdir.path / relpath, carved.size))
             sha256 = saved.digest.hexdigest() if saved.digest else ""
             self._row(relpath, carved, status, detail, saved.naming, sha256)
@@ -7386,13 +7759,69 @@ class Recovery:
             raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
                               "cannot write to %s: %s" % (self.outdir.path, e.strerror or e)
                               ) from None
-        self.counted(carved, status)
+        self.counted(carved, status, wrote=not kept)
+        pieces = pieces_of(carved)
+        self.reach.append((carved.offset, max([saved.first_end] + [offset + size
+                                                                   for offset, size in pieces])))
         if status == COMPLETE:
-            self.taken.extend((offset, offset + size)
-                              for offset, size in carved.pieces or [(carved.offset, carved.size)])
+            self.taken.extend((offset, offset + size) for offset, size in pieces)
         if status != COMPLETE:
             self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
         return status
+
+    def copy_is_there(self, row):
+        """True when the file an earlier run's row names is still there, whole. After
+        a killed run (a power cut: files are not forced to disk one by one), its
+        bytes are read again to prove it."""
+        if not self.outdir.still_there(row):
+            return False
+        path = self.outdir.path / row["file"]
+        if self.earlier.end is not None or file_sha256(path) == row["sha256"]:
+            return True
+        self.log.warning("%s is not what the run that was killed wrote (its sha256 differs "
+                         "from its row's): the file is saved again, beside it" % path)
+        return False
+
+    def _keep(self, saved, status):
+        """The earlier run's copy of saved, moved to the folder of its verdict: its
+        relpath, when the file is the same (the same bytes of the dump). Otherwise
+        "": saved is written anew, under a name of its own."""
+        row = saved.earlier
+        if byte_runs(saved.carved) == row["pieces"] and saved.digest is not None \
+                and saved.digest.hexdigest() == row["sha256"]:
+            self.kept += 1
+            return self.outdir.move(row["file"], status, saved.name)
+        saved.earlier = None
+        claim = None
+        if self.earlier.superseded(row):        # this copy takes the place of that one
+            with contextlib.suppress(FileExistsError, NotADirectoryError):
+                claim = self.outdir.claim_again(saved.name)
+        saved.claim = claim or self.outdir.claim(numbered(saved.name, number)
+                                                 for number in itertools.count(2))
+        saved.name = saved.claim.name
+        saved.digest = hashlib.sha256()
+        self.outdir.save(self.dump, saved.carved, saved.claim, self.stop.check, saved.digest)
+        if claim is not None:
+            os.unlink(str(self.outdir.path / row["file"]))
+        return ""
+
+    def drop_superseded(self):
+        """What the run cut short saved with a verdict that was not final, and this
+        run did not find again: a picture it took out of a file that is complete now
+        (the picture is in it) goes, if it is still what that run wrote; anything
+        else stays, and is said."""
+        for row in self.earlier.left_over() if self.earlier else []:
+            if not self.earlier.superseded(row) or not self.outdir.still_there(row):
+                continue
+            path = self.outdir.path / row["file"]
+            if row["type"] == "jpg" and " inside " in row["detail"]:
+                if file_sha256(path) == row["sha256"]:
+                    os.unlink(str(path))
+                    self.log.info("Removed %s: the run cut short took it out of a file "
+                                  "it could not judge for good; this one did not" % path)
+                    continue
+            self.log.warning("%s, saved by the run cut short, was not found again: it "
+                             "stays, but this run's report does not list it" % path)
 
     def _name_again(self, saved):
         """Ask the card's folders again for a file put back together or read through
@@ -7496,6 +7925,16 @@ class Recovery:
             self._tile(relpath, carved, verdict, detail)
             self.counted(carved, verdict)
             return
+        kept = self._kept_picture(saved, carved, status)
+        if kept:
+            self.log.info("Kept, as an earlier run saved it: {}, size {:,d} B".format(
+                self.outdir.path / kept[0], picture.size))
+            self._row(kept[0], carved, verdict, detail, sha256=kept[1])
+            if self.dfxml:
+                self.dfxml.add(kept[0], carved, kept[1], verdict, detail)
+            self._tile(kept[0], carved, verdict, detail)
+            self.counted(carved, verdict, wrote=False)
+            return
         claim = self.outdir.claim(names)
         digest = hashlib.sha256()
         try:
@@ -7524,6 +7963,28 @@ class Recovery:
             raise
         self.counted(carved, verdict)
 
+    def _kept_picture(self, saved, carved, status):
+        """(relpath, sha256) of the earlier run's copy of the picture carved taken out
+        of saved, when saved was kept and that copy is the same; else None."""
+        row = saved.earlier
+        if row is None:
+            return None
+        name = name_in(row)
+        folder = row["file"][:len(row["file"]) - len(name)]     # the container's, then
+        kept = self.earlier.picture_at(carved.offset, name.rpartition("/")[2])
+        if (kept is None or not kept["file"].startswith(folder) or not self.copy_is_there(kept)
+                or int(kept["size"]) != carved.size):
+            return None
+        digest = hashlib.sha256()
+        try:
+            self.dump.digest(pieces_of(carved), self.stop.check, digest)
+        except ReadError:
+            return None
+        if digest.hexdigest() != kept["sha256"]:
+            return None
+        self.kept += 1
+        return self.outdir.move(kept["file"], status, kept["file"][len(folder):]), kept["sha256"]
+
     def salvage(self, saved, status):
         """Decode a broken 7z's first packed stream, then carve what it holds.
 
@@ -7535,6 +7996,9 @@ class Recovery:
         end = min(carved.offset + SEVEN_ZIP_START_SIZE + offset, carved.end) \
             if offset else carved.end
         base = saved.claim.name + SALVAGE_SUFFIX
+        if saved.earlier is not None and os.path.lexists(str(self.outdir.path_of(status, base))):
+            self.log.info("%s: salvaged by an earlier run" % self.outdir.path_of(status, base))
+            return
         names = itertools.chain([base], ("%s-%d" % (base, n) for n in itertools.count(2)))
         claim = None
         try:
@@ -7596,10 +8060,11 @@ class Recovery:
         if nested.stopped_by:                   # it could write no more: neither can we
             raise OutputError(self._disk_full())
 
-    def counted(self, carved, status):
+    def counted(self, carved, status, wrote=True):
         self.saved[status] += 1
         self.kinds[(carved.type, status)] += 1
-        self.written += carved.size
+        if wrote:
+            self.written += carved.size
 
     def by_kind(self):
         """"CR3 412 complete, 3 damaged; JPEG 398 complete": most files first."""
@@ -7644,11 +8109,17 @@ class Recovery:
                                                      if self.sheet_written else ""))
             self.log.info("Dry run: found %d file(s), wrote none" % found)
             return
-        if found:
+        if self.kept:
+            self.log.info("Kept {:,d} file(s) an earlier run saved in {}: they are not "
+                          "written again".format(self.kept, where))
+        if found and (self.written or not self.kept):
             first = self.sheet_written or where
             self.log.info("Wrote {:,d} B ({:.1f} GB) in {}: look first at {}, then in "
                           "truncated/ and damaged/ (the report says why each is there)"
                           .format(self.written, self.written / 1e9, where, first))
+        if self.go_on is not None:
+            self.log.info("The same command run again goes on from offset {:,d}, keeping "
+                          "what is saved (--restart starts over)".format(self.go_on[0]))
         self.log.info("Restored %d file(s)" % found)
 
 
@@ -7720,6 +8191,32 @@ def writes_onto_input(dump, outdir):
                         dump.path, ", ".join("%s (pid %d)" % (name, pid)
                                              for pid, name in writers), outdir))
     return ""
+
+
+def earlier_run(outdir, dump, log):
+    """The EarlierRun of the last run into outdir, if it can be gone on from; what is
+    done with it is said."""
+    path = outdir.earlier_report
+    if path is None:
+        return None
+    try:
+        earlier = EarlierRun.read(path, dump.size)
+    except ValueError as e:
+        log.warning("%s: %s, so every file found is saved anew (--restart does so "
+                    "without this warning)" % (path, e))
+        return None
+    if earlier.end is None:
+        log.info("%s has no last row: the run that wrote it was killed (a power cut?). "
+                 "The dump is searched again from the start; the files it saved are kept"
+                 % path)
+    elif earlier.end["status"] == SCAN_INTERRUPTED:
+        log.info("{}: the last run stopped at offset {:,d}; going on from offset {:,d} "
+                 "(--restart starts over)".format(path, int(earlier.end["offset"]),
+                                                  earlier.resume_at))
+    else:
+        log.info("%s: the last run searched this dump whole; the files it saved are kept, "
+                 "not written again (--restart saves them all anew)" % path)
+    return earlier
 
 
 LOG_NAME = "recovercr3.log"
@@ -7829,6 +8326,9 @@ def _run(argv, stop):
                 sheet = ContactSheet(outdir.path, args.input, command)
                 cleanup.callback(sheet.discard)
             recovery = Recovery(dump, outdir, options, log, stop, dfxml, sheet=sheet)
+            earlier = None if args.restart or args.dry_run else earlier_run(outdir, dump, log)
+            if earlier is not None:
+                recovery.go_on_from(earlier)
             if holes:
                 recovery.holes = holes
                 recovery.hole_kind = "were never read by ddrescue"

@@ -104,3 +104,25 @@ def failing_mount(tmp_path, backing, bad_start, bad_end):
     finally:
         subprocess.run([unmount, "-u", str(point)], capture_output=True)
         server.wait(timeout=30)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(size) -> a fresh tmpfs of that many bytes; unmounted afterwards."""
+    mounted = []
+
+    def mount(size):
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        point = tmp_path / ("disk%d" % len(mounted))
+        point.mkdir()
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d" % size, "tmpfs",
+                            str(point)], capture_output=True, text=True)
+        if p.returncode:
+            pytest.skip("cannot mount a tmpfs: %s" % p.stderr.strip())
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], capture_output=True)

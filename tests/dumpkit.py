@@ -556,3 +556,26 @@ class ExfatCard:
         for pos in range(0, length, 32):
             entries[pos] &= 0x7F
         self._write(at, bytes(entries))
+
+
+def padded(data, to=4096):
+    """data and filler up to the next multiple of to: the next file starts on a cluster."""
+    return data + noise(-len(data) % to, seed=len(data))
+
+
+def resume_card(path, cr3):
+    """A card with a file of every fate, in the order a resumed run meets them: JPEGs,
+    whole CR3s, a 3GP, a CR3 cut short with a whole JPEG, a MOV, an MP4 written in
+    two pieces (its damaged first one waits for the end of the scan to be put back
+    together) and a CR3 broken in its header over the files after it, a thumbnail
+    taken out of each broken CR3, and a CR3 the dump's end cuts. Returns path."""
+    jpeg = corpus_file("mei_Canon_EOS_5D.jpg")
+    movie = corpus_file("gopro_karma.mp4")
+    parts = [4096, padded(jpeg), padded(cr3), padded(corpus_file("mei_sample.3gp")),
+             padded(cr3[:3000000]), padded(corpus_file("mei_Nikon_D70.jpg")),
+             padded(corpus_file("exiv2_sample_640x360.mov")),
+             padded(split(movie, 65536, noise(8192, seed=3))),
+             padded(split(padded(cr3), 32768, padded(corpus_file("exiftool_Canon.jpg")))),
+             padded(jpeg), padded(cr3), cr3[:4000000]]
+    build_dump(path, *parts)
+    return path

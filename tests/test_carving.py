@@ -223,7 +223,7 @@ def test_existing_files_are_never_overwritten(tmp_path):
     first = recover(tmp_path / "card.img", out_dir)
     assert [r["file"] for r in first.rows] == ["img2.3gp", "img4.3gp"]
     assert (out_dir / "img1.3gp").read_bytes() == b"someone's file"
-    second = recover(tmp_path / "card.img", out_dir)
+    second = recover(tmp_path / "card.img", out_dir, "--restart")     # not gone on from
     assert [r["file"] for r in second.rows] == ["img5.3gp", "img6.3gp"]
     assert sorted(p.name for p in out_dir.glob("*.csv")) == ["recovercr3-report-2.csv",
                                                              "recovercr3-report.csv"]
@@ -239,7 +239,7 @@ def test_report_columns(tmp_path):
         "original_name,name_source,fs_time,sha256",
         "img1.3gp,3gp,1536,28561,complete,,,2005-10-28T17:36:40,,1536-30097,,,,"
         + sha256(movie),
-        ',,30107,,scan finished,"the whole dump was searched (30,107 B)",,,,,,,,',
+        ',,30107,30107,scan finished,"the whole dump was searched (30,107 B)",,,,,,,,',
     ]
 
 

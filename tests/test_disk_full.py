@@ -5,7 +5,6 @@ files on the disk."""
 
 import csv
 import lzma
-import os
 import re
 import resource
 import struct
@@ -18,28 +17,6 @@ from conftest import CLI_PYTHON, SCRIPT
 from dumpkit import build_dump, corpus_file, noise, sha256
 
 PAGE = 4096
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """mount(size) -> a fresh tmpfs of that many bytes; unmounted afterwards."""
-    mounted = []
-
-    def mount(size):
-        if os.geteuid() != 0:
-            pytest.skip("mounting a tmpfs needs root")
-        point = tmp_path / ("disk%d" % len(mounted))
-        point.mkdir()
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d" % size, "tmpfs",
-                            str(point)], capture_output=True, text=True)
-        if p.returncode:
-            pytest.skip("cannot mount a tmpfs: %s" % p.stderr.strip())
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", str(point)], capture_output=True)
 
 
 def run(dump, out, preexec_fn=None):

@@ -698,7 +698,7 @@ def test_original_names_never_replace_anything(tmp_path):
     card.copy("DCIM/100CANON/IMG_0001.JPG", jpeg)
     outdir = tmp_path / "out"
     first = recover(card.path, outdir, "--name-by", "original")
-    second = recover(card.path, outdir, "--name-by", "original")
+    second = recover(card.path, outdir, "--name-by", "original", "--restart")
     assert [row["file"] for row in first.rows + second.rows] == [
         "DCIM/100CANON/IMG_0001.JPG", "DCIM/100CANON/IMG_0001-2.JPG"]
     assert first.shas() == second.shas() == [sha256(jpeg)]

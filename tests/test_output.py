@@ -24,7 +24,7 @@ def test_name_by_date_uses_date_and_model_and_counts_collisions(tmp_path, eos_r_
         "2019-12-05_13-32-49_EOS-R.cr3", "2019-12-05_13-32-49_EOS-R-2.cr3",
         "2021-02-18_19-54-47_EOS-R5.hif", "img1.mov"]
     assert out.shas() == [sha256(eos_r_cr3)] * 2 + [sha256(hif), sha256(undated)]
-    again = recover(tmp_path / "card.img", tmp_path / "out", "--name-by", "date")
+    again = recover(tmp_path / "card.img", tmp_path / "out", "--name-by", "date", "--restart")
     assert again.rows[0]["file"] == "2019-12-05_13-32-49_EOS-R-3.cr3"
 
 
@@ -69,7 +69,7 @@ def test_dry_run_writes_only_the_report(tmp_path, eos_r_cr3):
         ["img2.mp4", "mp4", "29379682", "4134647", "complete"],
         ["truncated/img3.cr3", "cr3", "33514841", "100000", "truncated"],
         ["truncated/img3.cr3.jpg", "jpg", "33527665", "16199", "complete"],
-        ["", "", "33614841", "", "scan finished"]]
+        ["", "", "33614841", "33614841", "scan finished"]]
 
 
 def test_dfxml_lists_every_file_with_its_byte_run_and_hash(tmp_path, eos_r_cr3):

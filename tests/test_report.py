@@ -204,8 +204,8 @@ def test_the_last_row_says_whether_the_whole_dump_was_searched(tmp_path, monkeyp
     recover(tmp_path / "card.img", tmp_path / "whole")
     with open(str(tmp_path / "whole" / "recovercr3-report.csv"), newline="") as f:
         last = list(csv.DictReader(f))[-1]
-    assert (last["file"], last["offset"], last["status"], last["detail"]) == (
-        "", str(size), "scan finished", "the whole dump was searched ({:,d} B)".format(size))
+    assert (last["file"], last["offset"], last["size"], last["status"], last["detail"]) == (
+        "", str(size), str(size), "scan finished", "the whole dump was searched ({:,d} B)".format(size))
     # a stop after the first file: the last row says where the search stopped
     real_save = recovercr3.OutputDir.save
 

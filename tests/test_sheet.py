@@ -134,7 +134,7 @@ def test_no_html_writes_no_page_and_a_second_run_a_second_page(tmp_path, every_k
     recover(every_kind, tmp_path / "none", "--no-html")
     assert not list((tmp_path / "none").glob("index*"))
     recover(every_kind, tmp_path / "out")
-    recover(every_kind, tmp_path / "out")
+    recover(every_kind, tmp_path / "out", "--restart")
     assert sorted(p.name for p in (tmp_path / "out").glob("index*")) == [
         "index-2.html", "index.html"]
     assert not list((tmp_path / "out").glob(".*.part"))

@@ -1,0 +1,356 @@
+"""A second run into the same output directory goes on from the first.
+
+After a run that searched the whole dump, it writes only what that run did not save;
+after a run cut short (Ctrl-C, a full disk, a killed process), it goes on from where
+that run's report stops being final, and the report it leaves equals, byte for byte,
+that of a run that was never stopped. The dump: tests/dumpkit.resume_card (every
+verdict, a file put back together at the end, pictures taken out of broken CR3s).
+"""
+
+import csv
+import os
+import signal
+import subprocess
+
+import pytest
+
+import dumpkit
+import recovercr3
+from conftest import CLI_PYTHON, PROJECT, SCRIPT, recover, run_cli
+from dumpkit import CAMERA_FOLDERS, MtoolsCard, build_dump, corpus_file, sha256
+
+# Ctrl-C, for real (a SIGINT to the process), once the report has this many rows
+CTRL_C_AFTER_ROWS = """
+import os, signal, sys
+sys.path.insert(0, {project!r})
+import recovercr3
+real = recovercr3.OutputDir.record
+rows = []
+
+def record_then_press_ctrl_c(self, *args, **kwargs):
+    real(self, *args, **kwargs)
+    rows.append(1)
+    if len(rows) == {rows}:
+        os.kill(os.getpid(), signal.SIGINT)
+
+recovercr3.OutputDir.record = record_then_press_ctrl_c
+sys.exit(recovercr3._main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory, eos_r_cr3):
+    return dumpkit.resume_card(tmp_path_factory.mktemp("card") / "card.img", eos_r_cr3)
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory, card):
+    """The output of a run never stopped: its report's bytes, its rows, its tiles."""
+    out = tmp_path_factory.mktemp("whole") / "out"
+    assert run_cli("-i", card, "-o", out).returncode == 0
+    report = (out / "recovercr3-report.csv").read_bytes()
+    return report, rows_of(out / "recovercr3-report.csv"), tiles(out / "index.html")
+
+
+def tiles(page):
+    """The contact sheet's tiles (after its head, which says how long the run took)."""
+    text = page.read_text(encoding="utf-8")
+    return text[text.index("<main>"):]
+
+
+def rows_of(report):
+    with open(str(report), newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def newest_report(out):
+    return out / recovercr3.newest_report(out).rpartition("/")[2]
+
+
+def files_on_disk(out):
+    """{relpath: (inode, sha256)} of the carved files in out."""
+    return {str(p.relative_to(out)): (p.stat().st_ino, sha256(p.read_bytes()))
+            for p in sorted(out.rglob("*")) if p.is_file()
+            and not p.name.startswith(("recovercr3-report", "index", "recovercr3.log"))}
+
+
+def ctrl_c_after(card, out, rows):
+    p = subprocess.run([CLI_PYTHON, "-c", CTRL_C_AFTER_ROWS.format(project=str(PROJECT), rows=rows),
+                        "-i", str(card), "-o", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 130 and "Traceback" not in p.stderr, p.stderr
+    return p.stderr
+
+
+def saving_lines(log):
+    return sum(line.startswith("[INFO] Saving ") for line in log.splitlines())
+
+
+def check_matches_disk(out, rows):
+    files = files_on_disk(out)
+    assert sorted(files) == sorted(row["file"] for row in rows if row["file"])
+    assert all(files[row["file"]][1] == row["sha256"] for row in rows if row["file"])
+    assert not list(out.rglob("*.part"))
+
+
+@pytest.mark.parametrize("rows", [1, 3, 6, 9, 11])
+def test_a_run_cut_short_by_ctrl_c_goes_on_to_the_report_of_a_whole_run(
+        tmp_path, card, whole, rows):
+    # 1: after the first file; 3: before the broken CR3 whose picture is taken out;
+    # 6: after the MP4 in two pieces is put aside; 9 and 11: once the search is over,
+    # while the files put aside are put together.
+    out = tmp_path / "out"
+    cut_log = ctrl_c_after(card, out, rows)
+    cut = rows_of(out / "recovercr3-report.csv")
+    assert cut[-1]["status"] == recovercr3.SCAN_INTERRUPTED
+    assert "the search stopped at offset" in cut[-1]["detail"]
+    check_matches_disk(out, cut)
+    before = files_on_disk(out)
+    again = run_cli("-i", card, "-o", out)
+    assert again.returncode == 0 and "Traceback" not in again.stderr
+    assert "going on from offset" in again.stderr
+    assert newest_report(out).read_bytes() == whole[0]      # as if never stopped
+    assert tiles(out / "index-2.html") == whole[2]          # thumbnails and all
+    final = rows_of(newest_report(out))
+    check_matches_disk(out, final)
+    # Every file the first run wrote is still the same file (moved at most to the
+    # folder of its final verdict), except one whose verdict it could not give for
+    # good and whose bytes changed: the MP4 in two pieces, first saved as its damaged
+    # first piece, is put together and takes that copy's place.
+    inodes = {inode: sha for inode, sha in files_on_disk(out).values()}
+    replaced = [name for name, (inode, sha) in before.items() if inodes.get(inode) != sha]
+    assert all(name.endswith("img7.mp4") for name in replaced)
+    assert saving_lines(cut_log) + saving_lines(again.stderr) == \
+        sum(1 for row in whole[1] if row["file"]) + len(replaced)
+
+
+def test_a_run_cut_short_twice_goes_on_again(tmp_path, card, whole):
+    out = tmp_path / "out"
+    ctrl_c_after(card, out, 2)
+    ctrl_c_after(card, out, 2)               # its first two rows are the first run's
+    second = rows_of(out / "recovercr3-report-2.csv")
+    assert second[-1]["status"] == recovercr3.SCAN_INTERRUPTED
+    assert int(second[-1]["offset"]) > int(rows_of(out / "recovercr3-report.csv")[-1]["offset"])
+    assert run_cli("-i", card, "-o", out).returncode == 0
+    assert (out / "recovercr3-report-3.csv").read_bytes() == whole[0]
+    check_matches_disk(out, rows_of(out / "recovercr3-report-3.csv"))
+
+
+def test_a_real_ctrl_c_while_saving_then_the_same_command(tmp_path, card, whole):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([CLI_PYTHON, str(SCRIPT), "-i", str(card), "-o", str(out)],
+                            stderr=subprocess.PIPE, text=True)
+    while not proc.stderr.readline().startswith("[INFO] Saving"):
+        pass
+    proc.send_signal(signal.SIGINT)
+    proc.stderr.read()
+    assert proc.wait(timeout=120) == 130
+    assert run_cli("-i", card, "-o", out).returncode == 0
+    assert newest_report(out).read_bytes() == whole[0]
+    check_matches_disk(out, rows_of(newest_report(out)))
+
+
+def test_a_second_identical_run_writes_nothing_new(tmp_path, card, whole):
+    out = tmp_path / "out"
+    assert run_cli("-i", card, "-o", out).returncode == 0
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
+              for p in out.rglob("*") if p.name != "recovercr3.log"}
+    log_before = (out / "recovercr3.log").read_text()
+    again = run_cli("-i", card, "-o", out)
+    assert again.returncode == 0
+    after = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
+             for p in out.rglob("*") if p.name != "recovercr3.log"}
+    assert after == before                  # not one file written, moved or added
+    assert "[INFO] Nothing new since the last run: %s lists every file found, as it did" % (
+        out / "recovercr3-report.csv") in again.stderr
+    assert "Saving" not in again.stderr
+    assert (out / "recovercr3.log").read_text().startswith(log_before)  # its own block
+
+
+def test_a_second_run_with_more_types_writes_only_the_new_files(tmp_path, card, whole):
+    out = tmp_path / "out"
+    first = recover(card, out, "--types", "jpg")
+    jpegs = files_on_disk(out)
+    second = recover(card, out)
+    assert second.rc == 0
+
+    def found(rows):
+        return sorted((r["offset"], r["type"], r["size"], r["status"], r["sha256"])
+                      for r in rows if r["file"])
+    assert found(second.rows) == found(whole[1])    # the names differ: a JPEG came first
+    kept = {row["file"] for row in second.rows if row["type"] == "jpg"}
+    assert {row["file"] for row in first.rows} <= kept
+    on_disk = files_on_disk(out)
+    assert all(on_disk[name][0] == inode for name, (inode, _) in jpegs.items())
+    written = [line for line in second.log.splitlines() if line.startswith("[INFO] Saving")]
+    assert len(written) == len([r for r in whole[1] if r["file"]]) - len(jpegs)
+    assert "Kept %d file(s) an earlier run saved" % len(first.rows) in second.log
+
+
+def test_restart_saves_everything_again_under_new_names(tmp_path, card, whole):
+    out = tmp_path / "out"
+    recover(card, out)
+    again = recover(card, out, "--restart")
+    assert again.rc == 0
+    first_names = {row["file"] for row in whole[1] if row["file"]}
+    new_names = [row["file"] for row in again.rows if row["file"]]
+    assert len(new_names) == len(first_names) and not first_names & set(new_names)
+    assert sorted(sha for _, sha in again.outputs) == sorted(
+        row["sha256"] for row in whole[1] if row["file"])
+
+
+def test_a_file_gone_from_the_output_is_written_again(tmp_path):
+    dump, files = dumpkit.three_file_card(tmp_path / "card.img")
+    out = tmp_path / "out"
+    recover(dump, out)
+    os.unlink(str(out / "img2.jpg"))
+    again = recover(dump, out)
+    assert [line for line in again.log.splitlines() if line.startswith("[INFO] Saving")] == [
+        "[INFO] Saving %s, size 2,697 B" % (out / "img2.jpg")]
+    assert again.shas() == [sha256(f) for f in files]
+    assert [row["file"] for row in again.rows] == ["img1.3gp", "img2.jpg", "img3.mp4"]
+
+
+def test_a_kept_file_whose_bytes_changed_in_the_dump_is_saved_anew(tmp_path):
+    # The same dump size and offsets, one byte of the JPEG's Exif changed: the row's
+    # sha256 is not the dump's, so the first run's copy is not that file.
+    dump, files = dumpkit.three_file_card(tmp_path / "card.img")
+    out = tmp_path / "out"
+    recover(dump, out)
+    jpeg_at = int(rows_of(out / "recovercr3-report.csv")[1]["offset"])
+    data = bytearray(dump.read_bytes())
+    data[jpeg_at + 100] ^= 1
+    dump.write_bytes(bytes(data))
+    again = recover(dump, out)
+    jpeg_row = [row for row in again.rows if row["type"] == "jpg"][0]
+    assert jpeg_row["file"] == "img2-2.jpg"
+    assert (out / "img2.jpg").read_bytes() == files[1]      # the first run's, untouched
+    assert sha256((out / "img2-2.jpg").read_bytes()) == jpeg_row["sha256"] != sha256(files[1])
+
+
+def test_the_report_of_another_dump_is_not_gone_on_from(tmp_path):
+    dump, files = dumpkit.three_file_card(tmp_path / "card.img")
+    out = tmp_path / "out"
+    recover(dump, out)
+    with open(str(dump), "ab") as f:
+        f.write(bytes(512))
+    again = recover(dump, out)
+    assert ("%s: it is the report of a dump of 4,169,975 B, not of this one (4,170,487 B), "
+            "so every file found is saved anew" % (out / "recovercr3-report.csv")) in again.log
+    assert [row["file"] for row in again.rows] == ["img2.3gp", "img3.jpg", "img4.mp4"]
+    assert again.shas() == [sha256(f) for f in files]
+
+
+def test_a_report_a_power_cut_left_is_searched_again_keeping_its_files(tmp_path):
+    # No last row, and its last line cut in the middle: the run was killed.
+    dump, files = dumpkit.three_file_card(tmp_path / "card.img")
+    out = tmp_path / "out"
+    recover(dump, out)
+    report = out / "recovercr3-report.csv"
+    lines = report.read_bytes().splitlines(keepends=True)
+    report.write_bytes(b"".join(lines[:3]) + lines[3][:40])
+    os.unlink(str(out / "img3.mp4"))            # its row was being written
+    (out / "img3.mp4.part").write_bytes(b"the half copy a killed run leaves")
+    (out / "img2.jpg").write_bytes(bytes(len(files[1])))   # never reached the disk
+    again = recover(dump, out)
+    assert "has no last row: the run that wrote it was killed" in again.log
+    assert "%s is not what the run that was killed wrote" % (out / "img2.jpg") in again.log
+    assert [line for line in again.log.splitlines() if line.startswith("[INFO] Saving")] == [
+        "[INFO] Saving %s, size 2,697 B" % (out / "img3.jpg"),
+        "[INFO] Saving %s, size 4,134,647 B" % (out / "img4.mp4")]
+    assert [row["file"] for row in again.rows] == ["img1.3gp", "img3.jpg", "img4.mp4"]
+    assert again.shas() == [sha256(f) for f in files]
+
+
+def test_a_report_that_is_not_ours_is_left_alone(tmp_path):
+    dump, files = dumpkit.three_file_card(tmp_path / "card.img")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "recovercr3-report.csv").write_text("an old report\n")
+    again = recover(dump, out)
+    assert "it is not a report of this version of recovercr3" in again.log
+    assert again.shas() == [sha256(f) for f in files]
+    assert (out / "recovercr3-report.csv").read_text() == "an old report\n"
+
+
+def test_a_dry_run_does_not_go_on_and_is_not_gone_on_from(tmp_path):
+    dump, files = dumpkit.three_file_card(tmp_path / "card.img")
+    out = tmp_path / "out"
+    assert run_cli("-i", dump, "-o", out, "--dry-run").returncode == 0
+    real = recover(dump, out)
+    assert real.shas() == [sha256(f) for f in files]      # nothing was saved to keep
+    assert "Kept" not in real.log
+    dry = run_cli("-i", dump, "-o", out, "--dry-run")
+    assert "Would save" in dry.stderr and "Kept" not in dry.stderr
+
+
+def test_a_run_stopped_by_a_full_disk_goes_on_once_there_is_room(tmp_path, card, whole,
+                                                                 tmpfs):
+    out = tmpfs(40 << 20)                   # the whole run writes 103 MB
+    full = run_cli("-i", card, "-o", out)
+    assert full.returncode == 1 and "the output disk is full" in full.stderr
+    subprocess.run(["mount", "-o", "remount,size=%d" % (200 << 20), str(out)], check=True)
+    again = run_cli("-i", card, "-o", out)
+    assert again.returncode == 0 and "Traceback" not in again.stderr
+    assert newest_report(out).read_bytes() == whole[0]
+    check_matches_disk(out, rows_of(newest_report(out)))
+
+
+def test_careful_reading_goes_on_with_the_cards_names(tmp_path):
+    # Reading carefully, the card's folders are read as the scan goes: a run that goes
+    # on reads those before where it begins first, so names are the same.
+    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
+    photos = [corpus_file(name) for name in ("exiftool_Canon.jpg", "mei_Canon_EOS_5D.jpg",
+                                             "mei_Nikon_D70.jpg", "mei_Canon_EOS_1000D.jpg")]
+    for number, photo in enumerate(photos, 1):
+        card.copy("DCIM/100CANON/IMG_%04d.JPG" % number, photo)
+    options = ("--careful-read", "--name-by", "original")
+    once = recover(card.path, tmp_path / "once", *options)
+    out = tmp_path / "out"
+    p = subprocess.run([CLI_PYTHON, "-c", CTRL_C_AFTER_ROWS.format(project=str(PROJECT), rows=2),
+                        "-i", str(card.path), "-o", str(out)] + list(options),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 130
+    again = recover(card.path, out, *options)
+    assert "going on from offset" in again.log
+    assert [row["file"] for row in again.rows] == [row["file"] for row in once.rows] == [
+        "DCIM/100CANON/IMG_%04d.JPG" % number for number in range(1, 5)]
+    assert again.shas() == [sha256(photo) for photo in photos]
+
+
+def test_going_on_inside_a_file_reported_before_the_stop(tmp_path):
+    # A WAV whose RIFF size runs over the photo after it is reported once the scan
+    # is past its end - here at the end of a 16 MiB region, inside the photo, which
+    # waits for the scan to pass its own end. A stop then: the run that goes on must
+    # begin at the WAV, or the photo would not be said to lie inside it.
+    wav = corpus_file("exiv2_Free_Test_Data_500KB_WAV.wav")
+    photo = corpus_file("mei_Canon_EOS_5D.jpg")
+    before = recovercr3.SCAN_REGION - (1 << 20)
+    dump = tmp_path / "card.img"
+    build_dump(dump, before, dumpkit.padded(wav[:200000]), dumpkit.padded(photo), 1 << 20)
+    whole_out = tmp_path / "whole"
+    assert run_cli("-i", dump, "-o", whole_out).returncode == 0
+    whole_rows = rows_of(whole_out / "recovercr3-report.csv")
+    assert whole_rows[0]["type"] == "wav" and "lies inside img1.wav" in whole_rows[1]["detail"]
+    out = tmp_path / "out"
+    ctrl_c_after(dump, out, 1)
+    cut = rows_of(out / "recovercr3-report.csv")
+    assert "goes on from offset {:,d},".format(before) in cut[-1]["detail"]
+    assert run_cli("-i", dump, "-o", out).returncode == 0
+    assert newest_report(out).read_bytes() == (whole_out / "recovercr3-report.csv").read_bytes()
+
+
+def test_a_stop_before_a_broken_files_picture_is_taken_out(tmp_path, eos_r_cr3):
+    # The stop comes as the CR3 the dump's end cuts is reported: its thumbnail is not
+    # taken out then, so the run that goes on begins at that CR3.
+    dump = tmp_path / "card.img"
+    build_dump(dump, 4096, dumpkit.padded(corpus_file("mei_Canon_EOS_5D.jpg")),
+               dumpkit.padded(eos_r_cr3), eos_r_cr3[:4000000])
+    whole_out = tmp_path / "whole"
+    assert run_cli("-i", dump, "-o", whole_out).returncode == 0
+    assert rows_of(whole_out / "recovercr3-report.csv")[3]["file"] == "truncated/img3.cr3.jpg"
+    out = tmp_path / "out"
+    ctrl_c_after(dump, out, 3)
+    assert not (out / "truncated" / "img3.cr3.jpg").exists()
+    assert run_cli("-i", dump, "-o", out).returncode == 0
+    assert newest_report(out).read_bytes() == (whole_out / "recovercr3-report.csv").read_bytes()
