@@ -6176,9 +6176,15 @@ class OutputDir:
         raise AssertionError("names_for never ends")
 
     def still_there(self, row):
-        """True when the file a report row names is still where it says, whole."""
+        """True when the file a report row names is still where it says, whole, and
+        that is in this directory (a report is only text: its names are checked)."""
+        relpath = row["file"]
+        path = self.path / relpath
+        if card_path(relpath) != relpath or not os.path.realpath(str(path)).startswith(
+                os.path.join(os.path.realpath(str(self.path)), "")):
+            return False
         try:
-            st = os.lstat(str(self.path / row["file"]))
+            st = os.lstat(str(path))
         except OSError:
             return False
         return stat.S_ISREG(st.st_mode) and st.st_size == int(row["size"])

@@ -354,3 +354,26 @@ def test_a_stop_before_a_broken_files_picture_is_taken_out(tmp_path, eos_r_cr3):
     assert not (out / "truncated" / "img3.cr3.jpg").exists()
     assert run_cli("-i", dump, "-o", out).returncode == 0
     assert newest_report(out).read_bytes() == (whole_out / "recovercr3-report.csv").read_bytes()
+
+
+def test_a_report_naming_files_outside_the_directory_moves_and_removes_nothing(tmp_path):
+    # A report is only text: rows whose file is outside the output directory (by
+    # "..", an absolute path or a symlinked folder) are never kept, moved or removed.
+    dump, files = dumpkit.three_file_card(tmp_path / "card.img")
+    out = tmp_path / "out"
+    recover(dump, out)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name, data in zip(("a.3gp", "b.jpg", "c.mp4"), files):
+        (elsewhere / name).write_bytes(data)
+    os.symlink(str(elsewhere), str(out / "linked"))
+    report = out / "recovercr3-report.csv"
+    text = report.read_text()
+    for old, new in (("img1.3gp", "../elsewhere/a.3gp"), ("img2.jpg", str(elsewhere / "b.jpg")),
+                     ("img3.mp4", "linked/c.mp4")):
+        text = text.replace(old + ",", new + ",", 1)
+    report.write_text(text)
+    again = recover(dump, out)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["a.3gp", "b.jpg", "c.mp4"]
+    assert "Kept" not in again.log
+    assert again.shas() == [sha256(f) for f in files]
