@@ -579,3 +579,27 @@ def resume_card(path, cr3):
              padded(jpeg), padded(cr3), cr3[:4000000]]
     build_dump(path, *parts)
     return path
+
+
+HOSTILE_MODEL = b"<script>alert(1)</scr> "          # as long as "Canon EOS DIGITAL REBEL"
+
+
+def every_kind_card(path, cr3):
+    """A whole CR3, a JPEG with an Exif thumbnail, a small JPEG whose camera model is
+    markup, an MP4, a WAV, a JPEG cut by zeros, a HIF, MOV, AVI, CR2, DNG, CRW and 7z,
+    and a CR3 the dump cuts short. Returns path."""
+    small = corpus_file("exiftool_Canon.jpg").replace(b"Canon EOS DIGITAL REBEL", HOSTILE_MODEL)
+    big = corpus_file("mei_Canon_PowerShot_G11.jpg")
+    broken = big[:200000] + bytes(300000) + big[500000:]
+    parts = [cr3, big, small, corpus_file("gopro_karma.mp4"),
+             corpus_file("exiv2_Free_Test_Data_500KB_WAV.wav"), broken,
+             corpus_file("exiv2_Canon.HIF"), corpus_file("exiv2_sample_640x360.mov"),
+             corpus_file("mei_100_0306.AVI"), corpus_file("exiftool_CanonRaw.cr2"),
+             corpus_file("exiftool_DNG.dng"),
+             corpus_file("imagemeta_CRW.CRW"), corpus_file("filetype_fixture.7z")]
+    layout = [4096]
+    for part in parts:
+        layout += [part, -len(part) % 512 + 4096]
+    layout += [cr3[:1 << 20]]
+    build_dump(path, *layout)
+    return path

@@ -1,9 +1,12 @@
 """What a run says: recovercr3.log in the output directory (a case file's record of
 every run) and the summary a photographer reads at the end."""
 
+import collections
+import csv
 import os
 import re
 
+import dumpkit
 import recovercr3 as r
 from conftest import run_cli
 from dumpkit import build_dump, corpus_file
@@ -74,3 +77,34 @@ def test_a_dry_run_says_the_space_a_real_run_needs_and_keeps_no_log(tmp_path):
         "[INFO] Dry run: found 2 file(s), wrote none"]
     assert sorted(x.name for x in (tmp_path / "out").iterdir()) == [
         "index.html", "recovercr3-report.csv"]
+
+
+def test_the_summary_and_the_log_of_a_card_with_every_type_and_verdict(tmp_path):
+    # Each count of the summary is the report's, for every type and verdict the card
+    # gives (complete, truncated, damaged), and the log keeps exactly what was said.
+    card = dumpkit.every_kind_card(tmp_path / "card.img", dumpkit.eos_r_cr3())
+    p = run_cli("-i", card, "-o", tmp_path / "out")
+    assert p.returncode == 0
+    with open(str(tmp_path / "out" / "recovercr3-report.csv"), newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row["file"]]
+    counts = collections.Counter((row["type"], row["status"]) for row in rows)
+    assert {status for _, status in counts} == {"complete", "truncated", "damaged"}
+    assert len({kind for kind, _ in counts}) == 11
+    totals = collections.Counter(row["type"] for row in rows)
+    expected = "; ".join(
+        "%s %s" % (kind.upper(), ", ".join("%d %s" % (counts[(kind, status)], status)
+                                         for status in ("complete", "truncated", "damaged")
+                                         if counts[(kind, status)]))
+        for kind, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+    lines = p.stderr.splitlines()
+    assert lines[-3] == "[INFO] " + expected
+    written = sum(int(row["size"]) for row in rows)
+    assert lines[-2].startswith("[INFO] Wrote {:,d} B".format(written))
+    assert lines[-1] == "[INFO] Restored %d file(s)" % len(rows)
+    problems = [line for line in lines if line.startswith("[WARNING] ") and ": see " in line]
+    assert problems == ["[WARNING] %d truncated, %d damaged: see %s" % (
+        sum(n for (_, s), n in counts.items() if s == "truncated"),
+        sum(n for (_, s), n in counts.items() if s == "damaged"),
+        tmp_path / "out" / "recovercr3-report.csv")]
+    block = (tmp_path / "out" / "recovercr3.log").read_text().split("\n\n")[0].splitlines()
+    assert block[3:-1] == lines

@@ -12,9 +12,8 @@ from html.parser import HTMLParser
 import pytest
 
 from conftest import recover, run_cli
-from dumpkit import build_dump, corpus_file
+import dumpkit
 
-HOSTILE_MODEL = b"<script>alert(1)</scr> "          # as long as "Canon EOS DIGITAL REBEL"
 
 
 class Page(HTMLParser):
@@ -66,24 +65,7 @@ def parse(path):
 
 @pytest.fixture
 def every_kind(tmp_path, eos_r_cr3):
-    """A whole CR3, a JPEG with an Exif thumbnail, a small JPEG whose camera model is
-    markup, an MP4, a WAV, a JPEG cut by zeros, a HIF, MOV, AVI, CR2, DNG, CRW
-    and 7z, and a CR3 the dump cuts short."""
-    small = corpus_file("exiftool_Canon.jpg").replace(b"Canon EOS DIGITAL REBEL", HOSTILE_MODEL)
-    big = corpus_file("mei_Canon_PowerShot_G11.jpg")
-    broken = big[:200000] + bytes(300000) + big[500000:]
-    parts = [eos_r_cr3, big, small, corpus_file("gopro_karma.mp4"),
-             corpus_file("exiv2_Free_Test_Data_500KB_WAV.wav"), broken,
-             corpus_file("exiv2_Canon.HIF"), corpus_file("exiv2_sample_640x360.mov"),
-             corpus_file("mei_100_0306.AVI"), corpus_file("exiftool_CanonRaw.cr2"),
-             corpus_file("exiftool_DNG.dng"),
-             corpus_file("imagemeta_CRW.CRW"), corpus_file("filetype_fixture.7z")]
-    layout = [4096]
-    for part in parts:
-        layout += [part, -len(part) % 512 + 4096]
-    layout += [eos_r_cr3[:1 << 20]]
-    build_dump(tmp_path / "card.img", *layout)
-    return tmp_path / "card.img"
+    return dumpkit.every_kind_card(tmp_path / "card.img", eos_r_cr3)
 
 
 def test_a_tile_per_file_with_its_thumbnail_link_and_badge(tmp_path, every_kind):
