@@ -2,9 +2,11 @@
 """What going on after a stop costs, against a run never stopped, on one dump.
 
     python3 bench/resume.py [--size 4] [--at 0.5] [--workdir /tmp/recovercr3-throughput]
+                            [--dump CARD.img] [-- recovercr3 options]
 
-Builds (once) the dump of bench/throughput.py, reads it into the page cache, then
-times, one after the other:
+Builds (once) the dump of bench/throughput.py (or takes --dump, e.g. a bench card),
+reads it into the page cache, then times, one after the other, with the options
+after --:
 
 1. a whole run into a fresh directory;
 2. a run into another one, stopped by a real SIGINT once its search has passed --at
@@ -84,22 +86,27 @@ def main():
     p.add_argument("--size", type=float, default=4, help="dump size in GiB")
     p.add_argument("--at", type=float, default=0.5, help="where the first run is stopped")
     p.add_argument("--workdir", default="/tmp/recovercr3-throughput")
+    p.add_argument("--dump", default="", help="an existing dump to use instead")
+    p.add_argument("options", nargs="*", help="passed to every recovercr3 run")
     a = p.parse_args()
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
     size = int(a.size * (1 << 30))
     dump = work / ("dump_%gG.bin" % a.size)
-    if not dump.is_file() or dump.stat().st_size != size:
+    if a.dump:
+        dump = Path(a.dump)
+        size = dump.stat().st_size
+    elif not dump.is_file() or dump.stat().st_size != size:
         subprocess.run([sys.executable, str(HERE / "throughput.py"), "--build", str(dump),
                         str(size)], check=True)
     subprocess.run(["cat", str(dump)], stdout=subprocess.DEVNULL, check=True)
     whole, cut = work / "resume-whole", work / "resume-cut"
     for out in (whole, cut):
         shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, str(SCRIPT), "-q", "-i", str(dump), "-o"]
+    command = [sys.executable, str(SCRIPT), "-q", "-i", str(dump)] + a.options + ["-o"]
     stopped = [sys.executable, "-c", STOP_PAST.format(project=str(SCRIPT.parent),
                                                       stop_at=int(size * a.at)),
-               "-q", "-i", str(dump), "-o", str(cut)]
+               "-q", "-i", str(dump), "-o", str(cut)] + a.options
     rows = []
     wall, log = run(command + [str(whole)])
     rows.append(("whole run", wall, written(log)))
