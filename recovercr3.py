@@ -5948,7 +5948,7 @@ def newest_report(folder):
 def parse_runs(text):
     """[(offset, size)] from a report's pieces cell ("512-30097+65536-70000")."""
     runs = []
-    for run in text.split("+"):
+    for run in text.split("+") if text else []:
         first, _, end = run.partition("-")
         runs.append((int(first), int(end) - int(first)))
     return runs
@@ -5985,7 +5985,7 @@ class EarlierRun:
             found = GO_ON_FROM.search(end["detail"])
             if found:
                 self.resume_at = int(found.group(1).replace(",", ""))
-                self.counter = int(found.group(2)) - 1
+                self.counter = max(int(found.group(2)) - 1, 0)
         self.carried = [row for row in rows if int(row["offset"]) < self.resume_at]
         self.carried_files = []         # those of files found, not pictures taken out
         self._saved = {}                # (offset, type) -> rows of files saved there
@@ -6029,11 +6029,14 @@ class EarlierRun:
                                                             SCAN_INTERRUPTED) else None
         try:
             for row in rows:
-                int(row["offset"]), int(row["size"])
-                parse_runs(row["pieces"] or "0-0")
+                extents = [(int(row["offset"]), int(row["size"]))] + parse_runs(row["pieces"])
+                if any(first < 0 or length < 0 or first + length > dump_size
+                       for first, length in extents):
+                    raise ValueError
             size = int(end["size"]) if end is not None else dump_size
         except ValueError:
-            raise ValueError("a row of it does not say where its file lies") from None
+            raise ValueError("a row of it does not say where in this dump its file lies"
+                             ) from None
         if size != dump_size:
             raise ValueError("it is the report of a dump of {:,d} B, not of this one "
                              "({:,d} B)".format(size, dump_size))

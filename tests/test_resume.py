@@ -377,3 +377,82 @@ def test_a_report_naming_files_outside_the_directory_moves_and_removes_nothing(t
     assert sorted(p.name for p in elsewhere.iterdir()) == ["a.3gp", "b.jpg", "c.mp4"]
     assert "Kept" not in again.log
     assert again.shas() == [sha256(f) for f in files]
+
+
+# A report is read back by the next run: mutated, it must never crash that run.
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+REPORT = (
+    "file,type,offset,size,status,detail,model,datetime,serial,pieces,original_name,"
+    "name_source,fs_time,sha256\r\n"
+    "img1.3gp,3gp,1024,28561,complete,,,2005-10-28T17:36:40,,1024-29585,,,,%s\r\n"
+    "damaged/img2.cr3,cr3,30720,96800,damaged,holds img3.jpg at +32768,,,,30720-127520,,,,%s\r\n"
+    "damaged/img2.cr3.jpg,jpg,43544,16199,complete,the thumbnail JPEG inside damaged/img2.cr3,"
+    ",,,43544-59743,,,,%s\r\n"
+    ",,63488,4169975,interrupted,\"the search stopped at offset 63,488 of 4,169,975 B (1.5%%): "
+    "the rest of the dump was not searched; the same command run again goes on from offset "
+    "30,720, naming from number 2\",,,,,,,,\r\n") % ("a" * 64, "b" * 64, "c" * 64)
+
+
+def test_the_report_above_is_read_as_a_run_cut_short():
+    path = "/nonexistent"
+    earlier = recovercr3.EarlierRun(path, *split_rows(REPORT))
+    assert (earlier.resume_at, earlier.counter) == (30720, 1)
+    assert [row["file"] for row in earlier.carried] == ["img1.3gp"]
+    assert earlier.saved_at(30720, "cr3")["file"] == "damaged/img2.cr3"
+    assert earlier.picture_at(43544, "img2.cr3")["file"] == "damaged/img2.cr3.jpg"
+
+
+def split_rows(text):
+    rows = list(csv.DictReader(text.splitlines()))
+    return rows[:-1], rows[-1]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_mutated_report_is_gone_on_from_or_refused_in_one_line(tmp_path, data):
+    text = REPORT.encode()
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, len(text)))
+        if data.draw(st.booleans()):
+            text = text[:at] + data.draw(st.binary(max_size=12)) + text[at + 1:]
+        else:
+            text = text[:at] + text[at + data.draw(st.integers(1, 40)):]
+    path = tmp_path / "report.csv"
+    path.write_bytes(text)
+    try:
+        earlier = recovercr3.EarlierRun.read(str(path), 4169975)
+    except ValueError as e:
+        assert str(e).startswith(("it ", "a row")) and "\n" not in str(e)
+        return
+    assert earlier.resume_at >= 0 and earlier.counter >= 0
+    for row in earlier.carried + [r for rows in earlier._saved.values() for r in rows]:
+        assert 0 <= int(row["offset"]) <= int(row["offset"]) + int(row["size"]) <= 4169975
+
+
+@pytest.fixture(scope="module")
+def small_card(tmp_path_factory):
+    return dumpkit.three_file_card(tmp_path_factory.mktemp("small") / "card.img")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_run_after_a_mutated_report_saves_every_file(tmp_path_factory, small_card, data):
+    dump, files = small_card
+    out = tmp_path_factory.mktemp("out")
+    recover(dump, out)
+    report = out / "recovercr3-report.csv"
+    text = report.read_bytes()
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(text)))
+        text = text[:at] + data.draw(st.binary(max_size=8)) + text[at + data.draw(
+            st.integers(0, 8)):]
+    report.write_bytes(text)
+    again = recover(dump, out)
+    assert again.rc == 0
+    on_disk = {sha256(p.read_bytes()) for p in out.rglob("*.*")
+               if p.is_file() and p.name.startswith("img")}
+    assert {sha256(f) for f in files} <= on_disk
