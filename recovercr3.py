@@ -6961,7 +6961,8 @@ class Recovery:
     def _tile_carved(self, carved):
         """carved (from a report row) with the top-level boxes of its head, when it
         is an ISO-BMFF file: what its tile's thumbnail and duration are read from."""
-        if self.sheet is None or TYPE_CARVERS.get(carved.type, 0) is not None:
+        iso_bmff = carved.type in TYPE_CARVERS and TYPE_CARVERS[carved.type] is None
+        if self.sheet is None or not iso_bmff:
             return carved
         try:
             head = self.dump.read(carved.offset, min(carved.size, THUMBNAIL_HEAD))
