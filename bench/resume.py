@@ -20,6 +20,7 @@ stopped run was written again. Outputs are deleted at the end.
 """
 
 import argparse
+import hashlib
 import os
 import shutil
 import signal
@@ -71,8 +72,15 @@ def written(log):
 
 
 def inodes(out):
-    return {p.stat().st_ino for p in out.rglob("*") if p.is_file()
-            and not p.name.startswith(("recovercr3", "index"))}
+    """(inode, sha256) of every carved file: a file replaced may get a freed inode."""
+    found = set()
+    for p in out.rglob("*"):
+        if p.is_file() and not p.name.startswith(("recovercr3", "index")):
+            with open(p, "rb") as f:
+                found.add((p.stat().st_ino, hashlib.file_digest(f, "sha256").hexdigest()
+                           if hasattr(hashlib, "file_digest") else
+                           hashlib.sha256(f.read()).hexdigest()))
+    return found
 
 
 def newest(out):
