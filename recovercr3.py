@@ -702,28 +702,29 @@ class Dump:
                 if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 self.sendfile_ok = False        # not for this pair of files: copy below
+        for chunk in self.chunks(start, end - start, checkpoint):
+            if digest is not None:
+                digest.update(chunk)
+            write_all(fd, chunk)
+
+    def chunks(self, start, size, checkpoint):
+        """dump[start:start+size] through pread, a chunk at a time (memory stays flat),
+        checkpoint() before each."""
+        end = start + size
         while start < end:
             checkpoint()
             chunk = self.read(start, min(COPY_CHUNK, end - start))
             if not chunk:
                 raise OSError(errno.EIO, "the dump ended early")
-            if digest is not None:
-                digest.update(chunk)
-            write_all(fd, chunk)
+            yield chunk
             start += len(chunk)
 
     def digest(self, pieces, checkpoint, digest):
-        """Feed digest the bytes of pieces, a chunk at a time: a kept file's bytes in
-        the dump, to check against its report row."""
+        """Feed digest the bytes of pieces: a kept file's bytes in the dump, to check
+        against its report row."""
         for start, size in pieces:
-            end = start + size
-            while start < end:
-                checkpoint()
-                chunk = self.read(start, min(COPY_CHUNK, end - start))
-                if not chunk:
-                    raise OSError(errno.EIO, "the dump ended early")
+            for chunk in self.chunks(start, size, checkpoint):
                 digest.update(chunk)
-                start += len(chunk)
 
 
 def write_all(fd, data):
@@ -5830,7 +5831,7 @@ def byte_runs(carved):
     """Where a file's bytes lie in the dump: start-end (end excluded) of each piece,
     joined with +."""
     return "+".join("%d-%d" % (offset, offset + size)
-                    for offset, size in carved.pieces or [(carved.offset, carved.size)])
+                    for offset, size in pieces_of(carved))
 
 
 def clean_text(value):
@@ -6254,7 +6255,7 @@ class OutputDir:
     def save(self, dump, carved, claim, checkpoint, digest=None):
         """Copy carved's bytes into the claim's .part file; released on failure."""
         try:
-            for offset, size in carved.pieces or [(carved.offset, carved.size)]:
+            for offset, size in pieces_of(carved):
                 dump.copy_to(claim.fd, offset, size, checkpoint, digest)
             claim.close()
         except BaseException:
@@ -6376,7 +6377,7 @@ class Dfxml:
         digest = DFXML_DIGEST.format(sha256) if sha256 else ""
         digest += DFXML_VERDICT.format(status=xml_text(status), detail=xml_text(detail))
         runs, at = [], 0
-        for offset, size in carved.pieces or [(carved.offset, carved.size)]:
+        for offset, size in pieces_of(carved):
             runs.append(DFXML_BYTE_RUN.format(at=at, offset=offset, size=size))
             at += size
         self._append(DFXML_FILEOBJECT.format(name=xml_text(relpath), size=carved.size,
@@ -7077,14 +7078,9 @@ class Recovery:
                 self.sieving = True
                 self._fat = read_fat(self.dump, volume)
                 self.fs = FileSystem(volume, volume.geometry if volume else Geometry())
-                for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region,
-                                                         stop=self.resume_at):
-                    self.stop.check()               # the folders before where it goes on
-                    self._sieved(sectors, sets)
+                self._sieve(stop=self.resume_at)    # the folders before where it goes on
             else:
-                for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region):
-                    self.stop.check()
-                    self._sieved(sectors, sets)
+                self._sieve()
                 self.fs = FileSystem.read(self.dump, volume, *self.directories)
         except ReadError as e:
             self.log.warning("the card's folders could not all be read (%s): files found "
@@ -7104,6 +7100,12 @@ class Recovery:
                           "that may name files".format(
                               volume.kind if volume else "FAT (its boot sector is gone)",
                               where, self.fs.geometry.cluster, len(self.fs.entries)))
+
+    def _sieve(self, stop=None):
+        """Sieve the dump (up to stop) for directory entries, in the scan processes."""
+        for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region, stop=stop):
+            self.stop.check()
+            self._sieved(sectors, sets)
 
     def _sieved(self, sectors, sets):
         """Keep what the directory sieve found of a region (up to the bounds)."""
@@ -7717,7 +7719,7 @@ class Recovery:
             self._unreadable_count = len(self.dump.unreadable)
             self.unreadable = Holes((sector, sector + SECTOR_SIZE)
                                     for sector in list(self.dump.unreadable))
-        pieces = carved.pieces or [(carved.offset, carved.size)]
+        pieces = pieces_of(carved)
         notes = []
         for holes, template in ((self.unreadable, "unreadable sectors at +%d..+%d"),
                                 (self.holes, "bytes +%d..+%d " + self.hole_kind)):
@@ -7851,7 +7853,7 @@ class Recovery:
         if self.sheet is None:
             return
         thumbnail, seconds = b"", None
-        first, size = (carved.pieces or [(carved.offset, carved.size)])[0]
+        first, size = pieces_of(carved)[0]
         try:
             head = self.dump.read(first, min(size, THUMBNAIL_HEAD))
             found = thumbnail_range(carved, head)
@@ -7937,14 +7939,29 @@ class Recovery:
             return
         kept = self._kept_picture(saved, carved, status)
         if kept:
-            self.log.info("Kept, as an earlier run saved it: {}, size {:,d} B".format(
-                self.outdir.path / kept[0], picture.size))
-            self._row(kept[0], carved, verdict, detail, sha256=kept[1])
+            relpath, sha256 = kept
+        else:
+            written = self._write_picture(carved, names, status, base)
+            if written is None:
+                return
+            relpath, sha256 = written
+        self.log.info("{} {}, size {:,d} B".format(
+            "Kept, as an earlier run saved it:" if kept else "Saving",
+            self.outdir.path / relpath, picture.size))
+        try:
+            self._row(relpath, carved, verdict, detail, sha256=sha256)
             if self.dfxml:
-                self.dfxml.add(kept[0], carved, kept[1], verdict, detail)
-            self._tile(kept[0], carved, verdict, detail)
-            self.counted(carved, verdict, wrote=False)
-            return
+                self.dfxml.add(relpath, carved, sha256, verdict, detail)
+            self._tile(relpath, carved, verdict, detail)
+        except OutputError:
+            if not kept:                        # the earlier run's copy stays
+                self.outdir.unfinish(relpath)
+            raise
+        self.counted(carved, verdict, wrote=not kept)
+
+    def _write_picture(self, carved, names, status, base):
+        """(relpath, sha256) of the picture carved, written under the first free of
+        names; None when it could not be (said)."""
         claim = self.outdir.claim(names)
         digest = hashlib.sha256()
         try:
@@ -7960,18 +7977,8 @@ class Recovery:
             self.failed += 1
             self.log.error("cannot write %s: %s" % (self.outdir.path_of(status, base),
                                                     e.strerror or e))
-            return
-        self.log.info("Saving {}, size {:,d} B".format(self.outdir.path / relpath,
-                                                        picture.size))
-        try:
-            self._row(relpath, carved, verdict, detail, sha256=digest.hexdigest())
-            if self.dfxml:
-                self.dfxml.add(relpath, carved, digest.hexdigest(), verdict, detail)
-            self._tile(relpath, carved, verdict, detail)
-        except OutputError:
-            self.outdir.unfinish(relpath)
-            raise
-        self.counted(carved, verdict)
+            return None
+        return relpath, digest.hexdigest()
 
     def _kept_picture(self, saved, carved, status):
         """(relpath, sha256) of the earlier run's copy of the picture carved taken out
