@@ -166,6 +166,10 @@ import csv
 import datetime
 import errno
 import filecmp
+try:
+    import fcntl        # a report's lock: POSIX only; elsewhere, a run in progress is
+except ImportError:     # not told from a killed one
+    fcntl = None
 import hashlib
 import html
 import io
@@ -5912,6 +5916,8 @@ class Report:
                 break
             except FileExistsError:
                 number += 1
+        if fcntl is not None:           # held until the run ends, however it ends
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.size = 0
         self.write_row(REPORT_FIELDS)
 
@@ -6015,6 +6021,11 @@ class EarlierRun:
         gone on from."""
         try:
             with open(path, newline="", encoding="utf-8") as f:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        raise ValueError("another run is still writing it") from None
                 reader = csv.reader(f)
                 if tuple(next(reader, ())) != REPORT_FIELDS:
                     raise ValueError("it is not a report of this version of recovercr3")

@@ -9,7 +9,7 @@ import pytest
 
 import dumpkit
 import recovercr3
-from conftest import CLI_PYTHON, SCRIPT
+from conftest import CLI_PYTHON, SCRIPT, recover
 from dumpkit import build_dump, sha256
 
 
@@ -65,3 +65,25 @@ def test_claims_hold_against_a_racing_claimer(tmp_path):
         outdir.close()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         "recovercr3-report%s.csv" % ("" if n == 1 else "-%d" % n) for n in range(1, 5))
+
+
+@pytest.mark.skipif(recovercr3.fcntl is None, reason="report locks need fcntl (POSIX)")
+def test_a_report_another_run_is_writing_is_not_gone_on_from(tmp_path, card):
+    # A report without its last row is a killed run's, whose files a second run
+    # keeps - unless the run is alive: it holds its report's lock while it writes.
+    dump, files = card
+    out = tmp_path / "out"
+    recover(dump, out)
+    with open(out / "recovercr3-report.csv", newline="") as f:
+        rows = list(csv.reader(f))[1:-1]            # the files, not the last row
+    alive = recovercr3.Report(out)                  # recovercr3-report-2.csv, locked
+    for row in rows:
+        alive.write_row(row)
+    try:
+        again = recover(dump, out)
+    finally:
+        alive.close()
+    assert ("%s: another run is still writing it, so every file found is saved anew" % (
+        out / "recovercr3-report-2.csv")) in again.log
+    assert "Kept" not in again.log
+    assert again.shas() == [sha256(f) for f in files]
