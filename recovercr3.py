@@ -2353,6 +2353,7 @@ class JpegWalk(NamedTuple):
     detail: str
     segments: list          # (marker, start, end) of the segments before the first scan
     scans: list             # (SOS segment start, entropy-coded data start, its end)
+    start: int = 0          # where its SOI is
 
 
 # In entropy-coded data FF is followed by 00 (a stuffed byte), a restart marker or
@@ -2375,14 +2376,18 @@ def walk_jpeg(buf, start, limit):
     pos = start + 2
     segments = []
     scans = []
+
+    def ended(end, status, detail):
+        return JpegWalk(end, status, detail, segments, scans, start)
+
     seen_frame = seen_scan = False
     for _ in range(MAX_JPEG_SEGMENTS):
         if pos + 2 > limit:
-            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
+            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
         if buf[pos] != 0xFF:
             if not seen_scan:
                 raise FormatError("no JPEG marker at +%d" % (pos - start))
-            return JpegWalk(pos, DAMAGED, "no marker at +%d" % (pos - start), segments, scans)
+            return ended(pos, DAMAGED, "no marker at +%d" % (pos - start))
         marker = buf[pos + 1]
         if marker == 0xFF:
             pos += 1
@@ -2390,7 +2395,7 @@ def walk_jpeg(buf, start, limit):
         if marker == MARKER_EOI:
             if not (seen_frame and seen_scan):
                 raise FormatError("EOI before any image")
-            return JpegWalk(pos + 2, COMPLETE, "", segments, scans)
+            return ended(pos + 2, COMPLETE, "")
         if marker == MARKER_TEM or marker in RESTART_MARKERS:
             pos += 2
             continue
@@ -2398,19 +2403,18 @@ def walk_jpeg(buf, start, limit):
             if not seen_scan:
                 raise FormatError("marker FF%02X at +%d" % (marker, pos - start))
             what = "another JPEG starts" if marker == MARKER_SOI else "marker FF%02X" % marker
-            return JpegWalk(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start),
-                            segments, scans)
+            return ended(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start))
         if pos + SEGMENT_HEADER > limit:
-            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
+            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
         (length,) = struct.unpack_from(">H", buf, pos + 2)
         if length < 2:
             if not seen_scan:
                 raise FormatError("segment FF%02X has length %d" % (marker, length))
-            return JpegWalk(pos, DAMAGED, "a segment of length %d at +%d" % (
-                length, pos - start), segments, scans)
+            return ended(pos, DAMAGED, "a segment of length %d at +%d" % (
+                length, pos - start))
         segment_end = pos + 2 + length
         if segment_end > limit:
-            return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
+            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
         if not seen_scan:
             segments.append((marker, pos, segment_end))
         seen_frame = seen_frame or marker in FRAME_MARKERS
@@ -2421,12 +2425,12 @@ def walk_jpeg(buf, start, limit):
             pos = jpeg_scan_end(buf, segment_end, limit)
             scans.append((segment_end - 2 - length, segment_end, pos))
             if pos < 0:
-                return JpegWalk(limit, TRUNCATED, "the dump ends inside the JPEG", segments, scans)
+                return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
         else:
             pos = segment_end
     if not seen_scan:
         raise FormatError("more than %d segments before any image" % MAX_JPEG_SEGMENTS)
-    return JpegWalk(pos, DAMAGED, "more than %d segments" % MAX_JPEG_SEGMENTS, segments, scans)
+    return ended(pos, DAMAGED, "more than %d segments" % MAX_JPEG_SEGMENTS)
 
 
 # Is the entropy-coded data whole? Only decoding tells: the Huffman codes of a baseline
@@ -2454,6 +2458,8 @@ class JpegScan(NamedTuple):
     blocks: list            # (DC table, AC table) per block of an MCU, in order
     restart: int            # MCUs per restart interval (0: none)
     data: tuple             # (start, end) of the entropy-coded data in the dump
+    jpeg: tuple = None      # (SOI, end of EOI) of the whole JPEG, when it walked whole
+    plain: bool = True      # every AC symbol one a baseline coder writes (see TurboJpeg)
 
 
 def huffman_entry(length, symbol, ac):
@@ -2492,7 +2498,7 @@ def baseline_scan(buf, walk):
     arithmetic, several scans: not checked). FormatError when its tables are broken."""
     if len(walk.scans) != 1:
         return None
-    tables, frame, restart = {}, None, 0
+    tables, odd, frame, restart = {}, {}, None, 0
     for marker, first, end in walk.segments:
         body = first + SEGMENT_HEADER
         if marker == MARKER_DHT:
@@ -2501,6 +2507,8 @@ def baseline_scan(buf, walk):
                 kind, counts = buf[pos], bytes(buf[pos + 1:pos + 17])
                 symbols = bytes(buf[pos + 17:pos + 17 + sum(counts)])
                 tables[kind] = huffman_lookup(counts, symbols, ac=kind >> 4)
+                odd[kind] = kind >> 4 and any(not symbol & 15 and symbol not in
+                                              (0, ZERO_RUN_LENGTH) for symbol in symbols)
                 pos += 17 + sum(counts)
         elif marker in FRAME_MARKERS:
             if marker not in BASELINE_FRAMES or end - body < 6:
@@ -2521,7 +2529,7 @@ def baseline_scan(buf, walk):
     v_max = max(f & 15 for f in sampling.values())
     if not h_max or not v_max:
         raise FormatError("a frame component with no sampling factor")
-    blocks = []
+    blocks, plain = [], True
     for i in range(count):
         component, selectors = buf[sos + 5 + 2 * i], buf[sos + 6 + 2 * i]
         dc, ac = tables.get(selectors >> 4), tables.get(16 | selectors & 15)
@@ -2529,8 +2537,10 @@ def baseline_scan(buf, walk):
             raise FormatError("the scan names a table or component it lacks")
         factors = sampling[component]
         blocks.extend([(dc, ac)] * ((factors >> 4) * (factors & 15)))
+        plain = plain and not odd[16 | selectors & 15]
     mcus = -(-width // (8 * h_max)) * -(-height // (8 * v_max))
-    return JpegScan(mcus, blocks, restart, (data_start, data_end))
+    whole = (walk.start, walk.end) if walk.status == COMPLETE else None
+    return JpegScan(mcus, blocks, restart, (data_start, data_end), whole, plain)
 
 
 class Decoded(NamedTuple):
@@ -2615,7 +2625,10 @@ def restart_problem(buf, scan):
 
 
 def mcu_problem(buf, scan):
-    """What decoding finds wrong with the scan's data, or None when it is whole."""
+    """What decoding finds wrong with the scan's data, or None when it is whole:
+    TurboJPEG's word where it says whole, decode_mcus' everywhere else."""
+    if scan.jpeg is not None and scan.plain and TURBOJPEG.decodes_whole(buf, *scan.jpeg):
+        return None
     left = scan.mcus
     for number, piece in intervals(buf, *scan.data):
         count = min(left, scan.restart) if scan.restart else left
@@ -2627,6 +2640,114 @@ def mcu_problem(buf, scan):
             return "%d bytes after the last MCU" % (len(data) - used // 8)
         left -= count
     return "%d MCUs missing" % left if left else None
+
+
+# libjpeg-turbo counts the MCUs in C, some fifteen times faster, where the system has
+# its TurboJPEG library (libturbojpeg0 on Debian and Ubuntu, jpeg-turbo in Homebrew,
+# turbojpeg.dll on Windows; RECOVERCR3_TURBOJPEG names another file, or "none"). It
+# decodes at 1/8 scale, so the entropy decoding is nearly all it does, and stops at
+# its first warning: a bad code, data that ends before the last MCU, bytes after it,
+# an RSTn out of place. What it decodes whole is whole; what it refuses, or cannot
+# read (CMYK, 12 bits, a missing quantization table), is decoded by decode_mcus,
+# whose words go in the report, so its verdict stands wherever the two could differ.
+# They read a table the same way when its AC symbols are all a baseline coder writes
+# (decode_mcus refuses the others, libjpeg ends the block); a run of coefficients past
+# the 64th is a break to decode_mcus and dropped by libjpeg, which a join cannot use:
+# the MCU count after it must still come out exact at EOI.
+TURBOJPEG_NAMES = ("libturbojpeg.so.0", "libturbojpeg.0.dylib", "libturbojpeg.dylib",
+                   "/opt/homebrew/opt/jpeg-turbo/lib/libturbojpeg.dylib",
+                   "/usr/local/opt/jpeg-turbo/lib/libturbojpeg.dylib", "turbojpeg.dll",
+                   "turbojpeg")
+TJPF_GRAY = 6
+TJFLAG_STOPONWARNING = 8192
+TJ_SCALE = 8                                # 1/8: one pixel (the DC) per block
+MAX_TURBO_PIXELS = 4 << 20                  # a larger frame is decoded in Python
+
+
+class TurboJpeg:
+    """TurboJPEG's decoder, loaded on first use in each process (a handle does not
+    cross a fork), or the reason it is not there."""
+
+    def __init__(self):
+        self.pid = None
+        self.lib = self.handle = None
+        self.name = ""
+        self.missing = "not looked for yet"
+        self.lock = threading.Lock()
+
+    def _load(self):
+        self.pid, self.handle = os.getpid(), None
+        wanted = os.environ.get("RECOVERCR3_TURBOJPEG", "")
+        if wanted.lower() == "none":
+            self.missing = "RECOVERCR3_TURBOJPEG=none"
+            return
+        try:
+            import ctypes
+            import ctypes.util
+        except ImportError:
+            self.missing = "no ctypes"
+            return
+        self.ctypes = ctypes
+        names = (wanted,) if wanted else TURBOJPEG_NAMES
+        for name in names:
+            try:
+                lib = ctypes.CDLL(name if "/" in name or "." in name
+                                  else ctypes.util.find_library(name) or name)
+                init = lib.tjInitDecompress
+            except (OSError, AttributeError):
+                continue
+            init.restype = ctypes.c_void_p
+            size = ctypes.POINTER(ctypes.c_int)
+            lib.tjDecompressHeader3.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                                ctypes.c_ulong, size, size, size, size]
+            lib.tjDecompress2.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulong,
+                                          ctypes.c_void_p] + [ctypes.c_int] * 5
+            self.handle = init()
+            if self.handle:
+                self.lib, self.name = lib, name
+                return
+        self.missing = "%s not found" % (wanted or "libturbojpeg")
+
+    def available(self):
+        if self.pid != os.getpid():
+            self._load()
+        return self.handle is not None
+
+    def describe(self):
+        """Which decoder checks JPEG data, for the log."""
+        if self.available():
+            return "JPEG data is decoded by TurboJPEG (%s), and by the built-in decoder " \
+                   "where it finds a break" % self.name
+        return "JPEG data is decoded by the built-in decoder (%s)" % self.missing
+
+    def decodes_whole(self, buf, first, last):
+        """True when TurboJPEG decodes the JPEG at [first, last) of buf without a
+        warning; False when it does not, or cannot say."""
+        if not self.available():
+            return False
+        ctypes = self.ctypes
+        try:
+            address = buffer_address(ctypes, buf) + first
+        except ValueError:
+            return False
+        width, height = ctypes.c_int(), ctypes.c_int()
+        sub, space = ctypes.c_int(), ctypes.c_int()
+        with self.lock:
+            if self.lib.tjDecompressHeader3(self.handle, address, last - first,
+                                            ctypes.byref(width), ctypes.byref(height),
+                                            ctypes.byref(sub), ctypes.byref(space)):
+                return False
+            columns = -(-width.value // TJ_SCALE)
+            rows = -(-height.value // TJ_SCALE)
+            if columns * rows > MAX_TURBO_PIXELS:
+                return False
+            pixels = ctypes.create_string_buffer(max(1, columns * rows))
+            return self.lib.tjDecompress2(self.handle, address, last - first, pixels,
+                                          columns, 0, rows, TJPF_GRAY,
+                                          TJFLAG_STOPONWARNING) == 0
+
+
+TURBOJPEG = TurboJpeg()
 
 
 AVI_FRAME = "a video frame of an AVI"
