@@ -190,7 +190,6 @@ import urllib.parse
 import zlib
 from pathlib import Path
 from typing import NamedTuple
-from xml.sax.saxutils import escape as xml_escape
 
 __version__ = "0.1.0"
 
@@ -391,7 +390,7 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------
 
 SECTOR_SIZE = 512
-SCAN_REGION = 8 << 20       # searched and carved in one go, by one scan process
+SCAN_REGION = 16 << 20      # searched and carved in one go, by one scan process
 REGIONS_AHEAD = 2           # regions queued per scan process: bounds what waits in memory
 COPY_CHUNK = 1 << 20        # bytes written per write() call
 READ_CHECK_STEP = 1 << 20   # where a scan process died, the region is read again in steps
@@ -475,6 +474,7 @@ class Dump:
         self._patches = {}              # page offset -> what could be read of that page
         self._read_to = 0               # how far careful reading has read ahead
         self._lock = threading.Lock()   # the writer thread reads too
+        self._pool = self._pool_started_with = None
         try:
             kind = unscannable(os.stat(path).st_mode)  # before open: a FIFO's open blocks
         except OSError as e:
@@ -524,6 +524,7 @@ class Dump:
         return self
 
     def __exit__(self, *exc):
+        self.stop_scan_processes()
         os.close(self.fd)
 
     def read(self, offset, size):
@@ -628,11 +629,10 @@ class Dump:
         """(index, found) for regions[first:last], in order, from one pool of scan
         processes; BrokenRegion(index of the first region still in it) when the pool
         breaks."""
-        jobs = max(1, min(options.jobs, last - first))
+        jobs = max(1, min(options.jobs, len(regions)))
         todo = iter(range(first, last))
         queued = collections.deque()
-        pool = concurrent.futures.ProcessPoolExecutor(
-            jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
+        pool = self._scan_processes(jobs, options)
         try:
             while True:
                 index = None
@@ -646,13 +646,31 @@ class Dump:
                         return
                     found = queued[0][1].result()
                 except concurrent.futures.BrokenExecutor:
+                    self.stop_scan_processes()
                     raise BrokenRegion(queued[0][0] if queued else index) from None
                 index, _ = queued.popleft()
                 yield index, found
         finally:
             for _, future in queued:
                 future.cancel()
-            pool.shutdown(wait=True)
+
+    def _scan_processes(self, jobs, options):
+        """The pool of scan processes, started at the first pass and kept for the next
+        ones (with the same options): started before the main process holds what the
+        passes find (a FAT, the card's folders), which a process forked later would
+        hold too, and once, not once a pass."""
+        if self._pool is not None and self._pool_started_with != (jobs, options):
+            self.stop_scan_processes()
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
+            self._pool_started_with = (jobs, options)
+        return self._pool
+
+    def stop_scan_processes(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _task(self, region):
         """What a scan process is given of a region: the region, and when reading
@@ -6560,7 +6578,7 @@ class Dfxml:
 
 def xml_text(value):
     """Text for an XML element: escaped, without the control characters XML forbids."""
-    return xml_escape(clean_text(value))
+    return html.escape(clean_text(value), quote=False)
 
 
 # ---------------------------------------------------------------------------
@@ -8408,11 +8426,12 @@ def earlier_run(outdir, dump, log):
 LOG_NAME = "recovercr3.log"
 
 
-def keep_log(log, outdir, command, dump, cleanup):
+def keep_log(log, outdir, command, dump, cleanup, decoder):
     """Append this run's log lines to recovercr3.log in the output directory, between
-    a header (version, command line, input and its size, start time) and a footer
-    (end time, exit status): a case file keeps what each run said. Never a symlink;
-    a log that cannot be opened costs a warning, not the run."""
+    a header (version, command line, input and its size, start time, which decoder
+    checks JPEG data) and a footer (end time, exit status): a case file keeps what
+    each run said. Never a symlink; a log that cannot be opened costs a warning, not
+    the run."""
     path = outdir.path / LOG_NAME
     try:
         fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT
@@ -8426,7 +8445,8 @@ def keep_log(log, outdir, command, dump, cleanup):
         return
     started = time.monotonic()
     log.keep_in(fd, "=== recovercr3 %s, started %s\n=== command: %s\n=== input: %s, %s B\n"
-                % (__version__, utc_now(), command, dump.path, "{:,d}".format(dump.size)))
+                "=== %s\n" % (__version__, utc_now(), command, dump.path,
+                              "{:,d}".format(dump.size), decoder))
 
     def footer():
         code = log.exit_code
@@ -8512,10 +8532,13 @@ def _run(argv, stop):
                         os.unlink(args.dfxml)
                 raise
             cleanup.callback(outdir.close)
+            decoder = (TURBOJPEG.describe() if not args.no_decode
+                       else "JPEG data is not decoded (--no-decode)")
+            log.debug(decoder)
             if args.dry_run:                        # a dry run writes the report alone
                 log.keep_in(None, "")
             else:
-                keep_log(log, outdir, command, dump, cleanup)
+                keep_log(log, outdir, command, dump, cleanup, decoder)
             options = Options(stop_rule(args), args.types, args.align, args.jobs,
                               explain=args.verbose, decode=not args.no_decode)
             stop.check()
@@ -8544,5 +8567,46 @@ def _run(argv, stop):
             return stop.exit_code()
 
 
+# Run as a script, this file hands over to a fresh interpreter that imports it as a
+# module: Python keeps the syntax tree of the script it runs (some 17 MB of this one)
+# until the script ends, and every scan process forked from it would hold it too; a
+# module's tree is freed once it is compiled. The process stays the same one (exec),
+# and the stop signals stay blocked across it, so one that comes meanwhile is noted,
+# as one during the script's own start-up is (EARLY_STOPS).
+AS_MODULE = """\
+import importlib.util, signal, sys
+early = []
+stops = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+         if hasattr(signal, name)]
+for signum in stops:
+    signal.signal(signum, lambda signum, frame: early.append(signum))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+spec = importlib.util.spec_from_file_location("recovercr3", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules["recovercr3"] = module
+spec.loader.exec_module(module)
+module.EARLY_STOPS.extend(early)
+sys.exit(module._main(sys.argv[2:]))
+"""
+
+
+def _hand_over_to_module():
+    """exec a fresh interpreter running this file as a module (POSIX: on Windows an
+    exec is a new process); where that cannot be done, go on as the script."""
+    if os.name != "posix" or not sys.executable:
+        return
+    import subprocess
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        if not EARLY_STOPS:
+            os.execv(sys.executable, [sys.executable]
+                     + subprocess._args_from_interpreter_flags()
+                     + ["-c", AS_MODULE, os.path.abspath(__file__)] + sys.argv[1:])
+    except (OSError, AttributeError):
+        pass
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 if __name__ == "__main__":
+    _hand_over_to_module()
     sys.exit(_main())

@@ -180,7 +180,7 @@ def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeyp
     real_write = os.write
 
     def interrupted_write(fd, data):
-        if is_output(fd, tmp_path / "out") and len(data) > 1 << 20:
+        if is_output(fd, tmp_path / "out") and len(data) >= recovercr3.COPY_CHUNK:
             if how == "first Ctrl-C":
                 os.kill(os.getpid(), signal.SIGINT)
             else:

@@ -31,8 +31,9 @@ def test_each_run_appends_its_lines_between_a_header_and_a_footer(tmp_path):
         assert lines[1].startswith("=== command: recovercr3 -i ")
         assert lines[2] == "=== input: %s, %s B" % (tmp_path / "card.img", "{:,d}".format(
             os.path.getsize(tmp_path / "card.img")))
+        assert lines[3] == "=== " + r.TURBOJPEG.describe()  # which decoder checked JPEGs
         assert re.fullmatch(r"=== ended 20\S+Z after \d+\.\d s, exit status 0", lines[-1])
-        assert lines[3:-1] == p.stderr.splitlines()          # what the terminal said
+        assert lines[4:-1] == p.stderr.splitlines()          # what the terminal said
 
 
 def test_a_log_that_is_a_symlink_is_not_followed(tmp_path):
@@ -107,4 +108,4 @@ def test_the_summary_and_the_log_of_a_card_with_every_type_and_verdict(tmp_path)
         sum(n for (_, s), n in counts.items() if s == "damaged"),
         tmp_path / "out" / "recovercr3-report.csv")]
     block = (tmp_path / "out" / "recovercr3.log").read_text().split("\n\n")[0].splitlines()
-    assert block[3:-1] == lines
+    assert block[4:-1] == lines

@@ -1,0 +1,205 @@
+"""The two JPEG decoders: TurboJPEG through ctypes, where the system has it, and the
+built-in one (decode_mcus), which stays the reference and the fallback.
+
+A JPEG's data is whole when TurboJPEG decodes it without a warning, or, where it
+refuses or cannot read it, when decode_mcus counts its MCUs exactly (mcu_problem).
+Where a join can hide - a JPEG cut, its data run into another JPEG's, its frame
+declaring another MCU count - the two must agree: hypothesis builds such JPEGs from
+real camera files (../shared/corpus, when there) and Pillow-made ones. Bytes changed
+in place are another matter (see test_a_changed_byte_is_found_by_one_or_both).
+"""
+
+import io
+import os
+import subprocess
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import recovercr3 as r
+from conftest import CLI_PYTHON, SCRIPT, read_outcome
+from dumpkit import CORPUS, build_dump, noise, padded
+
+PIL = pytest.importorskip("PIL")
+from PIL import Image  # noqa: E402  (after the skip)
+
+turbo = pytest.mark.skipif(not r.TURBOJPEG.available(), reason="no TurboJPEG library here "
+                           "(Debian/Ubuntu: apt install libturbojpeg0): %s"
+                           % r.TURBOJPEG.missing)
+
+CAMERA_JPEGS = ["mei_Canon_EOS_5D.jpg", "mei_Canon_EOS_1000D.jpg", "mei_Nikon_D70.jpg",
+                "mei_Canon_PowerShot_G11.jpg", "exiftool_Canon.jpg"]
+
+
+def pillow_jpeg(size=(480, 320), seed=0, **options):
+    """A noisy picture saved as a baseline JPEG (compresses like a photo)."""
+    im = Image.frombytes("RGB", size, noise(size[0] * size[1] * 3, seed=seed))
+    out = io.BytesIO()
+    im.resize((size[0] * 2, size[1] * 2)).resize(size).save(out, "JPEG", **options)
+    return out.getvalue()
+
+
+PILLOW_JPEGS = [pillow_jpeg(seed=1, quality=90),                       # 4:2:0
+                pillow_jpeg(seed=2, quality=75, subsampling=0),        # 4:4:4
+                pillow_jpeg(seed=3, quality=95, subsampling=1),        # 4:2:2
+                pillow_jpeg(seed=4, quality=80, optimize=True),        # own Huffman tables
+                pillow_jpeg((333, 251), seed=5, quality=85)]           # partial MCUs
+POOL = PILLOW_JPEGS + [(CORPUS / name).read_bytes() for name in CAMERA_JPEGS
+                       if (CORPUS / name).is_file()]
+
+
+def data_range(data):
+    """(start, end) of a whole JPEG's entropy-coded data."""
+    return r.baseline_scan(data, r.walk_jpeg(data, 0, len(data))).data
+
+
+DATA = [data_range(jpeg) for jpeg in POOL]
+
+
+def inside(index, fraction):
+    """An offset in the entropy-coded data of POOL[index]: what the mutations below
+    touch (a header broken is no question for the decoders, but for the walk)."""
+    start, end = DATA[index]
+    return start + int(fraction * (end - start))
+
+
+def verdicts(data):
+    """(TurboJPEG whole, decode_mcus whole) of a JPEG that walks whole, or None for one
+    that does not (no data decoding is asked of it)."""
+    try:
+        walk = r.walk_jpeg(data, 0, len(data))
+        if walk.status != r.COMPLETE:
+            return None
+        scan = r.baseline_scan(data, walk)
+        if scan is None or r.restart_problem(data, scan):
+            return None
+    except r.FormatError:
+        return None
+    return (r.TURBOJPEG.decodes_whole(data, *scan.jpeg),
+            r.mcu_problem(data, scan._replace(jpeg=None)) is None)
+
+
+@turbo
+@pytest.mark.parametrize("index", range(len(POOL)))
+def test_whole_jpegs_are_whole_to_both(index):
+    assert verdicts(POOL[index]) == (True, True)
+
+
+@turbo
+@pytest.mark.parametrize("name", CAMERA_JPEGS)
+def test_camera_jpegs_are_whole_to_both(name):
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip("corpus file %s not available" % name)
+    assert verdicts(path.read_bytes()) == (True, True)
+
+
+def cut(data, at):
+    return data[:at] + r.JPEG_EOI
+
+
+def spliced(data, other, at, other_at):
+    """data's first at bytes, then other's from other_at: a JPEG whose first piece
+    runs into another one's data (its EOI ends both)."""
+    return data[:at] + other[other_at:]
+
+
+def on_grid(data, other, at, other_at, grid):
+    """The same, at a cluster boundary of both, as a card's file system would split."""
+    return spliced(data, other, at - at % grid, other_at - other_at % grid)
+
+
+def frame_size_changed(data, rows):
+    """The frame header declares rows more (or fewer) pixel rows: another MCU count."""
+    sof = next(i for i in range(2, len(data) - 4) if data[i] == 0xFF and data[i + 1] in
+               r.BASELINE_FRAMES)
+    height = int.from_bytes(data[sof + 5:sof + 7], "big")
+    return data[:sof + 5] + max(1, height + rows).to_bytes(2, "big") + data[sof + 7:]
+
+
+def gap(data, at, length):
+    """length bytes of the data lost at at (a sector the card never gave back)."""
+    return data[:at] + data[at + length:]
+
+
+POOL_INDEX = st.integers(0, len(POOL) - 1)
+JOINS = st.one_of(
+    st.builds(lambda i, f: cut(POOL[i], inside(i, f)), POOL_INDEX, st.floats(0, 1)),
+    st.builds(lambda i, j, f, g: spliced(POOL[i], POOL[j], inside(i, f), inside(j, g)),
+              POOL_INDEX, POOL_INDEX, st.floats(0, 1), st.floats(0, 1)),
+    st.builds(lambda i, j, f, g, grid: on_grid(POOL[i], POOL[j], inside(i, f), inside(j, g),
+                                               grid),
+              POOL_INDEX, POOL_INDEX, st.floats(0, 1), st.floats(0, 1),
+              st.sampled_from([512, 4096])),
+    st.builds(lambda i, rows: frame_size_changed(POOL[i], rows),
+              POOL_INDEX, st.sampled_from([-16, -8, -1, 1, 8, 16])),
+    st.builds(lambda i, f, n: gap(POOL[i], inside(i, f), n),
+              POOL_INDEX, st.floats(0, 0.99), st.sampled_from([1, 7, 512, 4096])))
+
+
+@turbo
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(JOINS)
+def test_where_a_join_can_hide_the_decoders_agree(data):
+    found = verdicts(data)
+    if found is not None:
+        turbo_whole, builtin_whole = found
+        assert turbo_whole == builtin_whole
+
+
+@turbo
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(POOL_INDEX, st.floats(0, 0.99), st.integers(1, 255))
+def test_a_changed_byte_is_found_by_one_or_both(index, where, change):
+    # A byte changed in place (bit rot) leaves the MCU count to chance. decode_mcus
+    # refuses a code no table has and a run past the 64th coefficient; libjpeg-turbo's
+    # fast path reads the first as an end of block and drops the second, so it may
+    # decode whole what decode_mcus refuses - never the other way round, and mcu_problem
+    # calls a JPEG whole only where one of them decodes it whole.
+    data = bytearray(POOL[index])
+    data[inside(index, where)] ^= change
+    data = bytes(data)
+    found = verdicts(data)
+    if found is not None:
+        turbo_whole, builtin_whole = found
+        assert turbo_whole or not builtin_whole
+        scan = r.baseline_scan(data, r.walk_jpeg(data, 0, len(data)))
+        assert (r.mcu_problem(data, scan) is None) == turbo_whole
+
+
+def run(dump, out, decoder):
+    env = dict(os.environ, RECOVERCR3_TURBOJPEG=decoder)
+    p = subprocess.run([CLI_PYTHON, str(SCRIPT), "-i", str(dump), "-o", str(out)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    return p, read_outcome(p.returncode, p.stderr, out)
+
+
+@turbo
+def test_a_card_gives_the_same_files_and_verdicts_with_either_decoder(tmp_path):
+    a, b = PILLOW_JPEGS[0], PILLOW_JPEGS[2]
+    dump = tmp_path / "card.img"
+    pad = 512 * 3
+    build_dump(dump, pad, padded(a, 512), padded(cut(b, len(b) // 2), 512),
+               padded(on_grid(a, b, len(a) // 2, len(b) // 3, 512), 512), padded(b, 512),
+               padded(frame_size_changed(a, 16), 512), pad)
+    p1, with_turbo = run(dump, tmp_path / "turbo", "")
+    p2, builtin = run(dump, tmp_path / "builtin", "none")
+    assert p1.returncode == p2.returncode == 0
+    rows = [[(row["type"], row["offset"], row["status"], row["detail"], row["sha256"])
+             for row in outcome.rows] for outcome in (with_turbo, builtin)]
+    assert rows[0] == rows[1]
+    assert [row[2] for row in rows[0]] == ["complete", "damaged", "damaged", "complete",
+                                           "damaged"]
+    logs = [(tmp_path / name / "recovercr3.log").read_text() for name in ("turbo", "builtin")]
+    assert "=== JPEG data is decoded by TurboJPEG" in logs[0]
+    assert ("=== JPEG data is decoded by the built-in decoder (RECOVERCR3_TURBOJPEG=none)"
+            in logs[1])
+
+
+def test_without_the_library_the_built_in_decoder_checks_alone(monkeypatch):
+    monkeypatch.setenv("RECOVERCR3_TURBOJPEG", "/nowhere/libturbojpeg.so.0")
+    decoder = r.TurboJpeg()
+    assert not decoder.available()
+    assert decoder.describe() == ("JPEG data is decoded by the built-in decoder "
+                                  "(/nowhere/libturbojpeg.so.0 not found)")
+    assert not decoder.decodes_whole(PILLOW_JPEGS[0], 0, len(PILLOW_JPEGS[0]))
