@@ -2243,6 +2243,7 @@ class Options(NamedTuple):
     explain: bool = False   # send back why each candidate is not a file (-v): a dense
                             # dump has a million of them, and memory must stay flat
     decode: bool = True     # decode every JPEG's data to its MCU count (--no-decode)
+    strict: bool = False    # with the built-in decoder alone (the proof of a join chosen)
     phase: int = 0          # where the sector grid lies: a partition off it moves it
     file_system: str = ""   # the card's ("FAT32", "exFAT"): whose folders are sieved for
 
@@ -2664,10 +2665,12 @@ def restart_problem(buf, scan):
     return None
 
 
-def mcu_problem(buf, scan):
+def mcu_problem(buf, scan, strict=False):
     """What decoding finds wrong with the scan's data, or None when it is whole:
-    TurboJPEG's word where it says whole, decode_mcus' everywhere else."""
-    if scan.jpeg is not None and scan.plain and TURBOJPEG.decodes_whole(buf, *scan.jpeg):
+    TurboJPEG's word where it says whole, decode_mcus' everywhere else (and alone
+    when strict)."""
+    if (not strict and scan.jpeg is not None and scan.plain
+            and TURBOJPEG.decodes_whole(buf, *scan.jpeg)):
         return None
     left = scan.mcus
     for number, piece in intervals(buf, *scan.data):
@@ -2691,9 +2694,15 @@ def mcu_problem(buf, scan):
 # read (CMYK, 12 bits, a missing quantization table), is decoded by decode_mcus,
 # whose words go in the report, so its verdict stands wherever the two could differ.
 # They read a table the same way when its AC symbols are all a baseline coder writes
-# (decode_mcus refuses the others, libjpeg ends the block); a run of coefficients past
-# the 64th is a break to decode_mcus and dropped by libjpeg, which a join cannot use:
-# the MCU count after it must still come out exact at EOI.
+# (decode_mcus refuses the others, libjpeg ends the block). They differ on two things
+# only: a code that no table has, which libjpeg's fast path reads as an end of block,
+# and a run past the 64th coefficient, which it drops; decode_mcus calls both a break.
+# Where a card splits a file - another file's clusters, zeros, another JPEG's tail
+# after a cluster of this one - they agreed on every one of 1,100 tried (and
+# test_jpeg_decoders holds them to it); where bytes of the JPEG itself are lost or
+# changed in place, libjpeg can resynchronise and decode whole what decode_mcus
+# refuses (3 of 500 lost sectors). So a join chosen among many (putting a file back
+# together) is proven by decode_mcus alone (strict).
 TURBOJPEG_NAMES = ("libturbojpeg.so.0", "libturbojpeg.0.dylib", "libturbojpeg.dylib",
                    "/opt/homebrew/opt/jpeg-turbo/lib/libturbojpeg.dylib",
                    "/usr/local/opt/jpeg-turbo/lib/libturbojpeg.dylib", "turbojpeg.dll",
@@ -2804,13 +2813,13 @@ def avi_frame(buf, start, end):
     return None
 
 
-def entropy_problem(buf, start, walk, decode=True):
+def entropy_problem(buf, start, walk, decode=True, strict=False):
     scan = baseline_scan(buf, walk)
     if scan is None:
         return None
     problem = restart_problem(buf, scan)
     if problem is None and decode and walk.end - start <= MAX_DECODED_JPEG:
-        problem = mcu_problem(buf, scan)
+        problem = mcu_problem(buf, scan, strict)
     return problem
 
 
@@ -2850,7 +2859,7 @@ def carve_jpeg(buf, start, limit, options):
     end, status, detail = walk.end, walk.status, walk.detail
     if status == COMPLETE:
         try:
-            problem = (entropy_problem(buf, start, walk, options.decode)
+            problem = (entropy_problem(buf, start, walk, options.decode, options.strict)
                        or avi_frame(buf, start, walk.end))
         except FormatError as e:
             problem = str(e)
@@ -4125,16 +4134,25 @@ def _keep_letting_go():
     buf, _, guard = _scan
     while True:
         time.sleep(LET_GO_EVERY)
-        first, stop = _searching
-        first -= first % mmap.PAGESIZE
-        stop = min(stop + MAPPED_AROUND, len(buf))
-        keep = sorted(guard.pages) + [len(buf)]
-        start = 0
-        for page in keep:
-            for low, high in ((start, min(page, first)), (max(start, stop), page)):
-                if low < high:
-                    buf.madvise(mmap.MADV_DONTNEED, low, high - low)
-            start = page + mmap.PAGESIZE
+        for low, high in pages_to_let_go(*_searching, guard.pages, len(buf)):
+            try:
+                buf.madvise(mmap.MADV_DONTNEED, low, high - low)
+            except (OSError, ValueError):
+                return                          # the map is gone: nothing to give back
+
+
+def pages_to_let_go(first, stop, guarded, size):
+    """[(low, high)] that cover a map of size bytes but [first, stop) (and what the
+    kernel maps past it) and the guarded pages; each low on a page, as madvise wants."""
+    first -= first % mmap.PAGESIZE
+    stop = min(-(-(stop + MAPPED_AROUND) // mmap.PAGESIZE) * mmap.PAGESIZE, size)
+    ranges, start = [], 0
+    for page in sorted(guarded) + [size]:
+        for low, high in ((start, min(page, first)), (max(start, stop), page)):
+            if low < high:
+                ranges.append((low, high))
+        start = page + mmap.PAGESIZE
+    return ranges
 
 
 def _let_go(start, end):
@@ -4340,7 +4358,8 @@ def carve_again(data, kind, options):
         if TYPE_CARVERS[kind] is None:
             carved = carve_isobmff(data, 0, len(data), options.rule, frozenset([kind]))
         else:                               # only decoding proves a JPEG's join
-            carved = TYPE_CARVERS[kind](data, 0, len(data), options._replace(decode=True))
+            carved = TYPE_CARVERS[kind](data, 0, len(data),
+                                        options._replace(decode=True, strict=True))
         if carved is not None and carved.type == "jpg" and carved.status == COMPLETE:
             if baseline_scan(data, walk_jpeg(data, 0, carved.size)) is None:
                 return None                 # progressive: not decoded, so not proven
@@ -5456,7 +5475,7 @@ def jpeg_decodes(buf, first, last):
             return False
         scan = baseline_scan(buf, walk)
         return (scan is not None and restart_problem(buf, scan) is None
-                and mcu_problem(buf, scan) is None)
+                and mcu_problem(buf, scan, strict=True) is None)
     except (FormatError, struct.error, IndexError):
         return False
 

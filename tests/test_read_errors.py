@@ -105,7 +105,15 @@ def test_a_read_error_while_copying_costs_that_file_alone(tmp_path, card, monkey
             raise OSError(5, "Input/output error")
         return real_pread(fd, size, offset)
 
+    def failing_preadv(fd, buffers, offset):        # copies read into one buffer
+        if 4096 <= offset < 4096 + len(cr3):
+            raise OSError(5, "Input/output error")
+        return real_preadv(fd, buffers, offset)
+
+    real_preadv = getattr(os, "preadv", None)
     monkeypatch.setattr(r.os, "pread", failing_pread)
+    if real_preadv is not None:
+        monkeypatch.setattr(r.os, "preadv", failing_preadv)
     monkeypatch.setattr(r.os, "sendfile", lambda out, fd, offset, count: os.write(
         out, failing_pread(fd, count, offset)))
     from conftest import recover

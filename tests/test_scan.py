@@ -4,8 +4,10 @@ import io
 import os
 import pty
 import subprocess
+import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import recovercr3 as r
 from conftest import CLI_PYTHON, SCRIPT, recover
@@ -88,3 +90,94 @@ def test_progress_on_a_terminal_unless_quiet(tmp_path, quiet):
     os.close(leader)
     assert p.returncode == 0 and b"Restored 1 file(s)" in output
     assert (b"MB/s" in output) is not quiet
+
+
+# --- memory: a scan process keeps mapped only what it reads now -----------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 1 << 30), st.integers(0, 1 << 24),
+       st.sets(st.integers(0, (1 << 18) - 1), max_size=8), st.integers(1, 1 << 31))
+def test_the_pages_let_go_miss_what_is_read_and_the_guarded_ones(first, length, pages, size):
+    page = r.mmap.PAGESIZE
+    guarded = {p * page for p in pages if p * page < size}
+    ranges = r.pages_to_let_go(first, first + length, guarded, size)
+    kept = set()
+    for low, high in ranges:
+        assert low % page == 0 and 0 <= low < high <= size      # madvise's rule
+        kept.add((low, high))
+    for (low, high), (low2, _) in zip(ranges, ranges[1:]):
+        assert high <= low2                                      # in order, apart
+    for low, high in ranges:
+        assert high <= first - first % page or low >= first + length   # never what is read
+        assert not any(low <= g < high for g in guarded)
+    covered = sum(high - low for low, high in ranges)
+    outside = size - min(size, first + length + r.MAPPED_AROUND + page) + min(size, first)
+    assert covered >= outside - (len(guarded) + 1) * page      # the rest is given back
+
+
+def rss_file_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssFile:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_scan_process_gives_back_what_carving_a_large_file_mapped(tmp_path):
+    # 64 MiB of pages read through the map, as carving a large file reads them: the
+    # thread gives them back within a few of its turns.
+    build_dump(tmp_path / "dump", 64 << 20)
+    script = ("import sys, time; sys.path.insert(0, %r); import recovercr3 as r\n"
+              "from test_scan import rss_file_kb\n"
+              "r._start_scan_process(%r, 64 << 20, None)\n"
+              "buf = r._scan[0]\n"
+              "before = rss_file_kb()\n"
+              "r._carving(0)\n"
+              "for at in range(0, 64 << 20, 4096):\n"
+              "    buf[at]\n"
+              "time.sleep(0.2)\n"
+              "print(rss_file_kb() - before)\n" % (str(SCRIPT.parent), str(tmp_path / "dump")))
+    p = subprocess.run([CLI_PYTHON, "-c", script], capture_output=True, text=True, timeout=60,
+                       cwd=str(SCRIPT.parent / "tests"))
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout) < 8 << 10                  # KiB: of 64 MiB read, under 8 kept
+
+
+def peak_mb_of_each_process(command):
+    """{pid: peak RSS in MB} of a command and of every process it starts, sampled
+    from /proc while it runs (VmHWM: the peak of each since its exec; a child's
+    ru_maxrss would start at this big test process's size, as its fork copied it)."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peaks = {}
+
+    def family(pid):
+        found = [pid]
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                for child in f.read().split():
+                    found += family(int(child))
+        return found
+
+    while proc.poll() is None:
+        try:
+            for pid in family(proc.pid):
+                with open("/proc/%d/status" % pid) as f:
+                    status = dict(line.split(":", 1) for line in f)
+                if "VmHWM" in status:
+                    peaks[pid] = max(peaks.get(pid, 0), int(status["VmHWM"].split()[0]) >> 10)
+        except (OSError, ValueError):
+            pass                                # a process ended between two reads
+        time.sleep(0.01)
+    assert proc.returncode == 0, proc.stderr.read()
+    return peaks
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_a_whole_run_stays_under_64_mb_in_every_process(tmp_path, eos_r_cr3):
+    # The main process and each scan process, while a movie is carved (its samples
+    # read), 29 MB CR3s are copied and hashed, and the search passes 40 MB of noise
+    # (the version before this test peaked at 67 MB in its main process).
+    movie = corpus_file("gopro_karma.mp4")
+    build_dump(tmp_path / "card.img", 4096, eos_r_cr3, 4096, movie, 40 << 20, eos_r_cr3, 4096)
+    peaks = peak_mb_of_each_process([CLI_PYTHON, str(SCRIPT), "-q", "-i",
+                                     str(tmp_path / "card.img"), "-o", str(tmp_path / "out")])
+    assert len(peaks) >= 2                      # the main process and its scan process(es)
+    assert max(peaks.values()) < 64, peaks
