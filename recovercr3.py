@@ -158,6 +158,64 @@ if __name__ == "__main__":      # a Ctrl-C during the imports below is noted, no
     for _signum in STOP_SIGNALS:
         signal.signal(_signum, _note_early_stop)
 
+
+# Run as a script, this file hands over to a fresh interpreter that runs its code as
+# the module recovercr3: Python keeps the syntax tree of the script it runs (some 17 MB
+# of this one) until the script ends, and every scan process forked from it would hold
+# it too. The code goes over compiled (marshal, in an unlinked file), so it is not
+# compiled twice. The process stays the same one (exec), and the stop signals stay
+# blocked across it, so one that comes meanwhile is noted, as one during the
+# script's own start-up is (EARLY_STOPS).
+AS_MODULE = """\
+import marshal, os, signal, sys, types
+early = []
+stops = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+         if hasattr(signal, name)]
+for signum in stops:
+    signal.signal(signum, lambda signum, frame: early.append(signum))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+with os.fdopen(int(sys.argv[2]), "rb") as compiled:
+    code = marshal.load(compiled)
+module = types.ModuleType("recovercr3")
+module.__file__ = sys.argv[1]
+sys.modules["recovercr3"] = module
+exec(code, module.__dict__)
+module.EARLY_STOPS.extend(early)
+sys.exit(module._main(sys.argv[3:]))
+"""
+
+
+def _hand_over_to_module():
+    """exec a fresh interpreter running the code of the caller (this script) as a
+    module (POSIX: on Windows an exec is a new process); where that cannot be done,
+    go on as the script."""
+    import marshal
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    if os.name != "posix" or not sys.executable:
+        return
+    code = sys._getframe(1).f_code
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        if not EARLY_STOPS:
+            with tempfile.TemporaryFile() as compiled:
+                marshal.dump(code, compiled)
+                compiled.seek(0)
+                os.set_inheritable(compiled.fileno(), True)
+                os.execv(sys.executable, [sys.executable]
+                         + subprocess._args_from_interpreter_flags()
+                         + ["-c", AS_MODULE, os.path.abspath(__file__),
+                            str(compiled.fileno())] + sys.argv[1:])
+    except (OSError, ValueError, AttributeError):
+        pass
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+if __name__ == "__main__":      # before the imports below: the module's run makes them
+    _hand_over_to_module()
+
 import argparse  # noqa: E402 (the imports come after the handler above on purpose)
 import array
 import base64
@@ -4023,17 +4081,28 @@ def salvage_7z(dump, start, end, fd, checkpoint):
     return method, False
 
 
-def magic_by_lead_byte():
+def magic_by_lead_byte(formats=SECTOR_FORMATS):
     """{(where in the file, first byte of the magic): [(magic, format name)]}: what
     the sector sieve looks up."""
     table = collections.defaultdict(list)
-    for fmt in SECTOR_FORMATS:
+    for fmt in formats:
         for magic in fmt.magic:
             table[(fmt.magic_at, magic[:1])].append((magic, fmt.name))
     return dict(table)
 
 
 MAGIC_BY_LEAD_BYTE = magic_by_lead_byte()
+_lead_bytes_of = {}         # types asked for -> the MAGIC_BY_LEAD_BYTE of their formats
+
+
+def wanted_formats(types):
+    """(whether ftyp is searched for, the sector formats searched for, their
+    MAGIC_BY_LEAD_BYTE) when types are asked for (--types)."""
+    if types not in _lead_bytes_of:
+        formats = [fmt for fmt in SECTOR_FORMATS if types.intersection(fmt.types)]
+        _lead_bytes_of[types] = (bool(types.intersection(ISOBMFF_TYPES)), formats,
+                                 magic_by_lead_byte(formats))
+    return _lead_bytes_of[types]
 
 
 # re searches for a literal nearly twice as fast as mmap.find does (bench/throughput.py)
@@ -4041,20 +4110,24 @@ FTYP_SEARCH = re.compile(re.escape(FTYP))
 CARVERS = dict([("ftyp", carve_ftyp)] + [(fmt.name, fmt.carve) for fmt in SECTOR_FORMATS])
 
 
-def find_candidates(buf, first, stop, align, phase=0):
-    """Sorted (offset, format name) of every possible file start in [first, stop):
-    "ftyp" at any byte, the other formats' magic at multiples of align (counted
-    from phase: a partition that starts off the sector grid moves the grid).
+def find_candidates(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
+    """Sorted (offset, format name) of every possible file start in [first, stop) of
+    a format that holds one of types: "ftyp" at any byte, the other formats' magic at
+    multiples of align (counted from phase: a partition that starts off the sector
+    grid moves the grid).
 
     The byte-granular find is kept for ftyp alone; the other magics are sieved: one
     byte per sector is pulled out at C speed and only sectors whose first byte can
     start a magic are looked at, so a new format costs next to nothing."""
     size = len(buf)
-    end = min(stop + FTYP_AT + len(FTYP), size)
-    found = [(hit.start() - FTYP_AT, "ftyp")
-             for hit in FTYP_SEARCH.finditer(buf, first + FTYP_AT, end)]
+    ftyp, formats, lead_bytes = wanted_formats(types)
+    found = []
+    if ftyp:
+        end = min(stop + FTYP_AT + len(FTYP), size)
+        found = [(hit.start() - FTYP_AT, "ftyp")
+                 for hit in FTYP_SEARCH.finditer(buf, first + FTYP_AT, end)]
     if align == 1:
-        for fmt in SECTOR_FORMATS:
+        for fmt in formats:
             for magic in fmt.magic:
                 end = min(stop + fmt.magic_at + len(magic) - 1, size)
                 hit = buf.find(magic, first + fmt.magic_at, end)
@@ -4064,7 +4137,7 @@ def find_candidates(buf, first, stop, align, phase=0):
     else:
         aligned = first + (phase - first) % align
         leads_at = {}
-        for (at, lead), magics in MAGIC_BY_LEAD_BYTE.items():
+        for (at, lead), magics in lead_bytes.items():
             if at not in leads_at:
                 leads_at[at] = buf[aligned + at:stop + at:align]
             leads = leads_at[at]
@@ -4084,7 +4157,8 @@ def scan_region(buf, first, stop, options, carving=None):
     in [first, stop): what a scan process sends back. Carving is pure, so it can run
     there, away from the process that writes; carving(offset) is told of each."""
     found = []
-    for offset, name in find_candidates(buf, first, stop, options.align, options.phase):
+    for offset, name in find_candidates(buf, first, stop, options.align, options.phase,
+                                        options.types):
         if carving is not None:
             carving(offset)
         try:
@@ -4954,7 +5028,7 @@ FAT_ATTRIBUTE_AT = 11
 FAT_ATTRIBUTE_FITS = bytes(1 if value == LFN_ATTRIBUTES or (
     value and not value & ~FAT_ATTRIBUTE_BITS) else 0 for value in range(256))
 FREE_ENTRY_FITS = bytes([1] + [0] * 255)
-SIEVED_ENTRIES = 3          # of each sector: the first fits, the next ones fit or are free
+SIEVED_ENTRIES = 4          # of each sector: the first fits, the next ones fit or are free
 ENTRIES_PER_SECTOR = SECTOR_SIZE // FAT_ENTRY_SIZE
 LFN_TYPE_AT, LFN_CLUSTER_AT = 12, 26
 LFN_MAX_ORDER = 20                              # 255 characters
@@ -8615,46 +8689,5 @@ def _run(argv, stop):
             return stop.exit_code()
 
 
-# Run as a script, this file hands over to a fresh interpreter that imports it as a
-# module: Python keeps the syntax tree of the script it runs (some 17 MB of this one)
-# until the script ends, and every scan process forked from it would hold it too; a
-# module's tree is freed once it is compiled. The process stays the same one (exec),
-# and the stop signals stay blocked across it, so one that comes meanwhile is noted,
-# as one during the script's own start-up is (EARLY_STOPS).
-AS_MODULE = """\
-import importlib.util, signal, sys
-early = []
-stops = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-         if hasattr(signal, name)]
-for signum in stops:
-    signal.signal(signum, lambda signum, frame: early.append(signum))
-signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
-spec = importlib.util.spec_from_file_location("recovercr3", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-sys.modules["recovercr3"] = module
-spec.loader.exec_module(module)
-module.EARLY_STOPS.extend(early)
-sys.exit(module._main(sys.argv[2:]))
-"""
-
-
-def _hand_over_to_module():
-    """exec a fresh interpreter running this file as a module (POSIX: on Windows an
-    exec is a new process); where that cannot be done, go on as the script."""
-    if os.name != "posix" or not sys.executable:
-        return
-    import subprocess
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        if not EARLY_STOPS:
-            os.execv(sys.executable, [sys.executable]
-                     + subprocess._args_from_interpreter_flags()
-                     + ["-c", AS_MODULE, os.path.abspath(__file__)] + sys.argv[1:])
-    except (OSError, AttributeError):
-        pass
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
 if __name__ == "__main__":
-    _hand_over_to_module()
     sys.exit(_main())
