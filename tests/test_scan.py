@@ -115,18 +115,16 @@ def test_the_pages_let_go_miss_what_is_read_and_the_guarded_ones(first, length, 
     assert covered >= outside - (len(guarded) + 1) * page      # the rest is given back
 
 
-def rss_file_kb():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("RssFile:"))
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_a_scan_process_gives_back_what_carving_a_large_file_mapped(tmp_path):
     # 64 MiB of pages read through the map, as carving a large file reads them: the
     # thread gives them back within a few of its turns.
     build_dump(tmp_path / "dump", 64 << 20)
     script = ("import sys, time; sys.path.insert(0, %r); import recovercr3 as r\n"
-              "from test_scan import rss_file_kb\n"
+              "def rss_file_kb():\n"
+              "    with open('/proc/self/status') as f:\n"
+              "        return next(int(line.split()[1]) for line in f\n"
+              "                    if line.startswith('RssFile:'))\n"
               "r._start_scan_process(%r, 64 << 20, None)\n"
               "buf = r._scan[0]\n"
               "before = rss_file_kb()\n"
@@ -135,8 +133,7 @@ def test_a_scan_process_gives_back_what_carving_a_large_file_mapped(tmp_path):
               "    buf[at]\n"
               "time.sleep(0.2)\n"
               "print(rss_file_kb() - before)\n" % (str(SCRIPT.parent), str(tmp_path / "dump")))
-    p = subprocess.run([CLI_PYTHON, "-c", script], capture_output=True, text=True, timeout=60,
-                       cwd=str(SCRIPT.parent / "tests"))
+    p = subprocess.run([CLI_PYTHON, "-c", script], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert int(p.stdout) < 8 << 10                  # KiB: of 64 MiB read, under 8 kept
 
