@@ -197,6 +197,9 @@ def _hand_over_to_module():
     if os.name != "posix" or not sys.executable:
         return
     code = sys._getframe(1).f_code
+    flags = subprocess._args_from_interpreter_flags()
+    if not {"sitecustomize", "usercustomize"} & set(sys.modules):
+        flags.append("-S")      # the standard library is all it needs: no site start-up
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         if not EARLY_STOPS:
@@ -204,8 +207,7 @@ def _hand_over_to_module():
                 marshal.dump(code, compiled)
                 compiled.seek(0)
                 os.set_inheritable(compiled.fileno(), True)
-                os.execv(sys.executable, [sys.executable]
-                         + subprocess._args_from_interpreter_flags()
+                os.execv(sys.executable, [sys.executable] + flags
                          + ["-c", AS_MODULE, os.path.abspath(__file__),
                             str(compiled.fileno())] + sys.argv[1:])
     except (OSError, ValueError, AttributeError):
