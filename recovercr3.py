@@ -4210,11 +4210,12 @@ def _keep_letting_go():
     buf, _, guard = _scan
     while True:
         time.sleep(LET_GO_EVERY)
-        for low, high in pages_to_let_go(*_searching, guard.pages, len(buf)):
-            try:
-                buf.madvise(mmap.MADV_DONTNEED, low, high - low)
-            except (OSError, ValueError):
-                return                          # the map is gone: nothing to give back
+        with guard.lock:
+            for low, high in pages_to_let_go(*_searching, guard.pages, len(buf)):
+                try:
+                    buf.madvise(mmap.MADV_DONTNEED, low, high - low)
+                except (OSError, ValueError):
+                    return                      # the map is gone: nothing to give back
 
 
 def pages_to_let_go(first, stop, guarded, size):
@@ -4289,6 +4290,7 @@ class PageGuard:
 
     def __init__(self, buf):
         self.pages = {}                 # page offset -> its bytes, once mapped
+        self.lock = threading.Lock()    # guarding, or letting go of unguarded pages
         self.base = None
         self.libc = None
         if not sys.platform.startswith(("linux", "darwin")):
@@ -4311,14 +4313,18 @@ class PageGuard:
         for page, data in extra[0].items():
             if page in self.pages:
                 continue
-            address = self.libc.mmap(self.base + page, mmap.PAGESIZE,
-                                     mmap.PROT_READ | mmap.PROT_WRITE,
-                                     mmap.MAP_PRIVATE | self.MAP_FIXED | self.MAP_ANONYMOUS,
-                                     -1, 0)
-            if address != self.base + page:
-                os._exit(EXIT_ERROR)    # the map is not what it was: the main process says
-            self.ctypes.memmove(address, data, len(data))
-            self.pages[page] = data
+            with self.lock:                 # not while the thread that lets go runs
+                self.pages[page] = data
+                self._guard(page, data)
+
+    def _guard(self, page, data):
+        address = self.libc.mmap(self.base + page, mmap.PAGESIZE,
+                                 mmap.PROT_READ | mmap.PROT_WRITE,
+                                 mmap.MAP_PRIVATE | self.MAP_FIXED | self.MAP_ANONYMOUS,
+                                 -1, 0)
+        if address != self.base + page:
+            os._exit(EXIT_ERROR)        # the map is not what it was: the main process says
+        self.ctypes.memmove(address, data, len(data))
 
     def refill(self, start, end):
         """Put back the bytes of the guarded pages in [start, end), which madvise
