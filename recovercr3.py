@@ -2745,24 +2745,24 @@ def mcu_problem(buf, scan, strict=False):
     return "%d MCUs missing" % left if left else None
 
 
-# libjpeg-turbo counts the MCUs in C, some fifteen times faster, where the system has
+# libjpeg-turbo counts the MCUs in C, some twelve times faster, where the system has
 # its TurboJPEG library (libturbojpeg0 on Debian and Ubuntu, jpeg-turbo in Homebrew,
 # turbojpeg.dll on Windows; RECOVERCR3_TURBOJPEG names another file, or "none"). It
 # decodes at 1/8 scale, so the entropy decoding is nearly all it does, and stops at
-# its first warning: a bad code, data that ends before the last MCU, bytes after it,
-# an RSTn out of place. What it decodes whole is whole; what it refuses, or cannot
-# read (CMYK, 12 bits, a missing quantization table), is decoded by decode_mcus,
-# whose words go in the report, so its verdict stands wherever the two could differ.
-# They read a table the same way when its AC symbols are all a baseline coder writes
-# (decode_mcus refuses the others, libjpeg ends the block). They differ on two things
-# only: a code that no table has, which libjpeg's fast path reads as an end of block,
-# and a run past the 64th coefficient, which it drops; decode_mcus calls both a break.
-# Where a card splits a file - another file's clusters, zeros, another JPEG's tail
-# after a cluster of this one - they agreed on every one of 1,100 tried (and
-# test_jpeg_decoders holds them to it); where bytes of the JPEG itself are lost or
-# changed in place, libjpeg can resynchronise and decode whole what decode_mcus
-# refuses (3 of 500 lost sectors). So a join chosen among many (putting a file back
-# together) is proven by decode_mcus alone (strict).
+# its first warning: a bad code it meets outside its fast path, data that ends before
+# the last MCU, bytes after it, an RSTn out of place. What it decodes whole is whole;
+# what it refuses, or cannot read (CMYK, 12 bits, a missing quantization table), is
+# decoded by decode_mcus, whose words go in the report. The two read a table the same
+# way when its AC symbols are all a baseline coder writes (decode_mcus refuses the
+# others, libjpeg ends the block), and differ on two things only: a code that no
+# table has, which libjpeg's fast path reads as an end of block, and a run past the
+# 64th coefficient, which it drops; decode_mcus calls both a break. Where a card
+# splits a file - another file's clusters, zeros, another JPEG's data after a cluster
+# of this one - they agreed on each of 1,112 tried (test_jpeg_decoders holds them to
+# it); where bytes of the JPEG itself are lost or changed in place, libjpeg can
+# resynchronise and decode whole what decode_mcus refuses (7 of 594 lost sectors).
+# So a join chosen among many (putting a file back together) is proven by
+# decode_mcus alone (strict).
 TURBOJPEG_NAMES = ("libturbojpeg.so.0", "libturbojpeg.0.dylib", "libturbojpeg.dylib",
                    "/opt/homebrew/opt/jpeg-turbo/lib/libturbojpeg.dylib",
                    "/usr/local/opt/jpeg-turbo/lib/libturbojpeg.dylib", "turbojpeg.dll",
