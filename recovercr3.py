@@ -187,15 +187,18 @@ sys.exit(module._main(sys.argv[3:]))
 
 def _hand_over_to_module():
     """exec a fresh interpreter running the code of the caller (this script) as a
-    module (POSIX: on Windows an exec is a new process); where that cannot be done,
-    go on as the script."""
+    module (POSIX, where scan processes are forked: on Windows an exec is a new
+    process, and a spawned process finds the script by its path); where that cannot
+    be done, go on as the script."""
     import marshal
+    import multiprocessing
     import os
     import subprocess
     import sys
     import tempfile
-    if os.name != "posix" or not sys.executable:
-        return
+    if (os.name != "posix" or not sys.executable
+            or multiprocessing.get_start_method() != "fork"):
+        return                  # spawned scan processes import the script by its path
     code = sys._getframe(1).f_code
     flags = subprocess._args_from_interpreter_flags()
     if not {"sitecustomize", "usercustomize"} & set(sys.modules):

@@ -4,6 +4,7 @@ import io
 import os
 import pty
 import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 import recovercr3 as r
 from conftest import CLI_PYTHON, SCRIPT, recover
-from dumpkit import build_dump, corpus_file, sha256
+from dumpkit import build_dump, corpus_file, padded, sha256
 
 
 def card_of_many_regions(path, eos_r_cr3):
@@ -178,3 +179,25 @@ def test_a_whole_run_stays_under_64_mb_in_every_process(tmp_path, eos_r_cr3):
                                      str(tmp_path / "card.img"), "-o", str(tmp_path / "out")])
     assert len(peaks) >= 2                      # the main process and its scan process(es)
     assert max(peaks.values()) < 64, peaks
+
+
+def test_spawned_scan_processes_find_the_script(tmp_path, eos_r_cr3):
+    # Where scan processes are spawned (macOS, Windows) they import the script by its
+    # path: the script then runs as itself, not handed over to a module run.
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(
+        "import multiprocessing\nmultiprocessing.set_start_method('spawn')\n")
+    jpeg = corpus_file("mei_Canon_EOS_5D.jpg")
+    build_dump(tmp_path / "card.img", 4096, padded(eos_r_cr3, 512), jpeg, 40 << 20)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    copied = tmp_path / "recover-my-card.py"           # as a user copies it: no module name
+    copied.write_bytes(SCRIPT.read_bytes())
+    # an interpreter outside the test environment, where no recovercr3 is installed
+    python = CLI_PYTHON if CLI_PYTHON != sys.executable else getattr(
+        sys, "_base_executable", sys.executable)
+    p = subprocess.run([python, str(copied), "-q", "-i", str(tmp_path / "card.img"),
+                        "-o", str(tmp_path / "out")], capture_output=True, text=True,
+                       timeout=300, env=env, cwd=str(tmp_path))     # not beside the script
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert [sha256(f.read_bytes()) for f in sorted((tmp_path / "out").glob("img*"))] == [
+        sha256(eos_r_cr3), sha256(jpeg)]
