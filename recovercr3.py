@@ -793,33 +793,29 @@ class Dump:
                 if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 self.sendfile_ok = False        # not for this pair of files: copy below
-        if not self.careful and hasattr(os, "preadv"):   # one buffer, no chunk allocated
-            buffer = bytearray(min(COPY_CHUNK, end - start))
-            view = memoryview(buffer)
-            while start < end:
-                checkpoint()
-                try:
-                    got = os.preadv(self.fd, [view[:min(COPY_CHUNK, end - start)]], start)
-                except OSError:
-                    got = 0                     # self.read says why, below
-                if not got:
-                    break
-                if digest is not None:
-                    digest.update(view[:got])
-                write_all(fd, view[:got])
-                start += got
         for chunk in self.chunks(start, end - start, checkpoint):
             if digest is not None:
                 digest.update(chunk)
             write_all(fd, chunk)
 
     def chunks(self, start, size, checkpoint):
-        """dump[start:start+size] through pread, a chunk at a time (memory stays flat),
-        checkpoint() before each."""
+        """dump[start:start+size] a chunk at a time (memory stays flat), checkpoint()
+        before each: read into one buffer (preadv) where it can, so each chunk is a
+        view that the next one replaces; else, and where that read fails or comes
+        short, through self.read (which says why, or reads carefully)."""
         end = start + size
+        view = (memoryview(bytearray(min(COPY_CHUNK, size)))
+                if not self.careful and hasattr(os, "preadv") and size > 0 else None)
         while start < end:
             checkpoint()
-            chunk = self.read(start, min(COPY_CHUNK, end - start))
+            want = min(COPY_CHUNK, end - start)
+            got = 0
+            if view is not None:
+                try:
+                    got = os.preadv(self.fd, [view[:want]], start)
+                except OSError:
+                    pass
+            chunk = view[:got] if got else self.read(start, want)
             if not chunk:
                 raise OSError(errno.EIO, "the dump ended early")
             yield chunk
