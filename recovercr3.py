@@ -457,6 +457,8 @@ def parse_args(argv=None):
 
 SECTOR_SIZE = 512
 SCAN_REGION = 16 << 20      # searched and carved in one go, by one scan process
+MAX_KEPT_CANDIDATES = 1 << 20   # from the first pass to the second: 9 bytes each
+MAX_REGION_CANDIDATES = 1 << 12     # a region denser with magic is searched again
 REGIONS_AHEAD = 2           # regions queued per scan process: bounds what waits in memory
 COPY_CHUNK = 1 << 20        # bytes written per write() call
 READ_CHECK_STEP = 1 << 20   # where a scan process died, the region is read again in steps
@@ -525,6 +527,33 @@ def unscannable(mode):
     return "not a regular file"
 
 
+class Candidates:
+    """The candidates (offset, format name) the first pass (the directory sieve's)
+    found in each region, kept so that the second one carves them without searching
+    and reading the whole dump again. Memory stays flat: they are kept packed, and
+    past MAX_KEPT_CANDIDATES in all (a hostile dump, dense with magic) a region is
+    searched again instead."""
+
+    def __init__(self):
+        self._regions = {}              # (first, stop) -> (offsets, format indexes)
+        self._count = 0
+
+    def keep(self, region, found):
+        if found is None or self._count + len(found) > MAX_KEPT_CANDIDATES:
+            return
+        self._count += len(found)
+        self._regions[tuple(region)] = (array.array("q", [offset for offset, _ in found]),
+                                        bytes(FORMAT_INDEX[name] for _, name in found))
+
+    def of(self, region):
+        """The region's candidates, or None when they were not kept (search it)."""
+        kept = self._regions.get(tuple(region))
+        if kept is None:
+            return None
+        offsets, names = kept
+        return [(offset, CARVED_FORMATS[index]) for offset, index in zip(offsets, names)]
+
+
 class Dump:
     """The input, opened read-only, with the scan processes that map it.
 
@@ -541,6 +570,7 @@ class Dump:
         self._read_to = 0               # how far careful reading has read ahead
         self._lock = threading.Lock()   # the writer thread reads too
         self._pool = self._pool_started_with = None
+        self.candidates = Candidates()  # what the first pass found to carve (see scan)
         try:
             kind = unscannable(os.stat(path).st_mode)  # before open: a FIFO's open blocks
         except OSError as e:
@@ -666,7 +696,11 @@ class Dump:
         too is the dump unreadable there (ReadError). worker: what is done with each
         region in the scan processes (default: search and carve it). start, stop: the
         part of the dump searched (a run that goes on from where the last one
-        stopped); its regions lie on the same grid as a whole search's."""
+        stopped); its regions lie on the same grid as a whole search's.
+
+        A region whose candidates the sieve's pass found (self.candidates) is not
+        searched again: only they are carved, and a region without any is not sent
+        to a scan process at all."""
         worker = worker or _scan_region
         stop = self.size if stop is None else stop
         regions = [(max(first, start), min(first + SCAN_REGION, stop))
@@ -707,7 +741,13 @@ class Dump:
                         index = next(todo, None)
                         if index is None:
                             break
-                        queued.append((index, pool.submit(worker, self._task(regions[index]))))
+                        task = self._task(regions[index])
+                        if worker is _scan_region and task[3:] == ([],):
+                            future = concurrent.futures.Future()    # nothing to carve
+                            future.set_result([])
+                        else:
+                            future = pool.submit(worker, task)
+                        queued.append((index, future))
                     if not queued:
                         return
                     found = queued[0][1].result()
@@ -739,10 +779,12 @@ class Dump:
             self._pool = None
 
     def _task(self, region):
-        """What a scan process is given of a region: the region, and when reading
-        carefully, the pages to guard (read first, up to the region's end)."""
+        """What a scan process is given of a region: the region; when reading
+        carefully, the pages to guard (read first, up to the region's end); else the
+        region's candidates, when the first pass kept them."""
         if not self.careful:
-            return region
+            candidates = self.candidates.of(region)
+            return region if candidates is None else region + ({}, candidates)
         self.read_ahead(region[1])
         return region + (self.patches(*region),)
 
@@ -790,7 +832,8 @@ class Dump:
             except OSError as e:
                 if e.errno == errno.EIO:
                     self.read(start, SECTOR_SIZE)   # ReadError when the dump is the cause
-                if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
+                                   errno.ENOTSOCK):    # macOS: to a socket only
                     raise
                 self.sendfile_ok = False        # not for this pair of files: copy below
         for chunk in self.chunks(start, end - start, checkpoint):
@@ -2288,6 +2331,9 @@ class Carved(NamedTuple):
     embedded: list = ()
     pictures: list = ()     # the whole Pictures inside a broken file, best first
     pieces: tuple = ()      # (offset, size) of each piece, when put back together
+    # (offset, size, sha256) of the bytes a scan process hashed where it carved them:
+    # the digest of this file only while offset and size are still these (see known_digest)
+    sha256: tuple = ()
 
     @property
     def end(self):
@@ -2305,6 +2351,7 @@ class Options(NamedTuple):
     strict: bool = False    # with the built-in decoder alone (the proof of a join chosen)
     phase: int = 0          # where the sector grid lies: a partition off it moves it
     file_system: str = ""   # the card's ("FAT32", "exFAT"): whose folders are sieved for
+    digest: bool = False    # hash each carved file where it is carved (see hash_carved)
 
 
 HEIF_EMBEDDED_ITEMS = frozenset([b"Exif", b"mime", b"jpeg"])  # JPEG thumbnails (Sony)
@@ -4109,6 +4156,8 @@ def wanted_formats(types):
 # re searches for a literal nearly twice as fast as mmap.find does (bench/throughput.py)
 FTYP_SEARCH = re.compile(re.escape(FTYP))
 CARVERS = dict([("ftyp", carve_ftyp)] + [(fmt.name, fmt.carve) for fmt in SECTOR_FORMATS])
+CARVED_FORMATS = tuple(CARVERS)
+FORMAT_INDEX = {name: index for index, name in enumerate(CARVED_FORMATS)}
 
 
 def find_candidates(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
@@ -4153,13 +4202,16 @@ def find_candidates(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)
     return found
 
 
-def scan_region(buf, first, stop, options, carving=None):
+def scan_region(buf, first, stop, options, carving=None, candidates=None):
     """[(offset, format, Carved or None, why it is not a file)] for every candidate
-    in [first, stop): what a scan process sends back. Carving is pure, so it can run
-    there, away from the process that writes; carving(offset) is told of each."""
+    in [first, stop) (those given, or those find_candidates finds): what a scan
+    process sends back. Carving is pure, so it can run there, away from the process
+    that writes; carving(offset) is told of each."""
     found = []
-    for offset, name in find_candidates(buf, first, stop, options.align, options.phase,
-                                        options.types):
+    if candidates is None:
+        candidates = find_candidates(buf, first, stop, options.align, options.phase,
+                                     options.types)
+    for offset, name in candidates:
         if carving is not None:
             carving(offset)
         try:
@@ -4181,11 +4233,16 @@ def _start_scan_process(path, size, options):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
         try:
             buf = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
     except (OSError, ValueError):
         os._exit(EXIT_ERROR)        # the dump changed or went: the main process says so
     _scan = (buf, options, PageGuard(buf))
+    if options.digest:
+        _hashing.append((fd, bytearray(COPY_CHUNK)))
+    else:
+        os.close(fd)
     if hasattr(buf, "madvise"):
         sys.setswitchinterval(LET_GO_EVERY / 2)     # so that the thread gets its turn
         threading.Thread(target=_keep_letting_go, daemon=True).start()
@@ -4244,14 +4301,19 @@ def _let_go(start, end):
 
 
 def _sieve_region(region):
-    """The directory sieve of one region, in a scan process (see directory_sieve)."""
+    """The directory sieve of one region, in a scan process (see directory_sieve), and
+    the search for its candidates, from the same reading of it: (FAT sectors, exFAT
+    sets, candidates, or None when there are more than MAX_REGION_CANDIDATES)."""
     global _searching
     buf, options, guard = _scan
+    first, stop = region[:2]
     guard.apply(region[2:])
-    _searching = region[:2]
-    found = directory_sieve(buf, region[0], region[1], options.phase, options.file_system)
-    _let_go(region[0], region[1] + FAT_ENTRY_SIZE * (EXFAT_MAX_SECONDARIES + 1))
-    return found
+    _searching = (first, stop)
+    sectors, sets = directory_sieve(buf, first, stop, options.phase, options.file_system)
+    candidates = find_candidates(buf, first, stop, options.align, options.phase,
+                                 options.types)
+    _let_go(first, stop + FAT_ENTRY_SIZE * (EXFAT_MAX_SECONDARIES + 1))
+    return sectors, sets, (candidates if len(candidates) <= MAX_REGION_CANDIDATES else None)
 
 
 def _scan_and_sieve_region(region):
@@ -4265,15 +4327,66 @@ def _scan_and_sieve_region(region):
     return _scan_region(region), sieved
 
 
+_hashing = []               # a scan process's (descriptor of the dump, buffer) to hash with
+
+
+def hash_carved(fd, buffer, carved):
+    """carved with the sha256 of its bytes (read from fd into buffer), or as it was
+    when they cannot all be read. A scan process hashes what it carved, so that the
+    writer copies with the kernel alone (sendfile): on a dump of large files the
+    writer was the slowest stage, hashing and copying one file after the other.
+    It reads with pread, not through its map: a read error there is an OSError, and
+    the writer, hashing the file itself, says what it means."""
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    pos, end = carved.offset, carved.end
+    try:
+        while pos < end:
+            want = min(len(view), end - pos)
+            if hasattr(os, "preadv"):
+                chunk = view[:os.preadv(fd, [view[:want]], pos)]
+            else:
+                chunk = os.pread(fd, want, pos)
+            if not chunk:
+                return carved
+            digest.update(chunk)
+            pos += len(chunk)
+    except OSError:
+        return carved
+    return carved._replace(sha256=(carved.offset, carved.size, digest.hexdigest()))
+
+
+def known_digest(carved):
+    """The sha256 a scan process made of carved's bytes (with hashlib's hexdigest),
+    or None: when the file was cut, lengthened or put together since, it was of
+    other bytes."""
+    if carved.sha256 and not carved.pieces and carved.sha256[:2] == (carved.offset,
+                                                                     carved.size):
+        return KnownDigest(carved.sha256[2])
+    return None
+
+
+class KnownDigest(NamedTuple):
+    text: str
+
+    def hexdigest(self):
+        return self.text
+
+
 def _scan_region(region):
-    """Search and carve one region in a scan process, then let go of its pages and of
-    what the carving read beyond them (the page cache keeps them)."""
+    """Search and carve one region in a scan process (and hash what it carved, see
+    hash_carved), then let go of its pages and of what the carving read beyond them
+    (the page cache keeps them)."""
     global _searching
     buf, options, guard = _scan
     first, stop = region[:2]
     guard.apply(region[2:])
     _searching = (first, stop)
-    found = scan_region(buf, first, stop, options, _carving)
+    found = scan_region(buf, first, stop, options, _carving, *region[3:])
+    if _hashing and options.digest:
+        found = [(offset, name, hash_carved(*_hashing[0], carved)
+                  if carved is not None and not carved.pieces else carved, why)
+                 for offset, name, carved, why in found]
     _let_go(first, max([stop + FTYP_AT + len(FTYP)]
                        + [carved.end for _, _, carved, _ in found if carved]))
     return found
@@ -7209,6 +7322,9 @@ class Recovery:
     def __init__(self, dump, outdir, options, log, stop, dfxml=None, nested=False,
                  sheet=None):
         self.dump = dump
+        # the scan processes hash what they carve, and the writer copies it with
+        # sendfile; not where a read may fail (carefully), nor for a dry run
+        options = options._replace(digest=dump.sendfile_ok and not outdir.dry_run)
         self.sheet = sheet                      # the ContactSheet, or None (--no-html)
         self.sheet_written = None               # where index.html went, once written
         self.stop = stop
@@ -7418,10 +7534,17 @@ class Recovery:
                               where, self.fs.geometry.cluster, len(self.fs.entries)))
 
     def _sieve(self, stop=None):
-        """Sieve the dump (up to stop) for directory entries, in the scan processes."""
-        for _, (sectors, sets) in self.dump.scan(self.options, _sieve_region, stop=stop):
+        """Sieve the dump (up to stop) for directory entries, in the scan processes,
+        which search each region for candidates too: the scan carves them without
+        reading the whole dump again."""
+        pos = 0
+        for end, (sectors, sets, candidates) in self.dump.scan(self.options, _sieve_region,
+                                                                stop=stop):
             self.stop.check()
             self._sieved(sectors, sets)
+            if not self.dump.careful:
+                self.dump.candidates.keep((pos, end), candidates)
+            pos = end
 
     def _sieved(self, sectors, sets):
         """Keep what the directory sieve found of a region (up to the bounds)."""
@@ -7620,13 +7743,19 @@ class Recovery:
             return
         while len(self.copies) >= MAX_QUEUED_COPIES:
             concurrent.futures.wait([self.copies.popleft()])
-        saved.digest = hashlib.sha256()
+        known = known_digest(carved)
+        saved.digest = known or hashlib.sha256()
         if saved.earlier is not None:           # its copy is there: its bytes are checked
+            if known is not None:
+                saved.written = concurrent.futures.Future()
+                saved.written.set_result(None)
+                return
             saved.written = self.writer.submit(self.dump.digest, pieces_of(carved),
                                                self.stop.check, saved.digest)
         else:
             saved.written = self.writer.submit(self.outdir.save, self.dump, carved,
-                                               saved.claim, self.stop.check, saved.digest)
+                                               saved.claim, self.stop.check,
+                                               None if known else saved.digest)
         self.copies.append(saved.written)
 
     def settle(self, pos=None, final=False, record=True):

@@ -126,7 +126,7 @@ def test_a_scan_process_gives_back_what_carving_a_large_file_mapped(tmp_path):
               "    with open('/proc/self/status') as f:\n"
               "        return next(int(line.split()[1]) for line in f\n"
               "                    if line.startswith('RssFile:'))\n"
-              "r._start_scan_process(%r, 64 << 20, None)\n"
+              "r._start_scan_process(%r, 64 << 20, r.Options(None, frozenset()))\n"
               "buf = r._scan[0]\n"
               "before = rss_file_kb()\n"
               "r._carving(0)\n"
@@ -201,3 +201,101 @@ def test_spawned_scan_processes_find_the_script(tmp_path, eos_r_cr3):
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     assert [sha256(f.read_bytes()) for f in sorted((tmp_path / "out").glob("img*"))] == [
         sha256(eos_r_cr3), sha256(jpeg)]
+
+
+# The first pass (the directory sieve's) searches each region too; the second one
+# carves what it found without searching or reading the region again, and hashes
+# each file in the scan process that carved it, so the writer copies with sendfile.
+
+def test_the_second_pass_carves_the_candidates_of_the_first_and_searches_nothing(
+        tmp_path, monkeypatch, eos_r_cr3):
+    card_of_many_regions(tmp_path / "card.img", eos_r_cr3)
+    size = os.path.getsize(tmp_path / "card.img")
+    whole = recover(tmp_path / "card.img", tmp_path / "whole")
+    searched = tmp_path / "searched"        # by the scan processes, forked with the patch
+
+    def find_and_note(buf, first, stop, *args, **kwargs):
+        with open(str(searched), "a") as f:
+            f.write("%d %d\n" % (first, stop))
+        return real_find(buf, first, stop, *args, **kwargs)
+
+    real_find = r.find_candidates
+    monkeypatch.setattr(r, "find_candidates", find_and_note)
+    again = recover(tmp_path / "card.img", tmp_path / "again", "--jobs", "2")
+    assert again.rows == whole.rows and again.outputs == whole.outputs
+    regions = sorted(tuple(map(int, line.split())) for line in searched.read_text().split("\n")
+                     if line)
+    assert regions == [(first, min(first + r.SCAN_REGION, size))
+                       for first in range(0, size, r.SCAN_REGION)]     # once each
+
+
+def test_candidates_past_the_bounds_are_searched_for_again(tmp_path, monkeypatch):
+    # A region denser with magic than a card's, or a dump with more candidates than
+    # memory keeps: those regions are searched in the second pass, with the same files.
+    jpeg = corpus_file("exiftool_Canon.jpg")
+    movie = corpus_file("mei_sample.3gp")
+    parts = [1024]
+    for _ in range(3):
+        parts += [jpeg, (-len(jpeg)) % 512, movie, (-len(movie)) % 512 + 512]
+    build_dump(tmp_path / "card.img", *parts, r.SCAN_REGION + 4096)
+    plain = recover(tmp_path / "card.img", tmp_path / "plain")
+    assert plain.shas() == [sha256(jpeg), sha256(movie)] * 3
+    kept = r.Candidates()
+    monkeypatch.setattr(r, "MAX_KEPT_CANDIDATES", 5)
+    kept.keep((0, 10), [(1, "ftyp")] * 4)
+    kept.keep((10, 20), [(11, "ftyp")] * 2)            # 6 in all: not kept
+    assert kept.of((0, 10)) == [(1, "ftyp")] * 4 and kept.of((10, 20)) is None
+    kept.keep((20, 30), None)                           # a dense region: not kept
+    assert kept.of((20, 30)) is None
+    monkeypatch.setattr(r, "MAX_KEPT_CANDIDATES", 1 << 20)
+    monkeypatch.setattr(r, "MAX_REGION_CANDIDATES", 2)
+    dense = recover(tmp_path / "card.img", tmp_path / "dense", "--jobs", "1")
+    assert dense.rows == plain.rows and dense.outputs == plain.outputs
+
+
+def test_a_scan_process_hashes_what_it_carved(tmp_path):
+    data = bytes(range(256)) * 4096
+    path = tmp_path / "dump.bin"
+    path.write_bytes(data)
+    carved = r.Carved(1000, 500000, "jpg", "jpg", r.COMPLETE, "", [])
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        hashed = r.hash_carved(fd, bytearray(4096), carved)
+        assert hashed.sha256 == (1000, 500000, sha256(data[1000:501000]))
+        assert r.known_digest(hashed).hexdigest() == sha256(data[1000:501000])
+        past_the_end = carved._replace(offset=len(data) - 10)
+        assert r.hash_carved(fd, bytearray(4096), past_the_end) == past_the_end
+    finally:
+        os.close(fd)
+    assert r.hash_carved(fd, bytearray(4096), carved) == carved     # a read that fails
+    # the digest is of those bytes only: a file cut, lengthened or put together since
+    # is hashed again by the writer
+    assert r.known_digest(hashed._replace(size=499999)) is None
+    assert r.known_digest(hashed._replace(offset=999)) is None
+    assert r.known_digest(hashed._replace(pieces=((1000, 100), (2000, 499900)))) is None
+    assert r.known_digest(carved) is None
+
+
+def test_the_writer_copies_with_sendfile_what_a_scan_process_hashed(tmp_path, monkeypatch):
+    jpeg = corpus_file("exiftool_Canon.jpg")
+    movie = corpus_file("mei_sample.3gp")
+    build_dump(tmp_path / "card.img", 1024, jpeg, 1000, movie, 4096)
+    copies = []
+    real_copy = r.Dump.copy_to
+
+    def copy_and_note(self, fd, start, size, checkpoint, digest=None):
+        copies.append((start, size, digest is not None, self.sendfile_ok))
+        return real_copy(self, fd, start, size, checkpoint, digest)
+
+    monkeypatch.setattr(r.Dump, "copy_to", copy_and_note)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.shas() == [sha256(jpeg), sha256(movie)]
+    assert [row["sha256"] for row in out.rows] == out.shas()
+    # (where, how much, whether the writer hashes it, whether it may use sendfile)
+    assert copies == [(1024, len(jpeg), False, hasattr(os, "sendfile")),
+                      (1024 + len(jpeg) + 1000, len(movie), False, hasattr(os, "sendfile"))]
+    copies.clear()
+    careful = recover(tmp_path / "card.img", tmp_path / "careful", "--careful-read")
+    assert careful.outputs == out.outputs and careful.rows == out.rows
+    assert [writer_hashes for _, _, writer_hashes, _ in copies] == [True, True]
+
