@@ -250,6 +250,7 @@ import shlex
 import stat
 import struct
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -863,6 +864,23 @@ class Dump:
                 raise OSError(errno.EIO, "the dump ended early")
             yield chunk
             start += len(chunk)
+
+    def read_joined(self, pieces, checkpoint):
+        """The bytes of pieces one after the other (fewer where the dump ends), read
+        a chunk at a time into one buffer: a file put back together is held once in
+        memory, not as its pieces and again as itself."""
+        data = bytearray(sum(size for _, size in pieces))
+        pos = 0
+        for offset, size in pieces:
+            for start in range(offset, offset + size, COPY_CHUNK):
+                checkpoint()
+                chunk = self.read(start, min(COPY_CHUNK, offset + size - start))
+                data[pos:pos + len(chunk)] = chunk
+                pos += len(chunk)
+                if len(chunk) < min(COPY_CHUNK, offset + size - start):
+                    break
+        del data[pos:]
+        return data
 
     def digest(self, pieces, checkpoint, digest):
         """Feed digest the bytes of pieces: a kept file's bytes in the dump, to check
@@ -2510,8 +2528,23 @@ MAX_JPEG_SEGMENTS = 4096            # real files have dozens; a run of empty one
 
 def jpeg_scan_end(buf, pos, limit):
     """Where the entropy-coded data starting at pos ends: the next marker, or -1."""
-    found = JPEG_MARKER_AFTER_DATA.search(buf, pos, limit)
+    found = next(search_chunked(JPEG_MARKER_AFTER_DATA, buf, pos, limit), None)
     return found.start() if found else -1
+
+
+def search_chunked(pattern, buf, pos, end):
+    """pattern's matches (two bytes, FF and one that is not) in buf[pos:end], in
+    order, searched a DECODE_CHUNK at a time: one search holds the interpreter, and
+    a file's scratch map is given back between two (see pages_given_back)."""
+    while pos < end:
+        stop = min(pos + DECODE_CHUNK, end)
+        after = stop
+        for found in pattern.finditer(buf, pos, min(stop + 1, end)):
+            if found.start() >= stop:
+                break                           # the next chunk's
+            yield found
+            after = max(stop, found.end())
+        pos = after
 
 
 def walk_jpeg(buf, start, limit):
@@ -2592,7 +2625,10 @@ MARKER_DRI = 0xDD
 BASELINE_FRAMES = (0xC0, 0xC1)              # sequential Huffman: what cameras write
 RESTART_MARKER = re.compile(b"\xff[\xd0-\xd7]")
 STUFFED_FF = b"\xff\x00"
+ONES = b"\xff" * 4
 HUFFMAN_PEEK = 16                           # bits: the longest Huffman code
+DECODE_CHUNK = 1 << 20                      # coded data decoded (or searched) at a time
+FAR_FROM_END = 64                           # bits: more than a code reads ahead
 BLOCK_COEFFICIENTS = 64
 MAX_DECODED_JPEG = 64 << 20
 HUFFMAN_BITS = 31                           # an entry: bits a code and its value take,
@@ -2697,14 +2733,16 @@ class Decoded(NamedTuple):
     stop: int = 0       # where it stopped, in bits
 
 
-def decode_mcus(data, mcus, blocks, skip=0):
-    """Decode mcus MCUs from unstuffed data, from bit skip on (below 8): a Decoded.
+def decode_mcus(data, mcus, blocks, skip=0, first_mcu=0):
+    """Decode mcus MCUs from unstuffed data, from bit skip on (below 8): a Decoded
+    (whose words number the MCUs from first_mcu).
 
     The hot loop of the tool: the constants are local names, and the bits are read
     32 at a time into a 64-bit window."""
     size = len(data) * 8
-    data += b"\xff" * 8                     # ones past the end: what a fill would be
-    acc, nbits, pos = int.from_bytes(data[:4], "big"), 32 - skip, 4
+    # past the end, ones: what a fill would be (read there alone: data is not copied)
+    last = len(data) - 4                    # the last position with 4 bytes to read
+    acc, nbits, pos = int.from_bytes((data[:4] + ONES)[:4], "big"), 32 - skip, 4
     done = skip
     window, peek, mask = (1 << 64) - 1, HUFFMAN_PEEK, (1 << HUFFMAN_PEEK) - 1
     bits, step_at, coefficients = HUFFMAN_BITS, HUFFMAN_STEP_AT, BLOCK_COEFFICIENTS
@@ -2712,22 +2750,25 @@ def decode_mcus(data, mcus, blocks, skip=0):
     for mcu in range(mcus):
         for dc, ac in blocks:
             if nbits < 32:
-                acc = (acc << 32 | from_bytes(data[pos:pos + 4], "big")) & window
+                word = data[pos:pos + 4] if pos <= last else (data[pos:pos + 4] + ONES)[:4]
+                acc = (acc << 32 | from_bytes(word, "big")) & window
                 pos += 4
                 nbits += 32
             entry = dc[(acc >> (nbits - peek)) & mask]
             if not entry:
-                return Decoded(done, mcu, "no Huffman code in MCU %d" % mcu, pos * 8 - nbits)
+                return Decoded(done, mcu, "no Huffman code in MCU %d" % (first_mcu + mcu), pos * 8 - nbits)
             nbits -= entry & bits
             k = 1
             while k < coefficients:
                 if nbits < 32:
-                    acc = (acc << 32 | from_bytes(data[pos:pos + 4], "big")) & window
+                    word = (data[pos:pos + 4] if pos <= last
+                            else (data[pos:pos + 4] + ONES)[:4])
+                    acc = (acc << 32 | from_bytes(word, "big")) & window
                     pos += 4
                     nbits += 32
                 entry = ac[(acc >> (nbits - peek)) & mask]
                 if not entry:
-                    return Decoded(done, mcu, "no Huffman code in MCU %d" % mcu,
+                    return Decoded(done, mcu, "no Huffman code in MCU %d" % (first_mcu + mcu),
                                    pos * 8 - nbits)
                 nbits -= entry & bits
                 step = entry >> step_at
@@ -2735,23 +2776,60 @@ def decode_mcus(data, mcus, blocks, skip=0):
                     break
                 k += step
             if k > coefficients:
-                return Decoded(done, mcu, "more than 64 coefficients in MCU %d" % mcu,
+                return Decoded(done, mcu, "more than 64 coefficients in MCU %d" % (first_mcu + mcu),
                                pos * 8 - nbits)
         if pos * 8 - nbits > size:
-            return Decoded(done, mcu, "the data ends in MCU %d" % mcu, size)
+            return Decoded(done, mcu, "the data ends in MCU %d" % (first_mcu + mcu), size)
         done = pos * 8 - nbits
     return Decoded(done, mcus, None, done)
 
 
 def intervals(buf, start, end):
-    """The entropy-coded data between restart markers: [(RST number or None, bytes)]."""
-    found, first = [], start
-    number = None
-    for marker in RESTART_MARKER.finditer(buf, start, end):
-        found.append((number, bytes(buf[first:marker.start()])))
-        number, first = buf[marker.start() + 1] - 0xD0, marker.end()
-    found.append((number, bytes(buf[first:end])))
-    return found
+    """(first, end) of the entropy-coded data between restart markers."""
+    first = start
+    for marker in search_chunked(RESTART_MARKER, buf, start, end):
+        yield first, marker.start()
+        first = marker.end()
+    yield first, end
+
+
+def unstuffed_chunks(buf, first, end):
+    """buf[first:end], coded data, without its stuffed zeros, DECODE_CHUNK bytes at a
+    time: never cut after an FF, so that no FF 00 is cut in two."""
+    with memoryview(buf) as view:
+        pos = first
+        while pos < end:
+            stop = min(pos + DECODE_CHUNK, end)
+            while stop < end and buf[stop - 1] == 0xFF:
+                stop += 1
+            yield bytes(view[pos:stop]).replace(STUFFED_FF, b"\xff")
+            pos = stop
+
+
+def span_problem(buf, first, end, mcus, blocks):
+    """What decoding mcus MCUs from the coded data buf[first:end] finds wrong, or
+    None: the words decode_mcus says of the whole of it, from a chunk of it at a
+    time (memory stays flat whatever the size of a JPEG). Each chunk goes on from
+    the last whole MCU of the one before; what fails within FAR_FROM_END bits of a
+    chunk's end may be the end of the chunk, so it is decoded again with the next."""
+    chunks = unstuffed_chunks(buf, first, end)
+    chunk, carry, skip, done = next(chunks, b""), b"", 0, 0
+    while True:
+        following = next(chunks, None)
+        data = carry + chunk
+        decoded = decode_mcus(data, mcus - done, blocks, skip, done)
+        if decoded.problem is None:             # then only fill may follow
+            fill = not data[-(-decoded.bits // 8):].strip(b"\xff")
+            after = len(data) - decoded.bits // 8
+            for more in itertools.chain([following] if following else [], chunks):
+                fill = fill and not more.strip(b"\xff")
+                after += len(more)
+            return None if fill else "%d bytes after the last MCU" % after
+        if following is None or decoded.stop + FAR_FROM_END <= len(data) * 8:
+            return decoded.problem
+        done += decoded.mcus
+        carry, skip = data[decoded.bits // 8:], decoded.bits % 8
+        chunk = following
 
 
 def restart_problem(buf, scan):
@@ -2759,7 +2837,7 @@ def restart_problem(buf, scan):
     the intervals the frame has; cheap (no decoding), so checked on every JPEG."""
     data_start, data_end = scan.data
     markers = [buf[m.start() + 1] - 0xD0 for m in
-               RESTART_MARKER.finditer(buf, data_start, data_end)]
+               search_chunked(RESTART_MARKER, buf, data_start, data_end)]
     if not scan.restart:
         return "restart markers without a restart interval" if markers else None
     want = -(-scan.mcus // scan.restart) - 1
@@ -2779,14 +2857,11 @@ def mcu_problem(buf, scan, strict=False):
             and TURBOJPEG.decodes_whole(buf, *scan.jpeg)):
         return None
     left = scan.mcus
-    for number, piece in intervals(buf, *scan.data):
+    for first, end in intervals(buf, *scan.data):
         count = min(left, scan.restart) if scan.restart else left
-        data = piece.replace(STUFFED_FF, b"\xff")
-        used, _, problem, _ = decode_mcus(data, count, scan.blocks)
+        problem = span_problem(buf, first, end, count, scan.blocks)
         if problem:
             return problem
-        if data[-(-used // 8):].strip(b"\xff"):
-            return "%d bytes after the last MCU" % (len(data) - used // 8)
         left -= count
     return "%d MCUs missing" % left if left else None
 
@@ -4300,6 +4375,30 @@ def _let_go(start, end):
         guard.refill(start, end)
 
 
+@contextlib.contextmanager
+def pages_given_back(buf):
+    """Give back every page of buf (a map of a file) every LET_GO_EVERY while the
+    block runs: what is read again comes back from the page cache. A search that
+    holds the interpreter runs whole between two turns, so the long ones go a
+    DECODE_CHUNK at a time (see search_chunked)."""
+    done = threading.Event()
+
+    def let_go():
+        while not done.wait(LET_GO_EVERY):
+            try:
+                buf.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):
+                return                          # the map is gone
+
+    thread = threading.Thread(target=let_go, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def _sieve_region(region):
     """The directory sieve of one region, in a scan process (see directory_sieve), and
     the search for its candidates, from the same reading of it: (FAT sectors, exFAT
@@ -5772,9 +5871,19 @@ class Layout:
         return out
 
     def read(self, at, size):
+        """The file's bytes [at, at + size): held once in memory (a JPEG's coded data
+        may be tens of MB), in a bytearray when they are large and in pieces."""
         runs = self.runs(at, size)
         self.budget.spend(size)
-        return b"".join(self.source.read(offset, length) for offset, length in runs)
+        if len(runs) == 1:
+            return self.source.read(*runs[0])
+        if size <= SEARCH_CHUNK:
+            return b"".join(self.source.read(offset, length) for offset, length in runs)
+        data = bytearray()
+        for offset, length in runs:
+            for start in range(offset, offset + length, SEARCH_CHUNK):
+                data += self.source.read(start, min(SEARCH_CHUNK, offset + length - start))
+        return data
 
     def free(self, at, size, known):
         """True when no complete file lies where the file's bytes [at, at + size) are."""
@@ -6049,6 +6158,74 @@ class Resume(NamedTuple):
     mcus: int           # the MCUs before it
 
 
+class Coded(NamedTuple):
+    """How far a JPEG's coded data decodes, read from the file (see decode_coded);
+    offsets are in the file."""
+    problem: str        # None: every MCU asked for decoded
+    mcus: int           # the whole MCUs decoded
+    at: int             # where the last whole one ends: the byte, and the bits in it
+    skip: int
+    failed: int         # where decoding failed (the end of the last MCU, when none did)
+    fill: bool          # only fill follows the last MCU, up to the marker or the end
+    marker: int         # where the first marker is, when every MCU decoded; or None
+
+
+def decode_coded(layout, at, end, scan, skip, mcus):
+    """Decode mcus MCUs of the coded data the layout gives from at (bit skip) up to
+    its first marker or end: a Coded, the same as decoding all of it in one go says,
+    from DECODE_CHUNK bytes at a time (a JPEG's rest may be tens of MB). A chunk is
+    never cut after an FF; each goes on from the last whole MCU of the one before,
+    and what fails within FAR_FROM_END bits of a chunk's end is decoded again with
+    more (twice as much when not one MCU fits)."""
+    size, done = DECODE_CHUNK, 0
+    while True:
+        coded = layout.read(at, min(size, end - at))
+        while at + len(coded) < end and coded.endswith(b"\xff"):
+            coded += layout.read(at + len(coded), 1)
+        found = DATA_MARKER.search(coded)
+        cut = found.start() if found else len(coded)
+        last = found is not None or at + len(coded) >= end
+        stream = unstuff(coded[:cut])
+        decoded = decode_mcus(stream.data, mcus, scan.blocks, skip, done)
+        far = decoded.stop + FAR_FROM_END <= len(stream.data) * 8
+        if last or (decoded.problem is not None and far):
+            break
+        if decoded.problem is None:             # the rest must be fill
+            fill = not stream.data[-(-decoded.bits // 8):].strip(b"\xff")
+            return fill_to_marker(layout, at + cut, end, Coded(
+                None, done + decoded.mcus, at + stream.raw_index(decoded.bits // 8),
+                decoded.bits % 8, at + stream.raw_index(decoded.bits // 8), fill, None))
+        if decoded.mcus:
+            at, skip = at + stream.raw_index(decoded.bits // 8), decoded.bits % 8
+            mcus -= decoded.mcus
+            done += decoded.mcus
+        else:
+            size *= 2
+    fill = (decoded.problem is None
+            and not stream.data[-(-decoded.bits // 8):].strip(b"\xff"))
+    return Coded(decoded.problem, done + decoded.mcus, at + stream.raw_index(decoded.bits // 8),
+                 decoded.bits % 8,
+                 at + stream.raw_index(min(len(stream.data), decoded.stop // 8)), fill,
+                 at + cut if found and decoded.problem is None else None)
+
+
+def fill_to_marker(layout, at, end, coded):
+    """coded, once every MCU decoded before at: whether only fill (FF) lies from at
+    up to the first marker or end, and where that marker is."""
+    while at < end:
+        data = layout.read(at, min(DECODE_CHUNK, end - at))
+        while at + len(data) < end and data.endswith(b"\xff"):
+            data += layout.read(at + len(data), 1)
+        found = DATA_MARKER.search(data)
+        rest = data[:found.start() if found else len(data)]
+        fill = coded.fill and not rest.replace(STUFFED_FF, b"\xff").strip(b"\xff")
+        coded = coded._replace(fill=fill)
+        if found:
+            return coded._replace(marker=at + found.start())
+        at += len(data)
+    return coded
+
+
 def jpeg_pieces(source, start, scan, grid, known, budget):
     """The pieces [(dump offset, length)] of the baseline JPEG at start (scan: its
     JpegScan, read from its first piece) whose coded data decodes whole across them;
@@ -6061,16 +6238,12 @@ def jpeg_pieces(source, start, scan, grid, known, budget):
     for _ in range(MAX_PIECES):
         last_at, last_dump = layout.joins[-1]
         dump_end = source.size - last_dump + last_at       # in the file
-        coded = layout.read(resume.at, min(last_at + MAX_JPEG_REST, dump_end) - resume.at)
-        marker = DATA_MARKER.search(coded)
-        end = marker.start() if marker else len(coded)
-        stream = unstuff(coded[:end])
-        decoded = decode_mcus(stream.data, scan.mcus - resume.mcus, scan.blocks, resume.skip)
-        if decoded.problem is None:
-            tail = stream.data[-(-decoded.bits // 8):]
-            if coded[end:end + 2] == JPEG_EOI and not tail.strip(b"\xff"):
-                return layout.pieces(resume.at + end + len(JPEG_EOI))
-        failed = resume.at + stream.raw_index(min(len(stream.data), decoded.stop // 8))
+        decoded = decode_coded(layout, resume.at, min(last_at + MAX_JPEG_REST, dump_end),
+                               scan, resume.skip, scan.mcus - resume.mcus)
+        if (decoded.problem is None and decoded.fill and decoded.marker is not None
+                and layout.read(decoded.marker, len(JPEG_EOI)) == JPEG_EOI):
+            return layout.pieces(decoded.marker + len(JPEG_EOI))
+        failed = decoded.failed
         shift = last_dump - last_at
         splits = [at for at in boundaries(last_at + 1, failed + 1, shift - origin, cluster)
                   if known.begins(at + shift) or blank_begins(source, at + shift, cluster)]
@@ -6088,11 +6261,10 @@ def jpeg_pieces(source, start, scan, grid, known, budget):
 def jpeg_rest(layout, split, scan, grid, known, resume):
     """Where a JPEG split at split (offset in the file) goes on: (the dump offset past
     the split from which its MCUs decode furthest, the Resume of the MCU it cuts)."""
-    before = layout.read(resume.at, split - resume.at)
-    stream = unstuff(before)
-    head = decode_mcus(stream.data, scan.mcus - resume.mcus, scan.blocks, resume.skip)
-    raw = stream.raw_index(head.bits // 8)           # the MCU the split cuts begins here
-    prefix, skip = before[raw:], head.bits % 8
+    head = decode_coded(layout, resume.at, split, scan, resume.skip,
+                        scan.mcus - resume.mcus)
+    raw = head.at - resume.at                       # the MCU the split cuts begins here
+    prefix, skip = layout.read(head.at, split - head.at), head.skip
     left = scan.mcus - resume.mcus - head.mcus
     cluster = grid[0]
     first = layout.joins[-1][1] + split - layout.joins[-1][0] + cluster
@@ -7289,7 +7461,8 @@ class Saved:
 
 MAX_QUEUED_COPIES = 32      # files waiting for the writer: bounds open files and memory
 MAX_GAP_FILES = 16          # whole files inside another that may be taken out of it
-MAX_REASSEMBLED = 64 << 20  # a file put back together is checked in memory: this big
+MAX_REASSEMBLED = 64 << 20  # the largest file put back together
+MAX_JOINED_IN_MEMORY = 4 << 20  # a larger one is checked from a scratch file (_joined)
 REJOIN_SLACK = 1 << 16      # read past the old end: what follows mdat may be the file's
 MAX_JPEG_REST = 32 << 20    # how much more a JPEG cut by the next one may have
 TRY_CLUSTERS = [1 << n for n in range(16, 8, -1)]   # without a boot sector: 64 KiB..512
@@ -7918,6 +8091,7 @@ class Recovery:
         why = ""
         data = self.dump.read(carved.offset, carved.size)
         scan = baseline_scan(data, walk_jpeg(data, 0, len(data)))
+        del data                        # its header was all it was read for
         for grid in self._grids(carved, known) if scan is not None else []:
             try:
                 pieces = jpeg_pieces(self.dump, carved.offset, scan, grid, known, self.budget)
@@ -7960,11 +8134,11 @@ class Recovery:
         last, length = pieces[-1]
         wanted = pieces[:-1] + [(last, min(length + REJOIN_SLACK, self.dump.size - last))]
         self.budget.spend(sum(size for _, size in wanted))
-        carved_again = self._carve_pieces(carved.type, wanted)
+        carved_again = self._carve_pieces(carved.type, wanted, joins_checked=True)
         if carved_again is None:
             return None
-        data, again, kept = carved_again
-        if len(kept) < 2 or not joins_proven(data, again, joins(kept)):
+        again, kept, proven = carved_again
+        if not proven:
             return None
         end_offset, end_size = kept[-1]
         if known.taken_end(end_offset, end_offset + end_size) is not None:
@@ -7972,19 +8146,50 @@ class Recovery:
         return rejoined(carved, again, kept, COMPLETE, "reassembled from %d pieces where "
                         "its own tables place them" % len(kept))
 
-    def _carve_pieces(self, kind, pieces):
-        """(their bytes, the Carved, the pieces it uses) of pieces carved again as one
-        file of kind, when its checks call that complete; None otherwise."""
-        data = b"".join(self.dump.read(offset, size) for offset, size in pieces)
-        again = carve_again(data, kind, self.options)
-        if again is None or again.status != COMPLETE:
-            return None
-        kept, left = [], again.size
-        for offset, size in pieces:
-            if left > 0:
-                kept.append((offset, min(size, left)))
-                left -= kept[-1][1]
-        return data, again, kept
+    def _carve_pieces(self, kind, pieces, joins_checked=False):
+        """(the Carved, the pieces it uses, whether its checks test every join: asked
+        for with joins_checked) of pieces carved again as one file of kind, when its
+        checks call that complete; None otherwise."""
+        with self._joined(pieces) as data:
+            again = carve_again(data, kind, self.options)
+            if again is None or again.status != COMPLETE:
+                return None
+            kept, left = [], again.size
+            for offset, size in pieces:
+                if left > 0:
+                    kept.append((offset, min(size, left)))
+                    left -= kept[-1][1]
+            proven = (joins_checked and len(kept) >= 2
+                      and joins_proven(data, again, joins(kept)))
+            return again, kept, proven
+
+    @contextlib.contextmanager
+    def _joined(self, pieces):
+        """The bytes of pieces one after the other, for a file's checks: in memory
+        when they are few; else copied (by the kernel) into an unlinked scratch file
+        in the output folder and mapped, its pages given back as they are read, so
+        that memory stays flat whatever the size of a file put together. Where the
+        scratch file cannot be written, in memory."""
+        size = sum(length for _, length in pieces)
+        scratch = None
+        if size > MAX_JOINED_IN_MEMORY and hasattr(mmap.mmap, "madvise") \
+                and not self.outdir.dry_run:
+            try:
+                scratch = tempfile.TemporaryFile(dir=str(self.outdir.path),
+                                                 prefix=".recovercr3-scratch-")
+                for offset, length in pieces:
+                    self.dump.copy_to(scratch.fileno(), offset, length, self.stop.check)
+                size = os.fstat(scratch.fileno()).st_size
+            except OSError:
+                if scratch is not None:
+                    scratch.close()
+                scratch = None
+        if scratch is None or not size:
+            yield self.dump.read_joined(pieces, self.stop.check)
+            return
+        with scratch, mmap.mmap(scratch.fileno(), size, access=mmap.ACCESS_READ) as data:
+            with pages_given_back(data):
+                yield data
 
     def _written(self, saved, final):
         """Wait for saved's copy; on failure say why in saved.not_saved."""
@@ -8012,9 +8217,9 @@ class Recovery:
             carved_again = self._carve_pieces(carved.type, pieces)
         except (Unproven, ReadError):
             return False
-        if carved_again is None or carved_again[1].size != size:
+        if carved_again is None or carved_again[0].size != size:
             return False
-        _, again, kept = carved_again
+        again, kept, _ = carved_again
         saved.carved = rejoined(carved, again, kept, COMPLETE,
                                 "read through its FAT chain, in %d pieces" % len(kept))
         saved.held = 0
@@ -8081,13 +8286,14 @@ class Recovery:
             pos = max(pos, last)
             if got >= want:
                 break
-        carved_again = self._carve_pieces(carved.type, pieces)
+        carved_again = self._carve_pieces(carved.type, pieces,
+                                          joins_checked=carved.type in PROVEN_BY_CHECKS)
         if carved_again is None:
             return None
-        data, again, kept = carved_again
+        again, kept, proven = carved_again
         if len(kept) < 2:
             return None                     # it does not need what lies after a gap
-        if carved.type in PROVEN_BY_CHECKS and not joins_proven(data, again, joins(kept)):
+        if carved.type in PROVEN_BY_CHECKS and not proven:
             return None                     # no structure after a join tests it
         names = ", ".join(saved.name for saved in inner)
         detail = "reassembled from %d pieces around %s" % (len(kept), names)

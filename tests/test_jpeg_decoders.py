@@ -247,3 +247,143 @@ def test_without_the_library_the_built_in_decoder_checks_alone(monkeypatch):
     assert decoder.describe() == ("JPEG data is decoded by the built-in decoder "
                                   "(/nowhere/libturbojpeg.so.0 not found)")
     assert not decoder.decodes_whole(PILLOW_JPEGS[0], 0, len(PILLOW_JPEGS[0]))
+
+
+def whole_problem(data, scan):
+    """decode_mcus' word on the scan's data decoded whole, interval by interval (as
+    mcu_problem did before it decoded a chunk at a time): the reference."""
+    left = scan.mcus
+    for first, end in r.intervals(data, *scan.data):
+        count = min(left, scan.restart) if scan.restart else left
+        coded = data[first:end].replace(r.STUFFED_FF, b"\xff")
+        used, _, problem, _ = r.decode_mcus(coded, count, scan.blocks)
+        if problem:
+            return problem
+        if coded[-(-used // 8):].strip(b"\xff"):
+            return "%d bytes after the last MCU" % (len(coded) - used // 8)
+        left -= count
+    return "%d MCUs missing" % left if left else None
+
+
+SMALL = st.integers(0, len(PILLOW_JPEGS) - 1)      # decoded in Python in a blink
+SMALL_MUTATIONS = st.one_of(
+    st.builds(lambda i: POOL[i], SMALL),
+    st.builds(lambda i, f: cut(POOL[i], inside(i, f)), SMALL, st.floats(0, 1)),
+    st.builds(lambda i, j, f, g, grid: on_grid(POOL[i], POOL[j], inside(i, f), inside(j, g),
+                                               grid),
+              SMALL, SMALL, st.floats(0, 1), st.floats(0, 1), CLUSTERS),
+    st.builds(lambda i, f, size: inserted(POOL[i], inside(i, f), bytes(size)),
+              SMALL, st.floats(0.05, 1), st.sampled_from([7, 512])),
+    st.builds(lambda i, f, n: lost(POOL[i], inside(i, f), n),
+              SMALL, st.floats(0, 0.99), st.sampled_from([1, 7, 512])),
+    st.builds(lambda i, f, change: changed(POOL[i], inside(i, f), change),
+              SMALL, st.floats(0, 0.99), st.integers(1, 255)),
+    st.builds(lambda i, rows: frame_size_changed(POOL[i], rows),
+              SMALL, st.sampled_from([-16, -1, 1, 16])))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SMALL_MUTATIONS, st.integers(16, 4096))
+def test_decoding_a_chunk_at_a_time_says_what_decoding_it_whole_says(data, chunk):
+    # The built-in decoder holds one chunk of a JPEG's data at a time (memory stays
+    # flat whatever its size): each chunk goes on from the last whole MCU of the one
+    # before. Every word it says - whole, the MCU where a code fails, the bytes after
+    # the last MCU, the MCUs missing - is the one decoding the data whole says, for
+    # chunks of any size (down to a byte: chunks end anywhere, in an FF 00 too).
+    try:
+        scan = r.baseline_scan(data, r.walk_jpeg(data, 0, len(data)))
+    except r.FormatError:
+        return
+    if scan is None:
+        return
+    real_chunk = r.DECODE_CHUNK
+    r.DECODE_CHUNK = chunk
+    try:
+        assert r.mcu_problem(data, scan, strict=True) == whole_problem(data, scan)
+    finally:
+        r.DECODE_CHUNK = real_chunk
+
+
+@pytest.mark.parametrize("name", CAMERA_JPEGS[:2])
+def test_a_camera_jpeg_cut_decodes_a_chunk_at_a_time_as_whole(monkeypatch, name):
+    if not (CORPUS / name).is_file():
+        pytest.skip("%s is not in ../shared/corpus" % name)
+    data = (CORPUS / name).read_bytes()
+    monkeypatch.setattr(r, "DECODE_CHUNK", 4093)
+    start, end = data_range(data)
+    for jpeg in (data, cut(data, (start + end) // 2), lost(data, (start + end) // 3, 7)):
+        scan = r.baseline_scan(jpeg, r.walk_jpeg(jpeg, 0, len(jpeg)))
+        assert r.mcu_problem(jpeg, scan, strict=True) == whole_problem(jpeg, scan)
+
+
+def test_a_jpeg_of_restart_intervals_decodes_a_chunk_at_a_time_too(monkeypatch):
+    jpeg = pillow_jpeg(seed=6, quality=85)
+    with_restarts = io.BytesIO()
+    Image.open(io.BytesIO(jpeg)).save(with_restarts, "JPEG", quality=85, restart_marker_blocks=3)
+    data = with_restarts.getvalue()
+    scan = r.baseline_scan(data, r.walk_jpeg(data, 0, len(data)))
+    assert scan.restart and whole_problem(data, scan) is None
+    monkeypatch.setattr(r, "DECODE_CHUNK", 100)
+    assert r.mcu_problem(data, scan, strict=True) is None
+    start, end = scan.data
+    broken = data[:(start + end) // 2] + bytes(200) + data[(start + end) // 2 + 200:]
+    assert r.mcu_problem(broken, scan, strict=True) == whole_problem(broken, scan) is not None
+
+
+class InMemory:
+    """A dump held in memory, as the reassembly reads one (read, size)."""
+
+    def __init__(self, data):
+        self.data, self.size = data, len(data)
+
+    def read(self, offset, size):
+        return self.data[offset:offset + size]
+
+
+def decoded_whole(data, at, end, scan, skip, mcus):
+    """What decode_coded says, from all of data[at:end] decoded in one go (as putting
+    a JPEG together did before it read a chunk at a time): the reference."""
+    coded = data[at:end]
+    marker = r.DATA_MARKER.search(coded)
+    cut = marker.start() if marker else len(coded)
+    stream = r.unstuff(coded[:cut])
+    d = r.decode_mcus(stream.data, mcus, scan.blocks, skip)
+    return r.Coded(d.problem, d.mcus, at + stream.raw_index(d.bits // 8), d.bits % 8,
+                   at + stream.raw_index(min(len(stream.data), d.stop // 8)),
+                   d.problem is None and not stream.data[-(-d.bits // 8):].strip(b"\xff"),
+                   at + cut if marker and d.problem is None else None)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SMALL_MUTATIONS, st.integers(16, 4096), st.integers(0, 4000), st.floats(0, 1),
+       st.floats(0, 1))
+def test_a_jpeg_put_together_decodes_a_chunk_at_a_time_as_whole(data, chunk, tail, where,
+                                                                 upto):
+    # Putting a JPEG together decodes its rest from the dump, up to its first marker:
+    # a chunk at a time (the rest may be tens of MB), with the same words and the
+    # same places (where it fails, where its last whole MCU ends) as in one go; from
+    # its first MCU, or from an MCU inside its data, and up to any end.
+    try:
+        scan = r.baseline_scan(data, r.walk_jpeg(data, 0, len(data)))
+    except r.FormatError:
+        return
+    if scan is None:
+        return
+    data += noise(tail, seed=tail)              # what follows it on the card
+    start = scan.data[0]
+    first = decoded_whole(data, start, len(data), scan, 0, scan.mcus)
+    # go on from the end of a whole MCU, as a Resume does
+    resume_at, skip, done = start, 0, 0
+    if where > 0.5 and first.mcus > 2:
+        part = decoded_whole(data, start, start + int((first.at - start) * where) + 1, scan,
+                             0, scan.mcus)
+        resume_at, skip, done = part.at, part.skip, part.mcus
+    end = resume_at + int((len(data) - resume_at) * upto) + 1
+    layout = r.Layout(InMemory(data), 0, r.Budget(1 << 40))
+    real_chunk = r.DECODE_CHUNK
+    r.DECODE_CHUNK = chunk
+    try:
+        assert r.decode_coded(layout, resume_at, end, scan, skip, scan.mcus - done) == \
+            decoded_whole(data, resume_at, end, scan, skip, scan.mcus - done)
+    finally:
+        r.DECODE_CHUNK = real_chunk
