@@ -139,8 +139,9 @@ the dump, ...), 2 on bad usage (missing, empty or unscannable input, an output
 directory that is a file or lies on the card, a bad option), 128 + the signal's
 number when stopped by one (130 for Ctrl-C).
 
-Block devices work (``--input /dev/sdX``), but a failing card stops the scan at its
-first bad sector: make an image first with ddrescue, and work on the image.
+Block devices work (``--input /dev/sdX``), read carefully: a sector that cannot be
+read is zeros, and the files over it are damaged (so is an image file, from its
+first read that fails). Still, an image made first with ddrescue spares the card.
 """
 
 import signal
@@ -237,6 +238,7 @@ try:
 except ImportError:     # not told from a killed one
     fcntl = None
 import hashlib
+import heapq
 import html
 import io
 import itertools
@@ -564,11 +566,20 @@ class Dump:
     process, and the run ends cleanly with everything found so far reported.
     """
 
-    def __init__(self, path, careful=False):
+    def __init__(self, path, careful=False, in_process=False):
         self.path = path
+        # searched in this process (a file this run wrote, a salvaged 7z stream: no
+        # scan process started and stopped for each of thousands of them)
+        self.in_process = in_process
         self.unreadable = set()         # offsets of the sectors that could not be read
         self._patches = {}              # page offset -> what could be read of that page
         self._read_to = 0               # how far careful reading has read ahead
+        self._bad = []                  # the unreadable sectors, sorted
+        self._direct = None             # (O_DIRECT descriptor, buffer), False: none
+        self.failed_reads = 0           # reads that failed or came back short
+        self.careful_from = None        # where a plain file turned to careful reading
+        self.on_careful = None          # told where, when it does (to say so)
+        self._scan_at = 0               # the first region the scan has not done with
         self._lock = threading.Lock()   # the writer thread reads too
         self._pool = self._pool_started_with = None
         self.candidates = Candidates()  # what the first pass found to carve (see scan)
@@ -610,6 +621,8 @@ class Dump:
         self.fd = fd
         self.careful = careful or stat.S_ISBLK(self.stat.st_mode)
         self.sendfile_ok = hasattr(os, "sendfile") and not self.careful
+        if self.careful:
+            self._no_read_ahead()
 
     def _refusal(self, kind):
         if kind == "a directory":
@@ -623,46 +636,160 @@ class Dump:
     def __exit__(self, *exc):
         self.stop_scan_processes()
         os.close(self.fd)
+        if self._direct:
+            os.close(self._direct[0])
 
     def read(self, offset, size):
-        """Up to size bytes at offset; ReadError when the dump cannot be read there
-        (when reading carefully: only for another error than EIO)."""
-        try:
-            return os.pread(self.fd, size, offset)
-        except OSError as e:
-            if not (self.careful and e.errno == errno.EIO):
-                raise ReadError("cannot read {} at offset {:,d}: {}".format(
-                    self.path, offset, e.strerror or e)) from None
-        first = offset - offset % SECTOR_SIZE
-        last = min(-(-(offset + size) // SECTOR_SIZE) * SECTOR_SIZE, self.size)
-        data = self._read_in_blocks(first, last, 0)
-        return data[offset - first:offset - first + size]
+        """size bytes at offset (fewer only past the end of the dump).
 
-    def _read_in_blocks(self, first, last, level):
-        """dump[first:last] (sector-aligned) read in the blocks of this level of
-        CAREFUL_RETRY_BLOCKS, each failing one again in the next; a sector that fails
-        is zeros, and noted."""
-        step = CAREFUL_RETRY_BLOCKS[level]
-        parts = []
-        for pos in range(first, last, step):
-            end = min(pos + step, last)
-            if step == SECTOR_SIZE and pos in self.unreadable:
-                parts.append(bytes(end - pos))
-                continue
+        A read that fails with EIO, or that comes back short before the end of the
+        dump (what Linux gives of a block over a bad sector: the bytes before it, no
+        error), is read again carefully (_read_carefully); and from then on the dump
+        is read carefully: a plain file that failed once is read as a dying card is
+        (turn_careful). ReadError for any other error; DumpShrank when the dump is
+        shorter than it was."""
+        size = max(0, min(size, self.size - offset))
+        if not (self.careful and self._known_bad(offset, offset + size)):
             try:
-                parts.append(os.pread(self.fd, end - pos, pos))
-                continue
+                data = os.pread(self.fd, size, offset)
             except OSError as e:
                 if e.errno != errno.EIO:
                     raise ReadError("cannot read {} at offset {:,d}: {}".format(
-                        self.path, pos, e.strerror or e)) from None
-            if step > SECTOR_SIZE:
-                parts.append(self._read_in_blocks(pos, end, level + 1))
-            else:
-                with self._lock:
-                    self.unreadable.add(pos)
-                parts.append(bytes(end - pos))
-        return b"".join(parts)
+                        self.path, offset, e.strerror or e)) from None
+                data = b""
+            if len(data) == size:
+                return data
+            self._failed_read(offset + len(data))
+        first = offset - offset % SECTOR_SIZE
+        last = min(-(-(offset + size) // SECTOR_SIZE) * SECTOR_SIZE, self.size)
+        data = self._read_carefully(first, last)
+        return data[offset - first:offset - first + size]
+
+    def _failed_read(self, at):
+        """A read failed at at (or came back short there): count it, and read carefully
+        from now on, unless the dump is shorter than it was."""
+        with self._lock:
+            self.failed_reads += 1
+        if self._shrank():
+            raise DumpShrank(self._why_broken(at, at + SECTOR_SIZE))
+        self.turn_careful(at)
+
+    def turn_careful(self, at):
+        """Read carefully from now on: a read that failed at at was not one of a block
+        device (which is always read carefully), nor asked for (--careful-read). What
+        the scan has not read yet is read ahead carefully from where it is."""
+        with self._lock:
+            if self.careful:
+                return
+            self.careful, self.sendfile_ok = True, False
+            self._no_read_ahead()
+            self.careful_from = at
+            self._read_to = min(at, self._scan_at) - min(at, self._scan_at) % SECTOR_SIZE
+        if self.on_careful is not None:
+            self.on_careful(at)
+
+    def _known_bad(self, first, last):
+        """True when a sector known to be unreadable lies in [first, last)."""
+        index = bisect.bisect_left(self._bad, first - first % SECTOR_SIZE)
+        return index < len(self._bad) and self._bad[index] < last
+
+    def _read_carefully(self, first, last):
+        """dump[first:last] (sector-aligned), read as ddrescue reads a failing card: in
+        the blocks of CAREFUL_RETRY_BLOCKS[0], where one that fails (or comes back
+        short) gives the bytes before its error and the scan of the others goes on
+        past it; then what failed again in the next level's blocks, down to sectors. So
+        a bad area is read once a level, and a bad sector once: a sector that fails is
+        zeros, and noted (unreadable), and not read again."""
+        data = bytearray(last - first)
+        todo = [(first, last)]
+        for step in CAREFUL_RETRY_BLOCKS:
+            failed = []
+            for low, high in todo:
+                self._forget(low, high)
+                pos = low
+                while pos < high:
+                    end = min(pos + step, high)
+                    index = bisect.bisect_left(self._bad, pos)
+                    if index < len(self._bad) and self._bad[index] < end:
+                        if self._bad[index] == pos:     # known: not read again
+                            failed.append((pos, pos + SECTOR_SIZE))
+                            pos += SECTOR_SIZE
+                            continue
+                        end = self._bad[index]
+                    got = (self._pread(pos, end - pos) if step > SECTOR_SIZE
+                           else self._pread_sector(pos, end - pos))
+                    data[pos - first:pos - first + len(got)] = got
+                    if len(got) < end - pos:
+                        with self._lock:
+                            self.failed_reads += 1
+                        bad = pos + len(got) - len(got) % SECTOR_SIZE
+                        failed.append((bad, end))
+                    pos = end
+            todo = failed
+        with self._lock:
+            for low, high in todo:
+                for sector in range(low, high, SECTOR_SIZE):
+                    data[sector - first:sector - first + SECTOR_SIZE] = bytes(
+                        min(SECTOR_SIZE, last - sector))
+                    if sector not in self.unreadable:
+                        self.unreadable.add(sector)
+                        bisect.insort(self._bad, sector)
+        return bytes(data)
+
+    def _no_read_ahead(self):
+        """Careful reading reads its own blocks: the kernel's read-ahead would only
+        run into bad areas before them (a timeout each, on a real card)."""
+        if hasattr(os, "posix_fadvise"):
+            try:
+                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_RANDOM)
+            except OSError:
+                pass
+
+    def _forget(self, first, last):
+        """Drop what the page cache holds of [first, last): a block device's pages that
+        a failed read (its read-ahead) left behind fail again when read, good sectors
+        too, until they are read anew."""
+        if hasattr(os, "posix_fadvise"):
+            try:
+                os.posix_fadvise(self.fd, first, last - first, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+
+    def _pread_sector(self, offset, size):
+        """A sector's bytes, read past the page cache where the kernel can (O_DIRECT,
+        a block device): the last word on it. Pages that a failed read left in the
+        cache (a read-ahead over a bad area, a scan process's map) fail again, good
+        ones too, for as long as they are there; only the card can say a sector is
+        bad."""
+        if self._direct is None and stat.S_ISBLK(self.stat.st_mode) \
+                and hasattr(os, "O_DIRECT") and hasattr(os, "preadv"):
+            try:
+                self._direct = (os.open(self.path, os.O_RDONLY | os.O_DIRECT),
+                                mmap.mmap(-1, mmap.PAGESIZE))   # aligned, as it wants
+            except (OSError, ValueError):
+                self._direct = False
+        if not self._direct:
+            return self._pread(offset, size)
+        fd, buffer = self._direct
+        try:
+            got = os.preadv(fd, [memoryview(buffer)[:size]], offset)
+        except OSError as e:
+            if e.errno == errno.EINVAL:             # not on this device: as it can
+                self._direct = False
+                return self._pread(offset, size)
+            return b""
+        return buffer[:got]
+
+    def _pread(self, offset, size):
+        """What one pread gives of size bytes at offset: fewer on a bad sector (b""
+        for EIO); ReadError for any other error."""
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise ReadError("cannot read {} at offset {:,d}: {}".format(
+                    self.path, offset, e.strerror or e)) from None
+            return b""
 
     def read_ahead(self, stop):
         """Read (carefully) the dump up to stop, if not yet: the page cache keeps it for
@@ -708,28 +835,53 @@ class Dump:
                    for first in range(start - start % SCAN_REGION, stop, SCAN_REGION)]
         done = 0                    # regions yielded
         while done < len(regions):
+            self._scan_at = regions[done][0]
             try:
                 for index, found in self._pool_scan(regions, done, len(regions), options,
                                                     worker):
                     done = index + 1
+                    self._scan_at = regions[min(done, len(regions) - 1)][0]
                     yield regions[index][1], found
             except BrokenRegion as broken:
-                if self.careful:                # a carving ran into sectors not read yet
-                    self.read_ahead(regions[min(broken.index + PREFETCH_AHEAD,
-                                                len(regions) - 1)][1])
-                try:
-                    ((index, found),) = self._pool_scan(regions, broken.index,
-                                                        broken.index + 1, options, worker)
-                except BrokenRegion:
-                    why = self._why_broken(*regions[broken.index])
-                    raise (DumpShrank if self._shrank() else ReadError)(why) from None
-                done = index + 1
-                yield regions[index][1], found
+                found = self._scan_alone(regions, broken.index, options, worker)
+                done = broken.index + 1
+                yield regions[broken.index][1], found
+
+    def _scan_alone(self, regions, index, options, worker):
+        """What the scan of regions[index] gives, alone, after its scan process died
+        (a bad sector under its map, or a carving that ran into one): read carefully
+        (from there on, for a plain file: see turn_careful); ReadError when it dies
+        even then, DumpShrank when the dump is shorter than it was."""
+        self._scan_at = regions[index][0]
+        for attempt in range(2):
+            if self._shrank():
+                raise DumpShrank(self._why_broken(*regions[index]))
+            if not self.careful:
+                self.turn_careful(self._first_bad(*regions[index]))
+            self.read_ahead(regions[min(index + PREFETCH_AHEAD, len(regions) - 1)][1])
+            try:
+                ((_, found),) = self._pool_scan(regions, index, index + 1, options, worker)
+                return found
+            except BrokenRegion:
+                continue
+        raise ReadError(self._why_broken(*regions[index]))
+
+    def _first_bad(self, first, stop):
+        """Where in [first, stop) a read fails first (or first, when none does)."""
+        for offset in range(first, stop, READ_CHECK_STEP):
+            want = min(READ_CHECK_STEP, stop - offset)
+            got = self._pread(offset, want)
+            if len(got) < want:
+                return offset + len(got)
+        return first
 
     def _pool_scan(self, regions, first, last, options, worker):
         """(index, found) for regions[first:last], in order, from one pool of scan
         processes; BrokenRegion(index of the first region still in it) when the pool
         breaks."""
+        if self.in_process and worker is _scan_region:
+            yield from self._scan_here(regions, first, last, options)
+            return
         jobs = max(1, min(options.jobs, len(regions)))
         todo = iter(range(first, last))
         queued = collections.deque()
@@ -743,7 +895,7 @@ class Dump:
                         if index is None:
                             break
                         task = self._task(regions[index])
-                        if worker is _scan_region and task[3:] == ([],):
+                        if worker is _scan_region and task[3] == []:
                             future = concurrent.futures.Future()    # nothing to carve
                             future.set_result([])
                         else:
@@ -760,6 +912,13 @@ class Dump:
         finally:
             for _, future in queued:
                 future.cancel()
+
+    def _scan_here(self, regions, first, last, options):
+        """(index, found) for regions[first:last], searched and carved in this process
+        (see in_process)."""
+        with mmap.mmap(self.fd, self.size, access=mmap.ACCESS_READ) as buf:
+            for index in range(first, last):
+                yield index, scan_region(buf, *regions[index][:2], options)
 
     def _scan_processes(self, jobs, options):
         """The pool of scan processes, started at the first pass and kept for the next
@@ -785,9 +944,9 @@ class Dump:
         region's candidates, when the first pass kept them."""
         if not self.careful:
             candidates = self.candidates.of(region)
-            return region if candidates is None else region + ({}, candidates)
+            return region + (None, candidates)
         self.read_ahead(region[1])
-        return region + (self.patches(*region),)
+        return region + (self.patches(*region), None)
 
     def _shrank(self):
         try:
@@ -806,12 +965,16 @@ class Dump:
             return "{} shrank from {:,d} to {:,d} B while it was read: a dump must not " \
                    "change during a run".format(self.path, self.size, now)
         for offset in range(first, stop, READ_CHECK_STEP):
+            want = min(READ_CHECK_STEP, stop - offset)
             try:
-                os.pread(self.fd, min(READ_CHECK_STEP, stop - offset), offset)
+                got = len(os.pread(self.fd, want, offset))
+                why = "Input/output error (a read came back short)"
             except OSError as e:
+                got, why = 0, e.strerror or str(e)
+            if got < want:
                 return ("{} cannot be read at offset {:,d}: {} (a bad sector, or a failing "
                         "card or share). Make an image with ddrescue and scan the "
-                        "image".format(self.path, offset, e.strerror or e))
+                        "image".format(self.path, offset + got, why))
         return ("a scan process died while it searched offsets {:,d} to {:,d} of {}, which "
                 "read without error (was it killed, or out of memory?)".format(
                     first, stop, self.path))
@@ -831,10 +994,11 @@ class Dump:
                     start += sent
                 return
             except OSError as e:
-                if e.errno == errno.EIO:
-                    self.read(start, SECTOR_SIZE)   # ReadError when the dump is the cause
-                if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
-                                   errno.ENOTSOCK):    # macOS: to a socket only
+                if e.errno == errno.EIO and len(self._pread(start, SECTOR_SIZE)) < min(
+                        SECTOR_SIZE, self.size - start):
+                    self._failed_read(start)    # the dump's error: read carefully below
+                elif e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
+                                     errno.ENOTSOCK):   # macOS: to a socket only
                     raise
                 self.sendfile_ok = False        # not for this pair of files: copy below
         for chunk in self.chunks(start, end - start, checkpoint):
@@ -4236,10 +4400,16 @@ FORMAT_INDEX = {name: index for index, name in enumerate(CARVED_FORMATS)}
 
 
 def find_candidates(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
-    """Sorted (offset, format name) of every possible file start in [first, stop) of
-    a format that holds one of types: "ftyp" at any byte, the other formats' magic at
-    multiples of align (counted from phase: a partition that starts off the sector
-    grid moves the grid).
+    """The list of candidates_in gives."""
+    return list(candidates_in(buf, first, stop, align, phase, types))
+
+
+def candidates_in(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
+    """(offset, format name) of every possible file start in [first, stop), in order,
+    of a format that holds one of types: "ftyp" at any byte, the other formats' magic
+    at multiples of align (counted from phase: a partition that starts off the sector
+    grid moves the grid). The ftyp ones are found as they are asked for: a region of
+    ftyp boxes back to back holds nearly a million (memory stays flat).
 
     The byte-granular find is kept for ftyp alone; the other magics are sieved: one
     byte per sector is pulled out at C speed and only sectors whose first byte can
@@ -4247,10 +4417,6 @@ def find_candidates(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)
     size = len(buf)
     ftyp, formats, lead_bytes = wanted_formats(types)
     found = []
-    if ftyp:
-        end = min(stop + FTYP_AT + len(FTYP), size)
-        found = [(hit.start() - FTYP_AT, "ftyp")
-                 for hit in FTYP_SEARCH.finditer(buf, first + FTYP_AT, end)]
     if align == 1:
         for fmt in formats:
             for magic in fmt.magic:
@@ -4274,7 +4440,13 @@ def find_candidates(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)
                         found.append((offset, name))
                 index = leads.find(lead, index + 1)
     found.sort(key=lambda candidate: candidate[0])
-    return found
+    if not ftyp:
+        yield from found
+        return
+    end = min(stop + FTYP_AT + len(FTYP), size)
+    ftyps = ((hit.start() - FTYP_AT, "ftyp")
+             for hit in FTYP_SEARCH.finditer(buf, first + FTYP_AT, end))
+    yield from heapq.merge(ftyps, found, key=operator.itemgetter(0))
 
 
 def scan_region(buf, first, stop, options, carving=None, candidates=None):
@@ -4284,8 +4456,8 @@ def scan_region(buf, first, stop, options, carving=None, candidates=None):
     that writes; carving(offset) is told of each."""
     found = []
     if candidates is None:
-        candidates = find_candidates(buf, first, stop, options.align, options.phase,
-                                     options.types)
+        candidates = candidates_in(buf, first, stop, options.align, options.phase,
+                                   options.types)
     for offset, name in candidates:
         if carving is not None:
             carving(offset)
@@ -4301,9 +4473,11 @@ _scan = None                # a scan process's own map of the dump, and the opti
 
 
 def _start_scan_process(path, size, options):
-    global _scan
+    global _scan, _parent
     for signum in STOP_SIGNALS:                 # stopping is the main process's
         signal.signal(signum, signal.SIG_IGN)
+    end_with_the_main_process()
+    _parent = os.getppid()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
         try:
@@ -4324,6 +4498,21 @@ def _start_scan_process(path, size, options):
 
 
 _searching = (0, 0)         # what of the map a scan process reads now
+_parent = None              # a scan process's parent: when it is gone, so is the run
+PR_SET_PDEATHSIG = 1
+
+
+def end_with_the_main_process():
+    """Have the kernel kill this scan process when its parent dies (Linux): a main
+    process killed (SIGKILL, the OOM killer) leaves no scan process reading the
+    card or the share. Elsewhere, and as a second guard, the thread that gives
+    pages back looks at the parent's pid (_keep_letting_go)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (ImportError, OSError, AttributeError):
+            pass
 
 
 def _carving(offset):
@@ -4341,6 +4530,8 @@ def _keep_letting_go():
     buf, _, guard = _scan
     while True:
         time.sleep(LET_GO_EVERY)
+        if _parent is not None and os.getppid() != _parent:
+            os._exit(EXIT_ERROR)                # the run is gone
         with guard.lock:
             for low, high in pages_to_let_go(*_searching, guard.pages, len(buf)):
                 try:
@@ -4406,11 +4597,12 @@ def _sieve_region(region):
     global _searching
     buf, options, guard = _scan
     first, stop = region[:2]
-    guard.apply(region[2:])
+    guard.apply(region[2])
     _searching = (first, stop)
     sectors, sets = directory_sieve(buf, first, stop, options.phase, options.file_system)
-    candidates = find_candidates(buf, first, stop, options.align, options.phase,
-                                 options.types)
+    candidates = list(itertools.islice(candidates_in(buf, first, stop, options.align,
+                                                     options.phase, options.types),
+                                       MAX_REGION_CANDIDATES + 1))
     _let_go(first, stop + FAT_ENTRY_SIZE * (EXFAT_MAX_SECONDARIES + 1))
     return sectors, sets, (candidates if len(candidates) <= MAX_REGION_CANDIDATES else None)
 
@@ -4420,7 +4612,7 @@ def _scan_and_sieve_region(region):
     reading of it (see Recovery.read_file_system)."""
     global _searching
     buf, options, guard = _scan
-    guard.apply(region[2:])
+    guard.apply(region[2])
     _searching = region[:2]
     sieved = directory_sieve(buf, region[0], region[1], options.phase, options.file_system)
     return _scan_region(region), sieved
@@ -4446,8 +4638,8 @@ def hash_carved(fd, buffer, carved):
                 chunk = view[:os.preadv(fd, [view[:want]], pos)]
             else:
                 chunk = os.pread(fd, want, pos)
-            if not chunk:
-                return carved
+            if len(chunk) < want:
+                return carved                   # a bad sector: the writer reads carefully
             digest.update(chunk)
             pos += len(chunk)
     except OSError:
@@ -4479,9 +4671,9 @@ def _scan_region(region):
     global _searching
     buf, options, guard = _scan
     first, stop = region[:2]
-    guard.apply(region[2:])
+    guard.apply(region[2])
     _searching = (first, stop)
-    found = scan_region(buf, first, stop, options, _carving, *region[3:])
+    found = scan_region(buf, first, stop, options, _carving, region[3])
     if _hashing and options.digest:
         found = [(offset, name, hash_carved(*_hashing[0], carved)
                   if carved is not None and not carved.pieces else carved, why)
@@ -4500,6 +4692,8 @@ class PageGuard:
     MAP_FIXED, MAP_ANONYMOUS = 0x10, (0x20 if sys.platform.startswith("linux") else 0x1000)
 
     def __init__(self, buf):
+        self.buf = buf
+        self.careful = False            # the dump is read carefully: see apply
         self.pages = {}                 # page offset -> its bytes, once mapped
         self.lock = threading.Lock()    # guarding, or letting go of unguarded pages
         self.base = None
@@ -4517,11 +4711,20 @@ class PageGuard:
         except (ImportError, OSError, AttributeError, ValueError):
             self.libc = None
 
-    def apply(self, extra):
-        """Guard the pages of extra[0] ({page offset: bytes}) not guarded yet."""
-        if not extra or self.libc is None:
+    def apply(self, patches):
+        """Guard the pages of patches ({page offset: bytes}) not guarded yet. Given
+        any (the region was read carefully), the map reads no more than the page a
+        fault is for: the kernel's read-ahead would run into the bad sectors around
+        it, and a page it failed to read fails again, even a good one."""
+        if patches is None:
             return
-        for page, data in extra[0].items():
+        if not self.careful:
+            self.careful = True
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                self.buf.madvise(mmap.MADV_RANDOM)
+        if self.libc is None:
+            return
+        for page, data in patches.items():
             if page in self.pages:
                 continue
             with self.lock:                 # not while the thread that lets go runs
@@ -7498,6 +7701,8 @@ class Recovery:
         # the scan processes hash what they carve, and the writer copies it with
         # sendfile; not where a read may fail (carefully), nor for a dry run
         options = options._replace(digest=dump.sendfile_ok and not outdir.dry_run)
+        if not nested:
+            dump.on_careful = self._turned_careful
         self.sheet = sheet                      # the ContactSheet, or None (--no-html)
         self.sheet_written = None               # where index.html went, once written
         self.stop = stop
@@ -7660,6 +7865,12 @@ class Recovery:
         if code == EXIT_OK and self.failed:
             code = EXIT_ERROR
         return code
+
+    def _turned_careful(self, at):
+        self.log.warning("{} cannot be read at offset {:,d} (a bad sector, or a failing card "
+                         "or share): it is read carefully from there on, a sector that "
+                         "cannot be read is zeros, and the files over it are damaged".format(
+                             self.dump.path, at))
 
     def read_file_system(self):
         """Find what is left of the card's file system, before the scan: its volume,
@@ -7916,7 +8127,7 @@ class Recovery:
             return
         while len(self.copies) >= MAX_QUEUED_COPIES:
             concurrent.futures.wait([self.copies.popleft()])
-        known = known_digest(carved)
+        known = known_digest(carved) if not self.dump.careful else None
         saved.digest = known or hashlib.sha256()
         if saved.earlier is not None:           # its copy is there: its bytes are checked
             if known is not None:
@@ -8704,7 +8915,7 @@ class Recovery:
     def _carve_salvaged(self, target, status):
         try:
             folder = self.outdir.make_folder(status, target.name + ".files")
-            with Dump(str(target)) as stream:
+            with Dump(str(target), in_process=True) as stream:
                 inner = OutputDir(str(folder), self.outdir.name_by)
                 try:
                     nested = Recovery(stream, inner, self.options._replace(jobs=1), self.log,
@@ -8749,10 +8960,11 @@ class Recovery:
     def summary(self, code=EXIT_OK):
         if self.dump.unreadable and not self.nested:
             holes = Holes((sector, sector + SECTOR_SIZE) for sector in self.dump.unreadable)
-            self.log.warning("{:,d} B of {} could not be read ({:,d} area(s), {:.3%}): they "
-                             "are zeros in the files over them, which are damaged".format(
+            self.log.warning("{:,d} B of {} could not be read ({:,d} area(s), {:.3%}; {:,d} "
+                             "read(s) failed): they are zeros in the files over them, which "
+                             "are damaged".format(
                                  holes.total(), self.dump.path, len(holes.ranges),
-                                 holes.total() / self.dump.size))
+                                 holes.total() / self.dump.size, self.dump.failed_reads))
         problems = [(self.saved[s], s) for s in (TRUNCATED, DAMAGED) if self.saved[s]]
         if self.unwritten:
             problems.append((self.unwritten, NOT_SAVED))

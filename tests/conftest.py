@@ -80,9 +80,10 @@ def eos_m50_cr3():
 
 
 @contextlib.contextmanager
-def failing_mount(tmp_path, backing, bad_start, bad_end):
-    """backing served by FUSE as tmp_path/mnt/card.img, whose bytes [bad_start,
-    bad_end) fail every read (tests/failing_fuse.py); skips where FUSE cannot run."""
+def failing_mount(tmp_path, backing, *bounds):
+    """backing served by FUSE as tmp_path/mnt/card.img, whose bytes [start, end) fail
+    every read, for each pair of bounds (tests/failing_fuse.py); skips where FUSE
+    cannot run."""
     pytest.importorskip("fuse", reason="needs fusepy (and libfuse 2)")
     unmount = shutil.which("fusermount") or shutil.which("fusermount3")
     if not os.path.exists("/dev/fuse") or not unmount:
@@ -90,7 +91,7 @@ def failing_mount(tmp_path, backing, bad_start, bad_end):
     point = tmp_path / "mnt"
     point.mkdir()
     server = subprocess.Popen([sys.executable, str(PROJECT / "tests" / "failing_fuse.py"),
-                               str(backing), str(point), str(bad_start), str(bad_end)],
+                               str(backing), str(point)] + [str(bound) for bound in bounds],
                               stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(200):

@@ -1,8 +1,10 @@
 """A read-only FUSE file system with one file whose bytes [bad_start, bad_end) fail
 to read (EIO), as a dying card's bad sectors do: a test helper, run as a process.
 
-    python3 failing_fuse.py BACKING MOUNTPOINT BAD_START BAD_END
-"""
+    python3 failing_fuse.py BACKING MOUNTPOINT BAD_START BAD_END [BAD_START BAD_END ...]
+
+The kernel splits a large read into FUSE reads (128 KiB here); one that fails ends
+the read short, with the bytes before it, as a block device's does."""
 
 import errno
 import os
@@ -13,10 +15,10 @@ from fuse import FUSE, FuseOSError, Operations      # fusepy, with libfuse 2
 
 
 class FailingFile(Operations):
-    def __init__(self, backing, bad_start, bad_end):
+    def __init__(self, backing, bad):
         self.backing = backing
         self.size = os.path.getsize(backing)
-        self.bad = (bad_start, bad_end)
+        self.bad = bad                  # [(start, end)]
         self.fd = os.open(backing, os.O_RDONLY)
 
     def getattr(self, path, fh=None):
@@ -30,12 +32,13 @@ class FailingFile(Operations):
         return [".", "..", "card.img"]
 
     def read(self, path, size, offset, fh):
-        if offset < self.bad[1] and offset + size > self.bad[0]:
+        if any(offset < end and offset + size > start for start, end in self.bad):
             raise FuseOSError(errno.EIO)
         return os.pread(self.fd, size, offset)
 
 
 if __name__ == "__main__":
-    backing, mountpoint, bad_start, bad_end = sys.argv[1:]
-    FUSE(FailingFile(backing, int(bad_start), int(bad_end)), mountpoint, foreground=True,
-         ro=True, nothreads=True)
+    backing, mountpoint = sys.argv[1:3]
+    bounds = [int(value) for value in sys.argv[3:]]
+    FUSE(FailingFile(backing, list(zip(bounds[::2], bounds[1::2]))), mountpoint,
+         foreground=True, ro=True, nothreads=True)

@@ -151,6 +151,19 @@ def lzma_bomb(mb=1):
     return data + noise(max(0, mb * MB - len(data)))
 
 
+def many_cut_7z(mb=4):
+    """A 7z cut before its end header (its stream: 64 KiB of text) in every 4 KiB:
+    thousands of archives, each one salvaged."""
+    text = b"".join(b"line %d of a text the camera never wrote\n" % i for i in range(1600))
+    filters = [{"id": lzma.FILTER_LZMA1, "dict_size": 1 << 16, "lc": 3, "lp": 0, "pb": 2}]
+    stream = lzma.compress(text[:1 << 16], format=lzma.FORMAT_RAW, filters=filters)
+    fields = struct.pack("<QQI", len(stream) + 1000, 100, 0)          # the end header is lost
+    start = b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(fields)) + fields
+    one = start + stream
+    one += noise(-len(one) % 4096)
+    return one * (mb * MB // len(one))
+
+
 def fat32_boot(cluster_sectors=1, reserved=32, fat_sectors=64, total=1 << 22):
     """A FAT32 boot sector (512-byte sectors), root in cluster 2."""
     sector = bytearray(SECTOR)
@@ -251,6 +264,7 @@ CASES = {
     "truncated files everywhere": truncated_files_everywhere,
     "a JPEG start in every sector": jpegs_everywhere,
     "LZMA bomb in a cut 7z": lzma_bomb,
+    "a cut 7z in every 4 KiB": many_cut_7z,
     "a folder in every sector": folders_everywhere,
     "exFAT entry sets everywhere": exfat_sets_everywhere,
     "a boot sector in every sector": boot_marks_everywhere,

@@ -105,7 +105,7 @@ def test_the_pages_of_unreadable_sectors_are_guarded_in_the_map(tmp_path):
         pytest.skip("no ctypes or MAP_FIXED here")
     page = mmap.PAGESIZE
     given = b"\xaa" * 512 + bytes(page - 512)
-    guard.apply(({page: given},))
+    guard.apply({page: given})
     assert buf[page:2 * page] == given
     assert buf[:page] == (bytes(range(256)) * 64)[:page]        # the others untouched
     buf.madvise(mmap.MADV_DONTNEED, 0, 2 * page)

@@ -219,8 +219,8 @@ def test_the_second_pass_carves_the_candidates_of_the_first_and_searches_nothing
             f.write("%d %d\n" % (first, stop))
         return real_find(buf, first, stop, *args, **kwargs)
 
-    real_find = r.find_candidates
-    monkeypatch.setattr(r, "find_candidates", find_and_note)
+    real_find = r.candidates_in
+    monkeypatch.setattr(r, "candidates_in", find_and_note)
     again = recover(tmp_path / "card.img", tmp_path / "again", "--jobs", "2")
     assert again.rows == whole.rows and again.outputs == whole.outputs
     regions = sorted(tuple(map(int, line.split())) for line in searched.read_text().split("\n")
@@ -374,3 +374,24 @@ def test_a_search_a_chunk_at_a_time_finds_what_one_search_finds(data, chunk, pos
                                                        min(end, len(data)))] == want
     finally:
         r.DECODE_CHUNK = real
+
+
+def test_salvaged_7z_streams_are_carved_without_scan_processes(tmp_path, monkeypatch):
+    # A card of cut 7z archives: each one's salvaged stream is carved in the main
+    # process (a file this run wrote), not by a pool of scan processes started and
+    # stopped for each: thousands of them took minutes.
+    import hostile
+    (tmp_path / "card.img").write_bytes(hostile.many_cut_7z(1)[:3 * 4096] + bytes(4096))
+    pools = []
+    real = r.Dump._scan_processes
+
+    def note_pool(self, jobs, options):
+        pools.append(self.path)
+        return real(self, jobs, options)
+
+    monkeypatch.setattr(r.Dump, "_scan_processes", note_pool)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert out.rc == 0, out.log
+    assert [row["type"] for row in out.rows] == ["7z"] * 3
+    salvaged = sorted((tmp_path / "out").rglob("*.salvaged*"))
+    assert len(salvaged) >= 3 and set(pools) == {str(tmp_path / "card.img")}
