@@ -1069,7 +1069,7 @@ def write_all(fd, data):
 # image, which nothing else tells from a file's own zeros.
 MAPFILE_STATUSES = frozenset("+-/*?")
 RESCUED = "+"
-MAX_MAPFILE_LINES = 1 << 20
+MAX_MAPFILE_BYTES = 64 << 20     # a mapfile of a card: some 40 bytes a line, far fewer lines
 
 
 class Holes:
@@ -1113,10 +1113,30 @@ def read_mapfile(path, dump_size):
     """The Holes of a ddrescue mapfile: the bytes not marked finished, and those it
     does not cover. UsageError, with the line, when it is not one or does not fit."""
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            lines = f.readlines(MAX_MAPFILE_LINES * 64)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)    # a FIFO's open never waits
     except OSError as e:
         raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UsageError("the mapfile %s is %s, not a ddrescue mapfile (a text file)"
+                             % (path, unscannable(mode) or "a block device"))
+        parts, got = [], 0
+        while got <= MAX_MAPFILE_BYTES:
+            part = os.read(fd, MAX_MAPFILE_BYTES + 1 - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        text = b"".join(parts)
+        if len(text) > MAX_MAPFILE_BYTES:
+            raise UsageError("the mapfile %s is larger than %d MiB, which no ddrescue "
+                             "mapfile of a card is" % (path, MAX_MAPFILE_BYTES >> 20))
+    except OSError as e:
+        raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
+    finally:
+        os.close(fd)
+    lines = text.decode("ascii", "replace").splitlines()
     holes, end, seen_position = [], 0, False
     for number, line in enumerate(lines, 1):
         words = line.split("#", 1)[0].split()

@@ -122,3 +122,31 @@ def test_holes_in_a_file_of_pieces_are_those_of_its_bytes(ranges, pieces):
         assert all(index in holed for index in range(first[0], first[1]))
     else:
         assert first is None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "directory", "too large"])
+def test_a_mapfile_that_is_no_text_file_is_refused_before_it_is_read(tmp_path, kind):
+    # A FIFO hung in open() for ever; /dev/zero read 3 GB into memory and ended in a
+    # MemoryError traceback. Both are refused from what fstat says, at once; a regular
+    # file past any real mapfile's size is refused without being read whole.
+    import os
+    import time
+    build_dump(tmp_path / "card.img", 1 << 20)
+    if kind == "fifo":
+        os.mkfifo(str(tmp_path / "card.map"))
+        path, says = tmp_path / "card.map", "is a FIFO (named pipe), not a ddrescue mapfile"
+    elif kind == "/dev/zero":
+        path, says = "/dev/zero", "is a character device, not a ddrescue mapfile"
+    elif kind == "directory":
+        path, says = tmp_path, "is a directory, not a ddrescue mapfile"
+    else:
+        path = tmp_path / "card.map"
+        with open(str(path), "wb") as f:
+            f.truncate(r.MAX_MAPFILE_BYTES + 1)           # sparse: nothing written
+        says = "is larger than 64 MiB, which no ddrescue mapfile of a card is"
+    started = time.monotonic()
+    p = run_cli("-i", tmp_path / "card.img", "-o", tmp_path / "out", "--mapfile", path,
+                timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert says in p.stderr and time.monotonic() - started < 30
+    assert not (tmp_path / "out").exists()
