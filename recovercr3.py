@@ -4412,8 +4412,53 @@ def wanted_formats(types):
     return _lead_bytes_of[types]
 
 
-# re searches for a literal nearly twice as fast as mmap.find does (bench/throughput.py)
+# re searches for a literal nearly twice as fast as mmap.find does (bench/throughput.py),
+# and the C library's memmem a quarter faster again, where ctypes finds one
 FTYP_SEARCH = re.compile(re.escape(FTYP))
+
+
+class Memmem:
+    """The C library's memmem(3), over a map (a scan process's), loaded once a process:
+    the search every byte of the dump goes through. None where there is none (Windows):
+    the regular expression does it."""
+
+    def __init__(self):
+        self._function = None
+        self._loaded = False
+
+    def function(self):
+        if not self._loaded:
+            self._loaded = True
+            try:
+                import ctypes
+                memmem = ctypes.CDLL(None).memmem
+                memmem.restype = ctypes.c_void_p
+                memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
+                                   ctypes.c_size_t]
+                self._function = (ctypes, memmem)
+            except (ImportError, OSError, AttributeError, TypeError):
+                self._function = None
+        return self._function
+
+    def ftyps(self, buf, first, end):
+        """The offsets of FTYP in buf[first:end], in order: by memmem where buf is a
+        map and the C library has it, else by the regular expression."""
+        loaded = self.function() if isinstance(buf, mmap.mmap) else None
+        if loaded is None:
+            yield from (hit.start() for hit in FTYP_SEARCH.finditer(buf, first, end))
+            return
+        ctypes, memmem = loaded
+        base = buffer_address(ctypes, buf)
+        pos = first
+        while end - pos >= len(FTYP):
+            hit = memmem(base + pos, end - pos, FTYP, len(FTYP))
+            if not hit:
+                return
+            yield hit - base
+            pos = hit - base + 1
+
+
+MEMMEM = Memmem()
 CARVERS = dict([("ftyp", carve_ftyp)] + [(fmt.name, fmt.carve) for fmt in SECTOR_FORMATS])
 CARVED_FORMATS = tuple(CARVERS)
 FORMAT_INDEX = {name: index for index, name in enumerate(CARVED_FORMATS)}
@@ -4464,8 +4509,7 @@ def candidates_in(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
         yield from found
         return
     end = min(stop + FTYP_AT + len(FTYP), size)
-    ftyps = ((hit.start() - FTYP_AT, "ftyp")
-             for hit in FTYP_SEARCH.finditer(buf, first + FTYP_AT, end))
+    ftyps = ((at - FTYP_AT, "ftyp") for at in MEMMEM.ftyps(buf, first + FTYP_AT, end))
     yield from heapq.merge(ftyps, found, key=operator.itemgetter(0))
 
 

@@ -395,3 +395,31 @@ def test_salvaged_7z_streams_are_carved_without_scan_processes(tmp_path, monkeyp
     assert [row["type"] for row in out.rows] == ["7z"] * 3
     salvaged = sorted((tmp_path / "out").rglob("*.salvaged*"))
     assert len(salvaged) >= 3 and set(pools) == {str(tmp_path / "card.img")}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 9000), max_size=12), st.integers(0, 9000), st.integers(0, 9000))
+def test_memmem_finds_ftyp_where_the_regular_expression_does(tmp_path_factory, places, first,
+                                                             end):
+    # The scan processes search their map with the C library's memmem where there is
+    # one; every ftyp, at any byte, overlapping the bounds or not, is the same one.
+    data = bytearray(noise_bytes(9004))
+    for at in places:
+        data[at:at + 4] = r.FTYP
+    path = tmp_path_factory.mktemp("memmem") / "dump"
+    path.write_bytes(bytes(data))
+    with open(str(path), "rb") as f:
+        import mmap
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if sys.platform.startswith("linux"):
+        assert r.MEMMEM.function() is not None          # glibc has it: it is what runs
+    try:
+        assert list(r.MEMMEM.ftyps(buf, first, end)) == [
+            hit.start() for hit in r.FTYP_SEARCH.finditer(bytes(data), first, end)]
+    finally:
+        buf.close()
+
+
+def noise_bytes(size):
+    from dumpkit import noise
+    return noise(size, seed=size)
