@@ -6648,6 +6648,25 @@ def card_path(path):
     return "/".join(parts)
 
 
+# What the tool itself writes at the top of the output directory: a card's file or
+# folder of such a name would take the contact sheet's place (a page a browser runs),
+# the report's, or a verdict's folder. It is saved as "card-NAME" instead.
+RESERVED_TOP = re.compile(r"(index.*\.html|\.?recovercr3.*|damaged|truncated)\Z",
+                          re.IGNORECASE | re.DOTALL)
+CARD_PREFIX = "card-"
+
+
+def unreserved(path):
+    """path (from the card) with its first part prefixed when that is one of the
+    tool's own names (RESERVED_TOP), "" when it is then too long; as it is
+    otherwise."""
+    top, slash, rest = path.partition("/")
+    if not RESERVED_TOP.match(top):
+        return path
+    top = CARD_PREFIX + top
+    return top + slash + rest if len(top.encode("utf-8", "replace")) <= MAX_NAME_BYTES else ""
+
+
 def numbered(name, number):
     """IMG_1234-2.CR3 for name IMG_1234.CR3 (its folder kept) and number 2."""
     folder, slash, base = name.rpartition("/")
@@ -7005,7 +7024,8 @@ class OutputDir:
     def names_for(self, carved, naming=None):
         """imgN.ext (the next N); or the date and model with --name-by date, or the
         path the card gave it with --name-by original, when they are known."""
-        original = card_path(naming.path) if naming and self.name_by == "original" else ""
+        original = unreserved(card_path(naming.path)) \
+            if naming and self.name_by == "original" else ""
         if original:
             yield original
             for number in range(2, MAX_SAME_NAME):

@@ -1,6 +1,7 @@
 """What the card's file system still says: directory entries, read from FAT32
 images made by mkfs.vfat and mtools (skipped where they are not installed)."""
 
+import os
 import shutil
 import subprocess
 import time
@@ -718,3 +719,49 @@ def test_a_path_from_the_card_cannot_leave_the_output_directory():
     assert r.card_path("/IMG.JPG") == "" and r.card_path("A//B") == ""
     assert r.card_path("DCIM/a\\b\x07c.jpg") == "DCIM/a_b_c.jpg"
     assert r.card_path("x" * 300) == ""
+
+
+@needs_mtools
+def test_a_card_name_that_is_the_tools_own_is_saved_as_card_name(tmp_path):
+    # A card entry index.html took the contact sheet's place (a page a browser runs:
+    # the real sheet became index-2.html); recovercr3-report-99.csv was taken for the
+    # newest report; a card folder "damaged" looks like a verdict. Each is saved under
+    # "card-" and its own name; the tool's files keep theirs.
+    card = MtoolsCard(tmp_path / "card.img")
+    card.mkdir("DAMAGED")                      # an 8.3 name: upper case on the card
+    card.mkdir("DCIM")
+    truth = {}
+    for path, source in [("index.html", "mei_Canon_EOS_5D.jpg"),
+                         ("recovercr3-report-99.csv", "mei_Nikon_D70.jpg"),
+                         ("DAMAGED/IMG_0001.JPG", "mei_Canon_PowerShot_G11.jpg"),
+                         ("DCIM/IMG_0002.JPG", "exiftool_Canon.jpg")]:
+        card.copy(path, corpus_file(source))
+        truth[path] = sha256(corpus_file(source))
+    out = recover(card.path, tmp_path / "out", "--name-by", "original")
+    assert out.rc == 0, out.log
+    assert sorted(row["file"] for row in out.rows) == [
+        "DCIM/IMG_0002.JPG", "card-DAMAGED/IMG_0001.JPG", "card-index.html",
+        "card-recovercr3-report-99.csv"]
+    assert {row["original_name"]: sha256((tmp_path / "out" / row["file"]).read_bytes())
+            for row in out.rows} == truth
+    sheet = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "card-index.html" in sheet and not (tmp_path / "out" / "index-2.html").exists()
+    assert os.path.basename(r.newest_report(tmp_path / "out")) == "recovercr3-report.csv"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["index.html", "INDEX-2.HTML", "recovercr3.log",
+                                 "recovercr3-report-7.csv", ".recovercr3-x", "damaged",
+                                 "Truncated", "DCIM", "index.htm", "card-index.html",
+                                 "x" * 250, "index" + "y" * 246 + ".html"]),
+                min_size=1, max_size=3))
+def test_no_card_path_takes_a_name_of_the_tools_own(parts):
+    path = "/".join(parts)
+    safe = r.unreserved(path)
+    top = parts[0]
+    if r.RESERVED_TOP.match(top):
+        assert safe == "" or (safe == r.CARD_PREFIX + path
+                              and not r.RESERVED_TOP.match(safe.split("/")[0]))
+        assert safe or len((r.CARD_PREFIX + top).encode()) > r.MAX_NAME_BYTES
+    else:
+        assert safe == path
