@@ -19,14 +19,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import recovercr3 as r
-from conftest import CLI_PYTHON, PROJECT, SCRIPT, failing_mount, read_outcome
+from conftest import CLI_PYTHON, SCRIPT, failing_mount, read_outcome
 from dumpkit import build_dump, corpus_file, sha256
 
 MiB = 1 << 20
