@@ -6446,9 +6446,7 @@ def decode_coded(layout, at, end, scan, skip, mcus):
     more (twice as much when not one MCU fits)."""
     size, done = DECODE_CHUNK, 0
     while True:
-        coded = layout.read(at, min(size, end - at))
-        while at + len(coded) < end and coded.endswith(b"\xff"):
-            coded += layout.read(at + len(coded), 1)
+        coded = coded_chunk(layout, at, size, end)
         found = DATA_MARKER.search(coded)
         cut = found.start() if found else len(coded)
         last = found is not None or at + len(coded) >= end
@@ -6476,13 +6474,20 @@ def decode_coded(layout, at, end, scan, skip, mcus):
                  at + cut if found and decoded.problem is None else None)
 
 
+def coded_chunk(layout, at, size, end):
+    """Up to size bytes of coded data from at (not past end), never cut after an FF:
+    an FF 00 or a marker is never cut in two."""
+    coded = layout.read(at, min(size, end - at))
+    while at + len(coded) < end and coded.endswith(b"\xff"):
+        coded += layout.read(at + len(coded), 1)
+    return coded
+
+
 def fill_to_marker(layout, at, end, coded):
     """coded, once every MCU decoded before at: whether only fill (FF) lies from at
     up to the first marker or end, and where that marker is."""
     while at < end:
-        data = layout.read(at, min(DECODE_CHUNK, end - at))
-        while at + len(data) < end and data.endswith(b"\xff"):
-            data += layout.read(at + len(data), 1)
+        data = coded_chunk(layout, at, DECODE_CHUNK, end)
         found = DATA_MARKER.search(data)
         rest = data[:found.start() if found else len(data)]
         fill = coded.fill and not rest.replace(STUFFED_FF, b"\xff").strip(b"\xff")

@@ -13,6 +13,7 @@ decode whole what decode_mcus refuses (never the other way round); that is why a
 chosen among many is proven by decode_mcus alone (test_a_join_chosen_...).
 """
 
+import contextlib
 import io
 import os
 import subprocess
@@ -289,19 +290,30 @@ def test_decoding_a_chunk_at_a_time_says_what_decoding_it_whole_says(data, chunk
     # flat whatever its size): each chunk goes on from the last whole MCU of the one
     # before. Every word it says - whole, the MCU where a code fails, the bytes after
     # the last MCU, the MCUs missing - is the one decoding the data whole says, for
-    # chunks of any size (down to a byte: chunks end anywhere, in an FF 00 too).
+    # chunks of any size (they end anywhere, in an FF 00 too).
+    scan = scan_of(data)
+    if scan is not None:
+        with chunks_of(chunk):
+            assert r.mcu_problem(data, scan, strict=True) == whole_problem(data, scan)
+
+
+def scan_of(data):
+    """The JpegScan of a (maybe broken) baseline JPEG, or None."""
     try:
-        scan = r.baseline_scan(data, r.walk_jpeg(data, 0, len(data)))
+        return r.baseline_scan(data, r.walk_jpeg(data, 0, len(data)))
     except r.FormatError:
-        return
-    if scan is None:
-        return
-    real_chunk = r.DECODE_CHUNK
-    r.DECODE_CHUNK = chunk
+        return None
+
+
+@contextlib.contextmanager
+def chunks_of(size):
+    """Decode (and search) DECODE_CHUNK = size bytes at a time in the block."""
+    real = r.DECODE_CHUNK
+    r.DECODE_CHUNK = size
     try:
-        assert r.mcu_problem(data, scan, strict=True) == whole_problem(data, scan)
+        yield
     finally:
-        r.DECODE_CHUNK = real_chunk
+        r.DECODE_CHUNK = real
 
 
 @pytest.mark.parametrize("name", CAMERA_JPEGS[:2])
@@ -363,10 +375,7 @@ def test_a_jpeg_put_together_decodes_a_chunk_at_a_time_as_whole(data, chunk, tai
     # a chunk at a time (the rest may be tens of MB), with the same words and the
     # same places (where it fails, where its last whole MCU ends) as in one go; from
     # its first MCU, or from an MCU inside its data, and up to any end.
-    try:
-        scan = r.baseline_scan(data, r.walk_jpeg(data, 0, len(data)))
-    except r.FormatError:
-        return
+    scan = scan_of(data)
     if scan is None:
         return
     data += noise(tail, seed=tail)              # what follows it on the card
@@ -380,10 +389,6 @@ def test_a_jpeg_put_together_decodes_a_chunk_at_a_time_as_whole(data, chunk, tai
         resume_at, skip, done = part.at, part.skip, part.mcus
     end = resume_at + int((len(data) - resume_at) * upto) + 1
     layout = r.Layout(InMemory(data), 0, r.Budget(1 << 40))
-    real_chunk = r.DECODE_CHUNK
-    r.DECODE_CHUNK = chunk
-    try:
+    with chunks_of(chunk):
         assert r.decode_coded(layout, resume_at, end, scan, skip, scan.mcus - done) == \
             decoded_whole(data, resume_at, end, scan, skip, scan.mcus - done)
-    finally:
-        r.DECODE_CHUNK = real_chunk
