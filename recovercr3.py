@@ -579,6 +579,7 @@ class Dump:
         self.failed_reads = 0           # reads that failed or came back short
         self.careful_from = None        # where a plain file turned to careful reading
         self.on_careful = None          # told where, when it does (to say so)
+        self.stop_check = None          # raises when a stop is asked for (see read)
         self._scan_at = 0               # the first region the scan has not done with
         self._lock = threading.Lock()   # the writer thread reads too
         self._pool = self._pool_started_with = None
@@ -639,8 +640,10 @@ class Dump:
         if self._direct:
             os.close(self._direct[0])
 
-    def read(self, offset, size):
-        """size bytes at offset (fewer only past the end of the dump).
+    def read(self, offset, size, check=None):
+        """size bytes at offset (fewer only past the end of the dump); check() (or
+        stop_check) before each read of a careful reading, which a failing card makes
+        slow: a stop asked for ends it at once.
 
         A read that fails with EIO, or that comes back short before the end of the
         dump (what Linux gives of a block over a bad sector: the bytes before it, no
@@ -662,7 +665,7 @@ class Dump:
             self._failed_read(offset + len(data))
         first = offset - offset % SECTOR_SIZE
         last = min(-(-(offset + size) // SECTOR_SIZE) * SECTOR_SIZE, self.size)
-        data = self._read_carefully(first, last)
+        data = self._read_carefully(first, last, check or self.stop_check)
         return data[offset - first:offset - first + size]
 
     def _failed_read(self, at):
@@ -693,7 +696,7 @@ class Dump:
         index = bisect.bisect_left(self._bad, first - first % SECTOR_SIZE)
         return index < len(self._bad) and self._bad[index] < last
 
-    def _read_carefully(self, first, last):
+    def _read_carefully(self, first, last, check=None):
         """dump[first:last] (sector-aligned), read as ddrescue reads a failing card: in
         the blocks of CAREFUL_RETRY_BLOCKS[0], where one that fails (or comes back
         short) gives the bytes before its error and the scan of the others goes on
@@ -716,6 +719,8 @@ class Dump:
                             pos += SECTOR_SIZE
                             continue
                         end = self._bad[index]
+                    if check is not None:
+                        check()                 # a bad block may take the device long
                     got = (self._pread(pos, end - pos) if step > SECTOR_SIZE
                            else self._pread_sector(pos, end - pos))
                     data[pos - first:pos - first + len(got)] = got
@@ -1023,7 +1028,7 @@ class Dump:
                     got = os.preadv(self.fd, [view[:want]], start)
                 except OSError:
                     pass
-            chunk = view[:got] if got else self.read(start, want)
+            chunk = view[:got] if got else self.read(start, want, checkpoint)
             if not chunk:
                 raise OSError(errno.EIO, "the dump ended early")
             yield chunk
@@ -1038,7 +1043,7 @@ class Dump:
         for offset, size in pieces:
             for start in range(offset, offset + size, COPY_CHUNK):
                 checkpoint()
-                chunk = self.read(start, min(COPY_CHUNK, offset + size - start))
+                chunk = self.read(start, min(COPY_CHUNK, offset + size - start), checkpoint)
                 data[pos:pos + len(chunk)] = chunk
                 pos += len(chunk)
                 if len(chunk) < min(COPY_CHUNK, offset + size - start):
@@ -1112,15 +1117,17 @@ class Holes:
 def read_mapfile(path, dump_size):
     """The Holes of a ddrescue mapfile: the bytes not marked finished, and those it
     does not cover. UsageError, with the line, when it is not one or does not fit."""
+    def refuse(mode):
+        if not stat.S_ISREG(mode):
+            raise UsageError("the mapfile %s is %s, not a ddrescue mapfile (a text file)"
+                             % (path, unscannable(mode) or "a block device"))
     try:
+        refuse(os.stat(path).st_mode)       # before open: a device's open may act
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)    # a FIFO's open never waits
     except OSError as e:
         raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UsageError("the mapfile %s is %s, not a ddrescue mapfile (a text file)"
-                             % (path, unscannable(mode) or "a block device"))
+        refuse(os.fstat(fd).st_mode)        # it may have changed since
         parts, got = [], 0
         while got <= MAX_MAPFILE_BYTES:
             part = os.read(fd, MAX_MAPFILE_BYTES + 1 - got)
@@ -7792,6 +7799,7 @@ class Recovery:
         options = options._replace(digest=dump.sendfile_ok and not outdir.dry_run)
         if not nested:
             dump.on_careful = self._turned_careful
+            dump.stop_check = stop.check
         self.sheet = sheet                      # the ContactSheet, or None (--no-html)
         self.sheet_written = None               # where index.html went, once written
         self.stop = stop
@@ -7929,6 +7937,7 @@ class Recovery:
                 stopped_at = self.dump.size if finished else self._reached()
                 if not finished:
                     self.go_on = self._resume_point(stopped_at)
+                self.dump.stop_check = None         # what is left to report is read whole
                 try:
                     self.settle(final=True)
                     self._end_row(stopped_at)

@@ -80,10 +80,10 @@ def eos_m50_cr3():
 
 
 @contextlib.contextmanager
-def failing_mount(tmp_path, backing, *bounds):
+def failing_mount(tmp_path, backing, *bounds, delay=0.0):
     """backing served by FUSE as tmp_path/mnt/card.img, whose bytes [start, end) fail
-    every read, for each pair of bounds (tests/failing_fuse.py); skips where FUSE
-    cannot run."""
+    every read (each after delay seconds), for each pair of bounds
+    (tests/failing_fuse.py); skips where FUSE cannot run."""
     pytest.importorskip("fuse", reason="needs fusepy (and libfuse 2)")
     unmount = shutil.which("fusermount") or shutil.which("fusermount3")
     if not os.path.exists("/dev/fuse") or not unmount:
@@ -92,7 +92,8 @@ def failing_mount(tmp_path, backing, *bounds):
     point.mkdir()
     server = subprocess.Popen([sys.executable, str(PROJECT / "tests" / "failing_fuse.py"),
                                str(backing), str(point)] + [str(bound) for bound in bounds],
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, FAILING_FUSE_DELAY=str(delay)))
     try:
         for _ in range(200):
             if (point / "card.img").exists() or server.poll() is not None:

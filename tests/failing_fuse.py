@@ -3,6 +3,9 @@ to read (EIO), as a dying card's bad sectors do: a test helper, run as a process
 
     python3 failing_fuse.py BACKING MOUNTPOINT BAD_START BAD_END [BAD_START BAD_END ...]
 
+FAILING_FUSE_DELAY (seconds) makes each failing read take that long first, as a
+real card's bad sector takes the reader's timeout.
+
 The kernel splits a large read into FUSE reads (128 KiB here); one that fails ends
 the read short, with the bytes before it, as a block device's does."""
 
@@ -10,16 +13,18 @@ import errno
 import os
 import stat
 import sys
+import time
 
 from fuse import FUSE, FuseOSError, Operations      # fusepy, with libfuse 2
 
 
 class FailingFile(Operations):
-    def __init__(self, backing, bad):
+    def __init__(self, backing, bad, delay=0.0):
         self.backing = backing
         self.size = os.path.getsize(backing)
         self.bad = bad                  # [(start, end)]
         self.fd = os.open(backing, os.O_RDONLY)
+        self.delay = delay
 
     def getattr(self, path, fh=None):
         if path == "/":
@@ -33,6 +38,7 @@ class FailingFile(Operations):
 
     def read(self, path, size, offset, fh):
         if any(offset < end and offset + size > start for start, end in self.bad):
+            time.sleep(self.delay)
             raise FuseOSError(errno.EIO)
         return os.pread(self.fd, size, offset)
 
@@ -40,5 +46,6 @@ class FailingFile(Operations):
 if __name__ == "__main__":
     backing, mountpoint = sys.argv[1:3]
     bounds = [int(value) for value in sys.argv[3:]]
-    FUSE(FailingFile(backing, list(zip(bounds[::2], bounds[1::2]))), mountpoint,
+    delay = float(os.environ.get("FAILING_FUSE_DELAY", "0"))
+    FUSE(FailingFile(backing, list(zip(bounds[::2], bounds[1::2])), delay), mountpoint,
          foreground=True, ro=True, nothreads=True)

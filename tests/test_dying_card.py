@@ -236,3 +236,30 @@ def test_no_scan_process_outlives_a_killed_main_process(tmp_path):
     alive = [pid for pid in children if os.path.exists("/proc/%d" % pid)
              and open("/proc/%d/stat" % pid).read().split()[2] != "Z"]
     assert alive == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_a_slow_bad_area_is_read_carefully_ends_at_once(tmp_path, backing, signum):
+    # Each failing read takes 20 ms (a real reader's timeout is seconds): the bad area
+    # of 8 MiB read a sector at a time would take minutes. The first stop signal ends
+    # the careful reading at its next read, and the run says where it goes on from.
+    path, _ = backing
+    bad = (12 * MiB, 20 * MiB)
+    with failing_mount(tmp_path, path, *bad, delay=0.02) as dump:
+        proc = subprocess.Popen([CLI_PYTHON, str(SCRIPT), "-i", str(dump), "-o",
+                                 str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+        said = ""
+        while "it is read carefully from there on" not in said:
+            line = proc.stderr.readline()
+            assert line, said
+            said += line
+        time.sleep(1)
+        proc.send_signal(signum)
+        try:                                # a read or two, not the area's 16,384 sectors
+            rest = proc.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("the stop signal did not end the careful reading")
+    assert proc.returncode == 128 + signum and "Traceback" not in rest, rest
+    assert "The same command run again goes on from offset" in rest
+    assert not list((tmp_path / "out").rglob("*.part"))
