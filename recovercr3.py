@@ -5203,8 +5203,8 @@ def fat_entries(buf, start, end):
                     parts = []
                 parts, want_checksum, next_order = [lfn_part(raw)] + parts, raw[13], None
                 continue
-            if first & LFN_LAST or not parts:
-                parts, want_checksum, next_order = [], raw[13], order
+            if first & LFN_LAST:            # a name begins with its last part: one
+                parts, want_checksum, next_order = [], raw[13], order   # begun before
             if order != next_order or raw[13] != want_checksum or not order:
                 parts, want_checksum, next_order = [], None, None
                 continue
@@ -6630,6 +6630,12 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
 FORMULA_LEADS = ("=", "+", "-", "@")     # a spreadsheet runs a cell starting so
 # link() is how a name is given without ever replacing one; where the file system has
 # no hard links (FAT, exFAT, some FUSE), a checked rename is the fallback
+# What stops the run when writing a file fails: the output disk is full or gone.
+# Any other error is that file's failure (its name, its folder), and the run goes on.
+OUTPUT_GONE = frozenset(getattr(errno, name) for name in (
+    "ENOSPC", "EDQUOT", "EROFS", "EIO", "ENODEV", "ENXIO", "ESTALE", "ENOTCONN")
+    if hasattr(errno, name))
+MAX_NAME_FAILURES = 2 * MAX_SAME_NAME   # names refused in a row: the output's fault
 NO_HARD_LINKS = frozenset(getattr(errno, name) for name in (
     "EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EMLINK", "EXDEV") if hasattr(errno, name))
 
@@ -6652,10 +6658,10 @@ NAME_UNSAFE = re.compile(r"[\\\x00-\x1f\x7f]")
 
 def card_path(path):
     """A path from the card, safe to use under the output directory: "" when one of
-    its parts could leave it or is no name ("..", "", too long)."""
+    its parts could leave it or is no name ("..", ""). A part too long for the file
+    system is shortened when the name is given (fitted)."""
     parts = [NAME_UNSAFE.sub("_", part).strip() for part in path.split("/")]
-    if any(part in ("", ".", "..") or len(part.encode("utf-8", "replace")) > MAX_NAME_BYTES
-           for part in parts):
+    if any(part in ("", ".", "..") for part in parts):
         return ""
     return "/".join(parts)
 
@@ -6670,13 +6676,8 @@ CARD_PREFIX = "card-"
 
 def unreserved(path):
     """path (from the card) with its first part prefixed when that is one of the
-    tool's own names (RESERVED_TOP), "" when it is then too long; as it is
-    otherwise."""
-    top, slash, rest = path.partition("/")
-    if not RESERVED_TOP.match(top):
-        return path
-    top = CARD_PREFIX + top
-    return top + slash + rest if len(top.encode("utf-8", "replace")) <= MAX_NAME_BYTES else ""
+    tool's own names (RESERVED_TOP); as it is otherwise."""
+    return CARD_PREFIX + path if RESERVED_TOP.match(path.partition("/")[0]) else path
 
 
 def numbered(name, number):
@@ -6685,6 +6686,61 @@ def numbered(name, number):
     stem, dot, ext = base.rpartition(".")
     base = "%s-%d.%s" % (stem, number, ext) if dot and stem else "%s-%d" % (base, number)
     return folder + slash + base
+
+
+# A name from the card may be longer than the output's file system takes, once the
+# tool adds its ".part" or "-2" (a FAT long name is 255 characters), and many of them
+# nested may be longer than a path may be. Such a name is shortened, the same way on
+# every run: its start, "~", a short hash of the whole part, and its extension.
+NAME_ROOM = MAX_NAME_BYTES - len(PART_SUFFIX)   # the last part, while it is NAME.part
+STATUS_ROOM = len("truncated-99/")              # the verdict's folder before a name
+SHORT_HASH = 8                  # hex digits of a shortened part's sha256
+SHORT_FOLDER = 24               # bytes of each folder, when the path is too long
+MAX_KEPT_EXTENSION = 16         # bytes of an extension kept when a name is shortened
+DEFAULT_PATH_MAX = 260          # where the system does not say (Windows, without long paths)
+
+
+def utf8_size(text):
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def shortened(part, room):
+    """part, when it fits in room bytes (UTF-8); otherwise its start, "~", SHORT_HASH
+    hex digits of the sha256 of all of it, and its extension: within room."""
+    if utf8_size(part) <= room:
+        return part
+    stem, dot, ext = part.rpartition(".")
+    ext = dot + ext if stem and utf8_size(ext) < MAX_KEPT_EXTENSION else ""
+    tag = "~" + hashlib.sha256(part.encode("utf-8", "surrogateescape")).hexdigest()[:SHORT_HASH]
+    start = part[:len(part) - len(ext)]
+    while start and utf8_size(start) > room - utf8_size(tag + ext):
+        start = start[:-1]
+    return start + tag + ext
+
+
+def fitted(name, room):
+    """name (folders/file) with every part short enough for the file system, and all
+    of it within room bytes: long parts shortened, then its folders shortened to
+    SHORT_FOLDER, then dropped. The same name each time; a fitted name fits as it is."""
+    *folders, last = name.split("/")
+    folders = [shortened(folder, MAX_NAME_BYTES) for folder in folders]
+    last = shortened(last, NAME_ROOM)
+    if utf8_size("/".join(folders + [last])) > room:
+        folders = [shortened(folder, SHORT_FOLDER) for folder in folders]
+    if utf8_size("/".join(folders + [last])) > room:
+        folders = []
+    return "/".join(folders + [last])
+
+
+def path_room(folder):
+    """Bytes left for a name under folder (an output directory) once the verdict's
+    folder and ".part" are added, within the system's limit for a whole path."""
+    try:
+        limit = os.pathconf(str(folder), "PC_PATH_MAX")
+    except (AttributeError, ValueError, OSError):
+        limit = DEFAULT_PATH_MAX
+    used = len(os.fsencode(os.path.abspath(str(folder)))) + 1 + STATUS_ROOM + len(PART_SUFFIX)
+    return (limit if limit > 0 else DEFAULT_PATH_MAX) - 1 - used
 
 
 def local_time(text):
@@ -6767,6 +6823,10 @@ def place(source, target):
     os.unlink(source)
 
 
+class LinkInTheWay(OSError):
+    """A symbolic link where the tool would make or walk through a folder."""
+
+
 def create_exclusive(path):
     """A new file's descriptor; FileExistsError when anything is at path already."""
     return os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL
@@ -6779,11 +6839,12 @@ class Claim:
     another run (or this one) takes NAME only by creating NAME.part first, so while
     it is held nobody else can give that name."""
 
-    def __init__(self, name, part, fd):
+    def __init__(self, name, part, fd, shortened=False):
         self.name = name
         self.part = part            # "" in a dry run: nothing is written
         self.fd = fd
         self.held = bool(part)      # the .part file is ours and still there
+        self.shortened = shortened  # the name wanted was too long: this is it, shortened
 
     def close(self):
         if self.fd is not None:
@@ -6825,19 +6886,69 @@ class Report:
 # had reached there (so that a run cut short and gone on from names files as one
 # that was never stopped).
 GO_ON_FROM = re.compile(r"goes on from offset ([0-9,]+), naming from number ([0-9]+)")
-REPORT_FILE = re.compile(re.escape(REPORT_NAME) + r"(?:-([0-9]+))?\.csv$")
+REPORT_FILE = re.compile(re.escape(REPORT_NAME) + r"(?:-([0-9]+))?\.csv")
 PICTURE_NAME = re.compile(r"(?:-[0-9]+)?\.jpg$")     # after its container's name
 
 
+# The tool's own record, in the output directory, of the reports a next run goes on
+# from, newest first: never a folder listing, which a card's file (or anyone) could
+# add a report to. Its first line says what it is; then a report's name a line.
+STATE_NAME = ".recovercr3-state"
+STATE_HEADER = "recovercr3 state 1"
+MAX_STATE_BYTES = 64 << 10
+MAX_CHAIN = 32                  # reports of runs cut short one after the other
+
+
+def read_state(folder):
+    """The paths of the reports the state file in folder names, newest first; []
+    when it has none (or a state that is not the tool's)."""
+    try:
+        fd = os.open(os.path.join(str(folder), STATE_NAME), os.O_RDONLY | os.O_NONBLOCK
+                     | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return []
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        data = os.read(fd, MAX_STATE_BYTES + 1)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    try:
+        lines = data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return []
+    names = [line for line in lines[1:] if line]
+    if lines[0] != STATE_HEADER or len(data) > MAX_STATE_BYTES or not names \
+            or not all(REPORT_FILE.fullmatch(name) for name in names):
+        return []
+    return [os.path.join(str(folder), name) for name in names[:MAX_CHAIN]]
+
+
+def write_state(folder, reports):
+    """Make the state file in folder name reports (paths, newest first): written
+    whole under another name, then renamed over the old one."""
+    text = "\n".join([STATE_HEADER] + [os.path.basename(str(path))
+                                       for path in reports[:MAX_CHAIN]]) + "\n"
+    scratch = os.path.join(str(folder), "%s.%d.tmp" % (STATE_NAME, os.getpid()))
+    fd = create_exclusive(scratch)
+    try:
+        try:
+            write_all(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
+        os.replace(scratch, os.path.join(str(folder), STATE_NAME))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+        raise
+
+
 def newest_report(folder):
-    """The report of the last run into folder (the highest number), or None."""
-    numbered = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(str(folder)):
-            found = REPORT_FILE.match(entry.name)
-            if found and entry.is_file(follow_symlinks=False):
-                numbered.append((int(found.group(1) or 1), entry.path))
-    return max(numbered)[1] if numbered else None
+    """The report of the last run into folder, as the state file says, or None."""
+    reports = read_state(folder)
+    return reports[0] if reports else None
 
 
 def parse_runs(text):
@@ -6858,8 +6969,11 @@ def row_carved(row):
                   pieces=tuple(runs) if len(runs) > 1 else ())
 
 
+SUPERSEDED = "superseded"       # a row's own mark, beside REPORT_FIELDS: see superseded()
+
+
 class EarlierRun:
-    """What the report of the last run into the output directory says, so that a
+    """What the reports of the last runs into the output directory say, so that a
     second run goes on instead of saving everything twice.
 
     A run that searched the whole dump: this one searches it again (maybe with a
@@ -6870,9 +6984,13 @@ class EarlierRun:
     the dump have the row's sha256 and whose copy is still there, is kept, not
     written again. A report without a last row is that of a run that was killed: it
     is gone on from the start, keeping the files it saved.
+
+    A run cut short that went on from others lists only what it reached: the files
+    the runs before it saved after that are in their reports (the state file names
+    them all, newest first), and are kept too.
     """
 
-    def __init__(self, path, rows, end):
+    def __init__(self, path, rows, end, older=()):
         self.path = path
         self.end = end                  # the last row (scan finished/interrupted) or None
         self.resume_at, self.counter = 0, 0
@@ -6885,6 +7003,18 @@ class EarlierRun:
         self.carried_files = []         # those of files found, not pictures taken out
         self._saved = {}                # (offset, type) -> rows of files saved there
         self._pictures = {}             # (offset, its container's name) -> row
+        self._take(rows, end, newest=True)
+        for older_rows, older_end in older:
+            self._take(older_rows, older_end, newest=False)
+
+    def _take(self, rows, end, newest):
+        """Keep the rows of one report: of the newest, all; of an older one, those of
+        files saved where the newest did not reach, and no newer report lists."""
+        resume_at = 0
+        if end is not None and end["status"] == SCAN_INTERRUPTED:
+            found = GO_ON_FROM.search(end["detail"])
+            resume_at = int(found.group(1).replace(",", "")) if found else 0
+        saved, pictures = {}, {}
         container = ""
         for row in rows:
             name = row["file"].rpartition("/")[2]
@@ -6893,20 +7023,38 @@ class EarlierRun:
             if not picture:
                 container = name
             offset = int(row["offset"])
+            row[SUPERSEDED] = end is None or (end["status"] == SCAN_INTERRUPTED
+                                              and offset >= resume_at)
             if offset < self.resume_at:
-                if not picture:
+                if newest and not picture:
                     self.carried_files.append(row)
             elif not row["file"] or not row["sha256"]:
                 continue                # not saved: nothing to keep
             elif picture:
-                self._pictures[(offset, container)] = row
-            else:
-                self._saved.setdefault((offset, row["type"]), []).append(row)
+                if (offset, container) not in self._pictures:
+                    pictures[(offset, container)] = row
+            elif (offset, row["type"]) not in self._saved or \
+                    (offset, row["type"]) in saved:
+                saved.setdefault((offset, row["type"]), []).append(row)
+        self._saved.update(saved)
+        self._pictures.update(pictures)
 
     @classmethod
-    def read(cls, path, dump_size):
-        """The EarlierRun of the report at path; ValueError saying why it cannot be
-        gone on from."""
+    def read(cls, paths, dump_size):
+        """The EarlierRun of the reports at paths (newest first); ValueError saying why
+        the newest cannot be gone on from. An older one that cannot be read gives
+        nothing."""
+        rows, end = cls._rows_of(paths[0], dump_size)
+        older = []
+        for path in paths[1:]:
+            with contextlib.suppress(ValueError):
+                older.append(cls._rows_of(path, dump_size))
+        return cls(paths[0], rows, end, older)
+
+    @staticmethod
+    def _rows_of(path, dump_size):
+        """(rows, last row or None) of the report at path; ValueError saying why it
+        cannot be gone on from."""
         try:
             with open(path, newline="", encoding="utf-8") as f:
                 if fcntl is not None:
@@ -6940,7 +7088,7 @@ class EarlierRun:
         if size != dump_size:
             raise ValueError("it is the report of a dump of {:,d} B, not of this one "
                              "({:,d} B)".format(size, dump_size))
-        return cls(path, rows, end)
+        return rows, end
 
     def saved_at(self, offset, kind):
         """The row of a file of type kind saved at offset, taken off the list; or None."""
@@ -6948,11 +7096,10 @@ class EarlierRun:
         return rows.pop(0) if rows else None
 
     def superseded(self, row):
-        """True for a row the run cut short wrote after where this one goes on (its
-        verdict may not be final): this run gives the file's for good."""
-        if self.end is None:            # a killed run's: its rows may be any
-            return True
-        return self.end["status"] == SCAN_INTERRUPTED and int(row["offset"]) >= self.resume_at
+        """True for a row a run cut short wrote after where it would go on (its
+        verdict may not be final), or any row of a killed run's: this run gives the
+        file's for good."""
+        return row.get(SUPERSEDED, False)
 
     def left_over(self):
         """The rows of saved files and pictures no file found by this run matched."""
@@ -6982,6 +7129,7 @@ class OutputDir:
         self.claims = set()                 # the Claims of this run not named or given up
         self.folders = {COMPLETE: ""}       # status -> folder, once it is made
         self.notes = []                     # what the caller should tell the user
+        self.links = set()                  # symbolic links met where folders would be
         if os.path.lexists(str(self.path)) and not self.path.is_dir():
             raise UsageError("cannot write to %s: it is a file, not a directory" % path)
         try:
@@ -6989,7 +7137,10 @@ class OutputDir:
         except NotADirectoryError:
             raise UsageError("cannot write to %s: a part of it is a file, not a "
                              "directory" % path) from None
-        self.earlier_report = newest_report(self.path)    # before this run's is made
+        self.room = path_room(self.path)
+        self.earlier_reports = read_state(self.path)      # before this run's is made
+        self.unrecorded = not os.path.lexists(str(self.path / STATE_NAME)) and any(
+            REPORT_FILE.fullmatch(name) for name in os.listdir(str(self.path)))
         self.report = Report(self.path)
         self.report_path = self.report.path
 
@@ -6998,23 +7149,40 @@ class OutputDir:
             self.release(claim)
         self.report.close()
 
+    def remember(self, reports):
+        """Name reports (newest first) in the state file: what the next run goes on
+        from. "" when done; otherwise why not, for a warning (never the run's end). A
+        dry run's report is gone on from by none: it only makes a state naming none,
+        where there is none (its report is the tool's, not an older version's)."""
+        if self.dry_run and os.path.lexists(str(self.path / STATE_NAME)):
+            return ""
+        try:
+            write_state(self.path, [] if self.dry_run else reports)
+            return ""
+        except OSError as e:
+            return "cannot write %s: %s; the next run into %s saves every file anew" % (
+                self.path / STATE_NAME, e.strerror or e, self.path)
+
     def folder(self, status):
         """The folder for status, made on first use."""
         if status not in self.folders:
             base = name = STATUS_DIRS[status]
-            number = 1
+            number, why = 1, ""
             while True:
                 try:
                     os.mkdir(str(self.path / name))
                     break
                 except FileExistsError:
-                    if (self.path / name).is_dir():
+                    mode = os.lstat(str(self.path / name)).st_mode
+                    if stat.S_ISDIR(mode):
                         break
+                    why = why or ("is a symbolic link (nothing is written through one)"
+                                  if stat.S_ISLNK(mode) else "exists and is not a folder")
                 number += 1
                 name = "%s-%d" % (base, number)
             if name != base:
-                self.notes.append("%s exists and is not a folder: %s files go to %s" % (
-                    self.path / base, status, self.path / name))
+                self.notes.append("%s %s: %s files go to %s" % (
+                    self.path / base, why, status, self.path / name))
             self.folders[status] = name
         return self.folders[status]
 
@@ -7051,15 +7219,24 @@ class OutputDir:
             self.counter += 1
             yield "img%d.%s" % (self.counter, carved.ext)
 
+    def fit(self, name):
+        """name, shortened where the output's file system would refuse it (fitted)."""
+        return fitted(name, self.room)
+
     def claim(self, names):
-        """Take the first free name of names: its .part file is created exclusively,
-        then the name is checked again while the claim is held."""
-        for name in names:
+        """Take the first free name of names (each fitted): its .part file is created
+        exclusively, then the name is checked again while the claim is held. A name
+        the file system refuses (a folder in the way is a file or a link, a character
+        it does not take) is passed over: MAX_NAME_FAILURES of them in a row are
+        the output's fault, and raised."""
+        failures = 0
+        for wanted in names:
+            name = self.fit(wanted)
             if self._taken(name):
                 continue
             if self.dry_run:
                 self._given.add(name)
-                return Claim(name, "", None)
+                return Claim(name, "", None, shortened=name != wanted)
             part = self.path / (name + PART_SUFFIX)
             try:
                 if "/" in name:
@@ -7067,14 +7244,17 @@ class OutputDir:
                 fd = create_exclusive(part)
             except FileExistsError:
                 continue
-            except NotADirectoryError:          # a file has a folder's name there
+            except OSError as e:
+                failures += 1
+                if e.errno in OUTPUT_GONE or failures >= MAX_NAME_FAILURES:
+                    raise
                 continue
             if any(os.path.lexists(str(home)) for home in self._homes(name)):
                 os.close(fd)
                 os.unlink(str(part))
                 continue
             self._given.add(name)
-            claim = Claim(name, str(part), fd)
+            claim = Claim(name, str(part), fd, shortened=name != wanted)
             self.claims.add(claim)
             return claim
         raise AssertionError("names_for never ends")
@@ -7093,15 +7273,23 @@ class OutputDir:
             return False
         return stat.S_ISREG(st.st_mode) and st.st_size == int(row["size"])
 
+    def is_ours(self, row):
+        """True when the file a report row names is the one that run wrote: there,
+        whole, with the row's sha256. Only such a file is moved, replaced or removed."""
+        return bool(row["sha256"]) and self.still_there(row) \
+            and file_sha256(self.path / row["file"]) == row["sha256"]
+
     def reclaim(self, names, name):
         """A claim on name, the name an earlier run gave a file that is kept: names
         are taken as claim() would, up to name (or to a free one, where that run
         took this one's), so that the numbers go on as they went then."""
-        for candidate in names:
+        wanted = name
+        for wanted in names:
+            candidate = self.fit(wanted)
             if candidate == name or not self._taken(candidate):
                 break
         self._given.add(name)
-        return Claim(name, "", None)
+        return Claim(name, "", None, shortened=self.fit(wanted) == name != wanted)
 
     def claim_again(self, name):
         """A claim on name, which the earlier run's copy of the file still has (it is
@@ -7118,30 +7306,59 @@ class OutputDir:
     def move(self, relpath, status, name):
         """Give the kept file at relpath its place in the folder of status (its
         verdict may have changed): the new relpath."""
-        target = os.path.join(self.folder(status), name)
-        if target == relpath:
+        folder = self.folder(status)
+        if os.path.join(folder, name) == relpath:
             return relpath
-        self._make_parents(self.path / target)
-        for number in itertools.count(2):
+        for name in self._fallbacks(name):
+            target = os.path.join(folder, name)
             try:
+                self._make_parents(self.path / target)
                 place(str(self.path / relpath), self.path / target)
                 return target
-            except FileExistsError:
-                target = os.path.join(self.folders[status], numbered(name, number))
+            except (FileExistsError, NotADirectoryError, LinkInTheWay):
+                continue
+        raise AssertionError("_fallbacks never ends")
 
     def rename(self, claim, names):
         """Give a claim the first of names that is free (its .part file stays where
         it is: finish() places it under the new name, never over another)."""
-        for name in names:
+        for wanted in names:
+            name = self.fit(wanted)
             if name == claim.name or not self._taken(name):
                 self._given.add(name)
                 claim.name = name
+                claim.shortened = name != wanted
                 return
 
     def _make_parents(self, path):
-        """The folders above path, under the output directory (FileExistsError or
-        NotADirectoryError when a file is in the way)."""
-        os.makedirs(str(path.parent), exist_ok=True)
+        """The folders above path, made by walking down from the output directory:
+        never through a symbolic link (LinkInTheWay, said once in the notes), nor
+        over a file (NotADirectoryError)."""
+        folder = self.path
+        for part in path.parent.relative_to(self.path).parts:
+            folder = folder / part
+            try:
+                os.mkdir(str(folder))
+                continue
+            except FileExistsError:
+                st = os.lstat(str(folder))
+            if stat.S_ISLNK(st.st_mode):
+                if folder not in self.links:
+                    self.links.add(folder)
+                    self.notes.append("%s is a symbolic link: nothing is written through "
+                                      "it, the files meant for it have other names" % folder)
+                raise LinkInTheWay(errno.ELOOP, "a symbolic link", str(folder))
+            if not stat.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+
+    def _fallbacks(self, name):
+        """name, name-2, ..., then (its folders in the way) its last part alone: the
+        names a file written as name may be given, fitted."""
+        for number in range(1, MAX_SAME_NAME):
+            yield self.fit(numbered(name, number) if number > 1 else name)
+        base = name.rpartition("/")[2]
+        for number in itertools.count(1):
+            yield self.fit(numbered(base, number) if number > 1 else base)
 
     def release(self, claim):
         """Give a claim up: its .part file goes, as it is ours."""
@@ -7170,15 +7387,13 @@ class OutputDir:
     def finish(self, claim, status):
         """Give the written .part its name in the folder of status; the relpath."""
         folder = self.folder(status)
-        name = claim.name
-        if "/" in name:
-            self._make_parents(self.path / folder / name)
-        for number in itertools.count(2):
-            try:
+        for name in self._fallbacks(claim.name):    # another name: a file, folder or
+            try:                                    # link put there meanwhile
+                self._make_parents(self.path / folder / name)
                 place(claim.part, self.path / folder / name)
                 break
-            except FileExistsError:         # put there meanwhile by something else
-                name = numbered(claim.name, number)
+            except (FileExistsError, NotADirectoryError, LinkInTheWay):
+                continue
         claim.held = False
         claim.name = name
         self.claims.discard(claim)
@@ -7193,7 +7408,8 @@ class OutputDir:
         """A new folder called stem (or stem-2, ...) in the folder of status."""
         base = self.path / self.folder(status)
         for number in itertools.count(1):
-            path = base / (stem if number == 1 else "%s-%d" % (stem, number))
+            path = base / shortened(stem if number == 1 else "%s-%d" % (stem, number),
+                                    MAX_NAME_BYTES)
             try:
                 os.mkdir(str(path))
                 return path
@@ -7451,9 +7667,11 @@ def tile_html(tile):
 
 class ContactSheet:
     """index.html (index-2.html, ... when taken) in the output directory. The tiles
-    go to a hidden .part file as the files are reported; when the run ends the page
-    is written from the summary and those tiles, and given its name: memory stays
-    flat however many files there are, and the page is there whole or not at all."""
+    go to a hidden scratch file as the files are reported (unlinked at once where the
+    system allows, so that not even a killed run leaves it); when the run ends the
+    page is written from the summary and those tiles, and given its name: memory
+    stays flat however many files there are, and the page is there whole or not at
+    all."""
 
     def __init__(self, folder, image, command):
         self.folder = Path(folder)
@@ -7464,11 +7682,17 @@ class ContactSheet:
         for number in itertools.count(1):
             path = self.folder / (".%s-%d.tiles%s" % (SHEET_NAME, number, PART_SUFFIX))
             try:
-                self.tiles_fd = create_exclusive(path)
+                self.tiles_fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_EXCL
+                                        | getattr(os, "O_BINARY", 0), 0o600)
                 break
             except FileExistsError:
                 continue
         self.tiles_path = path
+        try:
+            os.unlink(str(path))
+            self.tiles_path = None
+        except OSError:
+            pass                        # Windows: an open file stays; unlinked in discard
         self.size = 0
         self.order = []                 # (offset, where in the tiles file, length)
         self.thumbnails_left = MAX_SHEET_THUMBNAILS
@@ -7487,13 +7711,12 @@ class ContactSheet:
         if self.tiles_fd is not None:
             os.close(self.tiles_fd)
             self.tiles_fd = None
-        with contextlib.suppress(OSError):
-            os.unlink(str(self.tiles_path))
+        if self.tiles_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(str(self.tiles_path))
 
     def close(self, cut_short):
         """Write the page and give it its name (returned)."""
-        os.close(self.tiles_fd)
-        self.tiles_fd = None
         try:
             return self._write(cut_short)
         finally:
@@ -7539,9 +7762,8 @@ class ContactSheet:
         part = self.folder / (name + PART_SUFFIX)
         try:
             write_all(fd, self._head(cut_short).encode("utf-8"))
-            with open(str(self.tiles_path), "rb") as tiles:
-                for _, at, length in sorted(self.order):
-                    write_all(fd, os.pread(tiles.fileno(), length, at))
+            for _, at, length in sorted(self.order):
+                write_all(fd, os.pread(self.tiles_fd, length, at))
             write_all(fd, b"</main></body></html>\n")
             os.close(fd)
             fd = None
@@ -7755,6 +7977,9 @@ class Saved:
             notes.append("and inside %d more" % self.inside_more)
         if self.naming_why:
             notes.append("not named: " + self.naming_why)
+        if self.claim.shortened:
+            notes.append("its name is shortened: the card's is too long for the output's "
+                         "file system")
         return status, "; ".join(notes)
 
 
@@ -7845,6 +8070,7 @@ class Recovery:
         self.reach = []                         # (offset, end) of every file reported
         self.kept = 0                           # files an earlier run saved, kept
         self.go_on = None                       # (offset, counter) to go on from, when cut short
+        self.searched_whole = False             # the report's last row says so
         self.unfinished = []                    # reported files whose pictures are not out
 
     def go_on_from(self, earlier):
@@ -7958,6 +8184,8 @@ class Recovery:
         if code == EXIT_OK and self._nothing_new():
             self.log.info("Nothing new since the last run: %s lists every file found, "
                           "as it did" % self.outdir.report_path)
+        if self.searched_whole and not self.nested:     # its report lists every file
+            self.remember([self.outdir.report_path])
         self.write_sheet(cut_short=code != EXIT_OK)
         self.summary(code)
         if code == EXIT_OK and self.failed:
@@ -8073,6 +8301,13 @@ class Recovery:
         self._report_write(self.outdir.report.write_row,
                            ("", "", stopped_at, self.dump.size, status, detail)
                            + ("",) * (len(REPORT_FIELDS) - 6))
+        self.searched_whole = status == SCAN_FINISHED
+
+    def remember(self, reports):
+        """Name reports in the state file for the next run; a warning if it cannot."""
+        problem = self.outdir.remember(reports)
+        if problem:
+            self.log.warning(problem)
 
     def _nothing_new(self):
         """True when this run, after one that searched the whole dump, found only what
@@ -8177,7 +8412,12 @@ class Recovery:
             saved = Saved(self.outdir.reclaim(names, name_in(earlier)), carved, naming, why)
             saved.earlier = earlier
         else:
-            saved = Saved(self.outdir.claim(names), carved, naming, why)
+            try:
+                saved = Saved(self.outdir.claim(names), carved, naming, why)
+            except OSError as e:            # the output's fault, not one name's: see claim
+                raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
+                                  "cannot write to %s: %s" % (self.outdir.path,
+                                                              e.strerror or e)) from None
         self.starts.append(carved.offset)
         tail = self.tail
         if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
@@ -8705,12 +8945,17 @@ class Recovery:
         relpath = self.outdir.relpath(status, saved.name)
         placed = kept = None
         try:
-            if saved.earlier is not None:
-                kept = self._keep(saved, status)
-            if kept:
-                relpath = kept
-            elif not self.outdir.dry_run:               # the verdict is final now
-                relpath = placed = self.outdir.finish(saved.claim, status)
+            try:
+                if saved.earlier is not None:
+                    kept = self._keep(saved, status)
+                if kept:
+                    relpath = kept
+                elif not self.outdir.dry_run:           # the verdict is final now
+                    relpath = placed = self.outdir.finish(saved.claim, status)
+            except OSError as e:
+                if e.errno in OUTPUT_GONE:
+                    raise
+                return self._not_placed(saved, status, detail, e)
             # said once the folder is known: a file found to hold others leaves the top
             self.log.info("{} {}, size {:,d} B".format(
                 "Would save" if self.outdir.dry_run else
@@ -8761,13 +9006,20 @@ class Recovery:
         row = saved.earlier
         if byte_runs(saved.carved) == row["pieces"] and saved.digest is not None \
                 and saved.digest.hexdigest() == row["sha256"]:
-            self.kept += 1
-            return self.outdir.move(row["file"], status, saved.name)
+            if os.path.join(self.outdir.folder(status), saved.name) == row["file"]:
+                self.kept += 1
+                return row["file"]
+            if self.outdir.is_ours(row):        # moved only when it is that run's file
+                self.kept += 1
+                return self.outdir.move(row["file"], status, saved.name)
+            self.log.warning("%s is not what the earlier run wrote (its sha256 differs from "
+                             "its row's): it stays, and the file is saved again beside it"
+                             % (self.outdir.path / row["file"]))
         saved.earlier = None
         claim = None
-        if self.earlier.superseded(row):        # this copy takes the place of that one
-            with contextlib.suppress(FileExistsError, NotADirectoryError):
-                claim = self.outdir.claim_again(saved.name)
+        if self.earlier.superseded(row) and self.outdir.is_ours(row):
+            with contextlib.suppress(FileExistsError, NotADirectoryError, LinkInTheWay):
+                claim = self.outdir.claim_again(saved.name)     # takes that copy's place
         saved.claim = claim or self.outdir.claim(numbered(saved.name, number)
                                                  for number in itertools.count(2))
         saved.name = saved.claim.name
@@ -8787,7 +9039,7 @@ class Recovery:
                 continue
             path = self.outdir.path / row["file"]
             if row["type"] == "jpg" and " inside " in row["detail"]:
-                if file_sha256(path) == row["sha256"]:
+                if self.outdir.is_ours(row):
                     os.unlink(str(path))
                     self.log.info("Removed %s: the run cut short took it out of a file "
                                   "it could not judge for good; this one did not" % path)
@@ -8857,6 +9109,19 @@ class Recovery:
             return
         self.log.debug("contact sheet: %s" % (self.outdir.path / name))
         self.sheet_written = self.outdir.path / name
+
+    def _not_placed(self, saved, status, detail, error):
+        """saved could not be given its name (a folder of OUT refused it): that file
+        is not saved, and the run goes on."""
+        self.outdir.release(saved.claim)
+        self.failed += 1
+        self.unwritten += 1
+        why = "cannot give it its name: %s" % (error.strerror or error)
+        self.log.error("%s not saved: %s" % (self.outdir.path_of(status, saved.name), why))
+        detail = "; ".join(filter(None, ["not saved: " + why, status, detail]))
+        self._row("", saved.carved, NOT_SAVED, detail, saved.naming)
+        self._tile("", saved.carved, NOT_SAVED, detail, saved.naming)
+        return NOT_SAVED
 
     def _unplace(self, saved, placed):
         """Take back the file placed for saved, whose row could not be written: it is
@@ -9174,11 +9439,15 @@ def writes_onto_input(dump, outdir):
 def earlier_run(outdir, dump, log):
     """The EarlierRun of the last run into outdir, if it can be gone on from; what is
     done with it is said."""
-    path = outdir.earlier_report
-    if path is None:
+    if outdir.unrecorded:
+        log.warning("%s holds reports, but no %s names them (an older recovercr3's, or "
+                    "not recovercr3's): this run does not go on from them, and saves "
+                    "every file anew" % (outdir.path, STATE_NAME))
+    if not outdir.earlier_reports:
         return None
+    path = outdir.earlier_reports[0]
     try:
-        earlier = EarlierRun.read(path, dump.size)
+        earlier = EarlierRun.read(outdir.earlier_reports, dump.size)
     except ValueError as e:
         log.warning("%s: %s, so every file found is saved anew (--restart does so "
                     "without this warning)" % (path, e))
@@ -9324,6 +9593,10 @@ def _run(argv, stop):
             earlier = None if args.restart or args.dry_run else earlier_run(outdir, dump, log)
             if earlier is not None:
                 recovery.go_on_from(earlier)
+            # until this run ends whole, the next goes on from it and from those it
+            # goes on from: what they saved past where it stops is in their reports
+            recovery.remember([outdir.report_path]
+                              + (outdir.earlier_reports if earlier is not None else []))
             if holes:
                 recovery.holes = holes
                 recovery.hole_kind = "were never read by ddrescue"

@@ -167,7 +167,7 @@ def test_disk_full_stops_cleanly(tmp_path, card, monkeypatch):
     # the contact sheet could not be written either: said, and nothing of it left
     assert "[WARNING] the contact sheet is not written: No space left on device" in out.log
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "img1.3gp", "recovercr3-report.csv", "recovercr3.log"]
+        ".recovercr3-state", "img1.3gp", "recovercr3-report.csv", "recovercr3.log"]
 
 
 @pytest.mark.parametrize("how", ["first Ctrl-C", "second Ctrl-C"])
@@ -204,7 +204,7 @@ def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeyp
         ("img1.3gp", "complete", ""),
         ("", "not saved", "not saved: the run stopped before it was written; complete")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "img1.3gp", "index.html", "recovercr3-report.csv", "recovercr3.log"]
+        ".recovercr3-state", "img1.3gp", "index.html", "recovercr3-report.csv", "recovercr3.log"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

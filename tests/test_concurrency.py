@@ -41,7 +41,7 @@ def test_two_runs_into_one_directory_both_save_everything(tmp_path, card):
         names += [r["file"] for r in rows]
     assert len(set(names)) == 48                                  # every file saved once
     on_disk = sorted(p.name for p in out.iterdir()
-                     if not p.name.startswith(("recovercr3", "index")))
+                     if not p.name.startswith(("recovercr3", ".recovercr3", "index")))
     assert on_disk == sorted(names)                               # nothing else, no .part
 
 
@@ -77,6 +77,7 @@ def test_a_report_another_run_is_writing_is_not_gone_on_from(tmp_path, card):
     with open(out / "recovercr3-report.csv", newline="") as f:
         rows = list(csv.reader(f))[1:-1]            # the files, not the last row
     alive = recovercr3.Report(out)                  # recovercr3-report-2.csv, locked
+    recovercr3.write_state(out, [alive.path])       # named, as a run names its own
     for row in rows:
         alive.write_row(row)
     try:

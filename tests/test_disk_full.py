@@ -41,7 +41,7 @@ def consistent(out):
     named = sorted(r["file"] for r in rows if r["file"])
     on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*")
                      if p.is_file() and p not in reports and not is_sheet(p)
-                     and p.name != "recovercr3.log")
+                     and p.name not in ("recovercr3.log", ".recovercr3-state"))
     assert named == on_disk
     assert not list(out.rglob("*.part"))
     return [r for r in rows if r["status"] not in ("scan finished", "interrupted")]

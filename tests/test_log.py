@@ -77,7 +77,7 @@ def test_a_dry_run_says_the_space_a_real_run_needs_and_keeps_no_log(tmp_path):
         "report and the contact sheet".format(2 * len(movie), tmp_path / "out"),
         "[INFO] Dry run: found 2 file(s), wrote none"]
     assert sorted(x.name for x in (tmp_path / "out").iterdir()) == [
-        "index.html", "recovercr3-report.csv"]
+        ".recovercr3-state", "index.html", "recovercr3-report.csv"]
 
 
 def test_the_summary_and_the_log_of_a_card_with_every_type_and_verdict(tmp_path):

@@ -12,7 +12,7 @@ def listing(root):
     """The files a run left, but for index.html and recovercr3.log (test_sheet's and
     test_log's business)."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
-                  and p.name not in ("index.html", "recovercr3.log"))
+                  and p.name not in ("index.html", "recovercr3.log", ".recovercr3-state"))
 
 
 def test_name_by_date_uses_date_and_model_and_counts_collisions(tmp_path, eos_r_cr3):

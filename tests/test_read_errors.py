@@ -76,7 +76,7 @@ def test_a_scan_process_dying_of_sigbus_ends_the_run_cleanly(tmp_path, card, job
     out = read_outcome(1, p.stderr, tmp_path / "out")
     assert out.shas() == [sha256(cr3), sha256(movie), sha256(movie)]
     assert sorted(x.name for x in (tmp_path / "out").iterdir()) == [
-        "img1.cr3", "img2.mp4", "img3.mp4", "index.html", "recovercr3-report.csv",
+        ".recovercr3-state", "img1.cr3", "img2.mp4", "img3.mp4", "index.html", "recovercr3-report.csv",
         "recovercr3.log"]
 
 

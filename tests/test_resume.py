@@ -31,7 +31,7 @@ def record_then_press_ctrl_c(self, *args, **kwargs):
     real(self, *args, **kwargs)
     rows.append(1)
     if len(rows) == {rows}:
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.{signal})
 
 recovercr3.OutputDir.record = record_then_press_ctrl_c
 sys.exit(recovercr3._main(sys.argv[1:]))
@@ -71,14 +71,16 @@ def files_on_disk(out):
     """{relpath: (inode, sha256)} of the carved files in out."""
     return {str(p.relative_to(out)): (p.stat().st_ino, sha256(p.read_bytes()))
             for p in sorted(out.rglob("*")) if p.is_file()
-            and not p.name.startswith(("recovercr3-report", "index", "recovercr3.log"))}
+            and not p.name.startswith(("recovercr3-report", "index", "recovercr3.log", ".recovercr3"))}
 
 
-def ctrl_c_after(card, out, rows):
-    p = subprocess.run([CLI_PYTHON, "-c", CTRL_C_AFTER_ROWS.format(project=str(PROJECT), rows=rows),
-                        "-i", str(card), "-o", str(out)], capture_output=True, text=True,
-                       timeout=300)
-    assert p.returncode == 130 and "Traceback" not in p.stderr, p.stderr
+def ctrl_c_after(card, out, rows, signal_name="SIGINT"):
+    """Run into out, stopped by signal_name once the report has rows rows: its log."""
+    p = subprocess.run([CLI_PYTHON, "-c", CTRL_C_AFTER_ROWS.format(
+        project=str(PROJECT), rows=rows, signal=signal_name), "-i", str(card), "-o", str(out)],
+        capture_output=True, text=True, timeout=300)
+    code = 130 if signal_name == "SIGINT" else -getattr(signal, signal_name)
+    assert p.returncode == code and "Traceback" not in p.stderr, p.stderr
     return p.stderr
 
 
@@ -136,6 +138,27 @@ def test_a_run_cut_short_twice_goes_on_again(tmp_path, card, whole):
     check_matches_disk(out, rows_of(out / "recovercr3-report-3.csv"))
 
 
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("rows", [1, 5, 9])
+def test_a_repeated_run_cut_short_leaves_nothing_to_save_twice(tmp_path, card, whole, rows,
+                                                               signal_name):
+    # A repeat of a whole run keeps every file. Cut short (Ctrl-C, or killed), its report
+    # stops where it was cut, and the next run went on from that report alone: every
+    # file after that point was saved a second time (issue 26). The state file names
+    # the report of the whole run too, and the next run keeps those files as well.
+    out = tmp_path / "out"
+    assert run_cli("-i", card, "-o", out).returncode == 0
+    before = files_on_disk(out)
+    ctrl_c_after(card, out, rows, signal_name)
+    assert files_on_disk(out) == before
+    again = run_cli("-i", card, "-o", out)
+    assert again.returncode == 0 and "Traceback" not in again.stderr
+    assert saving_lines(again.stderr) == 0, again.stderr
+    assert files_on_disk(out) == before         # the same files, inode and bytes
+    assert newest_report(out).read_bytes() == whole[0]
+    assert recovercr3.read_state(out) == [str(newest_report(out))]
+
+
 def test_a_real_ctrl_c_while_saving_then_the_same_command(tmp_path, card, whole):
     out = tmp_path / "out"
     proc = subprocess.Popen([CLI_PYTHON, str(SCRIPT), "-i", str(card), "-o", str(out)],
@@ -153,14 +176,19 @@ def test_a_real_ctrl_c_while_saving_then_the_same_command(tmp_path, card, whole)
 def test_a_second_identical_run_writes_nothing_new(tmp_path, card, whole):
     out = tmp_path / "out"
     assert run_cli("-i", card, "-o", out).returncode == 0
+    # the log gets its block; the state file is written anew (while the run goes on it
+    # names its report too), and says again what it said
+    own = ("recovercr3.log", recovercr3.STATE_NAME)
     before = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
-              for p in out.rglob("*") if p.name != "recovercr3.log"}
+              for p in out.rglob("*") if p.name not in own}
     log_before = (out / "recovercr3.log").read_text()
+    state = (out / recovercr3.STATE_NAME).read_bytes()
     again = run_cli("-i", card, "-o", out)
     assert again.returncode == 0
     after = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
-             for p in out.rglob("*") if p.name != "recovercr3.log"}
+             for p in out.rglob("*") if p.name not in own}
     assert after == before                  # not one file written, moved or added
+    assert (out / recovercr3.STATE_NAME).read_bytes() == state
     assert "[INFO] Nothing new since the last run: %s lists every file found, as it did" % (
         out / "recovercr3-report.csv") in again.stderr
     assert "Saving" not in again.stderr
@@ -267,9 +295,13 @@ def test_a_report_that_is_not_ours_is_left_alone(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "recovercr3-report.csv").write_text("an old report\n")
-    again = recover(dump, out)
-    assert "it is not a report of this version of recovercr3" in again.log
+    again = recover(dump, out)              # no state file names it: not looked at
+    assert ("%s holds reports, but no .recovercr3-state names them" % out) in again.log
     assert again.shas() == [sha256(f) for f in files]
+    (out / recovercr3.STATE_NAME).write_text("recovercr3 state 1\nrecovercr3-report.csv\n")
+    named = recover(dump, out)              # named by one: read, and refused
+    assert "it is not a report of this version of recovercr3" in named.log
+    assert named.shas() == [sha256(f) for f in files]
     assert (out / "recovercr3-report.csv").read_text() == "an old report\n"
 
 
@@ -279,9 +311,10 @@ def test_a_dry_run_does_not_go_on_and_is_not_gone_on_from(tmp_path):
     assert run_cli("-i", dump, "-o", out, "--dry-run").returncode == 0
     real = recover(dump, out)
     assert real.shas() == [sha256(f) for f in files]      # nothing was saved to keep
-    assert "Kept" not in real.log
+    assert "Kept" not in real.log and "holds reports, but no" not in real.log
     dry = run_cli("-i", dump, "-o", out, "--dry-run")
     assert "Would save" in dry.stderr and "Kept" not in dry.stderr
+    assert recovercr3.read_state(out) == [str(out / "recovercr3-report-2.csv")]
 
 
 def test_a_run_stopped_by_a_full_disk_goes_on_once_there_is_room(tmp_path, card, whole,
@@ -307,8 +340,9 @@ def test_careful_reading_goes_on_with_the_cards_names(tmp_path):
     options = ("--careful-read", "--name-by", "original")
     once = recover(card.path, tmp_path / "once", *options)
     out = tmp_path / "out"
-    p = subprocess.run([CLI_PYTHON, "-c", CTRL_C_AFTER_ROWS.format(project=str(PROJECT), rows=2),
-                        "-i", str(card.path), "-o", str(out)] + list(options),
+    p = subprocess.run([CLI_PYTHON, "-c", CTRL_C_AFTER_ROWS.format(
+        project=str(PROJECT), rows=2, signal="SIGINT"), "-i", str(card.path), "-o", str(out)]
+        + list(options),
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 130
     again = recover(card.path, out, *options)
@@ -423,7 +457,7 @@ def test_a_mutated_report_is_gone_on_from_or_refused_in_one_line(tmp_path, data)
     path = tmp_path / "report.csv"
     path.write_bytes(text)
     try:
-        earlier = recovercr3.EarlierRun.read(str(path), 4169975)
+        earlier = recovercr3.EarlierRun.read([str(path)], 4169975)
     except ValueError as e:
         assert str(e).startswith(("it ", "a row")) and "\n" not in str(e)
         return

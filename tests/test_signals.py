@@ -27,7 +27,7 @@ def report_matches_disk(out):
             rows += list(csv.DictReader(f))
     named = sorted(r["file"] for r in rows if r["file"])
     on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*")
-                     if p.is_file() and not p.name.startswith(("recovercr3-report", "index"))
+                     if p.is_file() and not p.name.startswith(("recovercr3-report", "index", ".recovercr3"))
                      and p.name != "recovercr3.log")
     assert named == on_disk
     assert not list(out.rglob("*.part"))
