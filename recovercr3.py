@@ -8899,6 +8899,11 @@ class Recovery:
                 saved.not_saved = "the output disk is full"
                 if not final:
                     raise OutputError(self._disk_full()) from None
+            elif e.errno in OUTPUT_GONE:        # read-only now, or gone: so is the next
+                saved.not_saved = "cannot write it: %s" % (e.strerror or e)
+                if not final:
+                    raise OutputError("cannot write to %s: %s" % (
+                        self.outdir.path, e.strerror or e)) from None
             else:
                 self.failed += 1
                 saved.not_saved = "cannot write it: %s" % (e.strerror or e)

@@ -8,6 +8,7 @@ tools (mkfs.vfat, mmd, mcopy: skipped where they are missing); the naming code i
 also fed random names by hypothesis.
 """
 
+import errno
 import os
 import shutil
 import struct
@@ -347,3 +348,37 @@ def test_random_card_names_each_give_a_file_inside_the_output(files, linked):
                 assert not r.RESERVED_TOP.match(relpath.split("/")[0])
     finally:
         shutil.rmtree(root)
+
+
+# ---------------------------------------------------------------------------
+# One file's error, or the output's
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("error, stops", [(errno.EACCES, False), (errno.EINVAL, False),
+                                          (errno.EIO, True), (errno.EROFS, True)])
+def test_an_error_writing_one_file_costs_that_file_unless_the_output_is_gone(
+        tmp_path, monkeypatch, error, stops):
+    # The second file's copy fails: a refusal (EACCES, EINVAL) is that file's, and the
+    # run goes on; a lost or read-only output disk (EIO, EROFS) stops it, said once.
+    dump, files = three_file_card(tmp_path / "card.img")
+    real = r.Dump.copy_to
+    copies = []
+
+    def copy_to(self, fd, start, size, checkpoint, digest=None):
+        copies.append(start)
+        if len(copies) == 2:
+            raise OSError(error, os.strerror(error))
+        return real(self, fd, start, size, checkpoint, digest)
+
+    monkeypatch.setattr(r.Dump, "copy_to", copy_to)
+    out = recover(dump, tmp_path / "out")
+    assert out.rc == 1 and "Traceback" not in out.log
+    statuses = [row["status"] for row in out.rows]
+    assert statuses[:2] == ["complete", "not saved"]
+    if stops:
+        assert "[ERROR] cannot write to %s: %s" % (tmp_path / "out", os.strerror(error)) \
+            in out.log
+        assert len(statuses) == 2 or statuses[2] == "not saved"
+    else:
+        assert statuses[2] == "complete" and out.shas() == [sha256(files[0]), sha256(files[2])]
+    assert not list((tmp_path / "out").rglob("*.part"))
