@@ -255,6 +255,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 import urllib.parse
 import zlib
 from pathlib import Path
@@ -6653,7 +6654,7 @@ def date_stem(meta):
 
 
 MAX_NAME_BYTES = 255            # of one component of a path, on every file system
-NAME_UNSAFE = re.compile(r"[\\\x00-\x1f\x7f]")
+NAME_UNSAFE = re.compile(r'[\\<>:"|?*\x00-\x1f\x7f]')     # and what Windows refuses
 
 
 def card_path(path):
@@ -6704,6 +6705,31 @@ def utf8_size(text):
     return len(text.encode("utf-8", "surrogateescape"))
 
 
+# Windows (on any drive) and FAT, exFAT and NTFS drives (on any system) refuse these
+# names, with any extension, and names ending in a dot or a space: such a part gets
+# "_" after its stem, or in place of its end.
+WINDOWS_DEVICES = re.compile(r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$"
+                             r"|(COM|LPT)[0-9\u00b9\u00b2\u00b3])(\..*)?\Z",
+                             re.IGNORECASE | re.DOTALL)
+TRAILING_DOTS = re.compile(r"[. ]+\Z")
+
+
+def portable(part):
+    """part, as every system and drive takes it: not a device name, not ending in a
+    dot or a space, without NAME_UNSAFE's characters."""
+    part = TRAILING_DOTS.sub("_", NAME_UNSAFE.sub("_", part))
+    if WINDOWS_DEVICES.match(part):
+        stem, dot, ext = part.partition(".")
+        part = stem + "_" + dot + ext
+    return part
+
+
+def same_name(name):
+    """What two names that one folder cannot hold both have in common on Windows and
+    macOS: case, and Unicode's composed or decomposed accents, do not count."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def shortened(part, room):
     """part, when it fits in room bytes (UTF-8); otherwise its start, "~", SHORT_HASH
     hex digits of the sha256 of all of it, and its extension: within room."""
@@ -6722,7 +6748,7 @@ def fitted(name, room):
     """name (folders/file) with every part short enough for the file system, and all
     of it within room bytes: long parts shortened, then its folders shortened to
     SHORT_FOLDER, then dropped. The same name each time; a fitted name fits as it is."""
-    *folders, last = name.split("/")
+    *folders, last = [portable(part) for part in name.split("/")]
     folders = [shortened(folder, MAX_NAME_BYTES) for folder in folders]
     last = shortened(last, NAME_ROOM)
     if utf8_size("/".join(folders + [last])) > room:
@@ -7125,7 +7151,7 @@ class OutputDir:
         self.name_by = name_by
         self.dry_run = dry_run
         self.counter = 0
-        self._given = set()                 # names given in this run
+        self._given = set()                 # names given in this run (same_name keys)
         self.claims = set()                 # the Claims of this run not named or given up
         self.folders = {COMPLETE: ""}       # status -> folder, once it is made
         self.notes = []                     # what the caller should tell the user
@@ -7198,7 +7224,8 @@ class OutputDir:
         return [self.path / folder / name for folder in sorted(folders)]
 
     def _taken(self, name):
-        return (name in self._given or os.path.lexists(str(self.path / (name + PART_SUFFIX)))
+        return (same_name(name) in self._given
+                or os.path.lexists(str(self.path / (name + PART_SUFFIX)))
                 or any(os.path.lexists(str(home)) for home in self._homes(name)))
 
     def names_for(self, carved, naming=None):
@@ -7235,7 +7262,7 @@ class OutputDir:
             if self._taken(name):
                 continue
             if self.dry_run:
-                self._given.add(name)
+                self._given.add(same_name(name))
                 return Claim(name, "", None, shortened=name != wanted)
             part = self.path / (name + PART_SUFFIX)
             try:
@@ -7253,7 +7280,7 @@ class OutputDir:
                 os.close(fd)
                 os.unlink(str(part))
                 continue
-            self._given.add(name)
+            self._given.add(same_name(name))
             claim = Claim(name, str(part), fd, shortened=name != wanted)
             self.claims.add(claim)
             return claim
@@ -7288,7 +7315,7 @@ class OutputDir:
             candidate = self.fit(wanted)
             if candidate == name or not self._taken(candidate):
                 break
-        self._given.add(name)
+        self._given.add(same_name(name))
         return Claim(name, "", None, shortened=self.fit(wanted) == name != wanted)
 
     def claim_again(self, name):
@@ -7298,7 +7325,7 @@ class OutputDir:
         if "/" in name:
             self._make_parents(part)
         fd = create_exclusive(part)
-        self._given.add(name)
+        self._given.add(same_name(name))
         claim = Claim(name, str(part), fd)
         self.claims.add(claim)
         return claim
@@ -7325,7 +7352,7 @@ class OutputDir:
         for wanted in names:
             name = self.fit(wanted)
             if name == claim.name or not self._taken(name):
-                self._given.add(name)
+                self._given.add(same_name(name))
                 claim.name = name
                 claim.shortened = name != wanted
                 return

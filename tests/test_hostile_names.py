@@ -382,3 +382,57 @@ def test_an_error_writing_one_file_costs_that_file_unless_the_output_is_gone(
     else:
         assert statuses[2] == "complete" and out.shas() == [sha256(files[0]), sha256(files[2])]
     assert not list((tmp_path / "out").rglob("*.part"))
+
+
+# ---------------------------------------------------------------------------
+# Names every system and drive takes (Windows, macOS; FAT32, exFAT, NTFS)
+# ---------------------------------------------------------------------------
+
+WINDOWS_FORBIDDEN = set('<>:"\\|?*') | {chr(code) for code in range(32)}
+DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    kind + digit for kind in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"}
+
+
+def windows_takes(part):
+    """True when Windows (and an NTFS, exFAT or FAT32 drive) takes part as a name."""
+    return (part not in ("", ".", "..") and not set(part) & WINDOWS_FORBIDDEN
+            and not part.endswith((".", " ")) and part.split(".")[0].upper() not in DEVICES
+            and len(part.encode("utf-16-le")) // 2 <= 255)
+
+
+def macos_takes(part):
+    """True when APFS and HFS+ take part as a name (and Finder shows it as it is)."""
+    return part not in ("", ".", "..") and ":" not in part and "\0" not in part \
+        and len(part.encode("utf-8")) <= 255
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=300), st.sampled_from(
+    ["CON", "con.txt", "Com1.JPG", "LPT9", "nul.tar.gz", "AUX.", "a. . ", "x:y", "a<b>",
+     "what?", "*", "IMG_0001.JPG ", "\u00e9" * 200, "COM\u00b9"])), min_size=1, max_size=12))
+def test_a_fitted_name_is_one_windows_and_macos_take(parts):
+    name = r.card_path("/".join(parts))
+    if not name:
+        return                                  # no name: the file keeps imgN
+    given = r.fitted(name, 260 - len("C:\\Users\\someone\\recovered\\"))
+    assert given == r.fitted(given, 260 - len("C:\\Users\\someone\\recovered\\"))
+    for part in given.split("/"):
+        assert windows_takes(part) and macos_takes(part), part
+        assert windows_takes(part + r.PART_SUFFIX) and macos_takes(part + r.PART_SUFFIX)
+
+
+def test_two_card_names_that_differ_only_in_case_get_two_names(tmp_path):
+    # On Linux both fit; copied to a Mac or Windows (or written to an exFAT drive)
+    # one would take the other's place. So would an accent composed or not.
+    outdir = r.OutputDir(tmp_path / "out", "original")
+    carved = r.Carved(0, 1, "jpg", "jpg", r.COMPLETE, "", [])
+    given = []
+    for name in ["DCIM/100CANON/IMG_0001.JPG", "dcim/100canon/img_0001.jpg",
+                 "DCIM/Caf\u00e9.jpg", "DCIM/Cafe\u0301.jpg"]:
+        claim = outdir.claim(outdir.names_for(carved, r.Naming(name, "entry", "")))
+        claim.close()
+        given.append(outdir.finish(claim, r.COMPLETE))
+    outdir.close()
+    assert given == ["DCIM/100CANON/IMG_0001.JPG", "dcim/100canon/img_0001-2.jpg",
+                     "DCIM/Caf\u00e9.jpg", "DCIM/Cafe\u0301-2.jpg"]
+    assert len({r.same_name(name) for name in given}) == 4
