@@ -146,7 +146,8 @@ first read that fails). Still, an image made first with ddrescue spares the card
 
 import signal
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP",
+                                                        "SIGBREAK")     # Ctrl-Break
                      if hasattr(signal, name))
 EARLY_STOPS = []            # stop signals that came while the script was starting
 
@@ -234,9 +235,13 @@ import datetime
 import errno
 import filecmp
 try:
-    import fcntl        # a report's lock: POSIX only; elsewhere, a run in progress is
-except ImportError:     # not told from a killed one
+    import fcntl        # a report's lock (flock): POSIX
+except ImportError:
     fcntl = None
+try:
+    import msvcrt       # a report's lock (a locked byte): Windows
+except ImportError:
+    msvcrt = None
 import hashlib
 import heapq
 import html
@@ -262,6 +267,40 @@ from pathlib import Path
 from typing import NamedTuple
 
 __version__ = "0.1.0"
+
+# What differs between systems is chosen here, once: Windows has no pread, no
+# O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
+O_BINARY = getattr(os, "O_BINARY", 0)
+O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# \\.\PhysicalDrive1, \\.\E:, \\?\E:, \\?\Volume{...}: a device; \\?\C:\x.img is a file
+WINDOWS_DEVICE = re.compile(r"[\\/]{2}(\.[\\/]|\?[\\/]([A-Za-z]:[\\/]?\Z|Volume\{|"
+                            r"PhysicalDrive|GLOBALROOT))", re.IGNORECASE)
+
+
+def windows_device(path):
+    """True for a Windows device path (a physical drive, a volume): not a file."""
+    return WINDOWS_DEVICE.match(str(path)) is not None
+
+
+def open_here(path, flags, mode=0o644):
+    """os.open(path, flags), never through a symbolic link at path: O_NOFOLLOW, or
+    where there is none (Windows) a look first (ELOOP, as O_NOFOLLOW says)."""
+    if not O_NOFOLLOW and os.path.islink(path):
+        raise OSError(errno.ELOOP, "a symbolic link", str(path))
+    return os.open(str(path), flags | O_NOFOLLOW | O_BINARY, mode)
+
+
+if hasattr(os, "pread"):
+    pread = os.pread
+else:
+    _SEEK_LOCK = threading.Lock()       # a descriptor's position is shared by threads
+
+    def pread(fd, size, offset):
+        """size bytes of fd at offset (fewer at its end), as os.pread gives them."""
+        with _SEEK_LOCK:
+            os.lseek(fd, offset, os.SEEK_SET)
+            return os.read(fd, size)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -585,6 +624,12 @@ class Dump:
         self._lock = threading.Lock()   # the writer thread reads too
         self._pool = self._pool_started_with = None
         self.candidates = Candidates()  # what the first pass found to carve (see scan)
+        if os.name == "nt" and windows_device(path):
+            raise InputError(
+                "%s is a Windows device: recovercr3 reads an image of it (Windows reads a "
+                "device in whole sectors only, and cannot map it). Image the card first "
+                "(see the README: dd from Cygwin or MSYS2, WSL 2 with ddrescue, or a raw-read "
+                "tool), then run on the image" % path)
         try:
             kind = unscannable(os.stat(path).st_mode)  # before open: a FIFO's open blocks
         except OSError as e:
@@ -592,7 +637,7 @@ class Dump:
         if kind:
             raise InputError(self._refusal(kind))
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+            fd = os.open(path, os.O_RDONLY | O_NONBLOCK | O_BINARY)
         except OSError as e:
             raise InputError("cannot read %s: %s" % (path, e.strerror)) from None
         try:
@@ -608,7 +653,7 @@ class Dump:
             if self.size == 0:
                 raise InputError("%s is empty: nothing to recover" % path)
             try:
-                kind = not_raw(os.pread(fd, NOT_RAW_HEAD, 0))
+                kind = not_raw(pread(fd, NOT_RAW_HEAD, 0))
             except OSError:
                 kind = ""                   # the scan says what cannot be read
             if kind:
@@ -655,7 +700,7 @@ class Dump:
         size = max(0, min(size, self.size - offset))
         if not (self.careful and self._known_bad(offset, offset + size)):
             try:
-                data = os.pread(self.fd, size, offset)
+                data = pread(self.fd, size, offset)
             except OSError as e:
                 if e.errno != errno.EIO:
                     raise ReadError("cannot read {} at offset {:,d}: {}".format(
@@ -790,7 +835,7 @@ class Dump:
         """What one pread gives of size bytes at offset: fewer on a bad sector (b""
         for EIO); ReadError for any other error."""
         try:
-            return os.pread(self.fd, size, offset)
+            return pread(self.fd, size, offset)
         except OSError as e:
             if e.errno != errno.EIO:
                 raise ReadError("cannot read {} at offset {:,d}: {}".format(
@@ -973,7 +1018,7 @@ class Dump:
         for offset in range(first, stop, READ_CHECK_STEP):
             want = min(READ_CHECK_STEP, stop - offset)
             try:
-                got = len(os.pread(self.fd, want, offset))
+                got = len(pread(self.fd, want, offset))
                 why = "Input/output error (a read came back short)"
             except OSError as e:
                 got, why = 0, e.strerror or str(e)
@@ -1124,7 +1169,7 @@ def read_mapfile(path, dump_size):
                              % (path, unscannable(mode) or "a block device"))
     try:
         refuse(os.stat(path).st_mode)       # before open: a device's open may act
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)    # a FIFO's open never waits
+        fd = os.open(path, os.O_RDONLY | O_NONBLOCK)    # a FIFO's open never waits
     except OSError as e:
         raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
     try:
@@ -4551,7 +4596,7 @@ def _start_scan_process(path, size, options):
     end_with_the_main_process()
     _parent = os.getppid()
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, os.O_RDONLY | O_NONBLOCK | O_BINARY)
         try:
             buf = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         except BaseException:
@@ -4709,7 +4754,7 @@ def hash_carved(fd, buffer, carved):
             if hasattr(os, "preadv"):
                 chunk = view[:os.preadv(fd, [view[:want]], pos)]
             else:
-                chunk = os.pread(fd, want, pos)
+                chunk = pread(fd, want, pos)
             if len(chunk) < want:
                 return carved                   # a bad sector: the writer reads carefully
             digest.update(chunk)
@@ -6638,7 +6683,8 @@ OUTPUT_GONE = frozenset(getattr(errno, name) for name in (
     if hasattr(errno, name))
 MAX_NAME_FAILURES = 2 * MAX_SAME_NAME   # names refused in a row: the output's fault
 NO_HARD_LINKS = frozenset(getattr(errno, name) for name in (
-    "EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EMLINK", "EXDEV") if hasattr(errno, name))
+    "EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EMLINK", "EXDEV",
+    "EINVAL") if hasattr(errno, name))      # EINVAL: Windows's "Incorrect function"
 
 
 def date_stem(meta):
@@ -6856,7 +6902,7 @@ class LinkInTheWay(OSError):
 def create_exclusive(path):
     """A new file's descriptor; FileExistsError when anything is at path already."""
     return os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                   | getattr(os, "O_BINARY", 0), 0o644)
+                   | O_BINARY, 0o644)
 
 
 class Claim:
@@ -6878,6 +6924,48 @@ class Claim:
             os.close(fd)
 
 
+# A run holds its report's lock while it writes it, so that the next run tells a run
+# in progress from a killed one (whose report has no last row either). Windows locks
+# byte ranges, and keeps others from reading them: the byte locked is one far past
+# any report's end.
+LOCK_AT = (1 << 31) - 1
+
+
+def hold_lock(fd):
+    """Take the lock of the report open at fd, for as long as it is open (none where
+    the system has neither flock nor msvcrt)."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    elif msvcrt is not None:
+        at = os.lseek(fd, 0, os.SEEK_CUR)
+        os.lseek(fd, LOCK_AT, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        finally:
+            os.lseek(fd, at, os.SEEK_SET)
+
+
+def locked_by_another(fd):
+    """True when a run in progress holds the lock of the report open at fd."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+    if msvcrt is not None:
+        os.lseek(fd, LOCK_AT, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return True
+        finally:
+            os.lseek(fd, LOCK_AT, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        os.lseek(fd, 0, os.SEEK_SET)
+    return False
+
+
 class Report:
     """recovercr3-report.csv (or -2, -3, ... when taken): each row whole or not at all."""
 
@@ -6891,8 +6979,7 @@ class Report:
                 break
             except FileExistsError:
                 number += 1
-        if fcntl is not None:           # held until the run ends, however it ends
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        hold_lock(self.fd)              # held until the run ends, however it ends
         self.size = 0
         self.write_row(REPORT_FIELDS)
 
@@ -6929,8 +7016,7 @@ def read_state(folder):
     """The paths of the reports the state file in folder names, newest first; []
     when it has none (or a state that is not the tool's)."""
     try:
-        fd = os.open(os.path.join(str(folder), STATE_NAME), os.O_RDONLY | os.O_NONBLOCK
-                     | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        fd = open_here(os.path.join(str(folder), STATE_NAME), os.O_RDONLY | O_NONBLOCK)
     except OSError:
         return []
     try:
@@ -7083,11 +7169,8 @@ class EarlierRun:
         cannot be gone on from."""
         try:
             with open(path, newline="", encoding="utf-8") as f:
-                if fcntl is not None:
-                    try:
-                        fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        raise ValueError("another run is still writing it") from None
+                if locked_by_another(f.fileno()):
+                    raise ValueError("another run is still writing it")
                 reader = csv.reader(f)
                 if tuple(next(reader, ())) != REPORT_FIELDS:
                     raise ValueError("it is not a report of this version of recovercr3")
@@ -7710,7 +7793,7 @@ class ContactSheet:
             path = self.folder / (".%s-%d.tiles%s" % (SHEET_NAME, number, PART_SUFFIX))
             try:
                 self.tiles_fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_EXCL
-                                        | getattr(os, "O_BINARY", 0), 0o600)
+                                        | O_BINARY, 0o600)
                 break
             except FileExistsError:
                 continue
@@ -7790,7 +7873,7 @@ class ContactSheet:
         try:
             write_all(fd, self._head(cut_short).encode("utf-8"))
             for _, at, length in sorted(self.order):
-                write_all(fd, os.pread(self.tiles_fd, length, at))
+                write_all(fd, pread(self.tiles_fd, length, at))
             write_all(fd, b"</main></body></html>\n")
             os.close(fd)
             fd = None
@@ -9501,6 +9584,24 @@ def earlier_run(outdir, dump, log):
 LOG_NAME = "recovercr3.log"
 
 
+def platform_paths():
+    """What this system gave of the calls that differ between systems (-v says)."""
+    import multiprocessing
+    return [
+        "scan processes: %s" % ("forked" if multiprocessing.get_start_method() == "fork"
+                                else "spawned"),
+        "reads at an offset: %s" % ("pread" if hasattr(os, "pread") else
+                                    "seek and read, under a lock"),
+        "copies: %s" % ("sendfile, where the system takes it" if hasattr(os, "sendfile")
+                        else "read and written (no sendfile)"),
+        "report lock: %s" % ("flock" if fcntl is not None else "msvcrt.locking"
+                             if msvcrt is not None else "none: a run in progress is not "
+                             "told from a killed one"),
+        "stop signals: %s" % ", ".join(signal.Signals(signum).name for signum in STOP_SIGNALS),
+        "path limit: %s" % ("the file system's (pathconf)" if hasattr(os, "pathconf")
+                            else "%d characters" % DEFAULT_PATH_MAX)]
+
+
 def keep_log(log, outdir, command, dump, cleanup, decoder):
     """Append this run's log lines to recovercr3.log in the output directory, between
     a header (version, command line, input and its size, start time, which decoder
@@ -9509,8 +9610,7 @@ def keep_log(log, outdir, command, dump, cleanup, decoder):
     the run."""
     path = outdir.path / LOG_NAME
     try:
-        fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT
-                     | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), 0o644)
+        fd = open_here(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise OSError(errno.EINVAL, "not a regular file")
@@ -9610,6 +9710,8 @@ def _run(argv, stop):
             decoder = (TURBOJPEG.describe() if not args.no_decode
                        else "JPEG data is not decoded (--no-decode)")
             log.debug(decoder)
+            for line in platform_paths():
+                log.debug(line)
             if args.dry_run:                        # a dry run writes the report alone
                 log.keep_in(None, "")
             else:

@@ -15,8 +15,21 @@ import recovercr3
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCRIPT = PROJECT / "recovercr3.py"
-# The CLI tests run the script under this interpreter (CI sets it to Python 3.8).
+# The CLI tests run the script under this interpreter (CI sets it to Python 3.8),
+# and, with RECOVERCR3_SIMULATE=windows or macos, with that system's gaps put on at
+# start-up (tests/platforms/NAME/sitecustomize.py).
 CLI_PYTHON = os.environ.get("RECOVERCR3_PYTHON", sys.executable)
+SIMULATE = os.environ.get("RECOVERCR3_SIMULATE", "")
+PLATFORMS = PROJECT / "tests" / "platforms"
+
+
+def cli_env(simulate=SIMULATE, **extra):
+    """The environment of a CLI run: simulate's gaps on, when one is named."""
+    env = dict(os.environ, **extra)
+    if simulate:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(PLATFORMS / simulate)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
 
 
 class Outcome(NamedTuple):
@@ -65,6 +78,7 @@ def recover(dump, outdir, *options):
 
 def run_cli(*args, timeout=300, **kwargs):
     """Run the script as a user would; returns the CompletedProcess (text mode)."""
+    kwargs.setdefault("env", cli_env())
     return subprocess.run([CLI_PYTHON, str(SCRIPT)] + [str(a) for a in args],
                           capture_output=True, text=True, timeout=timeout, **kwargs)
 

@@ -2,9 +2,10 @@
 cannot be read is zeros, the scan goes on, and every file over such a sector is
 damaged and says where.
 
-The seam is the reader itself: os.pread fails (EIO) on chosen sectors, in the
-process that reads, so the scan processes see those sectors as what the reader
-gave (zeros), through their guarded map - the carving is the real one.
+The seam is the reader itself: recovercr3.pread (os.pread, where there is one)
+fails (EIO) on chosen sectors, in the process that reads, so the scan processes see
+those sectors as what the reader gave (zeros), through their guarded map - the
+carving is the real one.
 """
 
 import errno
@@ -35,7 +36,7 @@ def card(tmp_path):
 
 
 def failing_reads(monkeypatch, bad):
-    """os.pread fails with EIO on any read that touches a sector in bad."""
+    """pread fails with EIO on any read that touches a sector in bad."""
     real = os.pread
 
     def pread(fd, size, offset):
@@ -43,7 +44,7 @@ def failing_reads(monkeypatch, bad):
         if any(sector in bad for sector in range(first, offset + size, 512)):
             raise OSError(errno.EIO, "Input/output error")
         return real(fd, size, offset)
-    monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(r, "pread", pread)      # the reads at an offset
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

@@ -10,7 +10,7 @@ made over that file (a real block device, read carefully from the start). Every
 file away from the bad areas comes back byte for byte, every file over one is
 damaged and says where, and the run ends with a full report.
 
-A short-read seam (os.pread returning fewer bytes, where hypothesis chooses) tests
+A short-read seam (pread returning fewer bytes, where hypothesis chooses) tests
 the careful reader alone.
 """
 
@@ -144,7 +144,7 @@ def short_reads(monkeypatch, bad, calls):
                     raise OSError(errno.EIO, "Input/output error")
                 return real(fd, start - offset, offset)     # short: up to the bad one
         return real(fd, size, offset)
-    monkeypatch.setattr(r.os, "pread", pread)
+    monkeypatch.setattr(r, "pread", pread)
 
 
 @settings(max_examples=60, deadline=None,

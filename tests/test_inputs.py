@@ -5,6 +5,7 @@ import socket
 
 import pytest
 
+import recovercr3 as r
 from conftest import run_cli
 
 
@@ -80,3 +81,22 @@ def test_an_image_that_is_not_raw_is_named_with_the_way_to_a_raw_one(tmp_path, h
     (line,) = [line for line in p.stderr.splitlines() if line.startswith("[ERROR]")]
     assert line.startswith("[ERROR] %s is " % image) and says in line
     assert not out.exists()                     # nothing written for it
+
+
+@pytest.mark.parametrize("path, device", [
+    (r"\\.\PhysicalDrive1", True), (r"\\.\E:", True), (r"\\?\E:", True),
+    ("//./PhysicalDrive0", True), (r"\\?\Volume{6a1f}", True),
+    (r"\\?\C:\cards\card.img", False), (r"C:\card.img", False), ("card.img", False),
+    (r"\\server\share\card.img", False)])
+def test_a_windows_device_is_told_from_a_file(path, device):
+    assert r.windows_device(path) is device
+
+
+def test_a_windows_device_is_refused_with_the_advice_to_image_it(monkeypatch):
+    # Windows reads a device in whole sectors only and cannot map it: image it first.
+    monkeypatch.setattr(r.os, "name", "nt")
+    with pytest.raises(r.InputError) as refused:
+        r.Dump(r"\\.\PhysicalDrive1")
+    assert str(refused.value).startswith(
+        r"\\.\PhysicalDrive1 is a Windows device: recovercr3 reads an image of it")
+    assert "Image the card first" in str(refused.value)

@@ -115,7 +115,7 @@ def test_a_read_error_while_copying_is_read_carefully_and_costs_that_file_alone(
         return real_preadv(fd, buffers, offset)
 
     real_preadv = getattr(os, "preadv", None)
-    monkeypatch.setattr(r.os, "pread", failing_pread)
+    monkeypatch.setattr(r, "pread", failing_pread)
     if real_preadv is not None:
         monkeypatch.setattr(r.os, "preadv", failing_preadv)
     monkeypatch.setattr(r.os, "sendfile", lambda out, fd, offset, count: os.write(
