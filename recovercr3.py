@@ -9274,6 +9274,8 @@ class Recovery:
             self.log.info("Would save {}, size {:,d} B".format(self.outdir.path / relpath,
                                                                 picture.size))
             self._row(relpath, carved, verdict, detail)
+            if self.dfxml:
+                self.dfxml.add(relpath, carved, "", verdict, detail)
             self._tile(relpath, carved, verdict, detail)
             self.counted(carved, verdict)
             return
@@ -9312,8 +9314,10 @@ class Recovery:
             self.log.error("%s not saved: %s" % (self.outdir.path_of(status, base), e))
             return
         except OSError as e:
-            if e.errno == errno.ENOSPC:
-                raise OutputError(self._disk_full()) from None
+            if e.errno in OUTPUT_GONE:
+                raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
+                                  "cannot write to %s: %s" % (self.outdir.path,
+                                                              e.strerror or e)) from None
             self.failed += 1
             self.log.error("cannot write %s: %s" % (self.outdir.path_of(status, base),
                                                     e.strerror or e))

@@ -1,5 +1,6 @@
 """What lands in the output directory: names, status folders, dry runs, DFXML."""
 
+import csv
 import xml.etree.ElementTree as ET
 
 from conftest import recover, run_cli
@@ -100,3 +101,22 @@ def test_dfxml_never_overwrites(tmp_path):
     assert p.stderr.splitlines()[-1] == (
         "[ERROR] %s exists: recovercr3 does not overwrite files" % (tmp_path / "carve.xml"))
     assert (tmp_path / "carve.xml").read_text() == "someone's"
+
+
+def test_the_csv_and_the_dfxml_name_the_same_files_in_a_dry_run_and_a_real_one(tmp_path,
+                                                                                eos_r_cr3):
+    # A truncated CR3 gives its thumbnail as a file of its own: a dry run wrote its
+    # CSV row but left it out of the DFXML (the dry run's copy of the recording).
+    movie = corpus_file("gopro_karma.mp4")
+    build_dump(tmp_path / "card.img", 512, eos_r_cr3, 512, movie, 4096, eos_r_cr3[:5000000])
+    for mode in (["--dry-run"], []):
+        xml, out = tmp_path / ("carve%d.xml" % len(mode)), tmp_path / ("out%d" % len(mode))
+        assert run_cli("-i", tmp_path / "card.img", "-o", out, "--dfxml", xml,
+                       *mode).returncode == 0
+        with open(str(out / "recovercr3-report.csv"), newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.DictReader(f) if row["file"]]
+        root = ET.parse(str(xml)).getroot()
+        named = [(o.find("d:filename", DFXML_NS).text, int(o.find("d:filesize", DFXML_NS).text))
+                 for o in root.findall("d:fileobject", DFXML_NS)]
+        assert sorted(named) == sorted((row["file"], int(row["size"])) for row in rows)
+        assert len(named) == 4, mode            # the CR3s, the MP4 and the thumbnail
