@@ -19,8 +19,18 @@ import struct
 import subprocess
 from pathlib import Path
 
+# The project's own files (tests/corpus: those whose licence lets them be shipped,
+# see its MANIFEST.tsv and LICENSES/), then the shared corpus beside the clone.
+OWN_CORPUS = Path(__file__).resolve().parent / "corpus"
 CORPUS = Path(os.environ.get("RECOVERCR3_CORPUS",
                              Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+
+
+def corpus_path(name):
+    """Where the corpus file name is: tests/corpus, else the shared corpus (which
+    may not have it either)."""
+    own = OWN_CORPUS / name
+    return own if own.is_file() else CORPUS / name
 
 BOX = struct.Struct(">I4s")
 CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
@@ -30,9 +40,10 @@ CNOP_UUID = bytes.fromhex("210f1687914911e4811100242131fce4")
 def corpus_file(name):
     """Bytes of a corpus file; skips the calling test when the corpus is absent."""
     import pytest
-    path = CORPUS / name
+    path = corpus_path(name)
     if not path.is_file():
-        pytest.skip("corpus file %s not available" % name)
+        pytest.skip("corpus file %s is not in tests/corpus (its licence does not let it be "
+                    "shipped) and no shared corpus is beside the clone (%s)" % (name, CORPUS))
     return path.read_bytes()
 
 

@@ -376,8 +376,8 @@ def test_mutated_files_never_crash(flips, cut):
 # iloc, iinf, Exif) must never fail with anything but a verdict.
 
 def real_file(name):
-    from dumpkit import CORPUS
-    path = CORPUS / name
+    from dumpkit import corpus_path
+    path = corpus_path(name)
     return path.read_bytes() if path.is_file() else SAMPLE
 
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import recovercr3 as r
 from conftest import CLI_PYTHON, SCRIPT, read_outcome
-from dumpkit import CORPUS, build_dump, noise, padded
+from dumpkit import build_dump, corpus_path, noise, padded
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402  (after the skip)
@@ -49,8 +49,8 @@ PILLOW_JPEGS = [pillow_jpeg(seed=1, quality=90),                       # 4:2:0
                 pillow_jpeg(seed=3, quality=95, subsampling=1),        # 4:2:2
                 pillow_jpeg(seed=4, quality=80, optimize=True),        # own Huffman tables
                 pillow_jpeg((333, 251), seed=5, quality=85)]           # partial MCUs
-POOL = PILLOW_JPEGS + [(CORPUS / name).read_bytes() for name in CAMERA_JPEGS
-                       if (CORPUS / name).is_file()]
+POOL = PILLOW_JPEGS + [corpus_path(name).read_bytes() for name in CAMERA_JPEGS
+                       if corpus_path(name).is_file()]
 
 
 def data_range(data):
@@ -93,7 +93,7 @@ def test_whole_jpegs_are_whole_to_both(index):
 @turbo
 @pytest.mark.parametrize("name", CAMERA_JPEGS)
 def test_camera_jpegs_are_whole_to_both(name):
-    path = CORPUS / name
+    path = corpus_path(name)
     if not path.is_file():
         pytest.skip("corpus file %s not available" % name)
     assert verdicts(path.read_bytes()) == (True, True)
@@ -318,9 +318,9 @@ def chunks_of(size):
 
 @pytest.mark.parametrize("name", CAMERA_JPEGS[:2])
 def test_a_camera_jpeg_cut_decodes_a_chunk_at_a_time_as_whole(monkeypatch, name):
-    if not (CORPUS / name).is_file():
+    if not corpus_path(name).is_file():
         pytest.skip("%s is not in ../shared/corpus" % name)
-    data = (CORPUS / name).read_bytes()
+    data = corpus_path(name).read_bytes()
     monkeypatch.setattr(r, "DECODE_CHUNK", 4093)
     start, end = data_range(data)
     for jpeg in (data, cut(data, (start + end) // 2), lost(data, (start + end) // 3, 7)):

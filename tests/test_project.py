@@ -63,3 +63,20 @@ def test_readme_renders_without_warnings():
                                  settings_overrides={"warning_stream": warnings,
                                                      "report_level": 2})
     assert warnings.getvalue() == ""
+
+
+def test_the_projects_own_corpus_is_what_its_manifest_says():
+    # tests/corpus: the files a clone tests itself with, each with its source and a
+    # licence that lets it be shipped (the texts in tests/corpus/LICENSES).
+    import csv
+    import hashlib
+    corpus = PROJECT / "tests" / "corpus"
+    with open(str(corpus / "MANIFEST.tsv"), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    files = sorted(p.name for p in corpus.iterdir() if p.is_file() and p.name != "MANIFEST.tsv")
+    assert sorted(row["file"] for row in rows) == files
+    for row in rows:
+        data = (corpus / row["file"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (int(row["bytes"]), row["sha256"])
+        assert re.match(r"(MIT|BSD|Apache|CC0|free to use)", row["license"]), row["file"]
+        assert "@" in row["source"]                 # repository:path@commit
