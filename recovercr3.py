@@ -6784,10 +6784,13 @@ def shortened(part, room):
     stem, dot, ext = part.rpartition(".")
     ext = dot + ext if stem and utf8_size(ext) < MAX_KEPT_EXTENSION else ""
     tag = "~" + hashlib.sha256(part.encode("utf-8", "surrogateescape")).hexdigest()[:SHORT_HASH]
-    start = part[:len(part) - len(ext)]
-    while start and utf8_size(start) > room - utf8_size(tag + ext):
-        start = start[:-1]
-    return start + tag + ext
+    budget, kept = room - utf8_size(tag + ext), 0
+    for char in part[:len(part) - len(ext)]:     # the longest start that fits, once over
+        budget -= utf8_size(char)
+        if budget < 0:
+            break
+        kept += 1
+    return part[:kept] + tag + ext
 
 
 def fitted(name, room):
@@ -7081,6 +7084,16 @@ def row_carved(row):
                   pieces=tuple(runs) if len(runs) > 1 else ())
 
 
+def go_on_point(end):
+    """(offset, the last imgN number used) a report's last row says its run goes on
+    from; (0, 0) for a run that was not cut short, or was killed."""
+    found = GO_ON_FROM.search(end["detail"]) \
+        if end is not None and end["status"] == SCAN_INTERRUPTED else None
+    if not found:
+        return 0, 0
+    return int(found.group(1).replace(",", "")), max(int(found.group(2)) - 1, 0)
+
+
 SUPERSEDED = "superseded"       # a row's own mark, beside REPORT_FIELDS: see superseded()
 
 
@@ -7105,12 +7118,7 @@ class EarlierRun:
     def __init__(self, path, rows, end, older=()):
         self.path = path
         self.end = end                  # the last row (scan finished/interrupted) or None
-        self.resume_at, self.counter = 0, 0
-        if end is not None and end["status"] == SCAN_INTERRUPTED:
-            found = GO_ON_FROM.search(end["detail"])
-            if found:
-                self.resume_at = int(found.group(1).replace(",", ""))
-                self.counter = max(int(found.group(2)) - 1, 0)
+        self.resume_at, self.counter = go_on_point(end)
         self.carried = [row for row in rows if int(row["offset"]) < self.resume_at]
         self.carried_files = []         # those of files found, not pictures taken out
         self._saved = {}                # (offset, type) -> rows of files saved there
@@ -7122,10 +7130,7 @@ class EarlierRun:
     def _take(self, rows, end, newest):
         """Keep the rows of one report: of the newest, all; of an older one, those of
         files saved where the newest did not reach, and no newer report lists."""
-        resume_at = 0
-        if end is not None and end["status"] == SCAN_INTERRUPTED:
-            found = GO_ON_FROM.search(end["detail"])
-            resume_at = int(found.group(1).replace(",", "")) if found else 0
+        resume_at = go_on_point(end)[0]
         saved, pictures = {}, {}
         container = ""
         for row in rows:
