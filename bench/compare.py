@@ -5,9 +5,13 @@
                              [--seeds 1-20] [--scenarios deletions,formatted]
                              [--shapes 512:4096,2100:32768] [--dumps A.img,B.img]
                              [--options "--name-by original"] [--workdir DIR]
+                             [--hostile all|none]
 
 Each card is built by ../shared/bench/mkcard.py (as bench/sweep.py builds them: same
-media and seed, same card); --dumps adds any other images. Both versions run on each
+media and seed, same card); --dumps adds any other images, and --hostile the hostile
+dumps of tests/hostile.py (at their default sizes). The before version's report of
+each image is kept in the work directory, under the sha256 of that script, so a second
+comparison against the same before runs the after version alone. Both versions run on each
 with the same options; the row says whether the two reports are identical byte for
 byte (the file names, offsets, verdicts, details and sha256 of every file) and how
 long each run took. Cards over --keep-cards-mb are deleted after use, outputs always.
@@ -17,6 +21,7 @@ row "same"; the exit status is 1 when any differs.
 
 import argparse
 import filecmp
+import hashlib
 import shlex
 import shutil
 import subprocess
@@ -27,6 +32,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import sweep  # noqa: E402  (its cards, seeds and shapes)
+sys.path.insert(0, str(HERE.parent / "tests"))
+import hostile  # noqa: E402  (its dumps)
 
 
 def run(script, image, out, options):
@@ -37,6 +44,34 @@ def run(script, image, out, options):
                              str(out)] + options, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL).returncode
     return time.monotonic() - start, status
+
+
+def hostile_dump(workdir, name):
+    """The dump of tests/hostile.py's case name, built once into workdir."""
+    path = workdir / "hostile" / (hashlib.sha256(name.encode()).hexdigest()[:12] + ".img")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(hostile.CASES[name]())
+    return path
+
+
+def before_report(script, workdir, name, image, options):
+    """(report path or None, wall seconds or 0 when kept, exit status) of the before run."""
+    key = hashlib.sha256(script.read_bytes() + repr(options).encode()).hexdigest()[:12]
+    kept = workdir / ("before-" + key) / hashlib.sha256(name.encode()).hexdigest()[:16]
+    if not (kept / "status").is_file():
+        out = workdir / "compare-before"
+        wall, status = run(script, image, out, options)
+        kept.mkdir(parents=True, exist_ok=True)
+        report = out / "recovercr3-report.csv"
+        if report.is_file():
+            shutil.copy(str(report), str(kept / "report.csv"))
+        (kept / "status").write_text(str(status))
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        wall = 0.0
+    report = kept / "report.csv"
+    return (report if report.is_file() else None), wall, int((kept / "status").read_text())
 
 
 def main():
@@ -52,11 +87,14 @@ def main():
                    help="recovercr3 options for both runs")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/recovercr3-sweep"))
     p.add_argument("--keep-cards-mb", type=int, default=600)
+    p.add_argument("--hostile", default="all", choices=["all", "none"])
     a = p.parse_args()
     if not sweep.MEDIA.is_dir():
         subprocess.run(["bash", str(sweep.BENCH / "media.sh"), str(sweep.MEDIA)], check=True)
     options = shlex.split(a.options)
     images = [(Path(d).name, Path(d), False) for d in a.dumps.split(",") if d]
+    if a.hostile == "all":
+        images += [("hostile: " + name, None, False) for name in hostile.CASES]
     for size_mb, cluster in a.shapes:
         for scenario in filter(None, a.scenarios.split(",")):
             for seed in a.seeds:
@@ -66,15 +104,17 @@ def main():
     print("image\treports\tbefore_s\tafter_s\tbefore_rc\tafter_rc", flush=True)
     differ = 0
     for name, image, throw_away in images:
-        if not image.exists():
+        if image is None:
+            image = hostile_dump(a.workdir, name.split(": ", 1)[1])
+        elif not image.exists():
             image.parent.mkdir(parents=True, exist_ok=True)
             scenario, size_mb, cluster, seed = name.rsplit("_", 3)
             sweep.make_card(image, scenario, int(size_mb), int(cluster), int(seed))
-        outs = [a.workdir / "compare-before", a.workdir / "compare-after"]
-        (wall_b, rc_b), (wall_a, rc_a) = [run(script, image, out, options)
-                                          for script, out in zip((a.before, a.after), outs)]
-        reports = [out / "recovercr3-report.csv" for out in outs]
-        same = (rc_a == rc_b and all(r.is_file() for r in reports)
+        before, wall_b, rc_b = before_report(a.before, a.workdir, name, image, options)
+        out = a.workdir / "compare-after"
+        wall_a, rc_a = run(a.after, image, out, options)
+        reports = [before, out / "recovercr3-report.csv"]
+        same = (rc_a == rc_b and before is not None and reports[1].is_file()
                 and filecmp.cmp(str(reports[0]), str(reports[1]), shallow=False))
         differ += not same
         if not same:
@@ -82,12 +122,11 @@ def main():
             shutil.rmtree(kept, ignore_errors=True)
             kept.mkdir(parents=True)
             for which, report in zip(("before", "after"), reports):
-                if report.is_file():
+                if report is not None and report.is_file():
                     shutil.copy(str(report), str(kept / (which + ".csv")))
         print("%s\t%s\t%.2f\t%.2f\t%d\t%d" % (name, "same" if same else "DIFFER", wall_b,
                                               wall_a, rc_b, rc_a), flush=True)
-        for out in outs:
-            shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
         if throw_away:
             for path in (image, Path(str(image) + ".truth.tsv")):
                 if path.exists():
