@@ -5,22 +5,53 @@ Usage::
 
     recovercr3 --input card.img --outdir recovered
 
+This file, top to bottom (each section uses only what the ones before it define)::
+
+     1. Start-up
+     2. Basics
+     3. Sizes and inputs
+     4. TIFF tags (Exif): camera model, date and serial number
+     5. What a carver returns
+     6. RIFF: AVI, WAV, WebP
+     7. JPEG
+     8. ISO base media files (ISO/IEC 14496-12): CR3, CRM, HEIF/HIF, MP4, MOV, 3GP
+     9. TIFF and the raws built on it: CR2, NEF, ARW, DNG, ORF, RW2, PEF, SRW, GPR
+    10. CRW: Canon's CIFF raw (EOS D30 to 300D)
+    11. RAF: Fujifilm's raw
+    12. X3F: Sigma's raw
+    13. MPEG transport streams: AVCHD's MTS and M2TS, and TS
+    14. MXF (SMPTE 377M): a run of KLV packets
+    15. 7z
+    16. The formats
+    17. The card's file system: what is left of it says where clusters lie
+    18. Scanning
+    19. Reading the dump
+    20. Putting a split file back together: its own tables say where its bytes lie
+    21. Writing and reporting
+    22. The contact sheet: index.html, a tile per file
+    23. The log
+    24. What a run does with a file
+    25. The recovery run
+    26. Command line
+    27. Main
+
 The tool reads a dump (an image file made with dd or ddrescue, or a block device),
 finds every file a camera writes - Canon CR3 and CRM, HEIF/HIF, MP4, MOV, 3GP, and
 beside them JPEG, AVI/WAV/WebP, TIFF and the raws built on it (CR2, NEF, ARW, DNG,
 ORF, RW2, PEF, SRW, GPR), Canon's CRW, Fujifilm's RAF, Sigma's X3F, AVCHD's MTS/M2TS
 and other transport streams, MXF and 7z archives - and copies each one, byte for byte,
-into the output directory as img1.cr3, img2.mp4, ... It works without any file
+into the output directory as img1.cr3, img2.mp4, ... (or as the card's folders
+named them, where they still say: --name-by original). It works without any file
 system: a card that is corrupted, quick-formatted or unreadable by the camera still
-gives its files back, as long as each file lies in one contiguous run of sectors
-(true for every file on a card that was filled without deleting anything).
+gives its files back; a file the camera wrote in pieces around others is put back
+together where its own structure proves where each piece lies.
 
 Every file's end comes from its own structure, never from a maximum size: the box
 chain of ISO-BMFF files (below), a JPEG's markers and scans, a RIFF's size, every
 IFD of a TIFF and what it points at, a CRW's heap table, a RAF's header, an X3F's
 directory, a transport stream's packets and counters, an MXF's KLVs and partitions,
-a 7z's start header. Files
-other than ISO-BMFF are looked for at sector boundaries (--align).
+a 7z's start header. Files other than ISO-BMFF are looked for at sector boundaries
+(--align).
 
 How a file is found and measured
 --------------------------------
@@ -44,77 +75,51 @@ recovercr3's: stop at the first box called NAME, or after at most N boxes.
 Verdicts
 --------
 Each file is checked against its own tables (sample offsets and sizes, Canon's CTBO,
-THMB and PRVW, HEIF item locations; see the checks in the ISO-BMFF section), and
-the tables against the data they point at: every raw picture's CRX header lists
-the tiles, planes and subbands its CMP1 box describes, with sizes that fill its
-sample; every AVC/HEVC sample and HEIF image item is a run of NAL units that fills
-it exactly, each with a valid header and no start code inside; a JPEG's restart
-markers count 0..7 to the frame's intervals, and its data is decoded to the exact
-number of MCUs its frame has; a 16-bit PCM WAV's samples stay sound. Each file gets
-a line in ``recovercr3-report.csv`` in the output directory (columns file, type,
-offset, size, status, detail, model, datetime, serial, pieces - the byte runs
-start-end in the dump, joined with + for a file reassembled from pieces -, the
-card's name for it (original_name, name_source, fs_time) and the sha256 of the file
-as written):
+THMB and PRVW, HEIF item locations), and the tables against the data they point at
+(a raw picture's CRX header, the NAL units of every AVC/HEVC sample and HEIF item, a
+JPEG decoded to its frame's MCU count, a WAV's samples staying sound): the checks of
+each format are in its section, and listed in docs/reference.rst. Each file gets a row
+in recovercr3-report.csv in the output directory (file, type, offset, size, status,
+detail, model, datetime, serial, pieces - the byte runs start-end in the dump, joined
+with + for a file put back together -, the card's name for it in original_name,
+name_source and fs_time, and the sha256 of what was written) and one of these
+verdicts (the README quotes them):
 
 complete
-    the chain of boxes is whole and every check passed. Complete files go to the
-    output directory itself.
+    every check of the file against its own tables, and of them against its data, passed.
 truncated
-    the dump ends inside the file; the bytes up to the end of the dump are saved
-    (under truncated/), since a cut photo often still shows its preview. An ``mdat``
-    of size 0 is reported this way too: its real end is unknown. When another file
-    is found inside such a file, it is cut where that one begins: its extent runs
-    over other files, so every byte of the dump is written once.
-not saved
-    found but not written (disk full, too large for the output file system, a read
-    error, a stop): the row says why, and names no file.
+    the dump ends inside the file: what it holds is saved, the rest is missing.
 damaged
-    something the format needs is missing or inconsistent, or another file was found
-    inside this one (detail says which); saved under damaged/. A file whose header is
-    intact but whose data was written around deleted files (fragmented) looks whole
-    to a carver; the files found over its extent give it away. The search therefore
-    goes on inside every carved file: what lies there is saved too, noted "lies
-    inside imgN". A chain of boxes that breaks before its end (the rest of the file
-    is elsewhere) is saved up to the break when it holds the file's header (moov or
-    meta): a fragmented CR3 still gives its metadata and preview.
+    something the format needs is missing or inconsistent, or other files lie inside it.
+not saved
+    found, but not written (disk full, too large, a read error, a stop): its row says why.
 
-A file that holds only whole files was most likely written around them (a camera
-on a used card jumps over the clusters still in use): their clusters, sized by the
-card's boot sector, are taken out of its extent and it is carved again. It is
-complete only when its checks read past every join; a WAV, AVI or TIFF put back
-together stays damaged, since nothing in its data can confirm the join.
+Complete files go to the output directory itself, the others to truncated/ and
+damaged/. A file that runs to the end of the dump is cut where the next file found
+inside it begins (its extent holds that file's bytes), so every byte of the dump is
+written once. The search goes on inside every carved file: a whole file found there
+is saved too ("lies inside imgN"), and the outer one, which holds it, is damaged -
+unless it is put back together: around the whole files inside it, through its FAT
+chain, or from its own tables or MCUs, complete only when its checks read across
+every join. The best whole picture inside a broken CR3 or CRM is written beside it
+(damaged/img3.cr3.jpg); a cut 7z's first LZMA stream is decoded and carved in turn
+(imgN.7z.salvaged, imgN.7z.salvaged.files/).
 
-The best whole picture inside a CR3 or CRM that is not complete - its full-size
-JPEG, else its preview, else its thumbnail - is written beside it, named after it
-(damaged/img3.cr3.jpg), with a row "the full-size JPEG inside damaged/img3.cr3". It
-is a part of that file, so it is never also saved as a file of the card's own.
+Options
+-------
+``recovercr3 --help`` lists them, and says what each does. Scan processes search and
+carve the dump (--jobs, one per CPU by default) while this process decides and names
+and a thread copies; the output is the same for any number of jobs. JPEG data is
+decoded by libjpeg-turbo's TurboJPEG library where the system has it (through ctypes;
+RECOVERCR3_TURBOJPEG names another file, or "none"), else by the decoder built in.
 
-A 7z archive whose end header is missing is saved as it is, and its first packed
-stream, when LZMA or LZMA2, is decoded into imgN.7z.salvaged and carved in turn
-(into imgN.7z.salvaged.files/).
-
-Speed: scan processes search and carve the dump (--jobs, one per CPU by default)
-while the main process decides and names and a thread copies; the output is the same
-for any number of jobs. On a terminal a progress line shows what was read, how fast, the files found
-and the time left (-q hides it).
-
-The same command run again into the same output directory goes on from the last
-run: after one cut short (Ctrl-C, a full disk, a read error), from the offset its
-report's last row names, where its rows stop being final, with its names' numbers,
-so the new report is that of a run never stopped; after one that searched the whole
-dump, from the start. Either way, a file found where an earlier row says one was
-saved, whose bytes in the dump have that row's sha256 and whose copy is still there,
-is kept, not written again. ``--restart`` starts over, into new names.
-
-``--name-by date`` names files 2022-01-15_08-30-12_EOS-R6.cr3 from their Exif data
-(or a movie's creation time); ``--dry-run`` writes the report only; ``--dfxml FILE``
-adds a DFXML report with each file's byte runs and sha256; ``--no-decode`` skips
-decoding JPEG data (faster on a card of JPEGs, but a JPEG split in pieces can then
-pass as complete). JPEG data is decoded by libjpeg-turbo's TurboJPEG library where
-the system has it (through ctypes: libturbojpeg0 on Debian and Ubuntu, jpeg-turbo in
-Homebrew; RECOVERCR3_TURBOJPEG names another file, or "none"), some twelve times
-faster than by the decoder built in, which checks what TurboJPEG refuses.
+The same command run again into the same output directory resumes the last run:
+after one cut short (Ctrl-C, a full disk, a read error), from the first offset whose
+rows were not final, with its names' numbers, so that the new report is that of a
+run never stopped; after one that searched the whole dump, from the start. Either
+way, a file found where an earlier row says one was saved, whose bytes in the dump
+have that row's sha256 and whose copy is still there, is kept, not written again.
+``--restart`` starts over, into new names.
 
 Safety
 ------
@@ -133,16 +138,21 @@ that hold it. Ctrl-C, SIGTERM and SIGHUP stop, remove the partial file and print
 was saved. The memory-mapped search runs in scan processes: a read error under the
 map (SIGBUS) kills one of them, and the run ends with the error and a full report.
 
-Exit status: 0 when the scan finished (also when nothing was found), 1 on an I/O
-error (output disk full, file too large for the output file system, a read error in
-the dump, ...), 2 on bad usage (missing, empty or unscannable input, an output
-directory that is a file or lies on the card, a bad option), 128 + the signal's
-number when stopped by one (130 for Ctrl-C).
+Exit status
+-----------
+0 when the scan finished (also when nothing was found); 1 when something could not
+be written or read (output disk full, a file over 4 GiB on FAT32, a read error);
+2 for bad usage or an input that cannot be scanned; 128 + the signal's number when
+stopped by one (130 for Ctrl-C).
 
 Block devices work (``--input /dev/sdX``), read carefully: a sector that cannot be
 read is zeros, and the files over it are damaged (so is an image file, from its
 first read that fails). Still, an image made first with ddrescue spares the card.
 """
+
+# 1. Start-up --------------------------------------------------------------------------
+# Stop signals noted from the first line on, and the hand-over to a fresh interpreter
+# that runs this file as the module recovercr3.
 
 import signal
 
@@ -266,7 +276,45 @@ import zlib
 from pathlib import Path
 from typing import NamedTuple
 
+
+# 2. Basics ----------------------------------------------------------------------------
+# The imports, what differs between systems (pread, O_* flags, Windows devices),
+# exit codes, verdicts, the exceptions, and the stop request.
+
 __version__ = "0.1.0"
+# What tests and users may import (tests/test_project.py holds the tests to it).
+__all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "build_parser",
+           "Format", "FORMATS",
+
+           "boot_volume", "Box", "brand_type", "Budget", "BYTES_PER_BOX", "Candidates",
+           "candidates_in", "CANON_UUID", "card_geometry", "card_path", "CARD_PREFIX",
+           "carve_again", "carve_isobmff", "carve_jpeg", "carve_mts", "carve_mxf",
+           "carve_plain_ts", "carve_raf", "carve_tiff", "carve_x3f", "Carved",
+           "_carving", "chain_pieces", "child_boxes", "CLEAR_LINE", "Coded", "COMPLETE",
+           "COPY_CHUNK", "CRW_MAGIC", "crx_geometry", "crx_header_problem", "DAMAGED",
+           "DATA_MARKER", "DECODE_CHUNK", "decode_coded", "decode_from", "decode_mcus",
+           "directory_sieve", "DirEntry", "dot_folders", "Dump", "EarlierRun",
+           "exfat_checksum", "exfat_entries", "exfat_sets", "exif_tags", "fat_chain",
+           "FAT_DIRECTORY", "fat_entries", "FileSystem", "find_pieces", "fitted",
+           "Folder", "folder_paths", "folders_geometry", "FormatError", "FTYP", "Ftyp",
+           "FTYP_SEARCH", "Geometry", "hash_carved", "Holes", "InputError", "intervals",
+           "iso_marks", "ISOBMFF_CHECKS", "IsoFile", "jpeg_decodes", "JPEG_EOI",
+           "JPEG_MARKER_AFTER_DATA", "Known", "known_digest", "Layout", "LFN_ATTRIBUTES",
+           "lfn_checksum", "Log", "_main", "MAPPED_AROUND", "Mark",
+           "MAX_BOXES_BEFORE_MDAT", "MAX_MAPFILE_BYTES", "MAX_NAME_BYTES", "mcu_problem",
+           "MEMMEM", "Meta", "MXF_PARTITION_KEY", "nal_units_problem", "NAME_ROOM",
+           "Naming", "newest_report", "Options", "OutputDir", "PageGuard",
+           "pages_to_let_go", "PART_SUFFIX", "path_room", "pread", "RAF_MAGIC",
+           "read_box", "read_ftyp", "read_mapfile", "read_state", "Recovery", "Report",
+           "report_cell", "RESERVED_TOP", "RESTART_MARKER", "restart_problem",
+           "run_checks", "salvage_7z", "same_name", "_scan", "SCAN_FINISHED",
+           "SCAN_INTERRUPTED", "SCAN_REGION", "_scan_region", "search_chunked",
+           "SECTOR_FORMATS", "shared_grid", "shortened", "Spans", "_start_scan_process",
+           "STATE_NAME", "StopAfterCount", "StopAfterMdat", "StopAtBox", "STUFFED_FF",
+           "times_agree", "TRUNCATED", "TruncatedError", "TURBOJPEG", "TurboJpeg",
+           "type_and_extension", "Unproven", "unreserved", "unstuff", "UsageError",
+           "__version__", "walk_boxes", "walk_jpeg", "windows_device", "write_state",
+           "X3F_MAGIC"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
@@ -301,6 +349,15 @@ else:
         with _SEEK_LOCK:
             os.lseek(fd, offset, os.SEEK_SET)
             return os.read(fd, size)
+
+def write_all(fd, data):
+    """os.write until all of data is written (a write may take only part of it)."""
+    with memoryview(data) as view:
+        done = 0
+        while done < len(view):
+            with view[done:] as rest:           # released even when write fails
+                done += os.write(fd, rest)
+
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -397,106 +454,9 @@ class StopRequest:
             raise Interrupted()
 
 
-# ---------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------
-
-def _box_name_arg(text):
-    name = text.encode("ascii", "ignore")
-    if len(text) != 4 or len(name) != 4 or not is_fourcc(name):
-        raise argparse.ArgumentTypeError(
-            "a box name is exactly four printable characters, got %r" % text)
-    return name
-
-
-def _positive_int_arg(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a whole number greater than zero")
-    return value
-
-
-def _types_arg(text):
-    wanted = set()
-    for word in text.lower().split(","):
-        word = word.strip()
-        if word in TYPE_ALIASES:
-            wanted.add(TYPE_ALIASES[word])
-        elif word == "all":
-            wanted.update(ALL_TYPES)
-        elif word:
-            raise argparse.ArgumentTypeError(
-                "unknown type %r (known: %s, all)" % (word, ", ".join(ALL_TYPES)))
-    if not wanted:
-        raise argparse.ArgumentTypeError("name at least one type")
-    return frozenset(wanted)
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        prog="recovercr3",
-        description="Recover Canon CR3 photos and other camera files from card dumps.")
-    p.add_argument("-i", "--input", required=True, metavar="DUMP",
-                   help="the dump to scan: an image file or a block device (never written)")
-    p.add_argument("-o", "--outdir", required=True, metavar="DIR",
-                   help="where recovered files go (created if missing)")
-    stop = p.add_mutually_exclusive_group()
-    stop.add_argument("--lastchunk", type=_box_name_arg, metavar="NAME",
-                      help="end each file at the first top-level box called NAME, as "
-                           "the original recovercr3 (default: after mdat, keeping the "
-                           "boxes cameras write after it)")
-    stop.add_argument("--maxchunks", type=_positive_int_arg, metavar="N",
-                      help="end each file after at most N top-level boxes")
-    p.add_argument("--types", type=_types_arg, default=frozenset(ALL_TYPES), metavar="LIST",
-                   help="comma-separated types to recover (default: all): "
-                        + ", ".join(ALL_TYPES))
-    p.add_argument("--align", type=_positive_int_arg, default=SECTOR_SIZE, metavar="N",
-                   help="look for JPEG, RIFF, TIFF, CRW and 7z files at multiples of N "
-                        "bytes (default %(default)s, a sector; 1 searches every byte; "
-                        "ISO-BMFF files are always searched at every byte)")
-    p.add_argument("--name-by", choices=("number", "date", "original"), default="number",
-                   help="name files img1.cr3, img2.mp4, ... (number, the default), by "
-                        "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date), or as "
-                        "the card's folders still name them: DCIM/100CANON/IMG_1234.CR3 "
-                        "(original; a file they do not name keeps imgN)")
-    p.add_argument("--careful-read", action="store_true",
-                   help="read the input with pread, a block at a time, and take a sector "
-                        "that cannot be read as zeros, and go on (always so for a block "
-                        "device); the files over such sectors are damaged")
-    p.add_argument("--mapfile", metavar="FILE",
-                   help="the GNU ddrescue mapfile of the image: a file with bytes it "
-                        "never read is damaged, and its row says which")
-    p.add_argument("--dry-run", action="store_true",
-                   help="scan and write the report only: no recovered files")
-    p.add_argument("--restart", action="store_true",
-                   help="do not go on from the last run into the same DIR: search the "
-                        "whole dump and save every file again, under new names")
-    p.add_argument("--no-decode", action="store_true",
-                   help="do not decode JPEG data: faster on a card of JPEGs, "
-                        "but a JPEG whose first piece runs into another JPEG's tail is "
-                        "then called complete")
-    p.add_argument("--no-html", action="store_true",
-                   help="do not write index.html, the contact sheet of what came back")
-    p.add_argument("--dfxml", metavar="FILE",
-                   help="also write a DFXML report: one fileobject per file, with its "
-                        "byte run and sha256")
-    p.add_argument("-j", "--jobs", type=_positive_int_arg, default=os.cpu_count() or 1,
-                   metavar="N", help="processes that search the dump (default: one per "
-                                     "CPU, %(default)s here); the output does not depend on it")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress line (it is only shown on a terminal anyway)")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="print every candidate and every box with its size")
-    p.add_argument("--version", action="version", version="%(prog)s " + __version__)
-    return p.parse_args(argv)
-
-
-# ---------------------------------------------------------------------------
-# The dump
-# ---------------------------------------------------------------------------
+# 3. Sizes and inputs ------------------------------------------------------------------
+# How much is read, searched and kept at a time, and the inputs that are no raw
+# dump (an E01, a VMDK, a compressed image): named, with the way to a raw one.
 
 SECTOR_SIZE = 512
 SCAN_REGION = 16 << 20      # searched and carved in one go, by one scan process
@@ -570,673 +530,9 @@ def unscannable(mode):
     return "not a regular file"
 
 
-class Candidates:
-    """The candidates (offset, format name) the first pass (the directory sieve's)
-    found in each region, kept so that the second one carves them without searching
-    and reading the whole dump again. Memory stays flat: they are kept packed, and
-    past MAX_KEPT_CANDIDATES in all (a hostile dump, dense with magic) a region is
-    searched again instead."""
-
-    def __init__(self):
-        self._regions = {}              # (first, stop) -> (offsets, format indexes)
-        self._count = 0
-
-    def keep(self, region, found):
-        if found is None or self._count + len(found) > MAX_KEPT_CANDIDATES:
-            return
-        self._count += len(found)
-        self._regions[tuple(region)] = (array.array("q", [offset for offset, _ in found]),
-                                        bytes(FORMAT_INDEX[name] for _, name in found))
-
-    def of(self, region):
-        """The region's candidates, or None when they were not kept (search it)."""
-        kept = self._regions.get(tuple(region))
-        if kept is None:
-            return None
-        offsets, names = kept
-        return [(offset, CARVED_FORMATS[index]) for offset, index in zip(offsets, names)]
-
-
-class Dump:
-    """The input, opened read-only, with the scan processes that map it.
-
-    The main process reads the dump only with sendfile and pread, where a read error
-    is an error. Only the scan processes map it: a read error under a map is a
-    signal (SIGBUS) that kills the process touching the page, so it kills a scan
-    process, and the run ends cleanly with everything found so far reported.
-    """
-
-    def __init__(self, path, careful=False, in_process=False):
-        self.path = path
-        # searched in this process (a file this run wrote, a salvaged 7z stream: no
-        # scan process started and stopped for each of thousands of them)
-        self.in_process = in_process
-        self.unreadable = set()         # offsets of the sectors that could not be read
-        self._patches = {}              # page offset -> what could be read of that page
-        self._read_to = 0               # how far careful reading has read ahead
-        self._bad = []                  # the unreadable sectors, sorted
-        self._direct = None             # (O_DIRECT descriptor, buffer), False: none
-        self.failed_reads = 0           # reads that failed or came back short
-        self.careful_from = None        # where a plain file turned to careful reading
-        self.on_careful = None          # told where, when it does (to say so)
-        self.stop_check = None          # raises when a stop is asked for (see read)
-        self._scan_at = 0               # the first region the scan has not done with
-        self._lock = threading.Lock()   # the writer thread reads too
-        self._pool = self._pool_started_with = None
-        self.candidates = Candidates()  # what the first pass found to carve (see scan)
-        if os.name == "nt" and windows_device(path):
-            raise InputError(
-                "%s is a Windows device: recovercr3 reads an image of it (Windows reads a "
-                "device in whole sectors only, and cannot map it). Image the card first "
-                "(see the README: dd from Cygwin or MSYS2, WSL 2 with ddrescue, or a raw-read "
-                "tool), then run on the image" % path)
-        try:
-            kind = unscannable(os.stat(path).st_mode)  # before open: a FIFO's open blocks
-        except OSError as e:
-            raise InputError("cannot read %s: %s" % (path, e.strerror)) from None
-        if kind:
-            raise InputError(self._refusal(kind))
-        try:
-            fd = os.open(path, os.O_RDONLY | O_NONBLOCK | O_BINARY)
-        except OSError as e:
-            raise InputError("cannot read %s: %s" % (path, e.strerror)) from None
-        try:
-            self.stat = os.fstat(fd)
-            kind = unscannable(self.stat.st_mode)       # it may have changed since
-            if kind:
-                raise InputError(self._refusal(kind))
-            try:
-                self.size = os.lseek(fd, 0, os.SEEK_END)    # st_size is 0 for block devices
-            except OSError:
-                raise InputError("%s cannot be read at any offset (it is not seekable): "
-                                 "not a dump" % path) from None
-            if self.size == 0:
-                raise InputError("%s is empty: nothing to recover" % path)
-            try:
-                kind = not_raw(pread(fd, NOT_RAW_HEAD, 0))
-            except OSError:
-                kind = ""                   # the scan says what cannot be read
-            if kind:
-                raise InputError("%s is %s" % (path, kind))
-            try:
-                mmap.mmap(fd, self.size, access=mmap.ACCESS_READ).close()
-            except (OSError, OverflowError, ValueError) as e:
-                raise InputError("cannot map %s (%d bytes): %s" % (path, self.size, e)) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        self.careful = careful or stat.S_ISBLK(self.stat.st_mode)
-        self.sendfile_ok = hasattr(os, "sendfile") and not self.careful
-        if self.careful:
-            self._no_read_ahead()
-
-    def _refusal(self, kind):
-        if kind == "a directory":
-            return "%s is a directory, not a dump" % self.path
-        return ("%s is %s, not a dump: recovercr3 reads an image file or a block device"
-                % (self.path, kind))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_scan_processes()
-        os.close(self.fd)
-        if self._direct:
-            os.close(self._direct[0])
-
-    def read(self, offset, size, check=None):
-        """size bytes at offset (fewer only past the end of the dump); check() (or
-        stop_check) before each read of a careful reading, which a failing card makes
-        slow: a stop asked for ends it at once.
-
-        A read that fails with EIO, or that comes back short before the end of the
-        dump (what Linux gives of a block over a bad sector: the bytes before it, no
-        error), is read again carefully (_read_carefully); and from then on the dump
-        is read carefully: a plain file that failed once is read as a dying card is
-        (turn_careful). ReadError for any other error; DumpShrank when the dump is
-        shorter than it was."""
-        size = max(0, min(size, self.size - offset))
-        if not (self.careful and self._known_bad(offset, offset + size)):
-            try:
-                data = pread(self.fd, size, offset)
-            except OSError as e:
-                if e.errno != errno.EIO:
-                    raise ReadError("cannot read {} at offset {:,d}: {}".format(
-                        self.path, offset, e.strerror or e)) from None
-                data = b""
-            if len(data) == size:
-                return data
-            self._failed_read(offset + len(data))
-        first = offset - offset % SECTOR_SIZE
-        last = min(-(-(offset + size) // SECTOR_SIZE) * SECTOR_SIZE, self.size)
-        data = self._read_carefully(first, last, check or self.stop_check)
-        return data[offset - first:offset - first + size]
-
-    def _failed_read(self, at):
-        """A read failed at at (or came back short there): count it, and read carefully
-        from now on, unless the dump is shorter than it was."""
-        with self._lock:
-            self.failed_reads += 1
-        if self._shrank():
-            raise DumpShrank(self._why_broken(at, at + SECTOR_SIZE))
-        self.turn_careful(at)
-
-    def turn_careful(self, at):
-        """Read carefully from now on: a read that failed at at was not one of a block
-        device (which is always read carefully), nor asked for (--careful-read). What
-        the scan has not read yet is read ahead carefully from where it is."""
-        with self._lock:
-            if self.careful:
-                return
-            self.careful, self.sendfile_ok = True, False
-            self._no_read_ahead()
-            self.careful_from = at
-            self._read_to = min(at, self._scan_at) - min(at, self._scan_at) % SECTOR_SIZE
-        if self.on_careful is not None:
-            self.on_careful(at)
-
-    def _known_bad(self, first, last):
-        """True when a sector known to be unreadable lies in [first, last)."""
-        index = bisect.bisect_left(self._bad, first - first % SECTOR_SIZE)
-        return index < len(self._bad) and self._bad[index] < last
-
-    def _read_carefully(self, first, last, check=None):
-        """dump[first:last] (sector-aligned), read as ddrescue reads a failing card: in
-        the blocks of CAREFUL_RETRY_BLOCKS[0], where one that fails (or comes back
-        short) gives the bytes before its error and the scan of the others goes on
-        past it; then what failed again in the next level's blocks, down to sectors. So
-        a bad area is read once a level, and a bad sector once: a sector that fails is
-        zeros, and noted (unreadable), and not read again."""
-        data = bytearray(last - first)
-        todo = [(first, last)]
-        for step in CAREFUL_RETRY_BLOCKS:
-            failed = []
-            for low, high in todo:
-                self._forget(low, high)
-                pos = low
-                while pos < high:
-                    end = min(pos + step, high)
-                    index = bisect.bisect_left(self._bad, pos)
-                    if index < len(self._bad) and self._bad[index] < end:
-                        if self._bad[index] == pos:     # known: not read again
-                            failed.append((pos, pos + SECTOR_SIZE))
-                            pos += SECTOR_SIZE
-                            continue
-                        end = self._bad[index]
-                    if check is not None:
-                        check()                 # a bad block may take the device long
-                    got = (self._pread(pos, end - pos) if step > SECTOR_SIZE
-                           else self._pread_sector(pos, end - pos))
-                    data[pos - first:pos - first + len(got)] = got
-                    if len(got) < end - pos:
-                        with self._lock:
-                            self.failed_reads += 1
-                        bad = pos + len(got) - len(got) % SECTOR_SIZE
-                        failed.append((bad, end))
-                    pos = end
-            todo = failed
-        with self._lock:
-            for low, high in todo:
-                for sector in range(low, high, SECTOR_SIZE):
-                    data[sector - first:sector - first + SECTOR_SIZE] = bytes(
-                        min(SECTOR_SIZE, last - sector))
-                    if sector not in self.unreadable:
-                        self.unreadable.add(sector)
-                        bisect.insort(self._bad, sector)
-        return bytes(data)
-
-    def _no_read_ahead(self):
-        """Careful reading reads its own blocks: the kernel's read-ahead would only
-        run into bad areas before them (a timeout each, on a real card)."""
-        if hasattr(os, "posix_fadvise"):
-            try:
-                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_RANDOM)
-            except OSError:
-                pass
-
-    def _forget(self, first, last):
-        """Drop what the page cache holds of [first, last): a block device's pages that
-        a failed read (its read-ahead) left behind fail again when read, good sectors
-        too, until they are read anew."""
-        if hasattr(os, "posix_fadvise"):
-            try:
-                os.posix_fadvise(self.fd, first, last - first, os.POSIX_FADV_DONTNEED)
-            except OSError:
-                pass
-
-    def _pread_sector(self, offset, size):
-        """A sector's bytes, read past the page cache where the kernel can (O_DIRECT,
-        a block device): the last word on it. Pages that a failed read left in the
-        cache (a read-ahead over a bad area, a scan process's map) fail again, good
-        ones too, for as long as they are there; only the card can say a sector is
-        bad."""
-        if self._direct is None and stat.S_ISBLK(self.stat.st_mode) \
-                and hasattr(os, "O_DIRECT") and hasattr(os, "preadv"):
-            try:
-                self._direct = (os.open(self.path, os.O_RDONLY | os.O_DIRECT),
-                                mmap.mmap(-1, mmap.PAGESIZE))   # aligned, as it wants
-            except (OSError, ValueError):
-                self._direct = False
-        if not self._direct:
-            return self._pread(offset, size)
-        fd, buffer = self._direct
-        try:
-            got = os.preadv(fd, [memoryview(buffer)[:size]], offset)
-        except OSError as e:
-            if e.errno == errno.EINVAL:             # not on this device: as it can
-                self._direct = False
-                return self._pread(offset, size)
-            return b""
-        return buffer[:got]
-
-    def _pread(self, offset, size):
-        """What one pread gives of size bytes at offset: fewer on a bad sector (b""
-        for EIO); ReadError for any other error."""
-        try:
-            return pread(self.fd, size, offset)
-        except OSError as e:
-            if e.errno != errno.EIO:
-                raise ReadError("cannot read {} at offset {:,d}: {}".format(
-                    self.path, offset, e.strerror or e)) from None
-            return b""
-
-    def read_ahead(self, stop):
-        """Read (carefully) the dump up to stop, if not yet: the page cache keeps it for
-        the scan processes and the copies, and the unreadable sectors are known."""
-        stop = min(stop, self.size)
-        while self._read_to < stop:
-            size = min(CAREFUL_BLOCK, stop - self._read_to)
-            self.read(self._read_to, size)
-            self._read_to += size
-
-    def patches(self, first, stop):
-        """{page offset: its bytes as they could be read} of the pages of the map that
-        hold an unreadable sector: all of them, or (a card with very many) those a
-        scan of [first, stop) is likely to touch."""
-        with self._lock:
-            pages = {sector - sector % mmap.PAGESIZE for sector in self.unreadable}
-        for page in sorted(pages - set(self._patches)):
-            self._patches[page] = self.read(page, min(mmap.PAGESIZE, self.size - page))
-        if len(self._patches) <= MAX_SENT_PATCHES:
-            return dict(self._patches)
-        low, high = first - PATCHES_BEFORE, stop + PATCHES_AFTER
-        return {page: data for page, data in self._patches.items() if low <= page < high}
-
-    def scan(self, options, worker=None, start=0, stop=None):
-        """(stop, found) for every region in order, found being [(offset, format,
-        Carved, None or why it is not a file)] for each candidate. Scan processes
-        search and carve the regions ahead while the caller writes; the order, and
-        so the output, is the same for any number of them.
-
-        A scan process that dies breaks its pool, and every region still in it: the
-        first of them is scanned again, alone, and only when it kills its process
-        too is the dump unreadable there (ReadError). worker: what is done with each
-        region in the scan processes (default: search and carve it). start, stop: the
-        part of the dump searched (a run that goes on from where the last one
-        stopped); its regions lie on the same grid as a whole search's.
-
-        A region whose candidates the sieve's pass found (self.candidates) is not
-        searched again: only they are carved, and a region without any is not sent
-        to a scan process at all."""
-        worker = worker or _scan_region
-        stop = self.size if stop is None else stop
-        regions = [(max(first, start), min(first + SCAN_REGION, stop))
-                   for first in range(start - start % SCAN_REGION, stop, SCAN_REGION)]
-        done = 0                    # regions yielded
-        while done < len(regions):
-            self._scan_at = regions[done][0]
-            try:
-                for index, found in self._pool_scan(regions, done, len(regions), options,
-                                                    worker):
-                    done = index + 1
-                    self._scan_at = regions[min(done, len(regions) - 1)][0]
-                    yield regions[index][1], found
-            except BrokenRegion as broken:
-                found = self._scan_alone(regions, broken.index, options, worker)
-                done = broken.index + 1
-                yield regions[broken.index][1], found
-
-    def _scan_alone(self, regions, index, options, worker):
-        """What the scan of regions[index] gives, alone, after its scan process died
-        (a bad sector under its map, or a carving that ran into one): read carefully
-        (from there on, for a plain file: see turn_careful); ReadError when it dies
-        even then, DumpShrank when the dump is shorter than it was."""
-        self._scan_at = regions[index][0]
-        for attempt in range(2):
-            if self._shrank():
-                raise DumpShrank(self._why_broken(*regions[index]))
-            if not self.careful:
-                self.turn_careful(self._first_bad(*regions[index]))
-            self.read_ahead(regions[min(index + PREFETCH_AHEAD, len(regions) - 1)][1])
-            try:
-                ((_, found),) = self._pool_scan(regions, index, index + 1, options, worker)
-                return found
-            except BrokenRegion:
-                continue
-        raise ReadError(self._why_broken(*regions[index]))
-
-    def _first_bad(self, first, stop):
-        """Where in [first, stop) a read fails first (or first, when none does)."""
-        for offset in range(first, stop, READ_CHECK_STEP):
-            want = min(READ_CHECK_STEP, stop - offset)
-            got = self._pread(offset, want)
-            if len(got) < want:
-                return offset + len(got)
-        return first
-
-    def _pool_scan(self, regions, first, last, options, worker):
-        """(index, found) for regions[first:last], in order, from one pool of scan
-        processes; BrokenRegion(index of the first region still in it) when the pool
-        breaks."""
-        if self.in_process and worker is _scan_region:
-            yield from self._scan_here(regions, first, last, options)
-            return
-        jobs = max(1, min(options.jobs, len(regions)))
-        todo = iter(range(first, last))
-        queued = collections.deque()
-        pool = self._scan_processes(jobs, options)
-        try:
-            while True:
-                index = None
-                try:
-                    while len(queued) < jobs * REGIONS_AHEAD:
-                        index = next(todo, None)
-                        if index is None:
-                            break
-                        task = self._task(regions[index])
-                        if worker is _scan_region and task[3] == []:
-                            future = concurrent.futures.Future()    # nothing to carve
-                            future.set_result([])
-                        else:
-                            future = pool.submit(worker, task)
-                        queued.append((index, future))
-                    if not queued:
-                        return
-                    found = queued[0][1].result()
-                except concurrent.futures.BrokenExecutor:
-                    self.stop_scan_processes()
-                    raise BrokenRegion(queued[0][0] if queued else index) from None
-                index, _ = queued.popleft()
-                yield index, found
-        finally:
-            for _, future in queued:
-                future.cancel()
-
-    def _scan_here(self, regions, first, last, options):
-        """(index, found) for regions[first:last], searched and carved in this process
-        (see in_process)."""
-        with mmap.mmap(self.fd, self.size, access=mmap.ACCESS_READ) as buf:
-            for index in range(first, last):
-                yield index, scan_region(buf, *regions[index][:2], options)
-
-    def _scan_processes(self, jobs, options):
-        """The pool of scan processes, started at the first pass and kept for the next
-        ones (with the same options): started before the main process holds what the
-        passes find (a FAT, the card's folders), which a process forked later would
-        hold too, and once, not once a pass."""
-        if self._pool is not None and self._pool_started_with != (jobs, options):
-            self.stop_scan_processes()
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
-            self._pool_started_with = (jobs, options)
-        return self._pool
-
-    def stop_scan_processes(self):
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-    def _task(self, region):
-        """What a scan process is given of a region: the region; when reading
-        carefully, the pages to guard (read first, up to the region's end); else the
-        region's candidates, when the first pass kept them."""
-        if not self.careful:
-            candidates = self.candidates.of(region)
-            return region + (None, candidates)
-        self.read_ahead(region[1])
-        return region + (self.patches(*region), None)
-
-    def _shrank(self):
-        try:
-            return os.lseek(self.fd, 0, os.SEEK_END) < self.size
-        except OSError:
-            return False
-
-    def _why_broken(self, first, stop):
-        """What a scan process's sudden death means, in words: the region is read
-        again with pread, where a read error is an error that says where."""
-        try:
-            now = os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError:
-            now = self.size
-        if now < self.size:
-            return "{} shrank from {:,d} to {:,d} B while it was read: a dump must not " \
-                   "change during a run".format(self.path, self.size, now)
-        for offset in range(first, stop, READ_CHECK_STEP):
-            want = min(READ_CHECK_STEP, stop - offset)
-            try:
-                got = len(pread(self.fd, want, offset))
-                why = "Input/output error (a read came back short)"
-            except OSError as e:
-                got, why = 0, e.strerror or str(e)
-            if got < want:
-                return ("{} cannot be read at offset {:,d}: {} (a bad sector, or a failing "
-                        "card or share). Make an image with ddrescue and scan the "
-                        "image".format(self.path, offset + got, why))
-        return ("a scan process died while it searched offsets {:,d} to {:,d} of {}, which "
-                "read without error (was it killed, or out of memory?)".format(
-                    first, stop, self.path))
-
-    def copy_to(self, fd, start, size, checkpoint, digest=None):
-        """Write dump[start:start+size] to fd, a chunk at a time: by the kernel alone
-        (sendfile) when it can, else through pread (and the digest when one is asked
-        for). Memory stays flat either way."""
-        end = start + size
-        if digest is None and self.sendfile_ok:
-            try:
-                while start < end:
-                    checkpoint()
-                    sent = os.sendfile(fd, self.fd, start, min(COPY_CHUNK, end - start))
-                    if not sent:
-                        raise OSError(errno.EIO, "the dump ended early")
-                    start += sent
-                return
-            except OSError as e:
-                if e.errno == errno.EIO and len(self._pread(start, SECTOR_SIZE)) < min(
-                        SECTOR_SIZE, self.size - start):
-                    self._failed_read(start)    # the dump's error: read carefully below
-                elif e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
-                                     errno.ENOTSOCK):   # macOS: to a socket only
-                    raise
-                self.sendfile_ok = False        # not for this pair of files: copy below
-        for chunk in self.chunks(start, end - start, checkpoint):
-            if digest is not None:
-                digest.update(chunk)
-            write_all(fd, chunk)
-
-    def chunks(self, start, size, checkpoint):
-        """dump[start:start+size] a chunk at a time (memory stays flat), checkpoint()
-        before each: read into one buffer (preadv) where it can, so each chunk is a
-        view that the next one replaces; else, and where that read fails or comes
-        short, through self.read (which says why, or reads carefully)."""
-        end = start + size
-        view = (memoryview(bytearray(min(COPY_CHUNK, size)))
-                if not self.careful and hasattr(os, "preadv") and size > 0 else None)
-        while start < end:
-            checkpoint()
-            want = min(COPY_CHUNK, end - start)
-            got = 0
-            if view is not None:
-                try:
-                    got = os.preadv(self.fd, [view[:want]], start)
-                except OSError:
-                    pass
-            chunk = view[:got] if got else self.read(start, want, checkpoint)
-            if not chunk:
-                raise OSError(errno.EIO, "the dump ended early")
-            yield chunk
-            start += len(chunk)
-
-    def read_joined(self, pieces, checkpoint):
-        """The bytes of pieces one after the other (fewer where the dump ends), read
-        a chunk at a time into one buffer: a file put back together is held once in
-        memory, not as its pieces and again as itself."""
-        data = bytearray(sum(size for _, size in pieces))
-        pos = 0
-        for offset, size in pieces:
-            for start in range(offset, offset + size, COPY_CHUNK):
-                checkpoint()
-                chunk = self.read(start, min(COPY_CHUNK, offset + size - start), checkpoint)
-                data[pos:pos + len(chunk)] = chunk
-                pos += len(chunk)
-                if len(chunk) < min(COPY_CHUNK, offset + size - start):
-                    break
-        del data[pos:]
-        return data
-
-    def digest(self, pieces, checkpoint, digest):
-        """Feed digest the bytes of pieces: a kept file's bytes in the dump, to check
-        against its report row."""
-        for start, size in pieces:
-            for chunk in self.chunks(start, size, checkpoint):
-                digest.update(chunk)
-
-
-def write_all(fd, data):
-    """os.write until all of data is written (a write may take only part of it)."""
-    with memoryview(data) as view:
-        done = 0
-        while done < len(view):
-            with view[done:] as rest:           # released even when write fails
-                done += os.write(fd, rest)
-
-
-# A GNU ddrescue mapfile says which bytes of an image were read from the card: its
-# "pos size status" lines cover the image, and only "+" (finished) means read. The
-# rest ("?" not tried, "*" not trimmed, "/" not scraped, "-" bad) are zeros in the
-# image, which nothing else tells from a file's own zeros.
-MAPFILE_STATUSES = frozenset("+-/*?")
-RESCUED = "+"
-MAX_MAPFILE_BYTES = 64 << 20     # a mapfile of a card: some 40 bytes a line, far fewer lines
-
-
-class Holes:
-    """Sorted, disjoint [start, end) ranges of the dump whose bytes are not the
-    card's (never read, or unreadable), and what a file has of them."""
-
-    def __init__(self, ranges=()):
-        self.ranges = []
-        for start, end in sorted(ranges):
-            if self.ranges and start <= self.ranges[-1][1]:
-                self.ranges[-1][1] = max(self.ranges[-1][1], end)
-            elif end > start:
-                self.ranges.append([start, end])
-        self._starts = [start for start, _ in self.ranges]
-
-    def __bool__(self):
-        return bool(self.ranges)
-
-    def total(self):
-        return sum(end - start for start, end in self.ranges)
-
-    def in_pieces(self, pieces):
-        """(first hole as (from, to) in the file's own offsets, bytes in all) of the
-        file made of pieces [(offset, size)]; (None, 0) when it has none."""
-        first, count, at = None, 0, 0
-        for offset, size in pieces:
-            index = max(0, bisect.bisect_right(self._starts, offset) - 1)
-            while index < len(self.ranges) and self.ranges[index][0] < offset + size:
-                start, end = self.ranges[index]
-                low, high = max(start, offset), min(end, offset + size)
-                if low < high:
-                    count += high - low
-                    if first is None:
-                        first = (at + low - offset, at + high - offset)
-                index += 1
-            at += size
-        return first, count
-
-
-def read_mapfile(path, dump_size):
-    """The Holes of a ddrescue mapfile: the bytes not marked finished, and those it
-    does not cover. UsageError, with the line, when it is not one or does not fit."""
-    def refuse(mode):
-        if not stat.S_ISREG(mode):
-            raise UsageError("the mapfile %s is %s, not a ddrescue mapfile (a text file)"
-                             % (path, unscannable(mode) or "a block device"))
-    try:
-        refuse(os.stat(path).st_mode)       # before open: a device's open may act
-        fd = os.open(path, os.O_RDONLY | O_NONBLOCK)    # a FIFO's open never waits
-    except OSError as e:
-        raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
-    try:
-        refuse(os.fstat(fd).st_mode)        # it may have changed since
-        parts, got = [], 0
-        while got <= MAX_MAPFILE_BYTES:
-            part = os.read(fd, MAX_MAPFILE_BYTES + 1 - got)
-            if not part:
-                break
-            parts.append(part)
-            got += len(part)
-        text = b"".join(parts)
-        if len(text) > MAX_MAPFILE_BYTES:
-            raise UsageError("the mapfile %s is larger than %d MiB, which no ddrescue "
-                             "mapfile of a card is" % (path, MAX_MAPFILE_BYTES >> 20))
-    except OSError as e:
-        raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
-    finally:
-        os.close(fd)
-    lines = text.decode("ascii", "replace").splitlines()
-    holes, end, seen_position = [], 0, False
-    for number, line in enumerate(lines, 1):
-        words = line.split("#", 1)[0].split()
-        if not words:
-            continue
-        where = "%s line %d" % (path, number)
-        if not seen_position:                   # current_pos current_status [pass]
-            if len(words) not in (2, 3) or _mapfile_number(words[0]) is None:
-                raise UsageError("%s: %r is not the current position line of a ddrescue "
-                                 "mapfile" % (where, line.strip()))
-            seen_position = True
-            continue
-        if len(words) != 3 or words[2] not in MAPFILE_STATUSES:
-            raise UsageError("%s: %r is not a \"pos size status\" line of a ddrescue "
-                             "mapfile" % (where, line.strip()))
-        pos, size = _mapfile_number(words[0]), _mapfile_number(words[1])
-        if pos is None or size is None or size <= 0:
-            raise UsageError("%s: %r: pos and size must be numbers, size above 0"
-                             % (where, line.strip()))
-        if pos != end:
-            raise UsageError("%s: the block at %s should start at 0x%x, where the one "
-                             "before it ends" % (where, words[0], end))
-        end = pos + size
-        if end > dump_size:
-            raise UsageError("%s: the block at %s ends at 0x%x, past the end of the dump "
-                             "(0x%x bytes): is it this image's mapfile?" % (
-                                 where, words[0], end, dump_size))
-        if words[2] != RESCUED:
-            holes.append((pos, end))
-    if not seen_position:
-        raise UsageError("%s is not a ddrescue mapfile: it has no blocks" % path)
-    if end < dump_size:
-        holes.append((end, dump_size))          # what the mapfile does not cover
-    return Holes(holes)
-
-
-def _mapfile_number(text):
-    """A mapfile number: hexadecimal with 0x (as ddrescue writes), else decimal."""
-    try:
-        return int(text, 0)
-    except ValueError:
-        return None
-
-
-# ---------------------------------------------------------------------------
-# TIFF tags (Exif): camera model, date and serial number
-# ---------------------------------------------------------------------------
+# 4. TIFF tags (Exif): camera model, date and serial number ----------------------------
+# The few Exif tags a file is named and sorted by (Make, Model, DateTimeOriginal,
+# its offset, BodySerialNumber), read from any TIFF: a JPEG's APP1, a raw, a CR3's CMT1.
 
 TIFF_BYTE_ORDERS = {b"II": "<", b"MM": ">"}
 TIFF_MAGIC = 42
@@ -1395,9 +691,827 @@ def exif_meta(tags):
                 serial if isinstance(serial, str) else "")
 
 
-# ---------------------------------------------------------------------------
-# ISO base media files (ISO/IEC 14496-12): CR3, CRM, HEIF/HIF, MP4, MOV, 3GP
-# ---------------------------------------------------------------------------
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+# 5. What a carver returns -------------------------------------------------------------
+# Every format has a carve(buf, start, limit, options) that measures the file from its
+# own structure and returns a Carved, None (a type not wanted) or raises FormatError
+# (not such a file); FORMATS (section 16) says where a file of each type starts.
+
+def wanted(types, options):
+    return any(kind in options.types for kind in types)
+
+
+# The pictures inside a CR3 or CRM that is not whole: its full-size JPEG, its preview
+# and its thumbnail are often whole still, and a photographer wants them.
+class Picture(NamedTuple):
+    offset: int
+    size: int
+    what: str               # "the full-size JPEG", ...
+    status: str             # complete when it walks whole and its data decodes
+    detail: str
+
+
+class Carved(NamedTuple):
+    offset: int
+    size: int
+    type: str
+    ext: str
+    status: str
+    detail: str
+    boxes: list
+    meta: Meta = Meta()
+    # (start, end) of its own parts that look like files (previews, Exif TIFFs): what
+    # its walk went through, and what its pointers say when every check passed (the
+    # pointers of a broken file may cover other files)
+    embedded: list = ()
+    pictures: list = ()     # the whole Pictures inside a broken file, best first
+    pieces: tuple = ()      # (offset, size) of each piece, when put back together
+    # (offset, size, sha256) of the bytes a scan process hashed where it carved them:
+    # the digest of this file only while offset and size are still these (see known_digest)
+    sha256: tuple = ()
+
+    @property
+    def end(self):
+        return self.offset + self.size
+
+
+class Options(NamedTuple):
+    rule: object            # where an ISO-BMFF file ends (StopAfterMdat, ...)
+    types: frozenset
+    align: int = SECTOR_SIZE    # files other than ISO-BMFF start at multiples of this
+    jobs: int = 1           # processes that search for candidates
+    explain: bool = False   # send back why each candidate is not a file (-v): a dense
+                            # dump has a million of them, and memory must stay flat
+    decode: bool = True     # decode every JPEG's data to its MCU count (--no-decode)
+    strict: bool = False    # with the built-in decoder alone (the proof of a join chosen)
+    phase: int = 0          # where the sector grid lies: a partition off it moves it
+    file_system: str = ""   # the card's ("FAT32", "exFAT"): whose folders are sieved for
+    digest: bool = False    # hash each carved file where it is carved (see hash_carved)
+
+
+TABLE_BUDGET = 1000         # chunks, and samples looked at, a file may have: this many plus
+BYTES_PER_SAMPLE = 256      # one per this many of its bytes (an AMR frame is 32 bytes, but
+                            # many go in a chunk): more is no camera's file, and would cost
+                            # seconds of work per MB
+
+
+def table_budget(size):
+    return TABLE_BUDGET + size // BYTES_PER_SAMPLE
+
+
+def is_fourcc(name):
+    """True for four printable ASCII characters, as box names and brands are."""
+    return all(0x20 <= c <= 0x7E for c in name)
+
+
+def fourcc_text(name):
+    """A box name for a message: 'mdat', or its hex when it is not printable."""
+    return "'%s'" % name.decode("ascii") if is_fourcc(name) else "0x" + name.hex()
+
+
+# 6. RIFF: AVI, WAV, WebP --------------------------------------------------------------
+# A RIFF says its size in its header; its chunks, walked, say whether it is whole.
+
+RIFF_HEADER = struct.Struct("<4sI4s")       # "RIFF", size of what follows, form type
+CHUNK_HEADER = struct.Struct("<4sI")
+RIFF_MAGIC = b"RIFF"
+RIFF_FORMS = {b"AVI ": "avi", b"WAVE": "wav", b"WEBP": "webp"}
+RIFF_FIRST_CHUNKS = {b"AVI ": (b"LIST",), b"WAVE": (b"fmt ", b"JUNK", b"bext", b"LIST", b"PAD "),
+                     b"WEBP": (b"VP8 ", b"VP8L", b"VP8X")}
+AVI_EXTENSION_FORM = b"AVIX"                # OpenDML: the RIFFs after the first (> 1 GB)
+AVI_MOVIE_LIST = b"movi"
+
+
+MAX_RIFF_CHUNKS = 1000         # top-level chunks: an AVI or WAV has a handful
+# Sound is smooth: from one 16-bit PCM sample to the next a channel moves far less than
+# its level (ratio of mean |step| to mean |level| below 1, pink noise included), while
+# another file's compressed bytes read as samples jump about (ratio near 1.33, that
+# of independent values). Where sampled blocks of a WAV's data turn so, they are not
+# its sound: the WAV ran into another file.
+WAVE_FORMAT = struct.Struct("<HHIIHH")      # format, channels, rate, byte rate, align, bits
+PCM_FORMATS = (1, 0xFFFE)                   # PCM, and WAVE_FORMAT_EXTENSIBLE (PCM inside)
+PCM_BLOCK = 4096                            # one sample run looked at per this many bytes
+PCM_SAMPLED = 1024                          # ... of this many bytes
+NOT_SOUND = 1.15
+AVI_FRAME_HEADER = re.compile(rb"\d\d(dc|db)")   # the chunk of an AVI's video frame
+
+
+def riff_chunks(buf, first, end, limit, most=MAX_RIFF_CHUNKS):
+    """[(id, start, end)] of the chunks in [first, end); stops at the first bad one,
+    or after `most`.
+
+    Returns the chunks and where the walk stopped (end when they tile it exactly)."""
+    chunks = []
+    pos = first
+    while pos + CHUNK_HEADER.size <= min(end, limit) and len(chunks) < most:
+        name, size = CHUNK_HEADER.unpack_from(buf, pos)
+        if not is_fourcc(name):
+            break
+        chunk_end = pos + CHUNK_HEADER.size + size + (size & 1)
+        chunks.append((name, pos, chunk_end))
+        pos = chunk_end
+    return chunks, pos
+
+
+def not_sound_at(buf, chunks):
+    """Where a 16-bit PCM WAV's data stops being sound (see NOT_SOUND), or None; None
+    too for other encodings, which this does not read."""
+    found = {name: (first, last) for name, first, last in chunks}
+    fmt, data = found[b"fmt "], found[b"data"]
+    if fmt[1] - fmt[0] < CHUNK_HEADER.size + WAVE_FORMAT.size:
+        return None
+    kind, channels, _, _, _, bits = WAVE_FORMAT.unpack_from(buf, fmt[0] + CHUNK_HEADER.size)
+    if kind not in PCM_FORMATS or bits != 16 or not channels:
+        return None
+    for at in range(data[0] + CHUNK_HEADER.size, data[1] - PCM_SAMPLED, PCM_BLOCK):
+        samples = array.array("h", bytes(buf[at:at + PCM_SAMPLED]))
+        if sys.byteorder == "big":
+            samples.byteswap()
+        channel = samples[::channels]
+        level = sum(map(abs, channel))
+        steps = sum(map(abs, map(operator.sub, channel[1:], channel[:-1])))
+        if level and steps * len(channel) > NOT_SOUND * level * (len(channel) - 1):
+            return at
+    return None
+
+
+def carve_riff(buf, start, limit, options):
+    """A RIFF file: its size field is its extent; OpenDML AVIs chain AVIX RIFFs after it."""
+    if limit - start < RIFF_HEADER.size:
+        raise FormatError("no room for a RIFF header")
+    _, size, form = RIFF_HEADER.unpack_from(buf, start)
+    kind = RIFF_FORMS.get(form)
+    if kind is None:
+        raise FormatError("unknown RIFF form %s" % fourcc_text(form))
+    riff_end = end = start + CHUNK_HEADER.size + size + (size & 1)
+    chunks, stop = riff_chunks(buf, start + RIFF_HEADER.size, riff_end, limit)
+    if not chunks or chunks[0][0] not in RIFF_FIRST_CHUNKS[form]:
+        raise FormatError("a %s RIFF must start with %s" % (kind, RIFF_FIRST_CHUNKS[form]))
+    if not wanted([kind], options):
+        return None
+    while form == b"AVI " and end + RIFF_HEADER.size <= limit:
+        magic, more, extension = RIFF_HEADER.unpack_from(buf, end)
+        if magic != RIFF_MAGIC or extension != AVI_EXTENSION_FORM:
+            break
+        end += CHUNK_HEADER.size + more + (more & 1)
+    embedded = []
+    broken_movie = ""
+    for name, first, last in chunks:            # MJPEG frames are JPEGs: not files
+        if name == b"LIST" and bytes(buf[first + 8:first + 12]) == AVI_MOVIE_LIST:
+            # its frames are the file's only when they tile it: a size in the first
+            # piece of a split AVI covers whatever lies where the rest should be
+            frames, frames_end = riff_chunks(buf, first + RIFF_HEADER.size, last, limit,
+                                             most=table_budget(last - first))
+            if frames_end == last:
+                embedded.append((first, last))
+                continue
+            if len(frames) > 1:                 # a frame followed by another is the AVI's
+                embedded.append((first, frames[-1][1]))
+            if not broken_movie and last <= limit:
+                broken_movie = "the frames in movi break at +%d" % (frames_end - start)
+    if form == b"AVI ":
+        embedded.append((riff_end, end))                            # the AVIX extensions
+    names = {name for name, _, _ in chunks}
+    whole_wave = (form == b"WAVE" and {b"fmt ", b"data"} <= names and end <= limit
+                  and stop == riff_end)
+    not_sound = not_sound_at(buf, chunks) if whole_wave else None
+    if end > limit:
+        status, detail = TRUNCATED, "the dump ends inside the RIFF (%d of %d bytes present)" % (
+            limit - start, end - start)
+    elif stop != riff_end:
+        status, detail = DAMAGED, "the chunk at +%d is not a chunk" % (stop - start)
+    elif broken_movie:
+        status, detail = DAMAGED, broken_movie
+    elif form == b"WAVE" and not {b"fmt ", b"data"} <= names:
+        status, detail = DAMAGED, "no fmt or no data chunk"
+    elif not_sound is not None:
+        status, detail = DAMAGED, ("the samples at +%d are not sound but another file's "
+                                   "bytes" % (not_sound - start))
+    else:
+        status, detail = COMPLETE, ""
+    return Carved(start, min(end, limit) - start, kind, kind, status, detail, [], Meta(),
+                  embedded)
+
+
+# 7. JPEG ------------------------------------------------------------------------------
+# A JPEG's markers and segments, then its coded data decoded to the MCU count its
+# frame declares (TurboJPEG where the system has it, else the decoder below).
+
+JPEG_SOI = b"\xff\xd8"
+JPEG_EOI = b"\xff\xd9"
+MAX_JPEG_PADDING = 3                        # containers pad a JPEG to 2 or 4 bytes
+JPEG_MAGIC = b"\xff\xd8\xff"
+MARKER_SOI = 0xD8
+MARKER_EOI = 0xD9
+MARKER_SOS = 0xDA
+MARKER_APP1 = 0xE1
+MARKER_APP2 = 0xE2
+MARKER_TEM = 0x01
+RESTART_MARKERS = range(0xD0, 0xD8)
+FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}   # SOF0..SOF15
+SEGMENT_MARKERS = frozenset(range(0xC0, 0xFF)) - {MARKER_SOI, MARKER_EOI} - set(RESTART_MARKERS)
+EXIF_HEADER = b"Exif\0\0"
+MPF_HEADER = b"MPF\0"
+SEGMENT_HEADER = 4                          # FF, marker, 16-bit length
+TAG_MP_ENTRY = 0xB002
+MP_ENTRY_SIZE = 16                          # attribute, size, offset, two dependents
+
+
+class JpegWalk(NamedTuple):
+    end: int
+    status: str
+    detail: str
+    segments: list          # (marker, start, end) of the segments before the first scan
+    scans: list             # (SOS segment start, entropy-coded data start, its end)
+    start: int = 0          # where its SOI is
+
+
+# In entropy-coded data FF is followed by 00 (a stuffed byte), a restart marker or
+# another FF (fill): anything else is the marker that ends the data.
+JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+MAX_JPEG_SEGMENTS = 4096            # real files have dozens; a run of empty ones is garbage
+
+
+def jpeg_scan_end(buf, pos, limit):
+    """Where the entropy-coded data starting at pos ends: the next marker, or -1."""
+    found = next(search_chunked(JPEG_MARKER_AFTER_DATA, buf, pos, limit), None)
+    return found.start() if found else -1
+
+
+def search_chunked(pattern, buf, pos, end):
+    """pattern's matches (two bytes, FF and one that is not) in buf[pos:end], in
+    order, searched a DECODE_CHUNK at a time: one search holds the interpreter, and
+    a file's scratch map is given back between two (see pages_given_back)."""
+    while pos < end:
+        stop = min(pos + DECODE_CHUNK, end)
+        after = stop
+        for found in pattern.finditer(buf, pos, min(stop + 1, end)):
+            if found.start() >= stop:
+                break                           # the next chunk's
+            yield found
+            after = max(stop, found.end())
+        pos = after
+
+
+def walk_jpeg(buf, start, limit):
+    """Follow a JPEG's markers from SOI to EOI, through every scan (progressive too).
+
+    FormatError until the first scan: before it, a broken structure means this was
+    never a JPEG. After it, a break is a damaged or truncated JPEG."""
+    pos = start + 2
+    segments = []
+    scans = []
+
+    def ended(end, status, detail):
+        return JpegWalk(end, status, detail, segments, scans, start)
+
+    seen_frame = seen_scan = False
+    for _ in range(MAX_JPEG_SEGMENTS):
+        if pos + 2 > limit:
+            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
+        if buf[pos] != 0xFF:
+            if not seen_scan:
+                raise FormatError("no JPEG marker at +%d" % (pos - start))
+            return ended(pos, DAMAGED, "no marker at +%d" % (pos - start))
+        marker = buf[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == MARKER_EOI:
+            if not (seen_frame and seen_scan):
+                raise FormatError("EOI before any image")
+            return ended(pos + 2, COMPLETE, "")
+        if marker == MARKER_TEM or marker in RESTART_MARKERS:
+            pos += 2
+            continue
+        if marker not in SEGMENT_MARKERS:
+            if not seen_scan:
+                raise FormatError("marker FF%02X at +%d" % (marker, pos - start))
+            what = "another JPEG starts" if marker == MARKER_SOI else "marker FF%02X" % marker
+            return ended(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start))
+        if pos + SEGMENT_HEADER > limit:
+            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
+        (length,) = struct.unpack_from(">H", buf, pos + 2)
+        if length < 2:
+            if not seen_scan:
+                raise FormatError("segment FF%02X has length %d" % (marker, length))
+            return ended(pos, DAMAGED, "a segment of length %d at +%d" % (
+                length, pos - start))
+        segment_end = pos + 2 + length
+        if segment_end > limit:
+            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
+        if not seen_scan:
+            segments.append((marker, pos, segment_end))
+        seen_frame = seen_frame or marker in FRAME_MARKERS
+        if marker == MARKER_SOS:
+            if not seen_frame:
+                raise FormatError("a scan before any frame header")
+            seen_scan = True
+            pos = jpeg_scan_end(buf, segment_end, limit)
+            scans.append((segment_end - 2 - length, segment_end, pos))
+            if pos < 0:
+                return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
+        else:
+            pos = segment_end
+    if not seen_scan:
+        raise FormatError("more than %d segments before any image" % MAX_JPEG_SEGMENTS)
+    return ended(pos, DAMAGED, "more than %d segments" % MAX_JPEG_SEGMENTS)
+
+
+# Is the entropy-coded data whole? Only decoding tells: the Huffman codes of a baseline
+# JPEG must give exactly the frame's number of MCUs, each of 64 coefficients per block,
+# and end at EOI (bar fill bits); with a restart interval, every interval holds that
+# many MCUs and the RSTn markers count 0..7 over and over. A JPEG split in pieces
+# walks whole when its first piece is followed by the tail of another JPEG (its EOI
+# ends both): nothing but the count shows it. It is done for every JPEG up to
+# MAX_DECODED_JPEG: by TurboJPEG where the system has it (about 100 MB/s a core),
+# else in Python (about 8 MB/s a core).
+MARKER_DHT = 0xC4
+MARKER_DRI = 0xDD
+BASELINE_FRAMES = (0xC0, 0xC1)              # sequential Huffman: what cameras write
+RESTART_MARKER = re.compile(b"\xff[\xd0-\xd7]")
+STUFFED_FF = b"\xff\x00"
+ONES = b"\xff" * 4
+HUFFMAN_PEEK = 16                           # bits: the longest Huffman code
+DECODE_CHUNK = 1 << 20                      # coded data decoded (or searched) at a time
+FAR_FROM_END = 64                           # bits: more than a code reads ahead
+BLOCK_COEFFICIENTS = 64
+MAX_DECODED_JPEG = 64 << 20
+HUFFMAN_BITS = 31                           # an entry: bits a code and its value take,
+HUFFMAN_STEP_AT = 5                         # then the coefficients it advances (0: EOB)
+ZERO_RUN_LENGTH = 0xF0                      # AC symbol: sixteen zeros
+
+
+class JpegScan(NamedTuple):
+    mcus: int               # in the frame
+    blocks: list            # (DC table, AC table) per block of an MCU, in order
+    restart: int            # MCUs per restart interval (0: none)
+    data: tuple             # (start, end) of the entropy-coded data in the dump
+    jpeg: tuple = None      # (SOI, end of EOI) of the whole JPEG, when it walked whole
+    plain: bool = True      # every AC symbol one a baseline coder writes (see TurboJpeg)
+
+
+def huffman_entry(length, symbol, ac):
+    """What decoding a code of length bits for symbol does: the bits it and the value
+    after it take, and (AC) how many coefficients it covers; 0 for no such symbol."""
+    if not ac:
+        return length + symbol | 1 << HUFFMAN_STEP_AT
+    run, size = symbol >> 4, symbol & 15
+    if size:
+        return length + size | (run + 1) << HUFFMAN_STEP_AT
+    if symbol == ZERO_RUN_LENGTH:
+        return length | 16 << HUFFMAN_STEP_AT
+    return length if symbol == 0 else 0     # end of block; other size-0 symbols: none
+
+
+def huffman_lookup(counts, symbols, ac):
+    """A 2**16 table from the next 16 bits to the huffman_entry of the code they start
+    with; 0 where no code starts so."""
+    table = [0] * (1 << HUFFMAN_PEEK)
+    code = index = 0
+    for length in range(1, HUFFMAN_PEEK + 1):
+        for _ in range(counts[length - 1]):
+            if code >= 1 << length or index >= len(symbols):
+                raise FormatError("a Huffman table with too many codes")
+            shift = HUFFMAN_PEEK - length
+            entry = huffman_entry(length, symbols[index], ac)
+            table[code << shift:(code + 1) << shift] = [entry] * (1 << shift)
+            code += 1
+            index += 1
+        code <<= 1
+    return table
+
+
+def baseline_scan(buf, walk):
+    """The JpegScan of a one-scan baseline JPEG, None for any other (progressive,
+    arithmetic, several scans: not checked). FormatError when its tables are broken."""
+    if len(walk.scans) != 1:
+        return None
+    tables, odd, frame, restart = {}, {}, None, 0
+    for marker, first, end in walk.segments:
+        body = first + SEGMENT_HEADER
+        if marker == MARKER_DHT:
+            pos = body
+            while pos + 17 <= end:
+                kind, counts = buf[pos], bytes(buf[pos + 1:pos + 17])
+                symbols = bytes(buf[pos + 17:pos + 17 + sum(counts)])
+                tables[kind] = huffman_lookup(counts, symbols, ac=kind >> 4)
+                odd[kind] = kind >> 4 and any(not symbol & 15 and symbol not in
+                                              (0, ZERO_RUN_LENGTH) for symbol in symbols)
+                pos += 17 + sum(counts)
+        elif marker in FRAME_MARKERS:
+            if marker not in BASELINE_FRAMES or end - body < 6:
+                return None
+            _bits, height, width, count = struct.unpack_from(">BHHB", buf, body)
+            frame = (width, height, {buf[body + 6 + 3 * i]: buf[body + 7 + 3 * i]
+                                     for i in range(count) if body + 8 + 3 * i < end})
+        elif marker == MARKER_DRI and end - body >= 2:
+            (restart,) = struct.unpack_from(">H", buf, body)
+    if frame is None or not frame[0] or not frame[1] or not frame[2]:
+        return None
+    width, height, sampling = frame
+    sos, data_start, data_end = walk.scans[0]
+    count = buf[sos + SEGMENT_HEADER]
+    if count != len(sampling):
+        return None                         # one component per scan: not checked
+    h_max = max(f >> 4 for f in sampling.values())
+    v_max = max(f & 15 for f in sampling.values())
+    if not h_max or not v_max:
+        raise FormatError("a frame component with no sampling factor")
+    blocks, plain = [], True
+    for i in range(count):
+        component, selectors = buf[sos + 5 + 2 * i], buf[sos + 6 + 2 * i]
+        dc, ac = tables.get(selectors >> 4), tables.get(16 | selectors & 15)
+        if component not in sampling or dc is None or ac is None:
+            raise FormatError("the scan names a table or component it lacks")
+        factors = sampling[component]
+        blocks.extend([(dc, ac)] * ((factors >> 4) * (factors & 15)))
+        plain = plain and not odd[16 | selectors & 15]
+    mcus = -(-width // (8 * h_max)) * -(-height // (8 * v_max))
+    whole = (walk.start, walk.end) if walk.status == COMPLETE else None
+    return JpegScan(mcus, blocks, restart, (data_start, data_end), whole, plain)
+
+
+class Decoded(NamedTuple):
+    bits: int           # where the last whole MCU decoded ends, in bits
+    mcus: int           # how many whole MCUs were decoded
+    problem: str        # what stopped the decoding, or None
+    stop: int = 0       # where it stopped, in bits
+
+
+def decode_mcus(data, mcus, blocks, skip=0, first_mcu=0):
+    """Decode mcus MCUs from unstuffed data, from bit skip on (below 8): a Decoded
+    (whose words number the MCUs from first_mcu).
+
+    The hot loop of the tool: the constants are local names, and the bits are read
+    32 at a time into a 64-bit window."""
+    size = len(data) * 8
+    # past the end, ones: what a fill would be (read there alone: data is not copied)
+    last = len(data) - 4                    # the last position with 4 bytes to read
+    acc, nbits, pos = int.from_bytes((data[:4] + ONES)[:4], "big"), 32 - skip, 4
+    done = skip
+    window, peek, mask = (1 << 64) - 1, HUFFMAN_PEEK, (1 << HUFFMAN_PEEK) - 1
+    bits, step_at, coefficients = HUFFMAN_BITS, HUFFMAN_STEP_AT, BLOCK_COEFFICIENTS
+    from_bytes = int.from_bytes
+    for mcu in range(mcus):
+        for dc, ac in blocks:
+            if nbits < 32:
+                word = data[pos:pos + 4] if pos <= last else (data[pos:pos + 4] + ONES)[:4]
+                acc = (acc << 32 | from_bytes(word, "big")) & window
+                pos += 4
+                nbits += 32
+            entry = dc[(acc >> (nbits - peek)) & mask]
+            if not entry:
+                return Decoded(done, mcu, "no Huffman code in MCU %d" % (first_mcu + mcu), pos * 8 - nbits)
+            nbits -= entry & bits
+            k = 1
+            while k < coefficients:
+                if nbits < 32:
+                    word = (data[pos:pos + 4] if pos <= last
+                            else (data[pos:pos + 4] + ONES)[:4])
+                    acc = (acc << 32 | from_bytes(word, "big")) & window
+                    pos += 4
+                    nbits += 32
+                entry = ac[(acc >> (nbits - peek)) & mask]
+                if not entry:
+                    return Decoded(done, mcu, "no Huffman code in MCU %d" % (first_mcu + mcu),
+                                   pos * 8 - nbits)
+                nbits -= entry & bits
+                step = entry >> step_at
+                if not step:                # end of block
+                    break
+                k += step
+            if k > coefficients:
+                return Decoded(done, mcu, "more than 64 coefficients in MCU %d" % (first_mcu + mcu),
+                               pos * 8 - nbits)
+        if pos * 8 - nbits > size:
+            return Decoded(done, mcu, "the data ends in MCU %d" % (first_mcu + mcu), size)
+        done = pos * 8 - nbits
+    return Decoded(done, mcus, None, done)
+
+
+def intervals(buf, start, end):
+    """(first, end) of the entropy-coded data between restart markers."""
+    first = start
+    for marker in search_chunked(RESTART_MARKER, buf, start, end):
+        yield first, marker.start()
+        first = marker.end()
+    yield first, end
+
+
+def unstuffed_chunks(buf, first, end):
+    """buf[first:end], coded data, without its stuffed zeros, DECODE_CHUNK bytes at a
+    time: never cut after an FF, so that no FF 00 is cut in two."""
+    with memoryview(buf) as view:
+        pos = first
+        while pos < end:
+            stop = min(pos + DECODE_CHUNK, end)
+            while stop < end and buf[stop - 1] == 0xFF:
+                stop += 1
+            yield bytes(view[pos:stop]).replace(STUFFED_FF, b"\xff")
+            pos = stop
+
+
+def span_problem(buf, first, end, mcus, blocks):
+    """What decoding mcus MCUs from the coded data buf[first:end] finds wrong, or
+    None: the words decode_mcus says of the whole of it, from a chunk of it at a
+    time (memory stays flat whatever the size of a JPEG). Each chunk goes on from
+    the last whole MCU of the one before; what fails within FAR_FROM_END bits of a
+    chunk's end may be the end of the chunk, so it is decoded again with the next."""
+    chunks = unstuffed_chunks(buf, first, end)
+    chunk, carry, skip, done = next(chunks, b""), b"", 0, 0
+    while True:
+        following = next(chunks, None)
+        data = carry + chunk
+        decoded = decode_mcus(data, mcus - done, blocks, skip, done)
+        if decoded.problem is None:             # then only fill may follow
+            fill = not data[-(-decoded.bits // 8):].strip(b"\xff")
+            after = len(data) - decoded.bits // 8
+            for more in itertools.chain([following] if following else [], chunks):
+                fill = fill and not more.strip(b"\xff")
+                after += len(more)
+            return None if fill else "%d bytes after the last MCU" % after
+        if following is None or decoded.stop + FAR_FROM_END <= len(data) * 8:
+            return decoded.problem
+        done += decoded.mcus
+        carry, skip = data[decoded.bits // 8:], decoded.bits % 8
+        chunk = following
+
+
+def restart_problem(buf, scan):
+    """The restart markers must number the intervals 0..7 over and over, one fewer than
+    the intervals the frame has; cheap (no decoding), so checked on every JPEG."""
+    data_start, data_end = scan.data
+    markers = [buf[m.start() + 1] - 0xD0 for m in
+               search_chunked(RESTART_MARKER, buf, data_start, data_end)]
+    if not scan.restart:
+        return "restart markers without a restart interval" if markers else None
+    want = -(-scan.mcus // scan.restart) - 1
+    if len(markers) != want:
+        return "%d restart markers, the frame needs %d" % (len(markers), want)
+    for index, number in enumerate(markers):
+        if number != index % 8:
+            return "restart marker %d is RST%d" % (index, number)
+    return None
+
+
+def mcu_problem(buf, scan, strict=False):
+    """What decoding finds wrong with the scan's data, or None when it is whole:
+    TurboJPEG's word where it says whole, decode_mcus' everywhere else (and alone
+    when strict)."""
+    if (not strict and scan.jpeg is not None and scan.plain
+            and TURBOJPEG.decodes_whole(buf, *scan.jpeg)):
+        return None
+    left = scan.mcus
+    for first, end in intervals(buf, *scan.data):
+        count = min(left, scan.restart) if scan.restart else left
+        problem = span_problem(buf, first, end, count, scan.blocks)
+        if problem:
+            return problem
+        left -= count
+    return "%d MCUs missing" % left if left else None
+
+
+# libjpeg-turbo counts the MCUs in C, some twelve times faster, where the system has
+# its TurboJPEG library (libturbojpeg0 on Debian and Ubuntu, jpeg-turbo in Homebrew,
+# turbojpeg.dll on Windows; RECOVERCR3_TURBOJPEG names another file, or "none"). It
+# decodes at 1/8 scale, so the entropy decoding is nearly all it does, and stops at
+# its first warning: a bad code it meets outside its fast path, data that ends before
+# the last MCU, bytes after it, an RSTn out of place. What it decodes whole is whole;
+# what it refuses, or cannot read (CMYK, 12 bits, a missing quantization table), is
+# decoded by decode_mcus, whose words go in the report. The two read a table the same
+# way when its AC symbols are all a baseline coder writes (decode_mcus refuses the
+# others, libjpeg ends the block), and differ on two things only: a code that no
+# table has, which libjpeg's fast path reads as an end of block, and a run past the
+# 64th coefficient, which it drops; decode_mcus calls both a break. Where a card
+# splits a file - another file's clusters, zeros, another JPEG's data after a cluster
+# of this one - they agreed on each of 1,112 tried (test_jpeg_decoders holds them to
+# it); where bytes of the JPEG itself are lost or changed in place, libjpeg can
+# resynchronise and decode whole what decode_mcus refuses (7 of 594 lost sectors).
+# So a join chosen among many (putting a file back together) is proven by
+# decode_mcus alone (strict).
+def buffer_address(ctypes, buf):
+    """Where the bytes of buf (a buffer, even a read-only one) lie in memory."""
+    class PyBuffer(ctypes.Structure):
+        _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p),
+                    ("len", ctypes.c_ssize_t), ("itemsize", ctypes.c_ssize_t),
+                    ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                    ("format", ctypes.c_void_p), ("shape", ctypes.c_void_p),
+                    ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
+                    ("internal", ctypes.c_void_p)]
+    view = PyBuffer()
+    get = ctypes.pythonapi.PyObject_GetBuffer
+    get.argtypes = [ctypes.py_object, ctypes.POINTER(PyBuffer), ctypes.c_int]
+    release = ctypes.pythonapi.PyBuffer_Release
+    release.argtypes = [ctypes.POINTER(PyBuffer)]
+    if get(buf, ctypes.byref(view), 0) != 0:
+        raise ValueError("no buffer")
+    try:
+        return view.buf
+    finally:
+        release(ctypes.byref(view))
+
+
+TURBOJPEG_NAMES = ("libturbojpeg.so.0", "libturbojpeg.0.dylib", "libturbojpeg.dylib",
+                   "/opt/homebrew/opt/jpeg-turbo/lib/libturbojpeg.dylib",
+                   "/usr/local/opt/jpeg-turbo/lib/libturbojpeg.dylib", "turbojpeg.dll",
+                   "turbojpeg")
+TJPF_GRAY = 6
+TJFLAG_STOPONWARNING = 8192
+TJ_SCALE = 8                                # 1/8: one pixel (the DC) per block
+MAX_TURBO_PIXELS = 4 << 20                  # a larger frame is decoded in Python
+
+
+class TurboJpeg:
+    """TurboJPEG's decoder, loaded on first use in each process (a handle does not
+    cross a fork), or the reason it is not there."""
+
+    def __init__(self):
+        self.pid = None
+        self.lib = self.handle = None
+        self.name = ""
+        self.missing = "not looked for yet"
+        self.lock = threading.Lock()
+
+    def _load(self):
+        self.pid, self.handle = os.getpid(), None
+        wanted = os.environ.get("RECOVERCR3_TURBOJPEG", "")
+        if wanted.lower() == "none":
+            self.missing = "RECOVERCR3_TURBOJPEG=none"
+            return
+        try:
+            import ctypes
+            import ctypes.util
+        except ImportError:
+            self.missing = "no ctypes"
+            return
+        self.ctypes = ctypes
+        names = (wanted,) if wanted else TURBOJPEG_NAMES
+        for name in names:
+            try:
+                lib = ctypes.CDLL(name if "/" in name or "." in name
+                                  else ctypes.util.find_library(name) or name)
+                init = lib.tjInitDecompress
+            except (OSError, AttributeError):
+                continue
+            init.restype = ctypes.c_void_p
+            size = ctypes.POINTER(ctypes.c_int)
+            lib.tjDecompressHeader3.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                                ctypes.c_ulong, size, size, size, size]
+            lib.tjDecompress2.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulong,
+                                          ctypes.c_void_p] + [ctypes.c_int] * 5
+            self.handle = init()
+            if self.handle:
+                self.lib, self.name = lib, name
+                return
+        self.missing = "%s not found" % (wanted or "libturbojpeg")
+
+    def available(self):
+        if self.pid != os.getpid():
+            self._load()
+        return self.handle is not None
+
+    def describe(self):
+        """Which decoder checks JPEG data, for the log."""
+        if self.available():
+            return "JPEG data is decoded by TurboJPEG (%s), and by the built-in decoder " \
+                   "where it finds a break" % self.name
+        return "JPEG data is decoded by the built-in decoder (%s)" % self.missing
+
+    def decodes_whole(self, buf, first, last):
+        """True when TurboJPEG decodes the JPEG at [first, last) of buf without a
+        warning; False when it does not, or cannot say."""
+        if not self.available():
+            return False
+        ctypes = self.ctypes
+        try:
+            address = buffer_address(ctypes, buf) + first
+        except ValueError:
+            return False
+        width, height = ctypes.c_int(), ctypes.c_int()
+        sub, space = ctypes.c_int(), ctypes.c_int()
+        with self.lock:
+            if self.lib.tjDecompressHeader3(self.handle, address, last - first,
+                                            ctypes.byref(width), ctypes.byref(height),
+                                            ctypes.byref(sub), ctypes.byref(space)):
+                return False
+            columns = -(-width.value // TJ_SCALE)
+            rows = -(-height.value // TJ_SCALE)
+            if columns * rows > MAX_TURBO_PIXELS:
+                return False
+            pixels = ctypes.create_string_buffer(max(1, columns * rows))
+            return self.lib.tjDecompress2(self.handle, address, last - first, pixels,
+                                          columns, 0, rows, TJPF_GRAY,
+                                          TJFLAG_STOPONWARNING) == 0
+
+
+TURBOJPEG = TurboJpeg()
+
+
+AVI_FRAME = "a video frame of an AVI"
+
+
+def avi_frame(buf, start, end):
+    """Why a whole JPEG is a video frame, not a file: the chunk header of an AVI frame
+    of its size lies right before it (the AVI itself was not found around it)."""
+    if start < CHUNK_HEADER.size:
+        return None
+    name, size = CHUNK_HEADER.unpack_from(buf, start - CHUNK_HEADER.size)
+    if AVI_FRAME_HEADER.fullmatch(name) and 0 <= size - (end - start) <= MAX_JPEG_PADDING:
+        return AVI_FRAME + " (its chunk header lies before it), not a file"
+    return None
+
+
+def entropy_problem(buf, start, walk, decode=True, strict=False):
+    scan = baseline_scan(buf, walk)
+    if scan is None:
+        return None
+    problem = restart_problem(buf, scan)
+    if problem is None and decode and walk.end - start <= MAX_DECODED_JPEG:
+        problem = mcu_problem(buf, scan, strict)
+    return problem
+
+
+def jpeg_app_data(buf, segments, marker, header):
+    """(start, end) of the first APPn segment's data after its identifying header."""
+    for kind, first, end in segments:
+        body = first + SEGMENT_HEADER
+        if kind == marker and bytes(buf[body:body + len(header)]) == header:
+            return body + len(header), end
+    return None
+
+
+def mpf_images(buf, segments):
+    """(start, size) of the extra images an MPF segment (APP2) lists after the first."""
+    found = jpeg_app_data(buf, segments, MARKER_APP2, MPF_HEADER)
+    if found is None:
+        return []
+    base, end = found
+    order, ifd0 = tiff_order(buf, base, end)
+    images = []
+    for entry in ifd_entries(buf, base, end, order, ifd0)[0]:
+        if entry.tag == TAG_MP_ENTRY and entry.value_at + entry.size <= end:
+            for at in range(entry.value_at, entry.value_at + entry.size - MP_ENTRY_SIZE + 1,
+                            MP_ENTRY_SIZE):
+                _attribute, size, offset = struct.unpack_from(order + "III", buf, at)
+                if offset:                  # 0 marks the first image, this one
+                    images.append((base + offset, size))
+    return images
+
+
+def carve_jpeg(buf, start, limit, options):
+    """A JPEG, with the extra images of a multi-picture (MPF) file after its EOI."""
+    if not wanted(["jpg"], options):
+        return None
+    walk = walk_jpeg(buf, start, limit)
+    end, status, detail = walk.end, walk.status, walk.detail
+    if status == COMPLETE:
+        try:
+            problem = (entropy_problem(buf, start, walk, options.decode, options.strict)
+                       or avi_frame(buf, start, walk.end))
+        except FormatError as e:
+            problem = str(e)
+        if problem:
+            status, detail = DAMAGED, problem
+    embedded = [(first, last) for kind, first, last in walk.segments
+                if kind in range(0xE0, 0xF0)]          # EXIF thumbnail, FlashPix, ...
+    if status == COMPLETE:
+        try:
+            images = mpf_images(buf, walk.segments)
+        except FormatError as e:
+            images, status, detail = [], DAMAGED, "MPF: %s" % e
+        for image_at, size in images:
+            if image_at < walk.end or image_at + 2 > limit:
+                status, detail = (TRUNCATED if image_at + 2 > limit else DAMAGED,
+                                  "MPF image at +%d lies outside the file" % (image_at - start))
+                break
+            if bytes(buf[image_at:image_at + 2]) != JPEG_SOI:
+                status, detail = DAMAGED, "MPF image at +%d is not a JPEG" % (image_at - start)
+                break
+            embedded.append((image_at, image_at + size))
+            end = max(end, min(image_at + size, limit))
+            if image_at + size > limit:
+                status, detail = TRUNCATED, "the dump ends inside an MPF image"
+    return Carved(start, end - start, "jpg", "jpg", status, detail, [],
+                  segments_meta(buf, walk.segments), embedded)
+
+
+def segments_meta(buf, segments):
+    """Meta from the Exif segment among a JPEG's segments (Meta() when it has none)."""
+    exif = jpeg_app_data(buf, segments, MARKER_APP1, EXIF_HEADER)
+    if exif is not None:
+        try:
+            return exif_meta(exif_tags(buf, exif[0], exif[1]))
+        except (FormatError, struct.error):
+            pass
+    return Meta()
+
+
+# 8. ISO base media files (ISO/IEC 14496-12): CR3, CRM, HEIF/HIF, MP4, MOV, 3GP --------
+# The box walk (where a CR3's end is computed: walk_boxes and the stop rules), then
+# the checks of each file's tables against the data they point at.
 
 BOX_HEADER = struct.Struct(">I4s")          # size, type
 LARGESIZE = struct.Struct(">Q")             # follows the header when size == 1
@@ -1437,30 +1551,13 @@ TOP_LEVEL_BOXES = frozenset([FTYP, b"pdin", MOOV, MOOF, b"mfra", MDAT, b"free", 
 BOXES_AFTER_MDAT = frozenset([b"free", b"skip", MOOF, b"mfra", b"uuid", b"udta", b"sidx",
                               b"ssix", b"prft", b"emsg", b"meco", b"wide"])
 
-TYPE_EXTENSIONS = {"cr3": "cr3", "crm": "crm", "heif": "heic",
-                   "mp4": "mp4", "mov": "mov", "3gp": "3gp"}
-ALL_TYPES = tuple(TYPE_EXTENSIONS) + ("jpg", "avi", "wav", "webp", "tif", "cr2", "nef", "arw",
-                                     "dng", "orf", "rw2", "pef", "srw", "gpr", "crw", "raf",
-                                     "x3f", "mts", "ts", "mxf", "7z")
-TYPE_ALIASES = dict({t: t for t in ALL_TYPES}, heic="heif", hif="heif", avif="heif",
-                    qt="mov", m4v="mp4", m4a="mp4", jpeg="jpg", tiff="tif", m2ts="mts",
-                    **{"3g2": "3gp"})
+HEIF_EXTENSION = "heic"     # a HEIF's, but Canon's (.hif) and AVIF's (.avif)
 
 CANON_RAW_BRAND = b"crx "
 HEIF_BRANDS = frozenset([b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx",
                          b"mif1", b"msf1", b"avif", b"avis"])
 QUICKTIME_BRAND = b"qt  "
 THIRD_GEN_PREFIXES = (b"3gp", b"3gg", b"3gs", b"3ge", b"3g2")
-
-
-def is_fourcc(name):
-    """True for four printable ASCII characters, as box names and brands are."""
-    return all(0x20 <= c <= 0x7E for c in name)
-
-
-def fourcc_text(name):
-    """A box name for a message: 'mdat', or its hex when it is not printable."""
-    return "'%s'" % name.decode("ascii") if is_fourcc(name) else "0x" + name.hex()
 
 
 class Box(NamedTuple):
@@ -1573,7 +1670,7 @@ def type_and_extension(kind, ftyp, compressor):
             return kind, "avif"
     if kind == "3gp" and ftyp.major.startswith(b"3g2"):
         return kind, "3g2"
-    return kind, TYPE_EXTENSIONS[kind]
+    return kind, HEIF_EXTENSION if kind == "heif" else kind
 
 
 # The end-of-file rules. Each answers, from the boxes walked so far (and the set of
@@ -1724,8 +1821,6 @@ SAMPLE_ENTRY_CHILDREN_AT = {b"CRAW": 90, b"avc1": 86, b"avc3": 86, b"hvc1": 86, 
 CANON_RAW_ENTRY = b"CRAW"
 CANON_METADATA_ENTRY = b"CTMD"
 JPEG_SAMPLE_ENTRIES = frozenset([b"jpeg", b"mjpa", b"mjpb", b"MJPG", b"AVDJ"])
-JPEG_SOI = b"\xff\xd8"
-JPEG_EOI = b"\xff\xd9"
 CTMD_RECORD = struct.Struct("<IH")          # size, type (little-endian, unlike the boxes)
 THMB_FIELDS = struct.Struct(">BxxxHHI")      # version, (flags), width, height, JPEG size
 THMB_JPEG_AT = 16                            # after version 0's fields
@@ -1737,10 +1832,6 @@ PRVW_UUID_FIELDS_SIZE = 8                    # a 64-bit field before the PRVW bo
 CTBO_ENTRY = struct.Struct(">IQQ")           # index, offset, size
 CTBO_BOXES = {1: (b"uuid", XMP_UUID), 2: (b"uuid", PRVW_UUID), 3: (MDAT, b"")}
 MAX_TABLE_ENTRIES = 1 << 24
-TABLE_BUDGET = 1000         # chunks, and samples looked at, a file may have: this many plus
-BYTES_PER_SAMPLE = 256      # one per this many of its bytes (an AMR frame is 32 bytes, but
-                            # many go in a chunk): more is no camera's file, and would cost
-                            # seconds of work per MB
 QUICKTIME_EPOCH = datetime.datetime(1904, 1, 1)
 CANON_VIDEO_MARKS = (b"CNCV", b"CAEP")
 
@@ -1760,10 +1851,6 @@ class Track(NamedTuple):
                 size = self.sizes if isinstance(self.sizes, int) else self.sizes[index]
                 yield offset, size
                 offset += size
-
-
-def table_budget(size):
-    return TABLE_BUDGET + size // BYTES_PER_SAMPLE
 
 
 def read_table(buf, box, entry, first_field=4, most=MAX_TABLE_ENTRIES):
@@ -2155,9 +2242,6 @@ def check(*types):
     return register
 
 
-MAX_JPEG_PADDING = 3                        # containers pad a JPEG to 2 or 4 bytes
-
-
 def jpeg_is_whole(buf, first, last):
     """An embedded JPEG at [first, last): SOI first, EOI last (bar a little padding)."""
     if last - first < 4 or bytes(buf[first:first + 2]) != JPEG_SOI:
@@ -2518,17 +2602,6 @@ def isobmff_meta(kind, f):
     return meta
 
 
-# The pictures inside a CR3 or CRM that is not whole: its full-size JPEG, its preview
-# and its thumbnail are often whole still, and a photographer wants them.
-
-class Picture(NamedTuple):
-    offset: int
-    size: int
-    what: str               # "the full-size JPEG", ...
-    status: str             # complete when it walks whole and its data decodes
-    detail: str
-
-
 def embedded_jpeg(buf, first, last, what):
     """The Picture a container stores at [first, last) (bar padding), or None when it
     is no JPEG that walks whole to there."""
@@ -2569,44 +2642,6 @@ def cr3_pictures(f):
     pictures = [embedded_jpeg(f.buf, first, last, what) for first, last, what in places
                 if f.start <= first and last <= f.end]
     return [picture for picture in pictures if picture is not None]
-
-
-class Carved(NamedTuple):
-    offset: int
-    size: int
-    type: str
-    ext: str
-    status: str
-    detail: str
-    boxes: list
-    meta: Meta = Meta()
-    # (start, end) of its own parts that look like files (previews, Exif TIFFs): what
-    # its walk went through, and what its pointers say when every check passed (the
-    # pointers of a broken file may cover other files)
-    embedded: list = ()
-    pictures: list = ()     # the whole Pictures inside a broken file, best first
-    pieces: tuple = ()      # (offset, size) of each piece, when put back together
-    # (offset, size, sha256) of the bytes a scan process hashed where it carved them:
-    # the digest of this file only while offset and size are still these (see known_digest)
-    sha256: tuple = ()
-
-    @property
-    def end(self):
-        return self.offset + self.size
-
-
-class Options(NamedTuple):
-    rule: object            # where an ISO-BMFF file ends (StopAfterMdat, ...)
-    types: frozenset
-    align: int = SECTOR_SIZE    # files other than ISO-BMFF start at multiples of this
-    jobs: int = 1           # processes that search for candidates
-    explain: bool = False   # send back why each candidate is not a file (-v): a dense
-                            # dump has a million of them, and memory must stay flat
-    decode: bool = True     # decode every JPEG's data to its MCU count (--no-decode)
-    strict: bool = False    # with the built-in decoder alone (the proof of a join chosen)
-    phase: int = 0          # where the sector grid lies: a partition off it moves it
-    file_system: str = ""   # the card's ("FAT32", "exFAT"): whose folders are sieved for
-    digest: bool = False    # hash each carved file where it is carved (see hash_carved)
 
 
 HEIF_EMBEDDED_ITEMS = frozenset([b"Exif", b"mime", b"jpeg"])  # JPEG thumbnails (Sony)
@@ -2699,748 +2734,8 @@ def carve_ftyp(buf, start, limit, options):
     return carve_isobmff(buf, start, limit, options.rule, options.types)
 
 
-# ---------------------------------------------------------------------------
-# The other formats of a camera card. Each registers the magic its files start
-# with at a sector boundary, and a carve(buf, start, limit, options) that measures
-# the file from its own structure and returns a Carved, None (a type not wanted)
-# or raises FormatError (not such a file).
-# ---------------------------------------------------------------------------
-
-class SectorFormat(NamedTuple):
-    name: str
-    types: tuple
-    magic: tuple            # byte strings a file of this format holds at magic_at
-    carve: object
-    magic_at: int = 0       # where in the file the magic lies (an M2TS packet's sync byte)
-
-
-SECTOR_FORMATS = []
-
-
-def sector_format(name, types, *magic, at=0):
-    """Register a carver for files that start at a sector boundary."""
-    def register(carve):
-        SECTOR_FORMATS.append(SectorFormat(name, tuple(types), magic, carve, at))
-        return carve
-    return register
-
-
-def wanted(types, options):
-    return any(kind in options.types for kind in types)
-
-
-# --- JPEG ------------------------------------------------------------------------------
-
-JPEG_MAGIC = b"\xff\xd8\xff"
-MARKER_SOI = 0xD8
-MARKER_EOI = 0xD9
-MARKER_SOS = 0xDA
-MARKER_APP1 = 0xE1
-MARKER_APP2 = 0xE2
-MARKER_TEM = 0x01
-RESTART_MARKERS = range(0xD0, 0xD8)
-FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}   # SOF0..SOF15
-SEGMENT_MARKERS = frozenset(range(0xC0, 0xFF)) - {MARKER_SOI, MARKER_EOI} - set(RESTART_MARKERS)
-EXIF_HEADER = b"Exif\0\0"
-MPF_HEADER = b"MPF\0"
-SEGMENT_HEADER = 4                          # FF, marker, 16-bit length
-TAG_MP_ENTRY = 0xB002
-MP_ENTRY_SIZE = 16                          # attribute, size, offset, two dependents
-
-
-class JpegWalk(NamedTuple):
-    end: int
-    status: str
-    detail: str
-    segments: list          # (marker, start, end) of the segments before the first scan
-    scans: list             # (SOS segment start, entropy-coded data start, its end)
-    start: int = 0          # where its SOI is
-
-
-# In entropy-coded data FF is followed by 00 (a stuffed byte), a restart marker or
-# another FF (fill): anything else is the marker that ends the data.
-JPEG_MARKER_AFTER_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-MAX_JPEG_SEGMENTS = 4096            # real files have dozens; a run of empty ones is garbage
-
-
-def jpeg_scan_end(buf, pos, limit):
-    """Where the entropy-coded data starting at pos ends: the next marker, or -1."""
-    found = next(search_chunked(JPEG_MARKER_AFTER_DATA, buf, pos, limit), None)
-    return found.start() if found else -1
-
-
-def search_chunked(pattern, buf, pos, end):
-    """pattern's matches (two bytes, FF and one that is not) in buf[pos:end], in
-    order, searched a DECODE_CHUNK at a time: one search holds the interpreter, and
-    a file's scratch map is given back between two (see pages_given_back)."""
-    while pos < end:
-        stop = min(pos + DECODE_CHUNK, end)
-        after = stop
-        for found in pattern.finditer(buf, pos, min(stop + 1, end)):
-            if found.start() >= stop:
-                break                           # the next chunk's
-            yield found
-            after = max(stop, found.end())
-        pos = after
-
-
-def walk_jpeg(buf, start, limit):
-    """Follow a JPEG's markers from SOI to EOI, through every scan (progressive too).
-
-    FormatError until the first scan: before it, a broken structure means this was
-    never a JPEG. After it, a break is a damaged or truncated JPEG."""
-    pos = start + 2
-    segments = []
-    scans = []
-
-    def ended(end, status, detail):
-        return JpegWalk(end, status, detail, segments, scans, start)
-
-    seen_frame = seen_scan = False
-    for _ in range(MAX_JPEG_SEGMENTS):
-        if pos + 2 > limit:
-            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
-        if buf[pos] != 0xFF:
-            if not seen_scan:
-                raise FormatError("no JPEG marker at +%d" % (pos - start))
-            return ended(pos, DAMAGED, "no marker at +%d" % (pos - start))
-        marker = buf[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker == MARKER_EOI:
-            if not (seen_frame and seen_scan):
-                raise FormatError("EOI before any image")
-            return ended(pos + 2, COMPLETE, "")
-        if marker == MARKER_TEM or marker in RESTART_MARKERS:
-            pos += 2
-            continue
-        if marker not in SEGMENT_MARKERS:
-            if not seen_scan:
-                raise FormatError("marker FF%02X at +%d" % (marker, pos - start))
-            what = "another JPEG starts" if marker == MARKER_SOI else "marker FF%02X" % marker
-            return ended(pos, DAMAGED, "%s at +%d before EOI" % (what, pos - start))
-        if pos + SEGMENT_HEADER > limit:
-            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
-        (length,) = struct.unpack_from(">H", buf, pos + 2)
-        if length < 2:
-            if not seen_scan:
-                raise FormatError("segment FF%02X has length %d" % (marker, length))
-            return ended(pos, DAMAGED, "a segment of length %d at +%d" % (
-                length, pos - start))
-        segment_end = pos + 2 + length
-        if segment_end > limit:
-            return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
-        if not seen_scan:
-            segments.append((marker, pos, segment_end))
-        seen_frame = seen_frame or marker in FRAME_MARKERS
-        if marker == MARKER_SOS:
-            if not seen_frame:
-                raise FormatError("a scan before any frame header")
-            seen_scan = True
-            pos = jpeg_scan_end(buf, segment_end, limit)
-            scans.append((segment_end - 2 - length, segment_end, pos))
-            if pos < 0:
-                return ended(limit, TRUNCATED, "the dump ends inside the JPEG")
-        else:
-            pos = segment_end
-    if not seen_scan:
-        raise FormatError("more than %d segments before any image" % MAX_JPEG_SEGMENTS)
-    return ended(pos, DAMAGED, "more than %d segments" % MAX_JPEG_SEGMENTS)
-
-
-# Is the entropy-coded data whole? Only decoding tells: the Huffman codes of a baseline
-# JPEG must give exactly the frame's number of MCUs, each of 64 coefficients per block,
-# and end at EOI (bar fill bits); with a restart interval, every interval holds that
-# many MCUs and the RSTn markers count 0..7 over and over. A JPEG split in pieces
-# walks whole when its first piece is followed by the tail of another JPEG (its EOI
-# ends both): nothing but the count shows it. It is done for every JPEG up to
-# MAX_DECODED_JPEG: by TurboJPEG where the system has it (about 100 MB/s a core),
-# else in Python (about 8 MB/s a core).
-MARKER_DHT = 0xC4
-MARKER_DRI = 0xDD
-BASELINE_FRAMES = (0xC0, 0xC1)              # sequential Huffman: what cameras write
-RESTART_MARKER = re.compile(b"\xff[\xd0-\xd7]")
-STUFFED_FF = b"\xff\x00"
-ONES = b"\xff" * 4
-HUFFMAN_PEEK = 16                           # bits: the longest Huffman code
-DECODE_CHUNK = 1 << 20                      # coded data decoded (or searched) at a time
-FAR_FROM_END = 64                           # bits: more than a code reads ahead
-BLOCK_COEFFICIENTS = 64
-MAX_DECODED_JPEG = 64 << 20
-HUFFMAN_BITS = 31                           # an entry: bits a code and its value take,
-HUFFMAN_STEP_AT = 5                         # then the coefficients it advances (0: EOB)
-ZERO_RUN_LENGTH = 0xF0                      # AC symbol: sixteen zeros
-
-
-class JpegScan(NamedTuple):
-    mcus: int               # in the frame
-    blocks: list            # (DC table, AC table) per block of an MCU, in order
-    restart: int            # MCUs per restart interval (0: none)
-    data: tuple             # (start, end) of the entropy-coded data in the dump
-    jpeg: tuple = None      # (SOI, end of EOI) of the whole JPEG, when it walked whole
-    plain: bool = True      # every AC symbol one a baseline coder writes (see TurboJpeg)
-
-
-def huffman_entry(length, symbol, ac):
-    """What decoding a code of length bits for symbol does: the bits it and the value
-    after it take, and (AC) how many coefficients it covers; 0 for no such symbol."""
-    if not ac:
-        return length + symbol | 1 << HUFFMAN_STEP_AT
-    run, size = symbol >> 4, symbol & 15
-    if size:
-        return length + size | (run + 1) << HUFFMAN_STEP_AT
-    if symbol == ZERO_RUN_LENGTH:
-        return length | 16 << HUFFMAN_STEP_AT
-    return length if symbol == 0 else 0     # end of block; other size-0 symbols: none
-
-
-def huffman_lookup(counts, symbols, ac):
-    """A 2**16 table from the next 16 bits to the huffman_entry of the code they start
-    with; 0 where no code starts so."""
-    table = [0] * (1 << HUFFMAN_PEEK)
-    code = index = 0
-    for length in range(1, HUFFMAN_PEEK + 1):
-        for _ in range(counts[length - 1]):
-            if code >= 1 << length or index >= len(symbols):
-                raise FormatError("a Huffman table with too many codes")
-            shift = HUFFMAN_PEEK - length
-            entry = huffman_entry(length, symbols[index], ac)
-            table[code << shift:(code + 1) << shift] = [entry] * (1 << shift)
-            code += 1
-            index += 1
-        code <<= 1
-    return table
-
-
-def baseline_scan(buf, walk):
-    """The JpegScan of a one-scan baseline JPEG, None for any other (progressive,
-    arithmetic, several scans: not checked). FormatError when its tables are broken."""
-    if len(walk.scans) != 1:
-        return None
-    tables, odd, frame, restart = {}, {}, None, 0
-    for marker, first, end in walk.segments:
-        body = first + SEGMENT_HEADER
-        if marker == MARKER_DHT:
-            pos = body
-            while pos + 17 <= end:
-                kind, counts = buf[pos], bytes(buf[pos + 1:pos + 17])
-                symbols = bytes(buf[pos + 17:pos + 17 + sum(counts)])
-                tables[kind] = huffman_lookup(counts, symbols, ac=kind >> 4)
-                odd[kind] = kind >> 4 and any(not symbol & 15 and symbol not in
-                                              (0, ZERO_RUN_LENGTH) for symbol in symbols)
-                pos += 17 + sum(counts)
-        elif marker in FRAME_MARKERS:
-            if marker not in BASELINE_FRAMES or end - body < 6:
-                return None
-            _bits, height, width, count = struct.unpack_from(">BHHB", buf, body)
-            frame = (width, height, {buf[body + 6 + 3 * i]: buf[body + 7 + 3 * i]
-                                     for i in range(count) if body + 8 + 3 * i < end})
-        elif marker == MARKER_DRI and end - body >= 2:
-            (restart,) = struct.unpack_from(">H", buf, body)
-    if frame is None or not frame[0] or not frame[1] or not frame[2]:
-        return None
-    width, height, sampling = frame
-    sos, data_start, data_end = walk.scans[0]
-    count = buf[sos + SEGMENT_HEADER]
-    if count != len(sampling):
-        return None                         # one component per scan: not checked
-    h_max = max(f >> 4 for f in sampling.values())
-    v_max = max(f & 15 for f in sampling.values())
-    if not h_max or not v_max:
-        raise FormatError("a frame component with no sampling factor")
-    blocks, plain = [], True
-    for i in range(count):
-        component, selectors = buf[sos + 5 + 2 * i], buf[sos + 6 + 2 * i]
-        dc, ac = tables.get(selectors >> 4), tables.get(16 | selectors & 15)
-        if component not in sampling or dc is None or ac is None:
-            raise FormatError("the scan names a table or component it lacks")
-        factors = sampling[component]
-        blocks.extend([(dc, ac)] * ((factors >> 4) * (factors & 15)))
-        plain = plain and not odd[16 | selectors & 15]
-    mcus = -(-width // (8 * h_max)) * -(-height // (8 * v_max))
-    whole = (walk.start, walk.end) if walk.status == COMPLETE else None
-    return JpegScan(mcus, blocks, restart, (data_start, data_end), whole, plain)
-
-
-class Decoded(NamedTuple):
-    bits: int           # where the last whole MCU decoded ends, in bits
-    mcus: int           # how many whole MCUs were decoded
-    problem: str        # what stopped the decoding, or None
-    stop: int = 0       # where it stopped, in bits
-
-
-def decode_mcus(data, mcus, blocks, skip=0, first_mcu=0):
-    """Decode mcus MCUs from unstuffed data, from bit skip on (below 8): a Decoded
-    (whose words number the MCUs from first_mcu).
-
-    The hot loop of the tool: the constants are local names, and the bits are read
-    32 at a time into a 64-bit window."""
-    size = len(data) * 8
-    # past the end, ones: what a fill would be (read there alone: data is not copied)
-    last = len(data) - 4                    # the last position with 4 bytes to read
-    acc, nbits, pos = int.from_bytes((data[:4] + ONES)[:4], "big"), 32 - skip, 4
-    done = skip
-    window, peek, mask = (1 << 64) - 1, HUFFMAN_PEEK, (1 << HUFFMAN_PEEK) - 1
-    bits, step_at, coefficients = HUFFMAN_BITS, HUFFMAN_STEP_AT, BLOCK_COEFFICIENTS
-    from_bytes = int.from_bytes
-    for mcu in range(mcus):
-        for dc, ac in blocks:
-            if nbits < 32:
-                word = data[pos:pos + 4] if pos <= last else (data[pos:pos + 4] + ONES)[:4]
-                acc = (acc << 32 | from_bytes(word, "big")) & window
-                pos += 4
-                nbits += 32
-            entry = dc[(acc >> (nbits - peek)) & mask]
-            if not entry:
-                return Decoded(done, mcu, "no Huffman code in MCU %d" % (first_mcu + mcu), pos * 8 - nbits)
-            nbits -= entry & bits
-            k = 1
-            while k < coefficients:
-                if nbits < 32:
-                    word = (data[pos:pos + 4] if pos <= last
-                            else (data[pos:pos + 4] + ONES)[:4])
-                    acc = (acc << 32 | from_bytes(word, "big")) & window
-                    pos += 4
-                    nbits += 32
-                entry = ac[(acc >> (nbits - peek)) & mask]
-                if not entry:
-                    return Decoded(done, mcu, "no Huffman code in MCU %d" % (first_mcu + mcu),
-                                   pos * 8 - nbits)
-                nbits -= entry & bits
-                step = entry >> step_at
-                if not step:                # end of block
-                    break
-                k += step
-            if k > coefficients:
-                return Decoded(done, mcu, "more than 64 coefficients in MCU %d" % (first_mcu + mcu),
-                               pos * 8 - nbits)
-        if pos * 8 - nbits > size:
-            return Decoded(done, mcu, "the data ends in MCU %d" % (first_mcu + mcu), size)
-        done = pos * 8 - nbits
-    return Decoded(done, mcus, None, done)
-
-
-def intervals(buf, start, end):
-    """(first, end) of the entropy-coded data between restart markers."""
-    first = start
-    for marker in search_chunked(RESTART_MARKER, buf, start, end):
-        yield first, marker.start()
-        first = marker.end()
-    yield first, end
-
-
-def unstuffed_chunks(buf, first, end):
-    """buf[first:end], coded data, without its stuffed zeros, DECODE_CHUNK bytes at a
-    time: never cut after an FF, so that no FF 00 is cut in two."""
-    with memoryview(buf) as view:
-        pos = first
-        while pos < end:
-            stop = min(pos + DECODE_CHUNK, end)
-            while stop < end and buf[stop - 1] == 0xFF:
-                stop += 1
-            yield bytes(view[pos:stop]).replace(STUFFED_FF, b"\xff")
-            pos = stop
-
-
-def span_problem(buf, first, end, mcus, blocks):
-    """What decoding mcus MCUs from the coded data buf[first:end] finds wrong, or
-    None: the words decode_mcus says of the whole of it, from a chunk of it at a
-    time (memory stays flat whatever the size of a JPEG). Each chunk goes on from
-    the last whole MCU of the one before; what fails within FAR_FROM_END bits of a
-    chunk's end may be the end of the chunk, so it is decoded again with the next."""
-    chunks = unstuffed_chunks(buf, first, end)
-    chunk, carry, skip, done = next(chunks, b""), b"", 0, 0
-    while True:
-        following = next(chunks, None)
-        data = carry + chunk
-        decoded = decode_mcus(data, mcus - done, blocks, skip, done)
-        if decoded.problem is None:             # then only fill may follow
-            fill = not data[-(-decoded.bits // 8):].strip(b"\xff")
-            after = len(data) - decoded.bits // 8
-            for more in itertools.chain([following] if following else [], chunks):
-                fill = fill and not more.strip(b"\xff")
-                after += len(more)
-            return None if fill else "%d bytes after the last MCU" % after
-        if following is None or decoded.stop + FAR_FROM_END <= len(data) * 8:
-            return decoded.problem
-        done += decoded.mcus
-        carry, skip = data[decoded.bits // 8:], decoded.bits % 8
-        chunk = following
-
-
-def restart_problem(buf, scan):
-    """The restart markers must number the intervals 0..7 over and over, one fewer than
-    the intervals the frame has; cheap (no decoding), so checked on every JPEG."""
-    data_start, data_end = scan.data
-    markers = [buf[m.start() + 1] - 0xD0 for m in
-               search_chunked(RESTART_MARKER, buf, data_start, data_end)]
-    if not scan.restart:
-        return "restart markers without a restart interval" if markers else None
-    want = -(-scan.mcus // scan.restart) - 1
-    if len(markers) != want:
-        return "%d restart markers, the frame needs %d" % (len(markers), want)
-    for index, number in enumerate(markers):
-        if number != index % 8:
-            return "restart marker %d is RST%d" % (index, number)
-    return None
-
-
-def mcu_problem(buf, scan, strict=False):
-    """What decoding finds wrong with the scan's data, or None when it is whole:
-    TurboJPEG's word where it says whole, decode_mcus' everywhere else (and alone
-    when strict)."""
-    if (not strict and scan.jpeg is not None and scan.plain
-            and TURBOJPEG.decodes_whole(buf, *scan.jpeg)):
-        return None
-    left = scan.mcus
-    for first, end in intervals(buf, *scan.data):
-        count = min(left, scan.restart) if scan.restart else left
-        problem = span_problem(buf, first, end, count, scan.blocks)
-        if problem:
-            return problem
-        left -= count
-    return "%d MCUs missing" % left if left else None
-
-
-# libjpeg-turbo counts the MCUs in C, some twelve times faster, where the system has
-# its TurboJPEG library (libturbojpeg0 on Debian and Ubuntu, jpeg-turbo in Homebrew,
-# turbojpeg.dll on Windows; RECOVERCR3_TURBOJPEG names another file, or "none"). It
-# decodes at 1/8 scale, so the entropy decoding is nearly all it does, and stops at
-# its first warning: a bad code it meets outside its fast path, data that ends before
-# the last MCU, bytes after it, an RSTn out of place. What it decodes whole is whole;
-# what it refuses, or cannot read (CMYK, 12 bits, a missing quantization table), is
-# decoded by decode_mcus, whose words go in the report. The two read a table the same
-# way when its AC symbols are all a baseline coder writes (decode_mcus refuses the
-# others, libjpeg ends the block), and differ on two things only: a code that no
-# table has, which libjpeg's fast path reads as an end of block, and a run past the
-# 64th coefficient, which it drops; decode_mcus calls both a break. Where a card
-# splits a file - another file's clusters, zeros, another JPEG's data after a cluster
-# of this one - they agreed on each of 1,112 tried (test_jpeg_decoders holds them to
-# it); where bytes of the JPEG itself are lost or changed in place, libjpeg can
-# resynchronise and decode whole what decode_mcus refuses (7 of 594 lost sectors).
-# So a join chosen among many (putting a file back together) is proven by
-# decode_mcus alone (strict).
-TURBOJPEG_NAMES = ("libturbojpeg.so.0", "libturbojpeg.0.dylib", "libturbojpeg.dylib",
-                   "/opt/homebrew/opt/jpeg-turbo/lib/libturbojpeg.dylib",
-                   "/usr/local/opt/jpeg-turbo/lib/libturbojpeg.dylib", "turbojpeg.dll",
-                   "turbojpeg")
-TJPF_GRAY = 6
-TJFLAG_STOPONWARNING = 8192
-TJ_SCALE = 8                                # 1/8: one pixel (the DC) per block
-MAX_TURBO_PIXELS = 4 << 20                  # a larger frame is decoded in Python
-
-
-class TurboJpeg:
-    """TurboJPEG's decoder, loaded on first use in each process (a handle does not
-    cross a fork), or the reason it is not there."""
-
-    def __init__(self):
-        self.pid = None
-        self.lib = self.handle = None
-        self.name = ""
-        self.missing = "not looked for yet"
-        self.lock = threading.Lock()
-
-    def _load(self):
-        self.pid, self.handle = os.getpid(), None
-        wanted = os.environ.get("RECOVERCR3_TURBOJPEG", "")
-        if wanted.lower() == "none":
-            self.missing = "RECOVERCR3_TURBOJPEG=none"
-            return
-        try:
-            import ctypes
-            import ctypes.util
-        except ImportError:
-            self.missing = "no ctypes"
-            return
-        self.ctypes = ctypes
-        names = (wanted,) if wanted else TURBOJPEG_NAMES
-        for name in names:
-            try:
-                lib = ctypes.CDLL(name if "/" in name or "." in name
-                                  else ctypes.util.find_library(name) or name)
-                init = lib.tjInitDecompress
-            except (OSError, AttributeError):
-                continue
-            init.restype = ctypes.c_void_p
-            size = ctypes.POINTER(ctypes.c_int)
-            lib.tjDecompressHeader3.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
-                                                ctypes.c_ulong, size, size, size, size]
-            lib.tjDecompress2.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulong,
-                                          ctypes.c_void_p] + [ctypes.c_int] * 5
-            self.handle = init()
-            if self.handle:
-                self.lib, self.name = lib, name
-                return
-        self.missing = "%s not found" % (wanted or "libturbojpeg")
-
-    def available(self):
-        if self.pid != os.getpid():
-            self._load()
-        return self.handle is not None
-
-    def describe(self):
-        """Which decoder checks JPEG data, for the log."""
-        if self.available():
-            return "JPEG data is decoded by TurboJPEG (%s), and by the built-in decoder " \
-                   "where it finds a break" % self.name
-        return "JPEG data is decoded by the built-in decoder (%s)" % self.missing
-
-    def decodes_whole(self, buf, first, last):
-        """True when TurboJPEG decodes the JPEG at [first, last) of buf without a
-        warning; False when it does not, or cannot say."""
-        if not self.available():
-            return False
-        ctypes = self.ctypes
-        try:
-            address = buffer_address(ctypes, buf) + first
-        except ValueError:
-            return False
-        width, height = ctypes.c_int(), ctypes.c_int()
-        sub, space = ctypes.c_int(), ctypes.c_int()
-        with self.lock:
-            if self.lib.tjDecompressHeader3(self.handle, address, last - first,
-                                            ctypes.byref(width), ctypes.byref(height),
-                                            ctypes.byref(sub), ctypes.byref(space)):
-                return False
-            columns = -(-width.value // TJ_SCALE)
-            rows = -(-height.value // TJ_SCALE)
-            if columns * rows > MAX_TURBO_PIXELS:
-                return False
-            pixels = ctypes.create_string_buffer(max(1, columns * rows))
-            return self.lib.tjDecompress2(self.handle, address, last - first, pixels,
-                                          columns, 0, rows, TJPF_GRAY,
-                                          TJFLAG_STOPONWARNING) == 0
-
-
-TURBOJPEG = TurboJpeg()
-
-
-AVI_FRAME = "a video frame of an AVI"
-
-
-def avi_frame(buf, start, end):
-    """Why a whole JPEG is a video frame, not a file: the chunk header of an AVI frame
-    of its size lies right before it (the AVI itself was not found around it)."""
-    if start < CHUNK_HEADER.size:
-        return None
-    name, size = CHUNK_HEADER.unpack_from(buf, start - CHUNK_HEADER.size)
-    if AVI_FRAME_HEADER.fullmatch(name) and 0 <= size - (end - start) <= MAX_JPEG_PADDING:
-        return AVI_FRAME + " (its chunk header lies before it), not a file"
-    return None
-
-
-def entropy_problem(buf, start, walk, decode=True, strict=False):
-    scan = baseline_scan(buf, walk)
-    if scan is None:
-        return None
-    problem = restart_problem(buf, scan)
-    if problem is None and decode and walk.end - start <= MAX_DECODED_JPEG:
-        problem = mcu_problem(buf, scan, strict)
-    return problem
-
-
-def jpeg_app_data(buf, segments, marker, header):
-    """(start, end) of the first APPn segment's data after its identifying header."""
-    for kind, first, end in segments:
-        body = first + SEGMENT_HEADER
-        if kind == marker and bytes(buf[body:body + len(header)]) == header:
-            return body + len(header), end
-    return None
-
-
-def mpf_images(buf, segments):
-    """(start, size) of the extra images an MPF segment (APP2) lists after the first."""
-    found = jpeg_app_data(buf, segments, MARKER_APP2, MPF_HEADER)
-    if found is None:
-        return []
-    base, end = found
-    order, ifd0 = tiff_order(buf, base, end)
-    images = []
-    for entry in ifd_entries(buf, base, end, order, ifd0)[0]:
-        if entry.tag == TAG_MP_ENTRY and entry.value_at + entry.size <= end:
-            for at in range(entry.value_at, entry.value_at + entry.size - MP_ENTRY_SIZE + 1,
-                            MP_ENTRY_SIZE):
-                _attribute, size, offset = struct.unpack_from(order + "III", buf, at)
-                if offset:                  # 0 marks the first image, this one
-                    images.append((base + offset, size))
-    return images
-
-
-@sector_format("JPEG", ["jpg"], JPEG_MAGIC)
-def carve_jpeg(buf, start, limit, options):
-    """A JPEG, with the extra images of a multi-picture (MPF) file after its EOI."""
-    if not wanted(["jpg"], options):
-        return None
-    walk = walk_jpeg(buf, start, limit)
-    end, status, detail = walk.end, walk.status, walk.detail
-    if status == COMPLETE:
-        try:
-            problem = (entropy_problem(buf, start, walk, options.decode, options.strict)
-                       or avi_frame(buf, start, walk.end))
-        except FormatError as e:
-            problem = str(e)
-        if problem:
-            status, detail = DAMAGED, problem
-    embedded = [(first, last) for kind, first, last in walk.segments
-                if kind in range(0xE0, 0xF0)]          # EXIF thumbnail, FlashPix, ...
-    if status == COMPLETE:
-        try:
-            images = mpf_images(buf, walk.segments)
-        except FormatError as e:
-            images, status, detail = [], DAMAGED, "MPF: %s" % e
-        for image_at, size in images:
-            if image_at < walk.end or image_at + 2 > limit:
-                status, detail = (TRUNCATED if image_at + 2 > limit else DAMAGED,
-                                  "MPF image at +%d lies outside the file" % (image_at - start))
-                break
-            if bytes(buf[image_at:image_at + 2]) != JPEG_SOI:
-                status, detail = DAMAGED, "MPF image at +%d is not a JPEG" % (image_at - start)
-                break
-            embedded.append((image_at, image_at + size))
-            end = max(end, min(image_at + size, limit))
-            if image_at + size > limit:
-                status, detail = TRUNCATED, "the dump ends inside an MPF image"
-    return Carved(start, end - start, "jpg", "jpg", status, detail, [],
-                  segments_meta(buf, walk.segments), embedded)
-
-
-def segments_meta(buf, segments):
-    """Meta from the Exif segment among a JPEG's segments (Meta() when it has none)."""
-    exif = jpeg_app_data(buf, segments, MARKER_APP1, EXIF_HEADER)
-    if exif is not None:
-        try:
-            return exif_meta(exif_tags(buf, exif[0], exif[1]))
-        except (FormatError, struct.error):
-            pass
-    return Meta()
-
-
-# --- RIFF: AVI, WAV, WebP ------------------------------------------------------------
-
-RIFF_HEADER = struct.Struct("<4sI4s")       # "RIFF", size of what follows, form type
-CHUNK_HEADER = struct.Struct("<4sI")
-RIFF_FORMS = {b"AVI ": "avi", b"WAVE": "wav", b"WEBP": "webp"}
-RIFF_FIRST_CHUNKS = {b"AVI ": (b"LIST",), b"WAVE": (b"fmt ", b"JUNK", b"bext", b"LIST", b"PAD "),
-                     b"WEBP": (b"VP8 ", b"VP8L", b"VP8X")}
-AVI_EXTENSION_FORM = b"AVIX"                # OpenDML: the RIFFs after the first (> 1 GB)
-AVI_MOVIE_LIST = b"movi"
-
-
-MAX_RIFF_CHUNKS = 1000         # top-level chunks: an AVI or WAV has a handful
-# Sound is smooth: from one 16-bit PCM sample to the next a channel moves far less than
-# its level (ratio of mean |step| to mean |level| below 1, pink noise included), while
-# another file's compressed bytes read as samples jump about (ratio near 1.33, that
-# of independent values). Where sampled blocks of a WAV's data turn so, they are not
-# its sound: the WAV ran into another file.
-WAVE_FORMAT = struct.Struct("<HHIIHH")      # format, channels, rate, byte rate, align, bits
-PCM_FORMATS = (1, 0xFFFE)                   # PCM, and WAVE_FORMAT_EXTENSIBLE (PCM inside)
-PCM_BLOCK = 4096                            # one sample run looked at per this many bytes
-PCM_SAMPLED = 1024                          # ... of this many bytes
-NOT_SOUND = 1.15
-AVI_FRAME_HEADER = re.compile(rb"\d\d(dc|db)")   # the chunk of an AVI's video frame
-
-
-def riff_chunks(buf, first, end, limit, most=MAX_RIFF_CHUNKS):
-    """[(id, start, end)] of the chunks in [first, end); stops at the first bad one,
-    or after `most`.
-
-    Returns the chunks and where the walk stopped (end when they tile it exactly)."""
-    chunks = []
-    pos = first
-    while pos + CHUNK_HEADER.size <= min(end, limit) and len(chunks) < most:
-        name, size = CHUNK_HEADER.unpack_from(buf, pos)
-        if not is_fourcc(name):
-            break
-        chunk_end = pos + CHUNK_HEADER.size + size + (size & 1)
-        chunks.append((name, pos, chunk_end))
-        pos = chunk_end
-    return chunks, pos
-
-
-def not_sound_at(buf, chunks):
-    """Where a 16-bit PCM WAV's data stops being sound (see NOT_SOUND), or None; None
-    too for other encodings, which this does not read."""
-    found = {name: (first, last) for name, first, last in chunks}
-    fmt, data = found[b"fmt "], found[b"data"]
-    if fmt[1] - fmt[0] < CHUNK_HEADER.size + WAVE_FORMAT.size:
-        return None
-    kind, channels, _, _, _, bits = WAVE_FORMAT.unpack_from(buf, fmt[0] + CHUNK_HEADER.size)
-    if kind not in PCM_FORMATS or bits != 16 or not channels:
-        return None
-    for at in range(data[0] + CHUNK_HEADER.size, data[1] - PCM_SAMPLED, PCM_BLOCK):
-        samples = array.array("h", bytes(buf[at:at + PCM_SAMPLED]))
-        if sys.byteorder == "big":
-            samples.byteswap()
-        channel = samples[::channels]
-        level = sum(map(abs, channel))
-        steps = sum(map(abs, map(operator.sub, channel[1:], channel[:-1])))
-        if level and steps * len(channel) > NOT_SOUND * level * (len(channel) - 1):
-            return at
-    return None
-
-
-@sector_format("RIFF", ["avi", "wav", "webp"], b"RIFF")
-def carve_riff(buf, start, limit, options):
-    """A RIFF file: its size field is its extent; OpenDML AVIs chain AVIX RIFFs after it."""
-    if limit - start < RIFF_HEADER.size:
-        raise FormatError("no room for a RIFF header")
-    _, size, form = RIFF_HEADER.unpack_from(buf, start)
-    kind = RIFF_FORMS.get(form)
-    if kind is None:
-        raise FormatError("unknown RIFF form %s" % fourcc_text(form))
-    riff_end = end = start + CHUNK_HEADER.size + size + (size & 1)
-    chunks, stop = riff_chunks(buf, start + RIFF_HEADER.size, riff_end, limit)
-    if not chunks or chunks[0][0] not in RIFF_FIRST_CHUNKS[form]:
-        raise FormatError("a %s RIFF must start with %s" % (kind, RIFF_FIRST_CHUNKS[form]))
-    if not wanted([kind], options):
-        return None
-    while form == b"AVI " and end + RIFF_HEADER.size <= limit:
-        magic, more, extension = RIFF_HEADER.unpack_from(buf, end)
-        if magic != b"RIFF" or extension != AVI_EXTENSION_FORM:
-            break
-        end += CHUNK_HEADER.size + more + (more & 1)
-    embedded = []
-    broken_movie = ""
-    for name, first, last in chunks:            # MJPEG frames are JPEGs: not files
-        if name == b"LIST" and bytes(buf[first + 8:first + 12]) == AVI_MOVIE_LIST:
-            # its frames are the file's only when they tile it: a size in the first
-            # piece of a split AVI covers whatever lies where the rest should be
-            frames, frames_end = riff_chunks(buf, first + RIFF_HEADER.size, last, limit,
-                                             most=table_budget(last - first))
-            if frames_end == last:
-                embedded.append((first, last))
-                continue
-            if len(frames) > 1:                 # a frame followed by another is the AVI's
-                embedded.append((first, frames[-1][1]))
-            if not broken_movie and last <= limit:
-                broken_movie = "the frames in movi break at +%d" % (frames_end - start)
-    if form == b"AVI ":
-        embedded.append((riff_end, end))                            # the AVIX extensions
-    names = {name for name, _, _ in chunks}
-    whole_wave = (form == b"WAVE" and {b"fmt ", b"data"} <= names and end <= limit
-                  and stop == riff_end)
-    not_sound = not_sound_at(buf, chunks) if whole_wave else None
-    if end > limit:
-        status, detail = TRUNCATED, "the dump ends inside the RIFF (%d of %d bytes present)" % (
-            limit - start, end - start)
-    elif stop != riff_end:
-        status, detail = DAMAGED, "the chunk at +%d is not a chunk" % (stop - start)
-    elif broken_movie:
-        status, detail = DAMAGED, broken_movie
-    elif form == b"WAVE" and not {b"fmt ", b"data"} <= names:
-        status, detail = DAMAGED, "no fmt or no data chunk"
-    elif not_sound is not None:
-        status, detail = DAMAGED, ("the samples at +%d are not sound but another file's "
-                                   "bytes" % (not_sound - start))
-    else:
-        status, detail = COMPLETE, ""
-    return Carved(start, min(end, limit) - start, kind, kind, status, detail, [], Meta(),
-                  embedded)
-
-
-# --- TIFF and the raws built on it: CR2, NEF, ARW, DNG, ORF, RW2, PEF ------------------
+# 9. TIFF and the raws built on it: CR2, NEF, ARW, DNG, ORF, RW2, PEF, SRW, GPR --------
+# Every IFD and what it points at (strips, tiles, SubIFDs, maker notes) gives the end.
 
 TIFF_MAGICS = (b"II*\0", b"MM\0*", b"IIRO", b"IIRS", b"MMOR", b"IIU\0")
 ORF_MAGICS = (b"IIRO", b"IIRS", b"MMOR")
@@ -3634,7 +2929,6 @@ def tiff_type(buf, start, tags, tag_ids):
     return "tif"
 
 
-@sector_format("TIFF", TIFF_TYPES, *TIFF_MAGICS)
 def carve_tiff(buf, start, limit, options):
     """A TIFF or TIFF-based raw: its extent is the furthest thing its IFDs point at."""
     if not wanted(TIFF_TYPES, options):
@@ -3680,7 +2974,8 @@ def looks_like_a_file(buf, at):
     return head[:2] == JPEG_SOI or head in TIFF_MAGICS
 
 
-# --- CRW: Canon's CIFF raw (EOS D30 to 300D) ------------------------------------------
+# 10. CRW: Canon's CIFF raw (EOS D30 to 300D) ------------------------------------------
+# Its heap's table of records, at its end, gives its size.
 
 CRW_MAGIC = b"II\x1a\0\0\0HEAPCCDR"        # byte order, header length 26, signature
 CRW_HEADER_SIZE = 26
@@ -3731,7 +3026,6 @@ def find_ciff_table(buf, heap, limit):
     raise FormatError("no CIFF table among the first %d type codes" % CIFF_MOST_HITS)
 
 
-@sector_format("CRW", ["crw"], CRW_MAGIC)
 def carve_crw(buf, start, limit, options):
     """A CRW: the root heap's table, found at the heap's end, gives the extent."""
     if not wanted(["crw"], options):
@@ -3756,7 +3050,8 @@ def carve_crw(buf, start, limit, options):
     return Carved(start, end - start, "crw", "crw", status, detail, [], Meta(), embedded)
 
 
-# --- RAF: Fujifilm's raw ---------------------------------------------------------------
+# 11. RAF: Fujifilm's raw --------------------------------------------------------------
+# Its header's offsets and lengths place the JPEG, the CFA header and the CFA.
 
 RAF_MAGIC = b"FUJIFILMCCD-RAW "
 RAF_MODEL = struct.Struct(">28x32s")        # after the magic, the format version and an ID
@@ -3812,7 +3107,6 @@ def jpeg_exif_meta(buf, first, last):
         return Meta()
 
 
-@sector_format("RAF", ["raf"], RAF_MAGIC)
 def carve_raf(buf, start, limit, options):
     """A RAF: its header gives where the JPEG, the CFA header and the CFA lie; the
     file ends at the furthest. Complete when each is there, the JPEG whole and the
@@ -3844,7 +3138,7 @@ def carve_raf(buf, start, limit, options):
                   embedded)
 
 
-# --- X3F: Sigma's raw ------------------------------------------------------------------
+# 12. X3F: Sigma's raw -----------------------------------------------------------------
 # A header, then sections (properties SECp, images SECi, camera data SECc), then the
 # directory SECd listing each (offset, length, type); the file's last 4 bytes give the
 # directory's offset. From the front, the directory is found by its own pointer.
@@ -3922,7 +3216,6 @@ def x3f_meta(properties):
     return Meta(properties.get("CAMMODEL", ""), when, properties.get("CAMSERIAL", ""))
 
 
-@sector_format("X3F", ["x3f"], X3F_MAGIC)
 def carve_x3f(buf, start, limit, options):
     """An X3F: it ends with its directory's pointer. Complete when each section the
     directory lists lies before it with its own magic, and an embedded JPEG is whole."""
@@ -3967,7 +3260,7 @@ def carve_x3f(buf, start, limit, options):
                   embedded if status == COMPLETE else [])
 
 
-# --- MPEG transport streams: AVCHD's MTS and M2TS, and TS -------------------------------
+# 13. MPEG transport streams: AVCHD's MTS and M2TS, and TS -----------------------------
 # A transport stream is a run of 188-byte packets, each starting with the sync byte
 # 47; AVCHD and Blu-ray put a 4-byte arrival time before each (192-byte packets) and
 # write them 32 at a time (6144 bytes). Nothing in a stream says where it ends: it
@@ -4247,19 +3540,17 @@ def carve_ts(buf, start, limit, options, packet, kind):
     return Carved(start, end - start, kind, kind, status, detail, [], meta, [])
 
 
-@sector_format("MTS", ["mts"], *TS_STARTS, at=M2TS_PACKET - TS_PACKET)
 def carve_mts(buf, start, limit, options):
     """An AVCHD or Blu-ray stream (MTS, M2TS): 192-byte packets."""
     return carve_ts(buf, start, limit, options, M2TS_PACKET, "mts")
 
 
-@sector_format("TS", ["ts"], *TS_STARTS)
 def carve_plain_ts(buf, start, limit, options):
     """A transport stream of 188-byte packets."""
     return carve_ts(buf, start, limit, options, TS_PACKET, "ts")
 
 
-# --- MXF (SMPTE 377M): a run of KLV packets ----------------------------------------------
+# 14. MXF (SMPTE 377M): a run of KLV packets -------------------------------------------
 # Every byte of an MXF file is in a KLV: a 16-byte key (a SMPTE label, 06 0E 2B 34 ...),
 # a BER length and the value. The header partition pack comes first and names the
 # footer partition's offset; the random index pack, when there is one, comes last.
@@ -4295,7 +3586,6 @@ def mxf_klv(buf, pos, limit):
     return at + width, at + width + length
 
 
-@sector_format("MXF", ["mxf"], MXF_PARTITION_KEY + bytes([MXF_HEADER]))
 def carve_mxf(buf, start, limit, options):
     """An MXF file: the run of KLVs from its header partition pack, up to the random
     index pack or the first bytes that are no KLV (or the next file's header).
@@ -4363,7 +3653,12 @@ def carve_mxf(buf, start, limit, options):
     return Carved(start, pos - start, "mxf", "mxf", status, detail, [], Meta(), [])
 
 
-# --- 7z --------------------------------------------------------------------------------
+# 15. 7z -------------------------------------------------------------------------------
+# The start header gives the end header's place; a cut archive's first LZMA stream
+# is salvaged (salvage_7z).
+
+SALVAGE_MAX_RATIO = 64      # a salvaged 7z stream stops at 64 times its packed size
+
 
 SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 SEVEN_ZIP_START = struct.Struct("<6sBBIQQI")    # magic, version, CRC, next header offset/size/CRC
@@ -4375,7 +3670,6 @@ SALVAGE_CHUNK = 1 << 16
 SALVAGE_SUFFIX = ".salvaged"
 
 
-@sector_format("7z", ["7z"], SEVEN_ZIP_MAGIC)
 def carve_7z(buf, start, limit, options):
     """A 7z archive: the start header gives the end header's place, both CRC-checked."""
     if not wanted(["7z"], options):
@@ -4441,550 +3735,84 @@ def salvage_7z(dump, start, end, fd, checkpoint):
     return method, False
 
 
-def magic_by_lead_byte(formats=SECTOR_FORMATS):
-    """{(where in the file, first byte of the magic): [(magic, format name)]}: what
-    the sector sieve looks up."""
-    table = collections.defaultdict(list)
-    for fmt in formats:
-        for magic in fmt.magic:
-            table[(fmt.magic_at, magic[:1])].append((magic, fmt.name))
-    return dict(table)
+# 16. The formats ----------------------------------------------------------------------
+# Every type the tool carves, in one table: every other lookup is made from it.
+
+ISOBMFF = "ftyp"            # the family of the ISO-BMFF files, found by their ftyp box
 
 
-MAGIC_BY_LEAD_BYTE = magic_by_lead_byte()
-_lead_bytes_of = {}         # types asked for -> the MAGIC_BY_LEAD_BYTE of their formats
+class Format(NamedTuple):
+    family: str             # the carver's name, shared by the types it tells apart
+    carve: object           # carve(buf, start, limit, options): see section 7
+    magic: tuple            # byte strings a file of the family holds at magic_at
+    magic_at: int           # (an M2TS packet's sync byte is 4 bytes in)
+    aligned: bool           # it starts at a sector boundary (ftyp: at any byte)
+    extension: str          # its usual one (the carver may choose another: .hif, .3g2)
+    rejoined: bool          # its own structure places its bytes all through it, so it may
+                            # be put back together: tables (find_pieces), or a JPEG's MCUs
+    proven: bool            # its checks reach into its data, so a wrong join shows (a
+                            # WAV's samples or a TIFF's strips check nothing)
 
 
-def wanted_formats(types):
-    """(whether ftyp is searched for, the sector formats searched for, their
-    MAGIC_BY_LEAD_BYTE) when types are asked for (--types)."""
-    if types not in _lead_bytes_of:
-        formats = [fmt for fmt in SECTOR_FORMATS if types.intersection(fmt.types)]
-        _lead_bytes_of[types] = (bool(types.intersection(ISOBMFF_TYPES)), formats,
-                                 magic_by_lead_byte(formats))
-    return _lead_bytes_of[types]
+def iso_bmff(kind, extension=None, rejoined=True):
+    return Format(ISOBMFF, carve_ftyp, (FTYP,), FTYP_AT, False, extension or kind,
+                  rejoined, rejoined)
 
 
-# re searches for a literal nearly twice as fast as mmap.find does (bench/throughput.py),
-# and the C library's memmem a quarter faster again, where ctypes finds one
-FTYP_SEARCH = re.compile(re.escape(FTYP))
+def sector(family, carve, magic, kind, at=0):
+    return Format(family, carve, tuple(magic), at, True, kind, False, False)
 
 
-class Memmem:
-    """The C library's memmem(3), over a map (a scan process's), loaded once a process:
-    the search every byte of the dump goes through. None where there is none (Windows):
-    the regular expression does it."""
-
-    def __init__(self):
-        self._function = None
-        self._loaded = False
-
-    def function(self):
-        if not self._loaded:
-            self._loaded = True
-            try:
-                import ctypes
-                memmem = ctypes.CDLL(None).memmem
-                memmem.restype = ctypes.c_void_p
-                memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
-                                   ctypes.c_size_t]
-                self._function = (ctypes, memmem)
-            except (ImportError, OSError, AttributeError, TypeError):
-                self._function = None
-        return self._function
-
-    def ftyps(self, buf, first, end):
-        """The offsets of FTYP in buf[first:end], in order: by memmem where buf is a
-        map and the C library has it, else by the regular expression."""
-        loaded = self.function() if isinstance(buf, mmap.mmap) else None
-        if loaded is None:
-            yield from (hit.start() for hit in FTYP_SEARCH.finditer(buf, first, end))
-            return
-        ctypes, memmem = loaded
-        base = buffer_address(ctypes, buf)
-        pos = first
-        while end - pos >= len(FTYP):
-            hit = memmem(base + pos, end - pos, FTYP, len(FTYP))
-            if not hit:
-                return
-            yield hit - base
-            pos = hit - base + 1
+FORMATS = dict([
+    ("cr3", iso_bmff("cr3")),
+    ("crm", iso_bmff("crm")),
+    ("heif", iso_bmff("heif", HEIF_EXTENSION)),
+    ("mp4", iso_bmff("mp4")),
+    ("mov", iso_bmff("mov")),
+    ("3gp", iso_bmff("3gp", rejoined=False)),
+    ("jpg", Format("JPEG", carve_jpeg, (JPEG_MAGIC,), 0, True, "jpg", True, True)),
+] + [(kind, sector("RIFF", carve_riff, [RIFF_MAGIC], kind)) for kind in RIFF_FORMS.values()]
+  + [(kind, sector("TIFF", carve_tiff, TIFF_MAGICS, kind)) for kind in TIFF_TYPES] + [
+    ("crw", sector("CRW", carve_crw, [CRW_MAGIC], "crw")),
+    ("raf", sector("RAF", carve_raf, [RAF_MAGIC], "raf")),
+    ("x3f", sector("X3F", carve_x3f, [X3F_MAGIC], "x3f")),
+    ("mts", sector("MTS", carve_mts, TS_STARTS, "mts", at=M2TS_PACKET - TS_PACKET)),
+    ("ts", sector("TS", carve_plain_ts, TS_STARTS, "ts")),
+    ("mxf", sector("MXF", carve_mxf, [MXF_PARTITION_KEY + bytes([MXF_HEADER])], "mxf")),
+    ("7z", sector("7z", carve_7z, [SEVEN_ZIP_MAGIC], "7z")),
+])
+NOT_A_FORMAT = Format("", None, (), 0, True, "", False, False)
+ALL_TYPES = tuple(FORMATS)
+ISOBMFF_TYPES = tuple(kind for kind, fmt in FORMATS.items() if fmt.family == ISOBMFF)
 
 
-MEMMEM = Memmem()
-CARVERS = dict([("ftyp", carve_ftyp)] + [(fmt.name, fmt.carve) for fmt in SECTOR_FORMATS])
+class SectorFormat(NamedTuple):
+    name: str               # the family
+    types: tuple
+    magic: tuple
+    carve: object
+    magic_at: int = 0
+
+
+def sector_formats():
+    """The families found by their magic at sector boundaries, in FORMATS' order."""
+    families = {}
+    for kind, fmt in FORMATS.items():
+        if fmt.aligned:
+            families.setdefault(fmt.family, []).append((kind, fmt))
+    return [SectorFormat(family, tuple(kind for kind, _ in kinds), kinds[0][1].magic,
+                         kinds[0][1].carve, kinds[0][1].magic_at)
+            for family, kinds in families.items()]
+
+
+SECTOR_FORMATS = sector_formats()
+# the carvers by family, in scan results as an index (see Candidates)
+CARVERS = dict([(ISOBMFF, carve_ftyp)] + [(fmt.name, fmt.carve) for fmt in SECTOR_FORMATS])
 CARVED_FORMATS = tuple(CARVERS)
 FORMAT_INDEX = {name: index for index, name in enumerate(CARVED_FORMATS)}
 
 
-def find_candidates(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
-    """The list of candidates_in gives."""
-    return list(candidates_in(buf, first, stop, align, phase, types))
-
-
-def candidates_in(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
-    """(offset, format name) of every possible file start in [first, stop), in order,
-    of a format that holds one of types: "ftyp" at any byte, the other formats' magic
-    at multiples of align (counted from phase: a partition that starts off the sector
-    grid moves the grid). The ftyp ones are found as they are asked for: a region of
-    ftyp boxes back to back holds nearly a million (memory stays flat).
-
-    The byte-granular find is kept for ftyp alone; the other magics are sieved: one
-    byte per sector is pulled out at C speed and only sectors whose first byte can
-    start a magic are looked at, so a new format costs next to nothing."""
-    size = len(buf)
-    ftyp, formats, lead_bytes = wanted_formats(types)
-    found = []
-    if align == 1:
-        for fmt in formats:
-            for magic in fmt.magic:
-                end = min(stop + fmt.magic_at + len(magic) - 1, size)
-                hit = buf.find(magic, first + fmt.magic_at, end)
-                while hit >= 0:
-                    found.append((hit - fmt.magic_at, fmt.name))
-                    hit = buf.find(magic, hit + 1, end)
-    else:
-        aligned = first + (phase - first) % align
-        leads_at = {}
-        for (at, lead), magics in lead_bytes.items():
-            if at not in leads_at:
-                leads_at[at] = buf[aligned + at:stop + at:align]
-            leads = leads_at[at]
-            index = leads.find(lead)
-            while index >= 0:
-                offset = aligned + index * align
-                for magic, name in magics:
-                    if buf[offset + at:offset + at + len(magic)] == magic:
-                        found.append((offset, name))
-                index = leads.find(lead, index + 1)
-    found.sort(key=lambda candidate: candidate[0])
-    if not ftyp:
-        yield from found
-        return
-    end = min(stop + FTYP_AT + len(FTYP), size)
-    ftyps = ((at - FTYP_AT, "ftyp") for at in MEMMEM.ftyps(buf, first + FTYP_AT, end))
-    yield from heapq.merge(ftyps, found, key=operator.itemgetter(0))
-
-
-def scan_region(buf, first, stop, options, carving=None, candidates=None):
-    """[(offset, format, Carved or None, why it is not a file)] for every candidate
-    in [first, stop) (those given, or those find_candidates finds): what a scan
-    process sends back. Carving is pure, so it can run there, away from the process
-    that writes; carving(offset) is told of each."""
-    found = []
-    if candidates is None:
-        candidates = candidates_in(buf, first, stop, options.align, options.phase,
-                                   options.types)
-    for offset, name in candidates:
-        if carving is not None:
-            carving(offset)
-        try:
-            found.append((offset, name, CARVERS[name](buf, offset, len(buf), options), ""))
-        except FormatError as e:
-            if options.explain:
-                found.append((offset, name, None, str(e)))
-    return found
-
-
-_scan = None                # a scan process's own map of the dump, and the options
-
-
-def _start_scan_process(path, size, options):
-    global _scan, _parent
-    for signum in STOP_SIGNALS:                 # stopping is the main process's
-        signal.signal(signum, signal.SIG_IGN)
-    end_with_the_main_process()
-    _parent = os.getppid()
-    try:
-        fd = os.open(path, os.O_RDONLY | O_NONBLOCK | O_BINARY)
-        try:
-            buf = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-        except BaseException:
-            os.close(fd)
-            raise
-    except (OSError, ValueError):
-        os._exit(EXIT_ERROR)        # the dump changed or went: the main process says so
-    _scan = (buf, options, PageGuard(buf))
-    if options.digest:
-        _hashing.append((fd, bytearray(COPY_CHUNK)))
-    else:
-        os.close(fd)
-    if hasattr(buf, "madvise"):
-        sys.setswitchinterval(LET_GO_EVERY / 2)     # so that the thread gets its turn
-        threading.Thread(target=_keep_letting_go, daemon=True).start()
-
-
-_searching = (0, 0)         # what of the map a scan process reads now
-_parent = None              # a scan process's parent: when it is gone, so is the run
-PR_SET_PDEATHSIG = 1
-
-
-def end_with_the_main_process():
-    """Have the kernel kill this scan process when its parent dies (Linux): a main
-    process killed (SIGKILL, the OOM killer) leaves no scan process reading the
-    card or the share. Elsewhere, and as a second guard, the thread that gives
-    pages back looks at the parent's pid (_keep_letting_go)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (ImportError, OSError, AttributeError):
-            pass
-
-
-def _carving(offset):
-    """The region is searched: from now on its pages are needed where a file is
-    carved (carving reads what it needs again, from the page cache)."""
-    global _searching
-    _searching = (offset, offset)
-
-
-def _keep_letting_go():
-    """A scan process's thread: give back, every LET_GO_EVERY, the pages of the map
-    outside what it reads now (but the guarded ones): those of the region searched,
-    and those carving a large file touched. Memory stays flat whatever the size of a
-    file."""
-    buf, _, guard = _scan
-    while True:
-        time.sleep(LET_GO_EVERY)
-        if _parent is not None and os.getppid() != _parent:
-            os._exit(EXIT_ERROR)                # the run is gone
-        with guard.lock:
-            for low, high in pages_to_let_go(*_searching, guard.pages, len(buf)):
-                try:
-                    buf.madvise(mmap.MADV_DONTNEED, low, high - low)
-                except (OSError, ValueError):
-                    return                      # the map is gone: nothing to give back
-
-
-def pages_to_let_go(first, stop, guarded, size):
-    """[(low, high)] that cover a map of size bytes but [first, stop) (and what the
-    kernel maps past it) and the guarded pages; each low on a page, as madvise wants."""
-    first -= first % mmap.PAGESIZE
-    stop = min(-(-(stop + MAPPED_AROUND) // mmap.PAGESIZE) * mmap.PAGESIZE, size)
-    ranges, start = [], 0
-    for page in sorted(guarded) + [size]:
-        for low, high in ((start, min(page, first)), (max(start, stop), page)):
-            if low < high:
-                ranges.append((low, high))
-        start = page + mmap.PAGESIZE
-    return ranges
-
-
-def _let_go(start, end):
-    """Give back a scan process's pages of [start, end) and of those the kernel mapped
-    around the last ones touched (the page cache keeps them), and put the guarded ones
-    back."""
-    buf, _, guard = _scan
-    if hasattr(buf, "madvise"):
-        start -= start % mmap.PAGESIZE
-        end = min(end + MAPPED_AROUND, len(buf))
-        buf.madvise(mmap.MADV_DONTNEED, start, end - start)
-        guard.refill(start, end)
-
-
-@contextlib.contextmanager
-def pages_given_back(buf):
-    """Give back every page of buf (a map of a file) every LET_GO_EVERY while the
-    block runs: what is read again comes back from the page cache. A search that
-    holds the interpreter runs whole between two turns, so the long ones go a
-    DECODE_CHUNK at a time (see search_chunked)."""
-    done = threading.Event()
-
-    def let_go():
-        while not done.wait(LET_GO_EVERY):
-            try:
-                buf.madvise(mmap.MADV_DONTNEED)
-            except (OSError, ValueError):
-                return                          # the map is gone
-
-    thread = threading.Thread(target=let_go, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-
-
-def _sieve_region(region):
-    """The directory sieve of one region, in a scan process (see directory_sieve), and
-    the search for its candidates, from the same reading of it: (FAT sectors, exFAT
-    sets, candidates, or None when there are more than MAX_REGION_CANDIDATES)."""
-    global _searching
-    buf, options, guard = _scan
-    first, stop = region[:2]
-    guard.apply(region[2])
-    _searching = (first, stop)
-    sectors, sets = directory_sieve(buf, first, stop, options.phase, options.file_system)
-    candidates = list(itertools.islice(candidates_in(buf, first, stop, options.align,
-                                                     options.phase, options.types),
-                                       MAX_REGION_CANDIDATES + 1))
-    _let_go(first, stop + FAT_ENTRY_SIZE * (EXFAT_MAX_SECONDARIES + 1))
-    return sectors, sets, (candidates if len(candidates) <= MAX_REGION_CANDIDATES else None)
-
-
-def _scan_and_sieve_region(region):
-    """The directory sieve of one region, then its search and carving: both from one
-    reading of it (see Recovery.read_file_system)."""
-    global _searching
-    buf, options, guard = _scan
-    guard.apply(region[2])
-    _searching = region[:2]
-    sieved = directory_sieve(buf, region[0], region[1], options.phase, options.file_system)
-    return _scan_region(region), sieved
-
-
-_hashing = []               # a scan process's (descriptor of the dump, buffer) to hash with
-
-
-def hash_carved(fd, buffer, carved):
-    """carved with the sha256 of its bytes (read from fd into buffer), or as it was
-    when they cannot all be read. A scan process hashes what it carved, so that the
-    writer copies with the kernel alone (sendfile): on a dump of large files the
-    writer was the slowest stage, hashing and copying one file after the other.
-    It reads with pread, not through its map: a read error there is an OSError, and
-    the writer, hashing the file itself, says what it means."""
-    digest = hashlib.sha256()
-    view = memoryview(buffer)
-    pos, end = carved.offset, carved.end
-    try:
-        while pos < end:
-            want = min(len(view), end - pos)
-            if hasattr(os, "preadv"):
-                chunk = view[:os.preadv(fd, [view[:want]], pos)]
-            else:
-                chunk = pread(fd, want, pos)
-            if len(chunk) < want:
-                return carved                   # a bad sector: the writer reads carefully
-            digest.update(chunk)
-            pos += len(chunk)
-    except OSError:
-        return carved
-    return carved._replace(sha256=(carved.offset, carved.size, digest.hexdigest()))
-
-
-def known_digest(carved):
-    """The sha256 a scan process made of carved's bytes (with hashlib's hexdigest),
-    or None: when the file was cut, lengthened or put together since, it was of
-    other bytes."""
-    if carved.sha256 and not carved.pieces and carved.sha256[:2] == (carved.offset,
-                                                                     carved.size):
-        return KnownDigest(carved.sha256[2])
-    return None
-
-
-class KnownDigest(NamedTuple):
-    text: str
-
-    def hexdigest(self):
-        return self.text
-
-
-def _scan_region(region):
-    """Search and carve one region in a scan process (and hash what it carved, see
-    hash_carved), then let go of its pages and of what the carving read beyond them
-    (the page cache keeps them)."""
-    global _searching
-    buf, options, guard = _scan
-    first, stop = region[:2]
-    guard.apply(region[2])
-    _searching = (first, stop)
-    found = scan_region(buf, first, stop, options, _carving, region[3])
-    if _hashing and options.digest:
-        found = [(offset, name, hash_carved(*_hashing[0], carved)
-                  if carved is not None and not carved.pieces else carved, why)
-                 for offset, name, carved, why in found]
-    _let_go(first, max([stop + FTYP_AT + len(FTYP)]
-                       + [carved.end for _, _, carved, _ in found if carved]))
-    return found
-
-
-class PageGuard:
-    """A scan process's map of the dump, with the pages that hold unreadable sectors
-    replaced by anonymous ones holding what could be read of them: touching those is
-    then no SIGBUS. It needs ctypes and mmap(2) with MAP_FIXED (Linux, macOS); where
-    they are missing it guards nothing, and a bad sector ends the scan as before."""
-
-    MAP_FIXED, MAP_ANONYMOUS = 0x10, (0x20 if sys.platform.startswith("linux") else 0x1000)
-
-    def __init__(self, buf):
-        self.buf = buf
-        self.careful = False            # the dump is read carefully: see apply
-        self.pages = {}                 # page offset -> its bytes, once mapped
-        self.lock = threading.Lock()    # guarding, or letting go of unguarded pages
-        self.base = None
-        self.libc = None
-        if not sys.platform.startswith(("linux", "darwin")):
-            return
-        try:
-            import ctypes
-            self.ctypes = ctypes
-            self.libc = ctypes.CDLL(None, use_errno=True)
-            self.libc.mmap.restype = ctypes.c_void_p
-            self.libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                       ctypes.c_int, ctypes.c_int, ctypes.c_long]
-            self.base = buffer_address(ctypes, buf)
-        except (ImportError, OSError, AttributeError, ValueError):
-            self.libc = None
-
-    def apply(self, patches):
-        """Guard the pages of patches ({page offset: bytes}) not guarded yet. Given
-        any (the region was read carefully), the map reads no more than the page a
-        fault is for: the kernel's read-ahead would run into the bad sectors around
-        it, and a page it failed to read fails again, even a good one."""
-        if patches is None:
-            return
-        if not self.careful:
-            self.careful = True
-            with contextlib.suppress(AttributeError, OSError, ValueError):
-                self.buf.madvise(mmap.MADV_RANDOM)
-        if self.libc is None:
-            return
-        for page, data in patches.items():
-            if page in self.pages:
-                continue
-            with self.lock:                 # not while the thread that lets go runs
-                self.pages[page] = data
-                self._guard(page, data)
-
-    def _guard(self, page, data):
-        address = self.libc.mmap(self.base + page, mmap.PAGESIZE,
-                                 mmap.PROT_READ | mmap.PROT_WRITE,
-                                 mmap.MAP_PRIVATE | self.MAP_FIXED | self.MAP_ANONYMOUS,
-                                 -1, 0)
-        if address != self.base + page:
-            os._exit(EXIT_ERROR)        # the map is not what it was: the main process says
-        self.ctypes.memmove(address, data, len(data))
-
-    def refill(self, start, end):
-        """Put back the bytes of the guarded pages in [start, end), which madvise
-        has just emptied."""
-        for page, data in self.pages.items():
-            if start <= page < end:
-                self.ctypes.memmove(self.base + page, data, len(data))
-
-
-def buffer_address(ctypes, buf):
-    """Where the bytes of buf (a buffer, even a read-only one) lie in memory."""
-    class PyBuffer(ctypes.Structure):
-        _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p),
-                    ("len", ctypes.c_ssize_t), ("itemsize", ctypes.c_ssize_t),
-                    ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
-                    ("format", ctypes.c_void_p), ("shape", ctypes.c_void_p),
-                    ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
-                    ("internal", ctypes.c_void_p)]
-    view = PyBuffer()
-    get = ctypes.pythonapi.PyObject_GetBuffer
-    get.argtypes = [ctypes.py_object, ctypes.POINTER(PyBuffer), ctypes.c_int]
-    release = ctypes.pythonapi.PyBuffer_Release
-    release.argtypes = [ctypes.POINTER(PyBuffer)]
-    if get(buf, ctypes.byref(view), 0) != 0:
-        raise ValueError("no buffer")
-    try:
-        return view.buf
-    finally:
-        release(ctypes.byref(view))
-
-
-ISOBMFF_TYPES = ("cr3", "crm", "heif", "mp4", "mov", "3gp")
-TYPE_CARVERS = dict([(kind, None) for kind in ISOBMFF_TYPES]
-                    + [(kind, fmt.carve) for fmt in SECTOR_FORMATS for kind in fmt.types])
-
-
-def last_checkpoint(data, carved):
-    """The furthest place in a carved file where its checks test a structure that
-    begins there: a sample's start, a HEIF item's or NAL unit's header, or (JPEG) the
-    end of its MCUs. A join before it is tested by the bytes after it; a join after
-    it (in the last sample's data, in padding) is not. 0 when unknown."""
-    if carved.type == "jpg":
-        return carved.size
-    if carved.type not in ISOBMFF_TYPES:
-        return 0
-    points = []
-    try:
-        f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
-        budget = table_budget(f.size)
-        for track in f.tracks():
-            for offset, _ in itertools.islice(track.samples(), budget):
-                points.append(offset)
-        iloc = f.child(f.top(META), b"iloc")
-        if iloc is not None:
-            for _, method, _, extents in read_iloc(data, iloc):
-                if method or not extents:
-                    continue
-                points.append(extents[0][0])
-                if len(extents) == 1:
-                    points.extend(nal_starts(data, *extents[0], budget))
-    except (FormatError, struct.error, IndexError):
-        return 0
-    spans = f.mdat_spans()
-    return max((at for at in points if any(first <= at < last for first, last in spans)),
-               default=0)
-
-
-def joins(pieces):
-    """Where, in the file put together from pieces, each join lies."""
-    return list(itertools.accumulate(size for _, size in pieces))[:-1]
-
-
-def rejoined(carved, again, pieces, status, detail):
-    """carved as put together from pieces (again: that carved anew)."""
-    return carved._replace(size=again.size, status=status, detail=detail, pieces=tuple(pieces),
-                           boxes=again.boxes,
-                           meta=again.meta if again.meta != Meta() else carved.meta)
-
-
-def joins_proven(data, carved, joins_at):
-    """True when the checks of carved (put together in data) test every join: a
-    structure its checks read begins after each one, and a JPEG inside it with a
-    join in its data decodes whole."""
-    if not all(at < last_checkpoint(data, carved) for at in joins_at):
-        return False
-    if carved.type not in ISOBMFF_TYPES:
-        return True
-    try:
-        f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
-        jpegs = jpeg_spans(f)
-    except (FormatError, struct.error, IndexError):
-        return False
-    return all(jpeg_decodes(data, first, last) for first, last in jpegs
-               if any(first < at < last for at in joins_at))
-
-
-def nal_starts(data, offset, length, most):
-    """Where the NAL units after the first one begin in [offset, offset + length),
-    read with 4-byte lengths (what cameras use; a wrong guess gives no points)."""
-    starts, pos, end = [], offset, offset + length
-    while len(starts) < most and pos + 4 < end:
-        (size,) = U32.unpack_from(data, pos)
-        pos += 4 + size
-        if pos >= end:
-            break
-        starts.append(pos)
-    return starts
-
-
-def carve_again(data, kind, options):
-    """Carve data (a file put back together) as a file of kind: a Carved or None."""
-    try:
-        if TYPE_CARVERS[kind] is None:
-            carved = carve_isobmff(data, 0, len(data), options.rule, frozenset([kind]))
-        else:                               # only decoding proves a JPEG's join
-            carved = TYPE_CARVERS[kind](data, 0, len(data),
-                                        options._replace(decode=True, strict=True))
-        if carved is not None and carved.type == "jpg" and carved.status == COMPLETE:
-            if baseline_scan(data, walk_jpeg(data, 0, carved.size)) is None:
-                return None                 # progressive: not decoded, so not proven
-    except (FormatError, struct.error, IndexError):
-        return None
-    return carved if carved is not None and carved.type == kind else None
-
-
-# ---------------------------------------------------------------------------
-# The card's file system: what is left of it says where clusters lie
-# ---------------------------------------------------------------------------
-
+# 17. The card's file system: what is left of it says where clusters lie ---------------
 # A file system hands out space in clusters: a file written around others is split
 # at cluster boundaries. The boot sector of the FAT32 or exFAT file system (at the
 # start of the dump, or of a partition of its MBR) gives the cluster size and where
@@ -5680,7 +4508,6 @@ MAX_FOLDER_STEPS = 1 << 20      # clusters followed or claimed for all folders t
 MAX_WRITE_DELAY = 60            # seconds between a picture's capture and its file's time
 ZONE_STEP = 15 * 60             # time zones are whole quarter hours apart,
 MAX_ZONE = 14 * 3600            # up to 14 hours from UTC
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 class FileSystem:
@@ -5886,9 +4713,1190 @@ def times_agree(fs_time, capture):
     return min(off_zone, ZONE_STEP - off_zone) <= MAX_WRITE_DELAY
 
 
-# ---------------------------------------------------------------------------
-# Putting a split file back together: its own tables say where its bytes lie
-# ---------------------------------------------------------------------------
+# 18. Scanning -------------------------------------------------------------------------
+# Where files may start (candidates_in: ftyp at any byte, the other magics at sector
+# boundaries), and the scan processes that search and carve each region of the map.
+
+
+def magic_by_lead_byte(formats=SECTOR_FORMATS):
+    """{(where in the file, first byte of the magic): [(magic, format name)]}: what
+    the sector sieve looks up."""
+    table = collections.defaultdict(list)
+    for fmt in formats:
+        for magic in fmt.magic:
+            table[(fmt.magic_at, magic[:1])].append((magic, fmt.name))
+    return dict(table)
+
+
+MAGIC_BY_LEAD_BYTE = magic_by_lead_byte()
+
+
+_lead_bytes_of = {}         # types asked for -> the MAGIC_BY_LEAD_BYTE of their formats
+
+
+def wanted_formats(types):
+    """(whether ftyp is searched for, the sector formats searched for, their
+    MAGIC_BY_LEAD_BYTE) when types are asked for (--types)."""
+    if types not in _lead_bytes_of:
+        formats = [fmt for fmt in SECTOR_FORMATS if types.intersection(fmt.types)]
+        _lead_bytes_of[types] = (bool(types.intersection(ISOBMFF_TYPES)), formats,
+                                 magic_by_lead_byte(formats))
+    return _lead_bytes_of[types]
+
+
+# re searches for a literal nearly twice as fast as mmap.find does (bench/throughput.py),
+# and the C library's memmem a quarter faster again, where ctypes finds one
+FTYP_SEARCH = re.compile(re.escape(FTYP))
+
+
+class Memmem:
+    """The C library's memmem(3), over a map (a scan process's), loaded once a process:
+    the search every byte of the dump goes through. None where there is none (Windows):
+    the regular expression does it."""
+
+    def __init__(self):
+        self._function = None
+        self._loaded = False
+
+    def function(self):
+        if not self._loaded:
+            self._loaded = True
+            try:
+                import ctypes
+                memmem = ctypes.CDLL(None).memmem
+                memmem.restype = ctypes.c_void_p
+                memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
+                                   ctypes.c_size_t]
+                self._function = (ctypes, memmem)
+            except (ImportError, OSError, AttributeError, TypeError):
+                self._function = None
+        return self._function
+
+    def ftyps(self, buf, first, end):
+        """The offsets of FTYP in buf[first:end], in order: by memmem where buf is a
+        map and the C library has it, else by the regular expression."""
+        loaded = self.function() if isinstance(buf, mmap.mmap) else None
+        if loaded is None:
+            yield from (hit.start() for hit in FTYP_SEARCH.finditer(buf, first, end))
+            return
+        ctypes, memmem = loaded
+        base = buffer_address(ctypes, buf)
+        pos = first
+        while end - pos >= len(FTYP):
+            hit = memmem(base + pos, end - pos, FTYP, len(FTYP))
+            if not hit:
+                return
+            yield hit - base
+            pos = hit - base + 1
+
+
+MEMMEM = Memmem()
+
+
+def find_candidates(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
+    """The list of candidates_in gives."""
+    return list(candidates_in(buf, first, stop, align, phase, types))
+
+
+def candidates_in(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
+    """(offset, format name) of every possible file start in [first, stop), in order,
+    of a format that holds one of types: "ftyp" at any byte, the other formats' magic
+    at multiples of align (counted from phase: a partition that starts off the sector
+    grid moves the grid). The ftyp ones are found as they are asked for: a region of
+    ftyp boxes back to back holds nearly a million (memory stays flat).
+
+    The byte-granular find is kept for ftyp alone; the other magics are sieved: one
+    byte per sector is pulled out at C speed and only sectors whose first byte can
+    start a magic are looked at, so a new format costs next to nothing."""
+    size = len(buf)
+    ftyp, formats, lead_bytes = wanted_formats(types)
+    found = []
+    if align == 1:
+        for fmt in formats:
+            for magic in fmt.magic:
+                end = min(stop + fmt.magic_at + len(magic) - 1, size)
+                hit = buf.find(magic, first + fmt.magic_at, end)
+                while hit >= 0:
+                    found.append((hit - fmt.magic_at, fmt.name))
+                    hit = buf.find(magic, hit + 1, end)
+    else:
+        aligned = first + (phase - first) % align
+        leads_at = {}
+        for (at, lead), magics in lead_bytes.items():
+            if at not in leads_at:
+                leads_at[at] = buf[aligned + at:stop + at:align]
+            leads = leads_at[at]
+            index = leads.find(lead)
+            while index >= 0:
+                offset = aligned + index * align
+                for magic, name in magics:
+                    if buf[offset + at:offset + at + len(magic)] == magic:
+                        found.append((offset, name))
+                index = leads.find(lead, index + 1)
+    found.sort(key=lambda candidate: candidate[0])
+    if not ftyp:
+        yield from found
+        return
+    end = min(stop + FTYP_AT + len(FTYP), size)
+    ftyps = ((at - FTYP_AT, "ftyp") for at in MEMMEM.ftyps(buf, first + FTYP_AT, end))
+    yield from heapq.merge(ftyps, found, key=operator.itemgetter(0))
+
+
+def scan_region(buf, first, stop, options, carving=None, candidates=None):
+    """[(offset, format, Carved or None, why it is not a file)] for every candidate
+    in [first, stop) (those given, or those find_candidates finds): what a scan
+    process sends back. Carving is pure, so it can run there, away from the process
+    that writes; carving(offset) is told of each."""
+    found = []
+    if candidates is None:
+        candidates = candidates_in(buf, first, stop, options.align, options.phase,
+                                   options.types)
+    for offset, name in candidates:
+        if carving is not None:
+            carving(offset)
+        try:
+            found.append((offset, name, CARVERS[name](buf, offset, len(buf), options), ""))
+        except FormatError as e:
+            if options.explain:
+                found.append((offset, name, None, str(e)))
+    return found
+
+
+_scan = None                # a scan process's own map of the dump, and the options
+
+
+def _start_scan_process(path, size, options):
+    global _scan, _parent
+    for signum in STOP_SIGNALS:                 # stopping is the main process's
+        signal.signal(signum, signal.SIG_IGN)
+    end_with_the_main_process()
+    _parent = os.getppid()
+    try:
+        fd = os.open(path, os.O_RDONLY | O_NONBLOCK | O_BINARY)
+        try:
+            buf = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        except BaseException:
+            os.close(fd)
+            raise
+    except (OSError, ValueError):
+        os._exit(EXIT_ERROR)        # the dump changed or went: the main process says so
+    _scan = (buf, options, PageGuard(buf))
+    if options.digest:
+        _hashing.append((fd, bytearray(COPY_CHUNK)))
+    else:
+        os.close(fd)
+    if hasattr(buf, "madvise"):
+        sys.setswitchinterval(LET_GO_EVERY / 2)     # so that the thread gets its turn
+        threading.Thread(target=_keep_letting_go, daemon=True).start()
+
+
+_searching = (0, 0)         # what of the map a scan process reads now
+_parent = None              # a scan process's parent: when it is gone, so is the run
+PR_SET_PDEATHSIG = 1
+
+
+def end_with_the_main_process():
+    """Have the kernel kill this scan process when its parent dies (Linux): a main
+    process killed (SIGKILL, the OOM killer) leaves no scan process reading the
+    card or the share. Elsewhere, and as a second guard, the thread that gives
+    pages back looks at the parent's pid (_keep_letting_go)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (ImportError, OSError, AttributeError):
+            pass
+
+
+def _carving(offset):
+    """The region is searched: from now on its pages are needed where a file is
+    carved (carving reads what it needs again, from the page cache)."""
+    global _searching
+    _searching = (offset, offset)
+
+
+def _keep_letting_go():
+    """A scan process's thread: give back, every LET_GO_EVERY, the pages of the map
+    outside what it reads now (but the guarded ones): those of the region searched,
+    and those carving a large file touched. Memory stays flat whatever the size of a
+    file."""
+    buf, _, guard = _scan
+    while True:
+        time.sleep(LET_GO_EVERY)
+        if _parent is not None and os.getppid() != _parent:
+            os._exit(EXIT_ERROR)                # the run is gone
+        with guard.lock:
+            for low, high in pages_to_let_go(*_searching, guard.pages, len(buf)):
+                try:
+                    buf.madvise(mmap.MADV_DONTNEED, low, high - low)
+                except (OSError, ValueError):
+                    return                      # the map is gone: nothing to give back
+
+
+def pages_to_let_go(first, stop, guarded, size):
+    """[(low, high)] that cover a map of size bytes but [first, stop) (and what the
+    kernel maps past it) and the guarded pages; each low on a page, as madvise wants."""
+    first -= first % mmap.PAGESIZE
+    stop = min(-(-(stop + MAPPED_AROUND) // mmap.PAGESIZE) * mmap.PAGESIZE, size)
+    ranges, start = [], 0
+    for page in sorted(guarded) + [size]:
+        for low, high in ((start, min(page, first)), (max(start, stop), page)):
+            if low < high:
+                ranges.append((low, high))
+        start = page + mmap.PAGESIZE
+    return ranges
+
+
+def _let_go(start, end):
+    """Give back a scan process's pages of [start, end) and of those the kernel mapped
+    around the last ones touched (the page cache keeps them), and put the guarded ones
+    back."""
+    buf, _, guard = _scan
+    if hasattr(buf, "madvise"):
+        start -= start % mmap.PAGESIZE
+        end = min(end + MAPPED_AROUND, len(buf))
+        buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+        guard.refill(start, end)
+
+
+@contextlib.contextmanager
+def pages_given_back(buf):
+    """Give back every page of buf (a map of a file) every LET_GO_EVERY while the
+    block runs: what is read again comes back from the page cache. A search that
+    holds the interpreter runs whole between two turns, so the long ones go a
+    DECODE_CHUNK at a time (see search_chunked)."""
+    done = threading.Event()
+
+    def let_go():
+        while not done.wait(LET_GO_EVERY):
+            try:
+                buf.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):
+                return                          # the map is gone
+
+    thread = threading.Thread(target=let_go, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _sieve_region(region):
+    """The directory sieve of one region, in a scan process (see directory_sieve), and
+    the search for its candidates, from the same reading of it: (FAT sectors, exFAT
+    sets, candidates, or None when there are more than MAX_REGION_CANDIDATES)."""
+    global _searching
+    buf, options, guard = _scan
+    first, stop = region[:2]
+    guard.apply(region[2])
+    _searching = (first, stop)
+    sectors, sets = directory_sieve(buf, first, stop, options.phase, options.file_system)
+    candidates = list(itertools.islice(candidates_in(buf, first, stop, options.align,
+                                                     options.phase, options.types),
+                                       MAX_REGION_CANDIDATES + 1))
+    _let_go(first, stop + FAT_ENTRY_SIZE * (EXFAT_MAX_SECONDARIES + 1))
+    return sectors, sets, (candidates if len(candidates) <= MAX_REGION_CANDIDATES else None)
+
+
+def _scan_and_sieve_region(region):
+    """The directory sieve of one region, then its search and carving: both from one
+    reading of it (see Recovery.read_file_system)."""
+    global _searching
+    buf, options, guard = _scan
+    guard.apply(region[2])
+    _searching = region[:2]
+    sieved = directory_sieve(buf, region[0], region[1], options.phase, options.file_system)
+    return _scan_region(region), sieved
+
+
+_hashing = []               # a scan process's (descriptor of the dump, buffer) to hash with
+
+
+def hash_carved(fd, buffer, carved):
+    """carved with the sha256 of its bytes (read from fd into buffer), or as it was
+    when they cannot all be read. A scan process hashes what it carved, so that the
+    writer copies with the kernel alone (sendfile): on a dump of large files the
+    writer was the slowest stage, hashing and copying one file after the other.
+    It reads with pread, not through its map: a read error there is an OSError, and
+    the writer, hashing the file itself, says what it means."""
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    pos, end = carved.offset, carved.end
+    try:
+        while pos < end:
+            want = min(len(view), end - pos)
+            if hasattr(os, "preadv"):
+                chunk = view[:os.preadv(fd, [view[:want]], pos)]
+            else:
+                chunk = pread(fd, want, pos)
+            if len(chunk) < want:
+                return carved                   # a bad sector: the writer reads carefully
+            digest.update(chunk)
+            pos += len(chunk)
+    except OSError:
+        return carved
+    return carved._replace(sha256=(carved.offset, carved.size, digest.hexdigest()))
+
+
+def known_digest(carved):
+    """The sha256 a scan process made of carved's bytes (with hashlib's hexdigest),
+    or None: when the file was cut, lengthened or put together since, it was of
+    other bytes."""
+    if carved.sha256 and not carved.pieces and carved.sha256[:2] == (carved.offset,
+                                                                     carved.size):
+        return KnownDigest(carved.sha256[2])
+    return None
+
+
+class KnownDigest(NamedTuple):
+    text: str
+
+    def hexdigest(self):
+        return self.text
+
+
+def _scan_region(region):
+    """Search and carve one region in a scan process (and hash what it carved, see
+    hash_carved), then let go of its pages and of what the carving read beyond them
+    (the page cache keeps them)."""
+    global _searching
+    buf, options, guard = _scan
+    first, stop = region[:2]
+    guard.apply(region[2])
+    _searching = (first, stop)
+    found = scan_region(buf, first, stop, options, _carving, region[3])
+    if _hashing and options.digest:
+        found = [(offset, name, hash_carved(*_hashing[0], carved)
+                  if carved is not None and not carved.pieces else carved, why)
+                 for offset, name, carved, why in found]
+    _let_go(first, max([stop + FTYP_AT + len(FTYP)]
+                       + [carved.end for _, _, carved, _ in found if carved]))
+    return found
+
+
+class PageGuard:
+    """A scan process's map of the dump, with the pages that hold unreadable sectors
+    replaced by anonymous ones holding what could be read of them: touching those is
+    then no SIGBUS. It needs ctypes and mmap(2) with MAP_FIXED (Linux, macOS); where
+    they are missing it guards nothing, and a bad sector ends the scan as before."""
+
+    MAP_FIXED, MAP_ANONYMOUS = 0x10, (0x20 if sys.platform.startswith("linux") else 0x1000)
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.careful = False            # the dump is read carefully: see apply
+        self.pages = {}                 # page offset -> its bytes, once mapped
+        self.lock = threading.Lock()    # guarding, or letting go of unguarded pages
+        self.base = None
+        self.libc = None
+        if not sys.platform.startswith(("linux", "darwin")):
+            return
+        try:
+            import ctypes
+            self.ctypes = ctypes
+            self.libc = ctypes.CDLL(None, use_errno=True)
+            self.libc.mmap.restype = ctypes.c_void_p
+            self.libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                       ctypes.c_int, ctypes.c_int, ctypes.c_long]
+            self.base = buffer_address(ctypes, buf)
+        except (ImportError, OSError, AttributeError, ValueError):
+            self.libc = None
+
+    def apply(self, patches):
+        """Guard the pages of patches ({page offset: bytes}) not guarded yet. Given
+        any (the region was read carefully), the map reads no more than the page a
+        fault is for: the kernel's read-ahead would run into the bad sectors around
+        it, and a page it failed to read fails again, even a good one."""
+        if patches is None:
+            return
+        if not self.careful:
+            self.careful = True
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                self.buf.madvise(mmap.MADV_RANDOM)
+        if self.libc is None:
+            return
+        for page, data in patches.items():
+            if page in self.pages:
+                continue
+            with self.lock:                 # not while the thread that lets go runs
+                self.pages[page] = data
+                self._guard(page, data)
+
+    def _guard(self, page, data):
+        address = self.libc.mmap(self.base + page, mmap.PAGESIZE,
+                                 mmap.PROT_READ | mmap.PROT_WRITE,
+                                 mmap.MAP_PRIVATE | self.MAP_FIXED | self.MAP_ANONYMOUS,
+                                 -1, 0)
+        if address != self.base + page:
+            os._exit(EXIT_ERROR)        # the map is not what it was: the main process says
+        self.ctypes.memmove(address, data, len(data))
+
+    def refill(self, start, end):
+        """Put back the bytes of the guarded pages in [start, end), which madvise
+        has just emptied."""
+        for page, data in self.pages.items():
+            if start <= page < end:
+                self.ctypes.memmove(self.base + page, data, len(data))
+
+
+# 19. Reading the dump -----------------------------------------------------------------
+# Dump: the input, mapped by the scan processes and read with pread here; read
+# carefully where it fails (a sector that cannot be read is zeros). Holes: the
+# bytes a ddrescue mapfile says were never read.
+
+class Candidates:
+    """The candidates (offset, format name) the first pass (the directory sieve's)
+    found in each region, kept so that the second one carves them without searching
+    and reading the whole dump again. Memory stays flat: they are kept packed, and
+    past MAX_KEPT_CANDIDATES in all (a hostile dump, dense with magic) a region is
+    searched again instead."""
+
+    def __init__(self):
+        self._regions = {}              # (first, stop) -> (offsets, format indexes)
+        self._count = 0
+
+    def keep(self, region, found):
+        if found is None or self._count + len(found) > MAX_KEPT_CANDIDATES:
+            return
+        self._count += len(found)
+        self._regions[tuple(region)] = (array.array("q", [offset for offset, _ in found]),
+                                        bytes(FORMAT_INDEX[name] for _, name in found))
+
+    def of(self, region):
+        """The region's candidates, or None when they were not kept (search it)."""
+        kept = self._regions.get(tuple(region))
+        if kept is None:
+            return None
+        offsets, names = kept
+        return [(offset, CARVED_FORMATS[index]) for offset, index in zip(offsets, names)]
+
+
+class Dump:
+    """The input, opened read-only, with the scan processes that map it.
+
+    The main process reads the dump only with sendfile and pread, where a read error
+    is an error. Only the scan processes map it: a read error under a map is a
+    signal (SIGBUS) that kills the process touching the page, so it kills a scan
+    process, and the run ends cleanly with everything found so far reported.
+    """
+
+    def __init__(self, path, careful=False, in_process=False):
+        self.path = path
+        # searched in this process (a file this run wrote, a salvaged 7z stream: no
+        # scan process started and stopped for each of thousands of them)
+        self.in_process = in_process
+        self.unreadable = set()         # offsets of the sectors that could not be read
+        self._patches = {}              # page offset -> what could be read of that page
+        self._read_to = 0               # how far careful reading has read ahead
+        self._bad = []                  # the unreadable sectors, sorted
+        self._direct = None             # (O_DIRECT descriptor, buffer), False: none
+        self.failed_reads = 0           # reads that failed or came back short
+        self.careful_from = None        # where a plain file turned to careful reading
+        self.on_careful = None          # told where, when it does (to say so)
+        self.stop_check = None          # raises when a stop is asked for (see read)
+        self._scan_at = 0               # the first region the scan has not done with
+        self._lock = threading.Lock()   # the writer thread reads too
+        self._pool = self._pool_started_with = None
+        self.candidates = Candidates()  # what the first pass found to carve (see scan)
+        if os.name == "nt" and windows_device(path):
+            raise InputError(
+                "%s is a Windows device: recovercr3 reads an image of it (Windows reads a "
+                "device in whole sectors only, and cannot map it). Image the card first "
+                "(see the README: dd from Cygwin or MSYS2, WSL 2 with ddrescue, or a raw-read "
+                "tool), then run on the image" % path)
+        try:
+            kind = unscannable(os.stat(path).st_mode)  # before open: a FIFO's open blocks
+        except OSError as e:
+            raise InputError("cannot read %s: %s" % (path, e.strerror)) from None
+        if kind:
+            raise InputError(self._refusal(kind))
+        try:
+            fd = os.open(path, os.O_RDONLY | O_NONBLOCK | O_BINARY)
+        except OSError as e:
+            raise InputError("cannot read %s: %s" % (path, e.strerror)) from None
+        try:
+            self.stat = os.fstat(fd)
+            kind = unscannable(self.stat.st_mode)       # it may have changed since
+            if kind:
+                raise InputError(self._refusal(kind))
+            try:
+                self.size = os.lseek(fd, 0, os.SEEK_END)    # st_size is 0 for block devices
+            except OSError:
+                raise InputError("%s cannot be read at any offset (it is not seekable): "
+                                 "not a dump" % path) from None
+            if self.size == 0:
+                raise InputError("%s is empty: nothing to recover" % path)
+            try:
+                kind = not_raw(pread(fd, NOT_RAW_HEAD, 0))
+            except OSError:
+                kind = ""                   # the scan says what cannot be read
+            if kind:
+                raise InputError("%s is %s" % (path, kind))
+            try:
+                mmap.mmap(fd, self.size, access=mmap.ACCESS_READ).close()
+            except (OSError, OverflowError, ValueError) as e:
+                raise InputError("cannot map %s (%d bytes): %s" % (path, self.size, e)) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        self.careful = careful or stat.S_ISBLK(self.stat.st_mode)
+        self.sendfile_ok = hasattr(os, "sendfile") and not self.careful
+        if self.careful:
+            self._no_read_ahead()
+
+    def _refusal(self, kind):
+        if kind == "a directory":
+            return "%s is a directory, not a dump" % self.path
+        return ("%s is %s, not a dump: recovercr3 reads an image file or a block device"
+                % (self.path, kind))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_scan_processes()
+        os.close(self.fd)
+        if self._direct:
+            os.close(self._direct[0])
+
+    def read(self, offset, size, check=None):
+        """size bytes at offset (fewer only past the end of the dump); check() (or
+        stop_check) before each read of a careful reading, which a failing card makes
+        slow: a stop asked for ends it at once.
+
+        A read that fails with EIO, or that comes back short before the end of the
+        dump (what Linux gives of a block over a bad sector: the bytes before it, no
+        error), is read again carefully (_read_carefully); and from then on the dump
+        is read carefully: a plain file that failed once is read as a dying card is
+        (turn_careful). ReadError for any other error; DumpShrank when the dump is
+        shorter than it was."""
+        size = max(0, min(size, self.size - offset))
+        if not (self.careful and self._known_bad(offset, offset + size)):
+            try:
+                data = pread(self.fd, size, offset)
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise ReadError("cannot read {} at offset {:,d}: {}".format(
+                        self.path, offset, e.strerror or e)) from None
+                data = b""
+            if len(data) == size:
+                return data
+            self._failed_read(offset + len(data))
+        first = offset - offset % SECTOR_SIZE
+        last = min(-(-(offset + size) // SECTOR_SIZE) * SECTOR_SIZE, self.size)
+        data = self._read_carefully(first, last, check or self.stop_check)
+        return data[offset - first:offset - first + size]
+
+    def _failed_read(self, at):
+        """A read failed at at (or came back short there): count it, and read carefully
+        from now on, unless the dump is shorter than it was."""
+        with self._lock:
+            self.failed_reads += 1
+        if self._shrank():
+            raise DumpShrank(self._why_broken(at, at + SECTOR_SIZE))
+        self.turn_careful(at)
+
+    def turn_careful(self, at):
+        """Read carefully from now on: a read that failed at at was not one of a block
+        device (which is always read carefully), nor asked for (--careful-read). What
+        the scan has not read yet is read ahead carefully from where it is."""
+        with self._lock:
+            if self.careful:
+                return
+            self.careful, self.sendfile_ok = True, False
+            self._no_read_ahead()
+            self.careful_from = at
+            self._read_to = min(at, self._scan_at) - min(at, self._scan_at) % SECTOR_SIZE
+        if self.on_careful is not None:
+            self.on_careful(at)
+
+    def _known_bad(self, first, last):
+        """True when a sector known to be unreadable lies in [first, last)."""
+        index = bisect.bisect_left(self._bad, first - first % SECTOR_SIZE)
+        return index < len(self._bad) and self._bad[index] < last
+
+    def _read_carefully(self, first, last, check=None):
+        """dump[first:last] (sector-aligned), read as ddrescue reads a failing card: in
+        the blocks of CAREFUL_RETRY_BLOCKS[0], where one that fails (or comes back
+        short) gives the bytes before its error and the scan of the others goes on
+        past it; then what failed again in the next level's blocks, down to sectors. So
+        a bad area is read once a level, and a bad sector once: a sector that fails is
+        zeros, and noted (unreadable), and not read again."""
+        data = bytearray(last - first)
+        todo = [(first, last)]
+        for step in CAREFUL_RETRY_BLOCKS:
+            failed = []
+            for low, high in todo:
+                self._forget(low, high)
+                pos = low
+                while pos < high:
+                    end = min(pos + step, high)
+                    index = bisect.bisect_left(self._bad, pos)
+                    if index < len(self._bad) and self._bad[index] < end:
+                        if self._bad[index] == pos:     # known: not read again
+                            failed.append((pos, pos + SECTOR_SIZE))
+                            pos += SECTOR_SIZE
+                            continue
+                        end = self._bad[index]
+                    if check is not None:
+                        check()                 # a bad block may take the device long
+                    got = (self._pread(pos, end - pos) if step > SECTOR_SIZE
+                           else self._pread_sector(pos, end - pos))
+                    data[pos - first:pos - first + len(got)] = got
+                    if len(got) < end - pos:
+                        with self._lock:
+                            self.failed_reads += 1
+                        bad = pos + len(got) - len(got) % SECTOR_SIZE
+                        failed.append((bad, end))
+                    pos = end
+            todo = failed
+        with self._lock:
+            for low, high in todo:
+                for sector in range(low, high, SECTOR_SIZE):
+                    data[sector - first:sector - first + SECTOR_SIZE] = bytes(
+                        min(SECTOR_SIZE, last - sector))
+                    if sector not in self.unreadable:
+                        self.unreadable.add(sector)
+                        bisect.insort(self._bad, sector)
+        return bytes(data)
+
+    def _no_read_ahead(self):
+        """Careful reading reads its own blocks: the kernel's read-ahead would only
+        run into bad areas before them (a timeout each, on a real card)."""
+        if hasattr(os, "posix_fadvise"):
+            try:
+                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_RANDOM)
+            except OSError:
+                pass
+
+    def _forget(self, first, last):
+        """Drop what the page cache holds of [first, last): a block device's pages that
+        a failed read (its read-ahead) left behind fail again when read, good sectors
+        too, until they are read anew."""
+        if hasattr(os, "posix_fadvise"):
+            try:
+                os.posix_fadvise(self.fd, first, last - first, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+
+    def _pread_sector(self, offset, size):
+        """A sector's bytes, read past the page cache where the kernel can (O_DIRECT,
+        a block device): the last word on it. Pages that a failed read left in the
+        cache (a read-ahead over a bad area, a scan process's map) fail again, good
+        ones too, for as long as they are there; only the card can say a sector is
+        bad."""
+        if self._direct is None and stat.S_ISBLK(self.stat.st_mode) \
+                and hasattr(os, "O_DIRECT") and hasattr(os, "preadv"):
+            try:
+                self._direct = (os.open(self.path, os.O_RDONLY | os.O_DIRECT),
+                                mmap.mmap(-1, mmap.PAGESIZE))   # aligned, as it wants
+            except (OSError, ValueError):
+                self._direct = False
+        if not self._direct:
+            return self._pread(offset, size)
+        fd, buffer = self._direct
+        try:
+            got = os.preadv(fd, [memoryview(buffer)[:size]], offset)
+        except OSError as e:
+            if e.errno == errno.EINVAL:             # not on this device: as it can
+                self._direct = False
+                return self._pread(offset, size)
+            return b""
+        return buffer[:got]
+
+    def _pread(self, offset, size):
+        """What one pread gives of size bytes at offset: fewer on a bad sector (b""
+        for EIO); ReadError for any other error."""
+        try:
+            return pread(self.fd, size, offset)
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise ReadError("cannot read {} at offset {:,d}: {}".format(
+                    self.path, offset, e.strerror or e)) from None
+            return b""
+
+    def read_ahead(self, stop):
+        """Read (carefully) the dump up to stop, if not yet: the page cache keeps it for
+        the scan processes and the copies, and the unreadable sectors are known."""
+        stop = min(stop, self.size)
+        while self._read_to < stop:
+            size = min(CAREFUL_BLOCK, stop - self._read_to)
+            self.read(self._read_to, size)
+            self._read_to += size
+
+    def patches(self, first, stop):
+        """{page offset: its bytes as they could be read} of the pages of the map that
+        hold an unreadable sector: all of them, or (a card with very many) those a
+        scan of [first, stop) is likely to touch."""
+        with self._lock:
+            pages = {sector - sector % mmap.PAGESIZE for sector in self.unreadable}
+        for page in sorted(pages - set(self._patches)):
+            self._patches[page] = self.read(page, min(mmap.PAGESIZE, self.size - page))
+        if len(self._patches) <= MAX_SENT_PATCHES:
+            return dict(self._patches)
+        low, high = first - PATCHES_BEFORE, stop + PATCHES_AFTER
+        return {page: data for page, data in self._patches.items() if low <= page < high}
+
+    def scan(self, options, worker=None, start=0, stop=None):
+        """(stop, found) for every region in order, found being [(offset, format,
+        Carved, None or why it is not a file)] for each candidate. Scan processes
+        search and carve the regions ahead while the caller writes; the order, and
+        so the output, is the same for any number of them.
+
+        A scan process that dies breaks its pool, and every region still in it: the
+        first of them is scanned again, alone, and only when it kills its process
+        too is the dump unreadable there (ReadError). worker: what is done with each
+        region in the scan processes (default: search and carve it). start, stop: the
+        part of the dump searched (a run that resumes where the last one
+        stopped); its regions lie on the same grid as a whole search's.
+
+        A region whose candidates the sieve's pass found (self.candidates) is not
+        searched again: only they are carved, and a region without any is not sent
+        to a scan process at all."""
+        worker = worker or _scan_region
+        stop = self.size if stop is None else stop
+        regions = [(max(first, start), min(first + SCAN_REGION, stop))
+                   for first in range(start - start % SCAN_REGION, stop, SCAN_REGION)]
+        done = 0                    # regions yielded
+        while done < len(regions):
+            self._scan_at = regions[done][0]
+            try:
+                for index, found in self._pool_scan(regions, done, len(regions), options,
+                                                    worker):
+                    done = index + 1
+                    self._scan_at = regions[min(done, len(regions) - 1)][0]
+                    yield regions[index][1], found
+            except BrokenRegion as broken:
+                found = self._scan_alone(regions, broken.index, options, worker)
+                done = broken.index + 1
+                yield regions[broken.index][1], found
+
+    def _scan_alone(self, regions, index, options, worker):
+        """What the scan of regions[index] gives, alone, after its scan process died
+        (a bad sector under its map, or a carving that ran into one): read carefully
+        (from there on, for a plain file: see turn_careful); ReadError when it dies
+        even then, DumpShrank when the dump is shorter than it was."""
+        self._scan_at = regions[index][0]
+        for attempt in range(2):
+            if self._shrank():
+                raise DumpShrank(self._why_broken(*regions[index]))
+            if not self.careful:
+                self.turn_careful(self._first_bad(*regions[index]))
+            self.read_ahead(regions[min(index + PREFETCH_AHEAD, len(regions) - 1)][1])
+            try:
+                ((_, found),) = self._pool_scan(regions, index, index + 1, options, worker)
+                return found
+            except BrokenRegion:
+                continue
+        raise ReadError(self._why_broken(*regions[index]))
+
+    def _first_bad(self, first, stop):
+        """Where in [first, stop) a read fails first (or first, when none does)."""
+        for offset in range(first, stop, READ_CHECK_STEP):
+            want = min(READ_CHECK_STEP, stop - offset)
+            got = self._pread(offset, want)
+            if len(got) < want:
+                return offset + len(got)
+        return first
+
+    def _pool_scan(self, regions, first, last, options, worker):
+        """(index, found) for regions[first:last], in order, from one pool of scan
+        processes; BrokenRegion(index of the first region still in it) when the pool
+        breaks."""
+        if self.in_process and worker is _scan_region:
+            yield from self._scan_here(regions, first, last, options)
+            return
+        jobs = max(1, min(options.jobs, len(regions)))
+        todo = iter(range(first, last))
+        queued = collections.deque()
+        pool = self._scan_processes(jobs, options)
+        try:
+            while True:
+                index = None
+                try:
+                    while len(queued) < jobs * REGIONS_AHEAD:
+                        index = next(todo, None)
+                        if index is None:
+                            break
+                        task = self._task(regions[index])
+                        if worker is _scan_region and task[3] == []:
+                            future = concurrent.futures.Future()    # nothing to carve
+                            future.set_result([])
+                        else:
+                            future = pool.submit(worker, task)
+                        queued.append((index, future))
+                    if not queued:
+                        return
+                    found = queued[0][1].result()
+                except concurrent.futures.BrokenExecutor:
+                    self.stop_scan_processes()
+                    raise BrokenRegion(queued[0][0] if queued else index) from None
+                index, _ = queued.popleft()
+                yield index, found
+        finally:
+            for _, future in queued:
+                future.cancel()
+
+    def _scan_here(self, regions, first, last, options):
+        """(index, found) for regions[first:last], searched and carved in this process
+        (see in_process)."""
+        with mmap.mmap(self.fd, self.size, access=mmap.ACCESS_READ) as buf:
+            for index in range(first, last):
+                yield index, scan_region(buf, *regions[index][:2], options)
+
+    def _scan_processes(self, jobs, options):
+        """The pool of scan processes, started at the first pass and kept for the next
+        ones (with the same options): started before the main process holds what the
+        passes find (a FAT, the card's folders), which a process forked later would
+        hold too, and once, not once a pass."""
+        if self._pool is not None and self._pool_started_with != (jobs, options):
+            self.stop_scan_processes()
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                jobs, initializer=_start_scan_process, initargs=(self.path, self.size, options))
+            self._pool_started_with = (jobs, options)
+        return self._pool
+
+    def stop_scan_processes(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _task(self, region):
+        """What a scan process is given of a region: the region; when reading
+        carefully, the pages to guard (read first, up to the region's end); else the
+        region's candidates, when the first pass kept them."""
+        if not self.careful:
+            candidates = self.candidates.of(region)
+            return region + (None, candidates)
+        self.read_ahead(region[1])
+        return region + (self.patches(*region), None)
+
+    def _shrank(self):
+        try:
+            return os.lseek(self.fd, 0, os.SEEK_END) < self.size
+        except OSError:
+            return False
+
+    def _why_broken(self, first, stop):
+        """What a scan process's sudden death means, in words: the region is read
+        again with pread, where a read error is an error that says where."""
+        try:
+            now = os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError:
+            now = self.size
+        if now < self.size:
+            return "{} shrank from {:,d} to {:,d} B while it was read: a dump must not " \
+                   "change during a run".format(self.path, self.size, now)
+        for offset in range(first, stop, READ_CHECK_STEP):
+            want = min(READ_CHECK_STEP, stop - offset)
+            try:
+                got = len(pread(self.fd, want, offset))
+                why = "Input/output error (a read came back short)"
+            except OSError as e:
+                got, why = 0, e.strerror or str(e)
+            if got < want:
+                return ("{} cannot be read at offset {:,d}: {} (a bad sector, or a failing "
+                        "card or share). Make an image with ddrescue and scan the "
+                        "image".format(self.path, offset + got, why))
+        return ("a scan process died while it searched offsets {:,d} to {:,d} of {}, which "
+                "read without error (was it killed, or out of memory?)".format(
+                    first, stop, self.path))
+
+    def copy_to(self, fd, start, size, checkpoint, digest=None):
+        """Write dump[start:start+size] to fd, a chunk at a time: by the kernel alone
+        (sendfile) when it can, else through pread (and the digest when one is asked
+        for). Memory stays flat either way."""
+        end = start + size
+        if digest is None and self.sendfile_ok:
+            try:
+                while start < end:
+                    checkpoint()
+                    sent = os.sendfile(fd, self.fd, start, min(COPY_CHUNK, end - start))
+                    if not sent:
+                        raise OSError(errno.EIO, "the dump ended early")
+                    start += sent
+                return
+            except OSError as e:
+                if e.errno == errno.EIO and len(self._pread(start, SECTOR_SIZE)) < min(
+                        SECTOR_SIZE, self.size - start):
+                    self._failed_read(start)    # the dump's error: read carefully below
+                elif e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
+                                     errno.ENOTSOCK):   # macOS: to a socket only
+                    raise
+                self.sendfile_ok = False        # not for this pair of files: copy below
+        for chunk in self.chunks(start, end - start, checkpoint):
+            if digest is not None:
+                digest.update(chunk)
+            write_all(fd, chunk)
+
+    def chunks(self, start, size, checkpoint):
+        """dump[start:start+size] a chunk at a time (memory stays flat), checkpoint()
+        before each: read into one buffer (preadv) where it can, so each chunk is a
+        view that the next one replaces; else, and where that read fails or comes
+        short, through self.read (which says why, or reads carefully)."""
+        end = start + size
+        view = (memoryview(bytearray(min(COPY_CHUNK, size)))
+                if not self.careful and hasattr(os, "preadv") and size > 0 else None)
+        while start < end:
+            checkpoint()
+            want = min(COPY_CHUNK, end - start)
+            got = 0
+            if view is not None:
+                try:
+                    got = os.preadv(self.fd, [view[:want]], start)
+                except OSError:
+                    pass
+            chunk = view[:got] if got else self.read(start, want, checkpoint)
+            if not chunk:
+                raise OSError(errno.EIO, "the dump ended early")
+            yield chunk
+            start += len(chunk)
+
+    def read_joined(self, pieces, checkpoint):
+        """The bytes of pieces one after the other (fewer where the dump ends), read
+        a chunk at a time into one buffer: a file put back together is held once in
+        memory, not as its pieces and again as itself."""
+        data = bytearray(sum(size for _, size in pieces))
+        pos = 0
+        for offset, size in pieces:
+            for start in range(offset, offset + size, COPY_CHUNK):
+                checkpoint()
+                chunk = self.read(start, min(COPY_CHUNK, offset + size - start), checkpoint)
+                data[pos:pos + len(chunk)] = chunk
+                pos += len(chunk)
+                if len(chunk) < min(COPY_CHUNK, offset + size - start):
+                    break
+        del data[pos:]
+        return data
+
+    def digest(self, pieces, checkpoint, digest):
+        """Feed digest the bytes of pieces: a kept file's bytes in the dump, to check
+        against its report row."""
+        for start, size in pieces:
+            for chunk in self.chunks(start, size, checkpoint):
+                digest.update(chunk)
+
+
+# A GNU ddrescue mapfile says which bytes of an image were read from the card: its
+# "pos size status" lines cover the image, and only "+" (finished) means read. The
+# rest ("?" not tried, "*" not trimmed, "/" not scraped, "-" bad) are zeros in the
+# image, which nothing else tells from a file's own zeros.
+MAPFILE_STATUSES = frozenset("+-/*?")
+RESCUED = "+"
+MAX_MAPFILE_BYTES = 64 << 20     # a mapfile of a card: some 40 bytes a line, far fewer lines
+
+
+class Holes:
+    """Sorted, disjoint [start, end) ranges of the dump whose bytes are not the
+    card's (never read, or unreadable), and what a file has of them."""
+
+    def __init__(self, ranges=()):
+        self.ranges = []
+        for start, end in sorted(ranges):
+            if self.ranges and start <= self.ranges[-1][1]:
+                self.ranges[-1][1] = max(self.ranges[-1][1], end)
+            elif end > start:
+                self.ranges.append([start, end])
+        self._starts = [start for start, _ in self.ranges]
+
+    def __bool__(self):
+        return bool(self.ranges)
+
+    def total(self):
+        return sum(end - start for start, end in self.ranges)
+
+    def in_pieces(self, pieces):
+        """(first hole as (from, to) in the file's own offsets, bytes in all) of the
+        file made of pieces [(offset, size)]; (None, 0) when it has none."""
+        first, count, at = None, 0, 0
+        for offset, size in pieces:
+            index = max(0, bisect.bisect_right(self._starts, offset) - 1)
+            while index < len(self.ranges) and self.ranges[index][0] < offset + size:
+                start, end = self.ranges[index]
+                low, high = max(start, offset), min(end, offset + size)
+                if low < high:
+                    count += high - low
+                    if first is None:
+                        first = (at + low - offset, at + high - offset)
+                index += 1
+            at += size
+        return first, count
+
+
+def read_mapfile(path, dump_size):
+    """The Holes of a ddrescue mapfile: the bytes not marked finished, and those it
+    does not cover. UsageError, with the line, when it is not one or does not fit."""
+    def refuse(mode):
+        if not stat.S_ISREG(mode):
+            raise UsageError("the mapfile %s is %s, not a ddrescue mapfile (a text file)"
+                             % (path, unscannable(mode) or "a block device"))
+    try:
+        refuse(os.stat(path).st_mode)       # before open: a device's open may act
+        fd = os.open(path, os.O_RDONLY | O_NONBLOCK)    # a FIFO's open never waits
+    except OSError as e:
+        raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
+    try:
+        refuse(os.fstat(fd).st_mode)        # it may have changed since
+        parts, got = [], 0
+        while got <= MAX_MAPFILE_BYTES:
+            part = os.read(fd, MAX_MAPFILE_BYTES + 1 - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        text = b"".join(parts)
+        if len(text) > MAX_MAPFILE_BYTES:
+            raise UsageError("the mapfile %s is larger than %d MiB, which no ddrescue "
+                             "mapfile of a card is" % (path, MAX_MAPFILE_BYTES >> 20))
+    except OSError as e:
+        raise UsageError("cannot read the mapfile %s: %s" % (path, e.strerror or e)) from None
+    finally:
+        os.close(fd)
+    lines = text.decode("ascii", "replace").splitlines()
+    holes, end, seen_position = [], 0, False
+    for number, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        where = "%s line %d" % (path, number)
+        if not seen_position:                   # current_pos current_status [pass]
+            if len(words) not in (2, 3) or _mapfile_number(words[0]) is None:
+                raise UsageError("%s: %r is not the current position line of a ddrescue "
+                                 "mapfile" % (where, line.strip()))
+            seen_position = True
+            continue
+        if len(words) != 3 or words[2] not in MAPFILE_STATUSES:
+            raise UsageError("%s: %r is not a \"pos size status\" line of a ddrescue "
+                             "mapfile" % (where, line.strip()))
+        pos, size = _mapfile_number(words[0]), _mapfile_number(words[1])
+        if pos is None or size is None or size <= 0:
+            raise UsageError("%s: %r: pos and size must be numbers, size above 0"
+                             % (where, line.strip()))
+        if pos != end:
+            raise UsageError("%s: the block at %s should start at 0x%x, where the one "
+                             "before it ends" % (where, words[0], end))
+        end = pos + size
+        if end > dump_size:
+            raise UsageError("%s: the block at %s ends at 0x%x, past the end of the dump "
+                             "(0x%x bytes): is it this image's mapfile?" % (
+                                 where, words[0], end, dump_size))
+        if words[2] != RESCUED:
+            holes.append((pos, end))
+    if not seen_position:
+        raise UsageError("%s is not a ddrescue mapfile: it has no blocks" % path)
+    if end < dump_size:
+        holes.append((end, dump_size))          # what the mapfile does not cover
+    return Holes(holes)
+
+
+def _mapfile_number(text):
+    """A mapfile number: hexadecimal with 0x (as ddrescue writes), else decimal."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+# 20. Putting a split file back together: its own tables say where its bytes lie -------
+# A file found cut (damaged) whose own structure places its bytes: marks (a sample's
+# header, an item's NAL units, a JPEG's MCUs) searched for on the card's cluster grid,
+# each join proven by the checks that read across it. Reassembly (section 24) uses it.
+
+MAX_JPEG_REST = 32 << 20    # how much more a JPEG cut by the next one may have
+
+
+def last_checkpoint(data, carved):
+    """The furthest place in a carved file where its checks test a structure that
+    begins there: a sample's start, a HEIF item's or NAL unit's header, or (JPEG) the
+    end of its MCUs. A join before it is tested by the bytes after it; a join after
+    it (in the last sample's data, in padding) is not. 0 when unknown."""
+    if carved.type == "jpg":
+        return carved.size
+    if carved.type not in ISOBMFF_TYPES:
+        return 0
+    points = []
+    try:
+        f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
+        budget = table_budget(f.size)
+        for track in f.tracks():
+            for offset, _ in itertools.islice(track.samples(), budget):
+                points.append(offset)
+        iloc = f.child(f.top(META), b"iloc")
+        if iloc is not None:
+            for _, method, _, extents in read_iloc(data, iloc):
+                if method or not extents:
+                    continue
+                points.append(extents[0][0])
+                if len(extents) == 1:
+                    points.extend(nal_starts(data, *extents[0], budget))
+    except (FormatError, struct.error, IndexError):
+        return 0
+    spans = f.mdat_spans()
+    return max((at for at in points if any(first <= at < last for first, last in spans)),
+               default=0)
+
+
+def joins(pieces):
+    """Where, in the file put together from pieces, each join lies."""
+    return list(itertools.accumulate(size for _, size in pieces))[:-1]
+
+
+def rejoined(carved, again, pieces, status, detail):
+    """carved as put together from pieces (again: that carved anew)."""
+    return carved._replace(size=again.size, status=status, detail=detail, pieces=tuple(pieces),
+                           boxes=again.boxes,
+                           meta=again.meta if again.meta != Meta() else carved.meta)
+
+
+def joins_proven(data, carved, joins_at):
+    """True when the checks of carved (put together in data) test every join: a
+    structure its checks read begins after each one, and a JPEG inside it with a
+    join in its data decodes whole."""
+    if not all(at < last_checkpoint(data, carved) for at in joins_at):
+        return False
+    if carved.type not in ISOBMFF_TYPES:
+        return True
+    try:
+        f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
+        jpegs = jpeg_spans(f)
+    except (FormatError, struct.error, IndexError):
+        return False
+    return all(jpeg_decodes(data, first, last) for first, last in jpegs
+               if any(first < at < last for at in joins_at))
+
+
+def nal_starts(data, offset, length, most):
+    """Where the NAL units after the first one begin in [offset, offset + length),
+    read with 4-byte lengths (what cameras use; a wrong guess gives no points)."""
+    starts, pos, end = [], offset, offset + length
+    while len(starts) < most and pos + 4 < end:
+        (size,) = U32.unpack_from(data, pos)
+        pos += 4 + size
+        if pos >= end:
+            break
+        starts.append(pos)
+    return starts
+
+
+def carve_again(data, kind, options):
+    """Carve data (a file put back together) as a file of kind: a Carved or None."""
+    try:
+        if FORMATS[kind].family == ISOBMFF:
+            carved = carve_isobmff(data, 0, len(data), options.rule, frozenset([kind]))
+        else:                               # only decoding proves a JPEG's join
+            carved = FORMATS[kind].carve(data, 0, len(data),
+                                         options._replace(decode=True, strict=True))
+        if carved is not None and carved.type == "jpg" and carved.status == COMPLETE:
+            if baseline_scan(data, walk_jpeg(data, 0, carved.size)) is None:
+                return None                 # progressive: not decoded, so not proven
+    except (FormatError, struct.error, IndexError):
+        return None
+    return carved if carved is not None and carved.type == kind else None
+
 
 # A mark is a structure that a file's own tables put at a known place in it: a
 # sample, whose inside its codec defines (a CRX header, NAL units that fill it, a
@@ -6471,7 +6479,7 @@ def decode_from(coded, scan, skip, mcus):
                        scan.blocks, skip)
 
 
-class Resume(NamedTuple):
+class McuAt(NamedTuple):
     """Where decoding of a JPEG's coded data may go on: at the MCU that holds a join."""
     at: int             # the MCU's first byte, in the file
     skip: int           # the bits of that byte before it
@@ -6559,7 +6567,7 @@ def jpeg_pieces(source, start, scan, grid, known, budget):
     if scan.restart:
         raise Unproven("restart markers are not followed across a split", worth_saying=False)
     layout = Layout(source, start, budget)
-    resume = Resume(scan.data[0], 0, 0)
+    resume = McuAt(scan.data[0], 0, 0)
     for _ in range(MAX_PIECES):
         last_at, last_dump = layout.joins[-1]
         dump_end = source.size - last_dump + last_at       # in the file
@@ -6585,7 +6593,7 @@ def jpeg_pieces(source, start, scan, grid, known, budget):
 
 def jpeg_rest(layout, split, scan, grid, known, resume):
     """Where a JPEG split at split (offset in the file) goes on: (the dump offset past
-    the split from which its MCUs decode furthest, the Resume of the MCU it cuts)."""
+    the split from which its MCUs decode furthest, the McuAt of the MCU it cuts)."""
     head = decode_coded(layout, resume.at, split, scan, resume.skip,
                         scan.mcus - resume.mcus)
     raw = head.at - resume.at                       # the MCU the split cuts begins here
@@ -6631,7 +6639,7 @@ def jpeg_rest(layout, split, scan, grid, known, resume):
         scores = {place: decode_reach(prefix + layout.source.read(place, longer), scan, skip,
                                       left)
                   for place in places[:MAX_JPEG_TIES]}
-    return places[0], Resume(resume.at + raw, skip, resume.mcus + head.mcus)
+    return places[0], McuAt(resume.at + raw, skip, resume.mcus + head.mcus)
 
 
 def decode_reach(coded, scan, skip, mcus):
@@ -6656,9 +6664,10 @@ def with_moov(data, mdat, moov):
     return IsoFile(buf, 0, len(buf), boxes, read_ftyp(buf, 0, len(buf)))
 
 
-# ---------------------------------------------------------------------------
-# Writing and reporting
-# ---------------------------------------------------------------------------
+# 21. Writing and reporting ------------------------------------------------------------
+# Names (the card's, fitted to the output's file system), the output directory
+# (claimed names, write-then-place), the report and its state file, the resume of
+# an earlier run (EarlierRun), DFXML.
 
 PART_SUFFIX = ".part"
 MAX_SAME_NAME = 100             # IMG_1234-2.CR3 ... before a name falls back to imgN
@@ -6997,20 +7006,26 @@ class Report:
         os.close(self.fd)
 
 
-# A run cut short says in its last row where the same command goes on from: the
-# first offset whose files it could not report for good, and the number imgN names
-# had reached there (so that a run cut short and gone on from names files as one
-# that was never stopped).
-GO_ON_FROM = re.compile(r"goes on from offset ([0-9,]+), naming from number ([0-9]+)")
+# A run cut short is resumed from the first offset whose files it could not report
+# for good, the imgN names numbered on from the number they had reached there (so that
+
+# a run cut short and resumed names files as one that was never stopped). The state
+# file holds that point beside the report's name; the report's last row says it in
+# words, for the reader. A state of version 1 (recovercr3 before 2026-12) had no
+# point: its reports' last rows are read for it (OLD_RESUME_WORDS).
+OLD_RESUME_WORDS = re.compile(r"goes on from offset ([0-9,]+), naming from number ([0-9]+)")
 REPORT_FILE = re.compile(re.escape(REPORT_NAME) + r"(?:-([0-9]+))?\.csv")
 PICTURE_NAME = re.compile(r"(?:-[0-9]+)?\.jpg$")     # after its container's name
 
 
-# The tool's own record, in the output directory, of the reports a next run goes on
-# from, newest first: never a folder listing, which a card's file (or anyone) could
-# add a report to. Its first line says what it is; then a report's name a line.
+# The tool's own record, in the output directory, of the reports a next run resumes,
+# newest first: never a folder listing, which a card's file (or anyone) could add a
+# report to. Its first line says what it is; then a report a line: its name, and for
+# a run cut short, a tab, the offset it resumes from, a tab and the last number used.
 STATE_NAME = ".recovercr3-state"
-STATE_HEADER = "recovercr3 state 1"
+STATE_HEADER = "recovercr3 state 2"
+OLD_STATE_HEADER = "recovercr3 state 1"         # names alone
+STATE_LINE = re.compile(r"(%s)(?:\t([0-9]{1,20})\t([0-9]{1,20}))?" % REPORT_FILE.pattern)
 MAX_STATE_BYTES = 64 << 10
 MAX_CHAIN = 32                  # reports of runs cut short one after the other
 
@@ -7018,34 +7033,52 @@ MAX_CHAIN = 32                  # reports of runs cut short one after the other
 def read_state(folder):
     """The paths of the reports the state file in folder names, newest first; []
     when it has none (or a state that is not the tool's)."""
+    return state_of(folder)[0]
+
+
+def state_of(folder):
+    """(the paths of the reports the state file in folder names, newest first;
+    {path: (offset, last number)} of those cut short, or None for an old state,
+    whose reports' last rows say it)."""
     try:
         fd = open_here(os.path.join(str(folder), STATE_NAME), os.O_RDONLY | O_NONBLOCK)
     except OSError:
-        return []
+        return [], {}
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
+            return [], {}
         data = os.read(fd, MAX_STATE_BYTES + 1)
     except OSError:
-        return []
+        return [], {}
     finally:
         os.close(fd)
     try:
         lines = data.decode("utf-8").split("\n")
     except UnicodeDecodeError:
-        return []
-    names = [line for line in lines[1:] if line]
-    if lines[0] != STATE_HEADER or len(data) > MAX_STATE_BYTES or not names \
-            or not all(REPORT_FILE.fullmatch(name) for name in names):
-        return []
-    return [os.path.join(str(folder), name) for name in names[:MAX_CHAIN]]
+        return [], {}
+    found = [STATE_LINE.fullmatch(line) for line in lines[1:] if line]
+    if lines[0] not in (STATE_HEADER, OLD_STATE_HEADER) or len(data) > MAX_STATE_BYTES \
+            or not found or not all(found):
+        return [], {}
+    paths, points = [], {}
+    for match in found[:MAX_CHAIN]:
+        path = os.path.join(str(folder), match.group(1))
+        paths.append(path)
+        if match.group(3) is not None:
+            points[path] = (int(match.group(3)), int(match.group(4)))
+    return paths, (points if lines[0] == STATE_HEADER else None)
 
 
-def write_state(folder, reports):
-    """Make the state file in folder name reports (paths, newest first): written
-    whole under another name, then renamed over the old one."""
-    text = "\n".join([STATE_HEADER] + [os.path.basename(str(path))
-                                       for path in reports[:MAX_CHAIN]]) + "\n"
+def write_state(folder, reports, points=None):
+    """Make the state file in folder name reports (paths, newest first), with the
+    points ({path: (offset, last number)}) of those cut short: written whole under
+    another name, then renamed over the old one."""
+    points = points or {}
+    lines = [STATE_HEADER]
+    for path in reports[:MAX_CHAIN]:
+        point = points.get(str(path))
+        lines.append(os.path.basename(str(path)) + ("\t%d\t%d" % point if point else ""))
+    text = "\n".join(lines) + "\n"
     scratch = os.path.join(str(folder), "%s.%d.tmp" % (STATE_NAME, os.getpid()))
     fd = create_exclusive(scratch)
     try:
@@ -7084,11 +7117,15 @@ def row_carved(row):
                   pieces=tuple(runs) if len(runs) > 1 else ())
 
 
-def go_on_point(end):
-    """(offset, the last imgN number used) a report's last row says its run goes on
-    from; (0, 0) for a run that was not cut short, or was killed."""
-    found = GO_ON_FROM.search(end["detail"]) \
-        if end is not None and end["status"] == SCAN_INTERRUPTED else None
+def resume_point(end, point=None):
+    """(offset, the last imgN number used) the run whose report's last row is end
+    is resumed from: point (the state file's word), or for an old state's report
+    (point None) what its last row says; (0, 0) for a run not cut short, or killed."""
+    if end is None or end["status"] != SCAN_INTERRUPTED:
+        return 0, 0
+    if point is not None:
+        return point
+    found = OLD_RESUME_WORDS.search(end["detail"])
     if not found:
         return 0, 0
     return int(found.group(1).replace(",", "")), max(int(found.group(2)) - 1, 0)
@@ -7099,38 +7136,43 @@ SUPERSEDED = "superseded"       # a row's own mark, beside REPORT_FIELDS: see su
 
 class EarlierRun:
     """What the reports of the last runs into the output directory say, so that a
-    second run goes on instead of saving everything twice.
+    second run resumes instead of saving everything twice.
 
     A run that searched the whole dump: this one searches it again (maybe with a
     newer version, or other types) and writes only what it did not save. A run cut
-    short (Ctrl-C, a full disk, a power cut): its rows before the offset its last
-    row names are this run's first rows, as they are, and the search goes on from
-    there. Either way, a file found where a row says one was saved, whose bytes in
+    short (Ctrl-C, a full disk, a power cut): its rows before the point it resumes
+    from (the state file's, see write_state) are this run's first rows, as they are,
+    and the search resumes there. Either way, a file found where a row says one was saved, whose bytes in
     the dump have the row's sha256 and whose copy is still there, is kept, not
     written again. A report without a last row is that of a run that was killed: it
-    is gone on from the start, keeping the files it saved.
+    is resumed from the start, keeping the files it saved.
 
-    A run cut short that went on from others lists only what it reached: the files
+    A run cut short that resumed others lists only what it reached: the files
+
     the runs before it saved after that are in their reports (the state file names
     them all, newest first), and are kept too.
     """
 
-    def __init__(self, path, rows, end, older=()):
+    def __init__(self, path, rows, end, older=(), point=None):
         self.path = path
         self.end = end                  # the last row (scan finished/interrupted) or None
-        self.resume_at, self.counter = go_on_point(end)
+        self.resume_at, self.counter = resume_point(end, point)
+        # what the next run's state says of this one's reports
+        self.points = {path: (self.resume_at, self.counter)} if self.resume_at else {}
         self.carried = [row for row in rows if int(row["offset"]) < self.resume_at]
         self.carried_files = []         # those of files found, not pictures taken out
         self._saved = {}                # (offset, type) -> rows of files saved there
         self._pictures = {}             # (offset, its container's name) -> row
-        self._take(rows, end, newest=True)
-        for older_rows, older_end in older:
-            self._take(older_rows, older_end, newest=False)
+        self._take(rows, end, self.resume_at, newest=True)
+        for older_path, older_rows, older_end, older_point in older:
+            older_at, older_counter = resume_point(older_end, older_point)
+            if older_at:
+                self.points[older_path] = (older_at, older_counter)
+            self._take(older_rows, older_end, older_at, newest=False)
 
-    def _take(self, rows, end, newest):
+    def _take(self, rows, end, resume_at, newest):
         """Keep the rows of one report: of the newest, all; of an older one, those of
         files saved where the newest did not reach, and no newer report lists."""
-        resume_at = go_on_point(end)[0]
         saved, pictures = {}, {}
         container = ""
         for row in rows:
@@ -7157,21 +7199,28 @@ class EarlierRun:
         self._pictures.update(pictures)
 
     @classmethod
-    def read(cls, paths, dump_size):
-        """The EarlierRun of the reports at paths (newest first); ValueError saying why
-        the newest cannot be gone on from. An older one that cannot be read gives
-        nothing."""
+    def read(cls, paths, dump_size, points=None):
+        """The EarlierRun of the reports at paths (newest first), resumed from points
+        (see state_of; None: an old state's); ValueError saying why the newest cannot
+        be resumed. An older one that cannot be read gives nothing."""
         rows, end = cls._rows_of(paths[0], dump_size)
         older = []
         for path in paths[1:]:
             with contextlib.suppress(ValueError):
-                older.append(cls._rows_of(path, dump_size))
-        return cls(paths[0], rows, end, older)
+                older.append((path,) + cls._rows_of(path, dump_size)
+                             + (cls._point(points, path),))
+        return cls(paths[0], rows, end, older, cls._point(points, paths[0]))
+
+    @staticmethod
+    def _point(points, path):
+        """The resume point the state gives path: None for an old state (its last row
+        says it), (0, 0) where a new one gives none."""
+        return None if points is None else points.get(path, (0, 0))
 
     @staticmethod
     def _rows_of(path, dump_size):
         """(rows, last row or None) of the report at path; ValueError saying why it
-        cannot be gone on from."""
+        cannot be resumed."""
         try:
             with open(path, newline="", encoding="utf-8") as f:
                 if locked_by_another(f.fileno()):
@@ -7210,7 +7259,7 @@ class EarlierRun:
         return rows.pop(0) if rows else None
 
     def superseded(self, row):
-        """True for a row a run cut short wrote after where it would go on (its
+        """True for a row a run cut short wrote after where it resumes (its
         verdict may not be final), or any row of a killed run's: this run gives the
         file's for good."""
         return row.get(SUPERSEDED, False)
@@ -7252,7 +7301,8 @@ class OutputDir:
             raise UsageError("cannot write to %s: a part of it is a file, not a "
                              "directory" % path) from None
         self.room = path_room(self.path)
-        self.earlier_reports = read_state(self.path)      # before this run's is made
+        # before this run's is made
+        self.earlier_reports, self.earlier_points = state_of(self.path)
         self.unrecorded = not os.path.lexists(str(self.path / STATE_NAME)) and any(
             REPORT_FILE.fullmatch(name) for name in os.listdir(str(self.path)))
         self.report = Report(self.path)
@@ -7263,15 +7313,16 @@ class OutputDir:
             self.release(claim)
         self.report.close()
 
-    def remember(self, reports):
-        """Name reports (newest first) in the state file: what the next run goes on
-        from. "" when done; otherwise why not, for a warning (never the run's end). A
-        dry run's report is gone on from by none: it only makes a state naming none,
-        where there is none (its report is the tool's, not an older version's)."""
+    def remember(self, reports, points=None):
+        """Name reports (newest first) in the state file, with the resume points of
+        those cut short: what the next run resumes. "" when done; otherwise why not,
+        for a warning (never the run's end). A dry run's report is resumed by none:
+        it only makes a state naming none, where there is none (its report is the
+        tool's, not an older version's)."""
         if self.dry_run and os.path.lexists(str(self.path / STATE_NAME)):
             return ""
         try:
-            write_state(self.path, [] if self.dry_run else reports)
+            write_state(self.path, [] if self.dry_run else reports, points)
             return ""
         except OSError as e:
             return "cannot write %s: %s; the next run into %s saves every file anew" % (
@@ -7625,10 +7676,7 @@ def xml_text(value):
     return html.escape(clean_text(value), quote=False)
 
 
-# ---------------------------------------------------------------------------
-# The contact sheet: index.html, a tile per file
-# ---------------------------------------------------------------------------
-
+# 22. The contact sheet: index.html, a tile per file -----------------------------------
 # A thumbnail comes from the file itself, never from decoding pixels: a CR3's THMB
 # JPEG, the Exif thumbnail (IFD1) of a JPEG or a TIFF-based raw, or a small JPEG
 # itself. Other files get a drawn icon; a movie, its duration from mvhd.
@@ -7638,7 +7686,7 @@ MAX_PREVIEW = 320 << 10         # but a file's only picture may be this large
 MAX_SHEET_THUMBNAILS = 32 << 20 # all of them: a card of thousands of files still opens
 THUMBNAIL_HEAD = 1 << 20        # of a file, read to find its thumbnail
 MAX_MOOV_READ = 16 << 20        # of a movie's moov, read for its duration
-TIFF_RAWS = frozenset(TIFF_TYPES)
+TIFF_RAWS = frozenset(kind for kind, fmt in FORMATS.items() if fmt.family == "TIFF")
 JPEG_FIRST_RAWS = frozenset(["raf", "x3f"])     # whose first embedded part is their JPEG
 MOVIES = frozenset(["mp4", "mov", "3gp", "crm"])
 SHEET_NAME = "index"
@@ -7892,9 +7940,8 @@ class ContactSheet:
         return name
 
 
-# ---------------------------------------------------------------------------
-# The recovery run
-# ---------------------------------------------------------------------------
+# 23. The log --------------------------------------------------------------------------
+# What the user reads: levels, the progress line, the log file in OUT.
 
 PROGRESS_EVERY = 0.5        # seconds between two updates of the progress line
 CLEAR_LINE = "\r\033[K"
@@ -7987,6 +8034,14 @@ class Log:
         self._shown = True
 
 
+# 24. What a run does with a file ------------------------------------------------------
+# A Found file waits for its row until the scan has passed its end. Recorder: the
+# only place a file becomes a row, a tile, a DFXML object, a count and a log line.
+# Writer: the thread that copies. Resume: what an earlier run saved. Placing: a
+# file's verdict and place in OUT. CardFolders: the card's folders. Reassembly: putting broken files together. (ByProducts, the
+# pictures and streams taken out of broken files, carves a stream with a Recovery
+# of its own: it follows Recovery, in section 25.)
+
 def stop_rule(args):
     if args.maxchunks is not None:
         return StopAfterCount(args.maxchunks)
@@ -7996,15 +8051,35 @@ def stop_rule(args):
 
 
 MAX_NAMED_INSIDE = 3        # "lies inside img1.mov at +N" notes kept per file
+MAX_QUEUED_COPIES = 32      # files waiting for the writer: bounds open files and memory
+MAX_GAP_FILES = 16          # whole files inside another that may be taken out of it
+MAX_REASSEMBLED = 64 << 20  # the largest file put back together
+MAX_JOINED_IN_MEMORY = 4 << 20  # a larger one is checked from a scratch file (joined)
+REJOIN_SLACK = 1 << 16      # read past the old end: what follows mdat may be the file's
+TRY_CLUSTERS = [1 << n for n in range(16, 8, -1)]   # without a boot sector: 64 KiB..512
 
 
-def saved_follows(carved):
-    """True for a JPEG cut where another JPEG begins (see Saved.lingers)."""
+class DiskFull(OutputError):
+    """The output disk is full: Recovery says where the scan stopped (disk_full)."""
+
+    def __init__(self):
+        super().__init__("the output disk is full")
+
+
+def output_error(e, where):
+    """The OutputError of the OSError e, met writing to where."""
+    if e.errno == errno.ENOSPC:
+        return DiskFull()
+    return OutputError("cannot write to %s: %s" % (where, e.strerror or e))
+
+
+def cut_by_next_jpeg(carved):
+    """True for a JPEG cut where another JPEG begins (see Found.lingers)."""
     return (carved.type == "jpg" and carved.status == DAMAGED
             and carved.detail.startswith("another JPEG starts") and not carved.pieces)
 
 
-class Saved:
+class Found:
     """A found file whose report row waits until the scan has passed its end.
 
     Only then is it known whether other files lie inside it: a whole file found
@@ -8018,7 +8093,7 @@ class Saved:
         self.carved = carved
         self.naming = naming        # what the card's file system calls it, when it says
         self.naming_why = naming_why    # why it gives no name, when it may have
-        self.written = None         # the writer's Future (None: not written yet, or dry run)
+        self.copy = None            # the writer's Future (None: not written yet, or dry run)
         self.earlier = None         # the report row of the copy an earlier run saved
         self.first_end = carved.end     # before it is put together or cut
         self.digest = None
@@ -8029,10 +8104,10 @@ class Saved:
         self.held = 0               # how many files lie inside this one
         self.inside = []            # (name, offset from its start) of files this one is in
         self.inside_more = 0
-        self.whole_inside = []      # the Saved files inside this one (the first few)
+        self.whole_inside = []      # the Found files inside this one (the first few)
         # a JPEG whose walk met the next JPEG's start: that one may be a whole file the
         # camera wrote this one around; it waits for a file starting at its end
-        self.lingers = saved_follows(carved)
+        self.lingers = cut_by_next_jpeg(carved)
         self.follower = None
 
     def reported_after(self):
@@ -8042,9 +8117,9 @@ class Saved:
             return max(self.carved.end, self.follower.carved.end)
         return self.carved.end + 1 if self.lingers else self.carved.end
 
-    def follows(self, saved):
-        self.follower = saved
-        self.whole_inside.append(saved)
+    def follows(self, found):
+        self.follower = found
+        self.whole_inside.append(found)
 
     def covers(self, pos):
         """True when pos lies inside this file after its start: in one of its pieces,
@@ -8063,19 +8138,26 @@ class Saved:
             return self._embedded[index - 1][1]
         return 0
 
-    def holds(self, saved, at):
-        name = saved.name
+    def holds(self, found, at):
         if len(self.whole_inside) < MAX_GAP_FILES:
-            self.whole_inside.append(saved)
+            self.whole_inside.append(found)
         self.held += 1
         if self.first_held is None:
-            self.first_held = (name, at)
+            self.first_held = (found.name, at)
 
     def lies_inside(self, name, at):
         if len(self.inside) < MAX_NAMED_INSIDE:
             self.inside.append((name, at))
         else:
             self.inside_more += 1
+
+    def put_together(self, carved, inner=None):
+        """This file is carved now (put back together): the files inside it are its
+        pieces' neighbours, no more inside it."""
+        self.carved = carved
+        self.held = 0
+        for other in self.whole_inside if inner is None else inner:
+            other.inside = [entry for entry in other.inside if entry[0] != self.name]
 
     def verdict(self):
         status, detail = self.carved.status, self.carved.detail
@@ -8098,120 +8180,126 @@ class Saved:
         return status, "; ".join(notes)
 
 
-MAX_QUEUED_COPIES = 32      # files waiting for the writer: bounds open files and memory
-MAX_GAP_FILES = 16          # whole files inside another that may be taken out of it
-MAX_REASSEMBLED = 64 << 20  # the largest file put back together
-MAX_JOINED_IN_MEMORY = 4 << 20  # a larger one is checked from a scratch file (_joined)
-REJOIN_SLACK = 1 << 16      # read past the old end: what follows mdat may be the file's
-MAX_JPEG_REST = 32 << 20    # how much more a JPEG cut by the next one may have
-TRY_CLUSTERS = [1 << n for n in range(16, 8, -1)]   # without a boot sector: 64 KiB..512
-# Whose checks reach into the data, so that a wrong join shows: the others, put back
-# together, are damaged still (a WAV's samples or a TIFF's strips check nothing).
-PROVEN_BY_CHECKS = frozenset(["cr3", "crm", "heif", "mp4", "mov", "jpg"])
-# Whose own structure places its bytes all through it: tables (see find_pieces), or
-# a JPEG's MCUs (see jpeg_pieces)
-REJOINED_TYPES = frozenset(["cr3", "crm", "heif", "mp4", "mov", "jpg"])
-SALVAGE_MAX_RATIO = 64      # a salvaged 7z stream stops at 64 times its packed size
+class Recorder:
+    """The one place where a file becomes a report row, a DFXML fileobject, a tile
+    on the contact sheet, a count in the summary and a log line, always in that
+    order: the row first, so that nothing is said of a file its report does not
+    list. A report (or DFXML) that cannot be written is an OutputError, and the run
+    stops; a contact sheet that cannot be is given up, with a warning.
 
-
-class Recovery:
-    """One scan of one dump into one output directory.
-
-    The scan processes search and carve; this process decides what is a file and
-    names it, and a writer thread copies (sendfile lets go of the interpreter), so
-    the disk works while the next files are found. A file's report row waits for its
-    copy, and is written before anything else is said about the file.
-
-    Two rules keep the output bounded by the dump: a file that runs to the end of the
-    dump (cut by the end of the card or of the image, or an mdat of size 0) is the
-    "tail": it is cut where the next file found inside it begins, since from there
-    on its extent holds that file's bytes and its own end is not in the dump anyway.
-    And files found inside others are written while their bytes add up to at most
-    the dump's size again; past that (only a hostile dump gets there) they are
-    reported, not written.
+    It also gives a verdict its last word (holed): the bytes of a file the card did
+    not give, unreadable sectors or those ddrescue never read, make it damaged.
     """
 
-    def __init__(self, dump, outdir, options, log, stop, dfxml=None, nested=False,
-                 sheet=None):
+    def __init__(self, dump, outdir, log, dfxml=None, sheet=None, holes=None,
+                 hole_kind="", nested=False):
         self.dump = dump
-        # the scan processes hash what they carve, and the writer copies it with
-        # sendfile; not where a read may fail (carefully), nor for a dry run
-        options = options._replace(digest=dump.sendfile_ok and not outdir.dry_run)
-        if not nested:
-            dump.on_careful = self._turned_careful
-            dump.stop_check = stop.check
-        self.sheet = sheet                      # the ContactSheet, or None (--no-html)
-        self.sheet_written = None               # where index.html went, once written
-        self.stop = stop
         self.outdir = outdir
-        self.options = options
         self.log = log
         self.dfxml = dfxml
-        self.nested = nested                    # carving a salvaged 7z stream
-        self.pos = 0
-        self.writer = None
-        self.pending = collections.deque()      # Saved files not reported yet, in offset order
-        self.open = []                          # Saved files the scan is still inside
-        self.tail = None                        # the Saved file running to the dump's end
-        self.copies = collections.deque()       # the writer's futures, oldest first
-        self.overlap_left = dump.size           # bytes still to write of files inside others
-        self.saved = collections.Counter()      # status -> files reported
-        self.kinds = collections.Counter()      # (type, status) -> files reported
-        self.written = 0                        # bytes of the files written
-        self.failed = 0
-        self.unwritten = 0
-        self.stopped_by = ""                    # the output error that stopped the run
-        self.geometry = None                    # the card's clusters, once needed
-        # bytes still to read putting files together: each cluster size tried may read
-        # the dump once more (only a hostile one gets near it)
-        self.budget = Budget(max(dump.size, 16 * MAX_REASSEMBLED) * len(TRY_CLUSTERS))
-        self.deferred = collections.deque()     # damaged files to put together at the end
-        self.taken = []                         # (start, end) of every complete file's pieces
-        self.starts = []                        # where every file found begins
-        self.fs = FileSystem()                  # what is left of the card's file system
-        self.volume = None
-        self.directories = ([], [])             # what the sieve found: FAT sectors, exFAT sets
-        self.sieving = False                    # the folders are sieved in the scan's pass
-        self._fs_stale = False
-        self._fat = None
-        self._too_many_said = False
-        self.holes = Holes()                    # bytes of the dump that are not the card's
-        self.hole_kind = ""                     # why: "were never read by ddrescue"
+        self.sheet = sheet                      # the ContactSheet, or None (--no-html)
+        self.sheet_written = None               # where index.html went, once written
+        self.holes = holes or Holes()           # bytes of the dump that are not the card's
+        self.hole_kind = hole_kind              # why: "were never read by ddrescue"
+        self.nested = nested
         self.unreadable = Holes()               # the sectors the dump could not give
         self._unreadable_count = 0
-        self.earlier = None                     # the EarlierRun gone on from, if any
-        self.resume_at = 0                      # where this run's search begins
-        self.counters = []                      # outdir.counter as each file of starts was named
-        self.reach = []                         # (offset, end) of every file reported
+        self.by_status = collections.Counter()  # status -> files reported
+        self.kinds = collections.Counter()      # (type, status) -> files reported
+        self.bytes_written = 0                  # of the files written
+        self.failed = 0                         # files that could not be saved
+        self.not_saved = 0                      # rows of files not saved
         self.kept = 0                           # files an earlier run saved, kept
-        self.go_on = None                       # (offset, counter) to go on from, when cut short
-        self.searched_whole = False             # the report's last row says so
-        self.unfinished = []                    # reported files whose pictures are not out
 
-    def go_on_from(self, earlier):
-        """Begin where the earlier run cut short stopped reporting files for good: the
-        names go on from its number, and what its files there tell the rest of the
-        run (the complete files' bytes, where files begin) is taken from its rows."""
-        self.earlier = earlier
-        self.resume_at = self.pos = earlier.resume_at
-        self.outdir.counter = earlier.counter
-        reach = 0
-        for row in earlier.carried_files:
-            offset, size = int(row["offset"]), int(row["size"])
-            runs = parse_runs(row["pieces"])
-            self.starts.append(offset)
-            self.counters.append(earlier.counter)
-            if row["status"] == COMPLETE:
-                self.taken.extend((first, first + length) for first, length in runs)
-            if reach > offset and row["file"]:
-                self.overlap_left -= size           # a file found inside another
-            reach = max([reach] + [first + length for first, length in runs])
+    def write(self, write, *args):
+        """write(*args) to the report (or DFXML); a failure is an OutputError."""
+        try:
+            write(*args)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise DiskFull() from None
+            raise OutputError("cannot write the report %s: %s" % (
+                self.outdir.report_path, e.strerror or e)) from None
 
-    def _tile_carved(self, carved):
+    def file(self, relpath, carved, status, detail, naming=None, sha256="", said="",
+             when=None, wrote=True):
+        """A file saved (or, in a dry run, that would be) at relpath; said: the
+        log line's first words ("Saving"); when: its time on the card, for its copy."""
+        if said:
+            self.log.info("{} {}, size {:,d} B".format(said, self.outdir.path / relpath,
+                                                        carved.size))
+        self.write(self.outdir.record, relpath, carved, status, detail, naming, sha256)
+        if self.dfxml:
+            self.write(self.dfxml.add, relpath, carved, sha256, status, detail)
+        self.tile(relpath, carved, status, detail, naming)
+        if when:
+            self.outdir.set_time(relpath, when)
+        self.count(carved, status, wrote)
+
+    def unsaved(self, carved, detail, naming=None):
+        """A file found and not saved: a row and a tile, no DFXML object."""
+        self.not_saved += 1
+        self.write(self.outdir.record, "", carved, NOT_SAVED, detail, naming)
+        self.tile("", carved, NOT_SAVED, detail, naming)
+
+    def carried(self, row, carved):
+        """A row of the earlier run's report, as it is (see Resume.carried)."""
+        self.write(self.outdir.report.write_row, [row[field] for field in REPORT_FIELDS])
+        naming = Naming(row["original_name"], row["name_source"], row["fs_time"])
+        if row["status"] == NOT_SAVED:
+            self.not_saved += 1
+        else:
+            if self.dfxml:
+                self.write(self.dfxml.add, row["file"], carved, row["sha256"],
+                           row["status"], row["detail"])
+            self.count(carved, row["status"], wrote=False)
+            self.kept += 1
+        self.tile(row["file"], carved, row["status"], row["detail"], naming)
+
+    def end(self, stopped_at, resume_point):
+        """The report's last row: whether the whole dump was searched, or where the
+        search stopped and where the same command resumes. A report without it is
+        that of a run cut short (a power cut, a killed process), never mistaken for
+        a full one. Its size is the dump's: a report is resumed only for the same
+        dump. The resume point itself is in the state file (see write_state): these
+        words are for the reader."""
+        size = self.dump.size
+        if resume_point is None:
+            detail = "the whole dump was searched ({:,d} B)".format(size)
+        else:
+            detail = ("the search stopped at offset {:,d} of {:,d} B ({:.1%}): the rest of "
+                      "the dump was not searched; the same command run again goes on from "
+                      "offset {:,d}, naming from number {:d}".format(
+                          stopped_at, size, stopped_at / max(size, 1),
+                          resume_point[0], resume_point[1] + 1))
+        status = SCAN_FINISHED if resume_point is None else SCAN_INTERRUPTED
+        self.write(self.outdir.report.write_row, ("", "", stopped_at, size, status, detail)
+                   + ("",) * (len(REPORT_FIELDS) - 6))
+
+    def holed(self, carved, status, detail):
+        """The verdict of a file with bytes the card did not give (see Holes): the
+        sectors that could not be read, those ddrescue never read."""
+        if len(self.dump.unreadable) != self._unreadable_count:
+            self._unreadable_count = len(self.dump.unreadable)
+            self.unreadable = Holes((sector, sector + SECTOR_SIZE)
+                                    for sector in list(self.dump.unreadable))
+        pieces = pieces_of(carved)
+        notes = []
+        for holes, template in ((self.unreadable, "unreadable sectors at +%d..+%d"),
+                                (self.holes, "bytes +%d..+%d " + self.hole_kind)):
+            first, count = holes.in_pieces(pieces)
+            if first is not None:
+                more = " (%s B in all)" % format(count, ",d") \
+                    if count > first[1] - first[0] else ""
+                notes.append(template % first + more)
+        if not notes:
+            return status, detail
+        return DAMAGED, "; ".join(notes + ([detail] if detail else []))
+
+    def tile_carved(self, carved):
         """carved (from a report row) with the top-level boxes of its head, when it
         is an ISO-BMFF file: what its tile's thumbnail and duration are read from."""
-        iso_bmff = carved.type in TYPE_CARVERS and TYPE_CARVERS[carved.type] is None
-        if self.sheet is None or not iso_bmff:
+        if self.sheet is None or FORMATS.get(carved.type, NOT_A_FORMAT).family != ISOBMFF:
             return carved
         try:
             head = self.dump.read(carved.offset, min(carved.size, THUMBNAIL_HEAD))
@@ -8221,106 +8309,521 @@ class Recovery:
         return carved._replace(boxes=[box._replace(offset=box.offset + carved.offset)
                                       for box in walk.boxes])
 
-    def carry_over(self):
-        """The earlier run's rows before where this one goes on, as they are: its
-        files are this run's too (the contact sheet and the DFXML list them). Never
-        stopped halfway: a report is whole up to where its last row says."""
-        for row in self.earlier.carried if self.earlier else []:
-            self._report_write(self.outdir.report.write_row,
-                               [row[field] for field in REPORT_FIELDS])
-            carved = self._tile_carved(row_carved(row))
-            naming = Naming(row["original_name"], row["name_source"], row["fs_time"])
-            if row["status"] == NOT_SAVED:
-                self.unwritten += 1
+    def tile(self, relpath, carved, status, detail, naming=None):
+        """The file's tile on the contact sheet, its thumbnail read from the dump. A
+        sheet that cannot be written is given up, with a warning: never the run."""
+        if self.sheet is None:
+            return
+        thumbnail, seconds = b"", None
+        first, size = pieces_of(carved)[0]
+        try:
+            head = self.dump.read(first, min(size, THUMBNAIL_HEAD))
+            found = thumbnail_range(carved, head)
+            candidates = ([found] if found and found[1] - found[0] <= MAX_THUMBNAIL else []) \
+                + preview_ranges(carved)
+            for start, end in candidates:
+                if end > size:
+                    continue
+                data = head[start:end] if end <= len(head) else \
+                    self.dump.read(first + start, end - start)
+                if data[:2] == JPEG_SOI:
+                    thumbnail = data
+                    break
+            moov = next((box for box in carved.boxes if box.name == MOOV), None)
+            if carved.type in MOVIES and moov is not None and moov.size <= MAX_MOOV_READ:
+                seconds = movie_seconds(self.dump.read(moov.offset, moov.size))
+        except ReadError:
+            pass
+        tile = Tile(carved.offset, "" if self.outdir.dry_run else relpath,
+                    relpath or "(not saved)",
+                    carved.type, carved.size, status, detail, carved.meta.model,
+                    carved.meta.datetime, naming.path if naming else "", thumbnail, seconds)
+        try:
+            self.sheet.add(tile)
+        except OSError as e:
+            self.log.warning("the contact sheet is not written: %s" % (e.strerror or e))
+            self.sheet.discard()
+            self.sheet = None
+
+    def write_sheet(self, cut_short):
+        """Write index.html from the tiles; a failure is said, and costs nothing else."""
+        if self.sheet is None:
+            return
+        sheet, self.sheet = self.sheet, None
+        try:
+            name = sheet.close(cut_short)
+        except (OSError, KeyboardInterrupt) as e:
+            sheet.discard()
+            self.log.warning("the contact sheet is not written: %s" % (
+                getattr(e, "strerror", None) or e or "interrupted"))
+            return
+        self.log.debug("contact sheet: %s" % (self.outdir.path / name))
+        self.sheet_written = self.outdir.path / name
+
+    def discard_sheet(self):
+        if self.sheet is not None:
+            self.sheet.discard()
+            self.sheet = None
+
+    def count(self, carved, status, wrote=True):
+        self.by_status[status] += 1
+        self.kinds[(carved.type, status)] += 1
+        if wrote:
+            self.bytes_written += carved.size
+
+    def by_kind(self):
+        """"CR3 412 complete, 3 damaged; JPEG 398 complete": most files first."""
+        totals = collections.Counter()
+        for (kind, _), count in self.kinds.items():
+            totals[kind] += count
+        parts = []
+        for kind, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0])):
+            counts = ["%d %s" % (self.kinds[(kind, status)], status)
+                      for status in (COMPLETE, TRUNCATED, DAMAGED) if self.kinds[(kind, status)]]
+            parts.append("%s %s" % (kind.upper(), ", ".join(counts)))
+        return "; ".join(parts)
+
+    def summary(self, resume_point):
+        if self.dump.unreadable and not self.nested:
+            holes = Holes((sector, sector + SECTOR_SIZE) for sector in self.dump.unreadable)
+            self.log.warning("{:,d} B of {} could not be read ({:,d} area(s), {:.3%}; {:,d} "
+                             "read(s) failed): they are zeros in the files over them, which "
+                             "are damaged".format(
+                                 holes.total(), self.dump.path, len(holes.ranges),
+                                 holes.total() / self.dump.size, self.dump.failed_reads))
+        problems = [(self.by_status[s], s) for s in (TRUNCATED, DAMAGED) if self.by_status[s]]
+        if self.not_saved:
+            problems.append((self.not_saved, NOT_SAVED))
+        if problems:
+            self.log.warning("%s: see %s" % (
+                ", ".join("%d %s" % p for p in problems), self.outdir.report_path))
+        for note in self.outdir.notes:
+            self.log.warning(note)
+        if self.failed:
+            self.log.error("%d file(s) could not be saved" % self.failed)
+        found = sum(self.by_status.values())
+        if self.nested:
+            self.log.info("Carved %d file(s) from %s" % (found, self.dump.path))
+            return
+        if self.kinds:
+            self.log.info(self.by_kind())
+        where = self.outdir.path
+        if self.outdir.dry_run:
+            self.log.info("A real run needs {:,d} B ({:.1f} GB) free in {}; this one wrote "
+                          "only the report{}".format(self.bytes_written,
+                                                     self.bytes_written / 1e9, where,
+                                                     " and the contact sheet"
+                                                     if self.sheet_written else ""))
+            self.log.info("Dry run: found %d file(s), wrote none" % found)
+            return
+        if self.kept:
+            self.log.info("Kept {:,d} file(s) an earlier run saved in {}: they are not "
+                          "written again".format(self.kept, where))
+        if found and (self.bytes_written or not self.kept):
+            first = self.sheet_written or where
+            self.log.info("Wrote {:,d} B ({:.1f} GB) in {}: look first at {}, then in "
+                          "truncated/ and damaged/ (the report says why each is there)"
+                          .format(self.bytes_written, self.bytes_written / 1e9, where, first))
+        if resume_point is not None:
+            self.log.info("The same command run again goes on from offset {:,d}, keeping "
+                          "what is saved (--restart starts over)".format(resume_point[0]))
+        self.log.info("Restored %d file(s)" % found)
+
+
+class Writer:
+    """The thread that copies found files into OUT while the scan goes on (sendfile
+    lets go of the interpreter), at most MAX_QUEUED_COPIES waiting. A file's copy is
+    a Future; wait() turns its outcome into the file's not_saved (why not) or an
+    OutputError when nothing more can be written. A file whose earlier run's copy is
+    there is not copied: its bytes in the dump are hashed, to be compared."""
+
+    def __init__(self, dump, outdir, stop, log, recorder):
+        self.dump = dump
+        self.outdir = outdir
+        self.stop = stop
+        self.log = log
+        self.recorder = recorder
+        self.pool = None
+        self.copies = collections.deque()       # the futures, oldest first
+
+    def __enter__(self):
+        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+        return self
+
+    def __exit__(self, *exc):
+        self.cancel()
+        self.pool.shutdown(wait=True)
+
+    def cancel(self):
+        for future in self.copies:
+            future.cancel()
+
+    def wait_all(self):
+        concurrent.futures.wait(self.copies)
+
+    def write(self, found):
+        if self.outdir.dry_run:
+            return
+        carved = found.carved
+        while len(self.copies) >= MAX_QUEUED_COPIES:
+            concurrent.futures.wait([self.copies.popleft()])
+        known = known_digest(carved) if not self.dump.careful else None
+        found.digest = known or hashlib.sha256()
+        if found.earlier is not None:           # its copy is there: its bytes are checked
+            if known is not None:
+                found.copy = concurrent.futures.Future()
+                found.copy.set_result(None)
+                return
+            found.copy = self.pool.submit(self.dump.digest, pieces_of(carved),
+                                          self.stop.check, found.digest)
+        else:
+            found.copy = self.pool.submit(self.outdir.save, self.dump, carved, found.claim,
+                                          self.stop.check, None if known else found.digest)
+        self.copies.append(found.copy)
+
+    def done(self, found):
+        """True when found's copy is written whole."""
+        copy = found.copy
+        return (copy is not None and copy.done() and not copy.cancelled()
+                and copy.exception() is None)
+
+    def wait(self, found, final):
+        """Wait for found's copy; on failure say why in found.not_saved."""
+        if found.not_saved or self.outdir.dry_run:
+            return
+        try:
+            self._outcome(found, final)
+        finally:
+            if found.not_saved:
+                self.outdir.release(found.claim)
+
+    def _outcome(self, found, final):
+        path = self.outdir.path_of(found.carved.status, found.name)
+        if found.copy is None:
+            found.not_saved = "the run stopped before it was written"
+            return
+        try:
+            found.copy.result()
+        except (Interrupted, KeyboardInterrupt, concurrent.futures.CancelledError):
+            found.not_saved = "the run stopped before it was written"
+            if not final:
+                raise
+        except ReadError as e:
+            self.recorder.failed += 1
+            found.not_saved = str(e)
+            self.log.error("%s not saved: %s" % (path, e))
+        except OSError as e:
+            if e.errno == errno.EFBIG:
+                self.recorder.failed += 1
+                found.not_saved = ("too large for the output file system (FAT32 holds at "
+                                   "most 4 GiB per file): use an exFAT, NTFS or ext4 disk "
+                                   "for --outdir")
+                self.log.error("%s not saved: %s" % (path, found.not_saved))
+            elif e.errno == errno.ENOSPC:
+                found.not_saved = "the output disk is full"
+                if not final:
+                    raise DiskFull() from None
+            elif e.errno in OUTPUT_GONE:        # read-only now, or gone: so is the next
+                found.not_saved = "cannot write it: %s" % (e.strerror or e)
+                if not final:
+                    raise output_error(e, self.outdir.path) from None
             else:
-                if self.dfxml:
-                    self._report_write(self.dfxml.add, row["file"], carved, row["sha256"],
-                                       row["status"], row["detail"])
-                self.counted(carved, row["status"], wrote=False)
-                self.kept += 1
-            self._tile(row["file"], carved, row["status"], row["detail"], naming)
+                self.recorder.failed += 1
+                found.not_saved = "cannot write it: %s" % (e.strerror or e)
+                self.log.error("cannot write %s: %s" % (path, e.strerror or e))
 
-    def run(self):
-        code = EXIT_OK
-        finished = False
-        with concurrent.futures.ThreadPoolExecutor(1) as self.writer:
+    def write_again(self, found):
+        """Write found anew from its pieces (its copy as one run is done)."""
+        if self.outdir.dry_run:
+            return
+        found.digest = hashlib.sha256()
+        try:
+            if found.earlier is not None:
+                self.dump.digest(pieces_of(found.carved), self.stop.check, found.digest)
+            else:
+                self.outdir.save_again(self.dump, found.carved, found.claim, self.stop.check,
+                                       found.digest)
+        except ReadError as e:
+            self.recorder.failed += 1
+            found.not_saved = str(e)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                found.not_saved = "the output disk is full"
+                raise DiskFull() from None
+            self.recorder.failed += 1
+            found.not_saved = "cannot write it: %s" % (e.strerror or e)
+
+
+class Resume:
+    """What this run takes from the last runs into OUT (an EarlierRun, or None: it
+    starts afresh). After a run cut short, its rows before the point it names are
+    this run's first rows, as they are (carried), and the scan begins there, the
+    names numbered on from its number. After any run, a file found where a row says one
+    was saved, whose bytes have the row's sha256 and whose copy is still there, is
+    kept (moved to its verdict's folder if need be), not written again; one that
+    differs is written anew beside it.
+    """
+
+    def __init__(self, earlier, dump, outdir, stop, log, recorder):
+        self.earlier = earlier
+        self.dump = dump
+        self.outdir = outdir
+        self.stop = stop
+        self.log = log
+        self.recorder = recorder
+        self.at = earlier.resume_at if earlier else 0       # where the scan begins
+        self.counter = earlier.counter if earlier else 0    # the imgN number reached there
+
+    def carried_files(self):
+        """What the rows carried over tell the rest of the run: (where their files
+        begin; the (start, end) of the complete files' pieces; the bytes of the files
+        saved inside others)."""
+        starts, taken, inside, reach = [], [], 0, 0
+        for row in self.earlier.carried_files if self.earlier else []:
+            offset, runs = int(row["offset"]), parse_runs(row["pieces"])
+            starts.append(offset)
+            if row["status"] == COMPLETE:
+                taken.extend((first, first + length) for first, length in runs)
+            if reach > offset and row["file"]:
+                inside += int(row["size"])          # a file found inside another
+            reach = max([reach] + [first + length for first, length in runs])
+        return starts, taken, inside
+
+
+    def carry_over(self):
+        """Write the earlier run's rows before where this one resumes, as they are:
+        its files are this run's too (the contact sheet and the DFXML list them).
+        Never stopped halfway: a report is whole up to where its last row says."""
+        for row in self.earlier.carried if self.earlier else []:
+            self.recorder.carried(row, self.recorder.tile_carved(row_carved(row)))
+
+    def saved_at(self, carved):
+        """The earlier run's row of the file carved, when its copy is still there."""
+        if self.earlier is None:
+            return None
+        row = self.earlier.saved_at(carved.offset, carved.type)
+        return row if row is not None and self.copy_is_there(row) else None
+
+    def copy_is_there(self, row):
+        """True when the file an earlier run's row names is still there, whole. After
+        a killed run (a power cut: files are not forced to disk one by one), its
+        bytes are read again to prove it."""
+        if not self.outdir.still_there(row):
+            return False
+        path = self.outdir.path / row["file"]
+        if self.earlier.end is not None or file_sha256(path) == row["sha256"]:
+            return True
+        self.log.warning("%s is not what the run that was killed wrote (its sha256 differs "
+                         "from its row's): the file is saved again, beside it" % path)
+        return False
+
+    def kept(self, found, status):
+        """The relpath of the earlier run's copy of found, moved to the folder of its
+        verdict, when it is the same file (the same bytes of the dump); else ""."""
+        row = found.earlier
+        if byte_runs(found.carved) != row["pieces"] or found.digest is None \
+                or found.digest.hexdigest() != row["sha256"]:
+            return ""
+        if os.path.join(self.outdir.folder(status), found.name) == row["file"]:
+            self.recorder.kept += 1
+            return row["file"]
+        if self.outdir.is_ours(row):            # moved only when it is that run's file
+            self.recorder.kept += 1
+            return self.outdir.move(row["file"], status, found.name)
+        self.log.warning("%s is not what the earlier run wrote (its sha256 differs from "
+                         "its row's): it stays, and the file is saved again beside it"
+                         % (self.outdir.path / row["file"]))
+        return ""
+
+    def rewrite(self, found):
+        """Write found anew, under a name of its own, as its earlier copy is not the
+        same file; in that copy's place when the run cut short saved it with a
+        verdict that was not final."""
+        row, found.earlier = found.earlier, None
+        claim = None
+        if self.earlier.superseded(row) and self.outdir.is_ours(row):
+            with contextlib.suppress(FileExistsError, NotADirectoryError, LinkInTheWay):
+                claim = self.outdir.claim_again(found.name)     # takes that copy's place
+        found.claim = claim or self.outdir.claim(numbered(found.name, number)
+                                                 for number in itertools.count(2))
+        found.name = found.claim.name
+        found.digest = hashlib.sha256()
+        self.outdir.save(self.dump, found.carved, found.claim, self.stop.check, found.digest)
+        if claim is not None:
+            os.unlink(str(self.outdir.path / row["file"]))
+
+    def kept_picture(self, found, carved, status):
+        """(relpath, sha256) of the earlier run's copy of the picture carved taken out
+        of found, when found was kept and that copy is the same; else None."""
+        row = found.earlier
+        if row is None:
+            return None
+        name = name_in(row)
+        folder = row["file"][:len(row["file"]) - len(name)]     # the container's, then
+        kept = self.earlier.picture_at(carved.offset, name.rpartition("/")[2])
+        if (kept is None or not kept["file"].startswith(folder) or not self.copy_is_there(kept)
+                or int(kept["size"]) != carved.size):
+            return None
+        digest = hashlib.sha256()
+        try:
+            self.dump.digest(pieces_of(carved), self.stop.check, digest)
+        except ReadError:
+            return None
+        if digest.hexdigest() != kept["sha256"]:
+            return None
+        self.recorder.kept += 1
+        return self.outdir.move(kept["file"], status, kept["file"][len(folder):]), kept["sha256"]
+
+    def drop_superseded(self):
+        """What the run cut short saved with a verdict that was not final, and this
+        run did not find again: a picture it took out of a file that is complete now
+        (the picture is in it) goes, if it is still what that run wrote; anything
+        else stays, and is said."""
+        for row in self.earlier.left_over() if self.earlier else []:
+            if not self.earlier.superseded(row) or not self.outdir.still_there(row):
+                continue
+            path = self.outdir.path / row["file"]
+            if row["type"] == "jpg" and " inside " in row["detail"]:
+                if self.outdir.is_ours(row):
+                    os.unlink(str(path))
+                    self.log.info("Removed %s: the run cut short took it out of a file "
+                                  "it could not judge for good; this one did not" % path)
+                    continue
+            self.log.warning("%s, saved by the run cut short, was not found again: it "
+                             "stays, but this run's report does not list it" % path)
+
+    def nothing_new(self, report):
+        """True when this run, after one that searched the whole dump, wrote a report
+        that is that one's again: it goes (the earlier one is the report), so that a
+        second identical run leaves nothing new."""
+        earlier = self.earlier
+        if earlier is None or earlier.end is None or earlier.end["status"] != SCAN_FINISHED:
+            return False
+        try:
+            if not filecmp.cmp(str(report), earlier.path, shallow=False):
+                return False
+            os.unlink(str(report))
+        except OSError:
+            return False
+        return True
+
+
+class Placing:
+    """A found file's last steps, once the scan has passed it: its verdict (with the
+    bytes the card did not give), its name asked of the card's folders again, its
+    place in OUT (the earlier run's copy kept, or its .part file given its name in
+    its verdict's folder) and then its record. A name the output refuses costs that
+    file, which is reported not saved; a row that cannot be written takes the file
+    back out of OUT, and the run stops."""
+
+    def __init__(self, outdir, log, recorder, resume, folders):
+        self.outdir = outdir
+        self.log = log
+        self.recorder = recorder
+        self.resume = resume
+        self.folders = folders
+
+    def report(self, found):
+        """Give found its verdict, its place in OUT and its row; its status."""
+        carved = found.carved
+        status, detail = self.recorder.holed(carved, *found.verdict())
+        if found.not_saved:
+            detail = "; ".join(filter(None, ["not saved: " + found.not_saved, status, detail]))
+            self.recorder.unsaved(carved, detail, found.naming)
+            return NOT_SAVED
+        self.name_again(found)
+        relpath = self.outdir.relpath(status, found.name)
+        placed = kept = None
+        try:
             try:
-                try:
-                    if not self.nested:
-                        self.read_file_system()
-                        self.carry_over()
-                    self.scan()
-                    self.settle()
-                    self.rejoin_deferred()
-                    self.drop_superseded()
-                    finished = True
-                except (Interrupted, KeyboardInterrupt):
-                    self.stop.request()         # the writer stops too
-                    self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
-                        self._reached(), self.dump.size))
-                    code = self.stop.exit_code()
-                except DumpShrank as e:
-                    concurrent.futures.wait(self.copies)    # the files before its new end
-                    self.log.warning("%s; the scan ends at offset %s, its new end" % (
-                        e, format(self._reached(), ",d")))
-                    code = EXIT_ERROR
-                except ReadError as e:
-                    concurrent.futures.wait(self.copies)    # then say where it stopped
-                    self.log.error("%s; the scan stopped at offset %s of %s B" % (
-                        e, format(self._reached(), ",d"), format(self.dump.size, ",d")))
-                    code = EXIT_ERROR
-                except OutputError as e:
-                    self._cancel_copies()
-                    if not self.nested:             # the outer run says it
-                        self.log.error(str(e))
-                    code = EXIT_ERROR
-                    self.stopped_by = str(e)
-                stopped_at = self.dump.size if finished else self._reached()
-                if not finished:
-                    self.go_on = self._resume_point(stopped_at)
-                self.dump.stop_check = None         # what is left to report is read whole
-                try:
-                    self.settle(final=True)
-                    self._end_row(stopped_at)
-                except OutputError as e:
-                    self._cancel_copies()
-                    if str(e) != self.stopped_by and not self.nested:   # said once
-                        self.log.error(str(e))
-                    code = code or EXIT_ERROR
-                    self.settle(final=True, record=False)
-            except KeyboardInterrupt:           # a second stop while settling
-                self.stop.request()
-                self._cancel_copies()
-                code = self.stop.exit_code()
-            finally:
-                self._cancel_copies()
-        for claim in list(self.outdir.claims):  # copies that never ran
-            self.outdir.release(claim)
-        if code == EXIT_OK and self._nothing_new():
-            self.log.info("Nothing new since the last run: %s lists every file found, "
-                          "as it did" % self.outdir.report_path)
-        if self.searched_whole and not self.nested:     # its report lists every file
-            self.remember([self.outdir.report_path])
-        self.write_sheet(cut_short=code != EXIT_OK)
-        self.summary(code)
-        if code == EXIT_OK and self.failed:
-            code = EXIT_ERROR
-        return code
+                if found.earlier is not None:
+                    kept = self.resume.kept(found, status)
+                    if not kept:
+                        self.resume.rewrite(found)
+                if kept:
+                    relpath = kept
+                elif not self.outdir.dry_run:           # the verdict is final now
+                    relpath = placed = self.outdir.finish(found.claim, status)
+            except OSError as e:
+                if e.errno in OUTPUT_GONE:
+                    raise
+                return self._not_placed(found, status, detail, e)
+            # said once the folder is known: a file found to hold others leaves the top
+            said = ("Would save" if self.outdir.dry_run else
+                    "Kept, as an earlier run saved it:" if kept else "Saving")
+            self.recorder.file(relpath, carved, status, detail, found.naming,
+                               found.digest.hexdigest() if found.digest else "", said=said,
+                               when=found.naming.fs_time if found.naming
+                               else carved.meta.datetime, wrote=not kept)
+        except OutputError:
+            self._unplace(found, placed)
+            raise
+        except OSError as e:
+            self._unplace(found, placed)
+            raise output_error(e, self.outdir.path) from None
+        if status != COMPLETE:
+            self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
+        return status
 
-    def _turned_careful(self, at):
-        self.log.warning("{} cannot be read at offset {:,d} (a bad sector, or a failing card "
-                         "or share): it is read carefully from there on, a sector that "
-                         "cannot be read is zeros, and the files over it are damaged".format(
-                             self.dump.path, at))
+    def name_again(self, found):
+        """Ask the card's folders again for a file put back together or read through
+        its chain: its size, now the whole file's, may be what its entry says."""
+        carved = found.carved
+        if found.naming is not None or not (carved.pieces or self.folders.sieving):
+            return
+        found.naming, found.naming_why = self.folders.file_system().naming(
+            carved.offset, carved.size, carved.meta.datetime)
+        if found.naming is not None and self.outdir.name_by == "original":
+            self.outdir.rename(found.claim, self.outdir.names_for(carved, found.naming))
+            found.name = found.claim.name
 
-    def read_file_system(self):
-        """Find what is left of the card's file system, before the scan: its volume,
-        then (a first pass of the scan processes) its directory entries.
+    def _not_placed(self, found, status, detail, error):
+        """found could not be given its name (a folder of OUT refused it): that file
+        is not saved, and the run goes on."""
+        self.outdir.release(found.claim)
+        self.recorder.failed += 1
+        why = "cannot give it its name: %s" % (error.strerror or error)
+        self.log.error("%s not saved: %s" % (self.outdir.path_of(status, found.name), why))
+        detail = "; ".join(filter(None, ["not saved: " + why, status, detail]))
+        self.recorder.unsaved(found.carved, detail, found.naming)
+        return NOT_SAVED
 
-        Reading carefully (a device, maybe a failing one), the dump is read once: its
-        folders are sieved in the scan's own pass, and a file is named from those
-        found before it is reported (on a card written in order, a file's folder
-        cluster lies before it; image the card to have them all first)."""
+    def _unplace(self, found, placed):
+        """Take back the file placed for found, whose row could not be written: it is
+        reported as not saved, if a row can still be written at all."""
+        if placed is not None:
+            self.outdir.unfinish(placed)
+            found.not_saved = "its report row could not be written"
+
+
+class CardFolders:
+    """What is left of the card's file system: its volume (boot sector), FAT and
+    directory entries, read into a FileSystem that names files and follows chains.
+
+    Read before the scan (find_volume, then the scan processes sieve the dump for
+    directory entries in a first pass). Reading carefully (a device, maybe a failing
+    one) the dump is read once: the folders are sieved in the scan's own pass, and a
+    file is named from those found before it is reported (on a card written in
+    order, a file's folder cluster lies before it; image the card to have them all
+    first).
+    """
+
+    def __init__(self, dump, stop, log):
+        self.dump = dump
+        self.stop = stop
+        self.log = log
+        self.fs = FileSystem()
+        self.volume = None
+        self.geometry = None                    # the card's clusters, once needed
+        self.directories = ([], [])             # what the sieve found: FAT sectors, exFAT sets
+        self.sieving = False                    # the folders are sieved in the scan's pass
+        self._stale = False
+        self._fat = None
+        self._too_many_said = False
+
+    def read(self, options, resume_at):
+        """Read the volume and the folders before resume_at; the scan's options, told
+        where the volume puts its sectors."""
         try:
             volume = find_volume(self.dump)
         except ReadError:
@@ -8328,16 +8831,16 @@ class Recovery:
         self.volume = volume
         if volume is not None:
             self.geometry = volume.geometry
-            self.options = self.options._replace(phase=volume.data_start % SECTOR_SIZE,
-                                                 file_system=volume.kind)
+            options = options._replace(phase=volume.data_start % SECTOR_SIZE,
+                                       file_system=volume.kind)
         try:
             if self.dump.careful:
                 self.sieving = True
                 self._fat = read_fat(self.dump, volume)
                 self.fs = FileSystem(volume, volume.geometry if volume else Geometry())
-                self._sieve(stop=self.resume_at)    # the folders before where it goes on
+                self._sieve(options, stop=resume_at)    # the folders before the scan's start
             else:
-                self._sieve()
+                self._sieve(options)
                 self.fs = FileSystem.read(self.dump, volume, *self.directories)
         except ReadError as e:
             self.log.warning("the card's folders could not all be read (%s): files found "
@@ -8346,6 +8849,10 @@ class Recovery:
             self.sieving = False
         if self.geometry is None and not self.sieving:  # the folders', or none: said once
             self.geometry = self.fs.geometry
+        self._say(volume)
+        return options
+
+    def _say(self, volume):
         if self.sieving:
             self.log.info("File system: {}, {:,d} B clusters; its folders are read as the "
                           "scan goes".format(volume.kind if volume else "none found yet",
@@ -8358,20 +8865,20 @@ class Recovery:
                               volume.kind if volume else "FAT (its boot sector is gone)",
                               where, self.fs.geometry.cluster, len(self.fs.entries)))
 
-    def _sieve(self, stop=None):
+    def _sieve(self, options, stop=None):
         """Sieve the dump (up to stop) for directory entries, in the scan processes,
         which search each region for candidates too: the scan carves them without
         reading the whole dump again."""
         pos = 0
-        for end, (sectors, sets, candidates) in self.dump.scan(self.options, _sieve_region,
+        for end, (sectors, sets, candidates) in self.dump.scan(options, _sieve_region,
                                                                 stop=stop):
             self.stop.check()
-            self._sieved(sectors, sets)
+            self.sieved(sectors, sets)
             if not self.dump.careful:
                 self.dump.candidates.keep((pos, end), candidates)
             pos = end
 
-    def _sieved(self, sectors, sets):
+    def sieved(self, sectors, sets):
         """Keep what the directory sieve found of a region (up to the bounds)."""
         fat_sectors, exfat_found = self.directories
         if (sectors or sets) and (len(fat_sectors) == MAX_DIRECTORY_SECTORS
@@ -8384,13 +8891,13 @@ class Recovery:
             return
         fat_sectors += sectors[:MAX_DIRECTORY_SECTORS - len(fat_sectors)]
         exfat_found += sets[:MAX_DIRECTORY_ENTRIES - len(exfat_found)]
-        self._fs_stale = self._fs_stale or bool(sectors or sets)
+        self._stale = self._stale or bool(sectors or sets)
 
     def file_system(self):
         """The card's file system as far as it is known (reading carefully, it grows
         as the scan goes)."""
-        if self._fs_stale:
-            self._fs_stale = False
+        if self._stale:
+            self._stale = False
             try:
                 self.fs = FileSystem.read(self.dump, self.volume, *self.directories,
                                           fat=self._fat)
@@ -8398,309 +8905,178 @@ class Recovery:
                 pass                            # the names found so far are kept
         return self.fs
 
-    def _end_row(self, stopped_at):
-        """The report's last row says whether the whole dump was searched, or where
-        the search stopped and where the same command goes on from: a report without
-        it is that of a run cut short (a power cut, a killed process), never mistaken
-        for a full one. Its size is the dump's: a report is gone on from only for
-        the same dump."""
-        if self.go_on is None:
-            detail = "the whole dump was searched ({:,d} B)".format(self.dump.size)
-        else:
-            detail = ("the search stopped at offset {:,d} of {:,d} B ({:.1%}): the rest of "
-                      "the dump was not searched; the same command run again goes on from "
-                      "offset {:,d}, naming from number {:d}".format(
-                          stopped_at, self.dump.size, stopped_at / max(self.dump.size, 1),
-                          self.go_on[0], self.go_on[1] + 1))
-        status = SCAN_FINISHED if self.go_on is None else SCAN_INTERRUPTED
-        self._report_write(self.outdir.report.write_row,
-                           ("", "", stopped_at, self.dump.size, status, detail)
-                           + ("",) * (len(REPORT_FIELDS) - 6))
-        self.searched_whole = status == SCAN_FINISHED
-
-    def remember(self, reports):
-        """Name reports in the state file for the next run; a warning if it cannot."""
-        problem = self.outdir.remember(reports)
-        if problem:
-            self.log.warning(problem)
-
-    def _nothing_new(self):
-        """True when this run, after one that searched the whole dump, found only what
-        that one saved: its report would be that one's again, so it goes, and so
-        does its contact sheet (a second identical run leaves nothing new)."""
-        earlier = self.earlier
-        if earlier is None or earlier.end is None or earlier.end["status"] != SCAN_FINISHED \
-                or self.written or self.failed:
-            return False
-        report = self.outdir.report_path
-        try:
-            if not filecmp.cmp(str(report), earlier.path, shallow=False):
-                return False
-            os.unlink(str(report))
-        except OSError:
-            return False
-        self.outdir.report_path = Path(earlier.path)
-        if self.sheet is not None:
-            self.sheet.discard()
-            self.sheet = None
-        return True
-
-    def _resume_point(self, stopped_at):
-        """(offset, counter) where a run cut short is gone on from: its first file
-        whose row is not final (not written, waiting for the end of the scan, or
-        with files still to be found inside it), and the number names had reached
-        there. Every row before it is the one a run never stopped writes."""
-        at = min([stopped_at] + self.unfinished + [
-            saved.carved.offset for saved in itertools.chain(self.pending, self.deferred)])
-        for offset, end in sorted(self.reach, reverse=True):
-            if offset < at < end:
-                at = offset
-        index = bisect.bisect_left(self.starts, at)
-        return at, self.counters[index] if index < len(self.counters) else self.outdir.counter
-
-    def _reached(self):
-        """Where the scan stopped: its position, or the first file not written whole."""
-        unwritten = [saved.carved.offset for saved in self.pending
-                     if saved.written is None or not saved.written.done()
-                     or saved.written.cancelled() or saved.written.exception() is not None]
-        return min([self.pos] + unwritten)
-
-    def _cancel_copies(self):
-        for future in self.copies:
-            future.cancel()
-
-    def scan(self):
-        """Try every candidate in offset order, inside carved files too (see Saved)."""
-        worker = _scan_and_sieve_region if self.sieving else None
-        for stop, found in self.dump.scan(self.options, worker, start=self.resume_at):
-            if self.sieving:
-                found, (sectors, sets) = found
-                self._sieved(sectors, sets)
-            for offset, name, carved, why_not in found:
-                self.stop.check()
-                self._advance(offset)
-                if self.embedded(offset, carved):
-                    continue
-                self.log.debug("found %s at offset %d" % (name, offset))
-                if why_not:
-                    self.log.debug("not a file: %s" % why_not)
-                elif carved is not None:
-                    for box in carved.boxes:
-                        self.log.debug("atom name = %r, size = %d" % (box.name, box.size))
-                    self.save(carved)
-            self.stop.check()
-            self._advance(stop)
-        self._write_tail()
-
-    def _advance(self, pos):
-        self.pos = pos
-        self.settle(pos)
-        self.open = [saved for saved in self.open if saved.carved.end > pos]
-        if self.log.show_progress:              # per candidate: only count when shown
-            self.log.progress(pos, self.dump.size,
-                              sum(self.saved.values()) + len(self.pending))
-
-    def embedded(self, pos, carved=None):
-        """True when pos lies in a part of a saved file that belongs to it (a preview).
-        A broken file's word for its parts may be wrong: a whole file (carved) that
-        begins in one and runs past its end is not its part, but written over it."""
-        for saved in self.open:
-            end = saved.embeds(pos)
-            if end and not (carved is not None and carved.status == COMPLETE
-                            and saved.carved.status != COMPLETE and carved.end > end):
-                return True
-        return False
-
-    def save(self, carved):
-        fs = self.file_system()
-        whole = fs.whole_size(carved.offset, carved.size) \
-            if carved.status == COMPLETE and not carved.pieces else None
-        if whole is not None and carved.offset + whole <= self.dump.size:
-            carved = carved._replace(size=whole, detail="; ".join(filter(None, [
-                carved.detail, "its last %d B, past the end of its structure, are in its "
-                "last cluster, as its entry's size says" % (whole - carved.size)])))
-        naming, why = fs.naming(carved.offset, carved.size, carved.meta.datetime)
-        names = self.outdir.names_for(carved, naming)
-        self.counters.append(self.outdir.counter)
-        earlier = self.earlier.saved_at(carved.offset, carved.type) if self.earlier else None
-        if earlier is not None and self.copy_is_there(earlier):
-            saved = Saved(self.outdir.reclaim(names, name_in(earlier)), carved, naming, why)
-            saved.earlier = earlier
-        else:
-            try:
-                saved = Saved(self.outdir.claim(names), carved, naming, why)
-            except OSError as e:            # the output's fault, not one name's: see claim
-                raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
-                                  "cannot write to %s: %s" % (self.outdir.path,
-                                                              e.strerror or e)) from None
-        self.starts.append(carved.offset)
-        tail = self.tail
-        if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
-            self._cut_tail(carved.offset, saved.name)
-        outers = [outer for outer in self.open if outer.covers(carved.offset)]
-        if outers and not self.outdir.dry_run:
-            if carved.size > self.overlap_left:
-                saved.not_saved = ("it lies inside %s, and the files found inside others "
-                                   "already add up to the dump's size" % outers[0].name)
-            else:
-                self.overlap_left -= carved.size
-        for outer in outers:
-            at = carved.offset - outer.carved.offset
-            outer.holds(saved, at)
-            saved.lies_inside(outer.name, at)
-        for before in self.pending:
-            if before.lingers and before.follower is None and before.carved.end == carved.offset:
-                before.follows(saved)
-        self.pending.append(saved)
-        self.open.append(saved)
-        if carved.status == TRUNCATED and carved.end >= self.dump.size:
-            self.tail = saved                   # written once it is known where it ends
-        elif not saved.not_saved:
-            self._write(saved)
-
-    def _cut_tail(self, pos, name):
-        tail, self.tail = self.tail, None
-        carved = tail.carved
-        # "the dump ends inside mdat" would send the user to image the card again for
-        # nothing: the file's end is not missing from the dump, other files are there
-        detail = ("runs past the end of the dump, over other files: fragmented or cut; "
-                  "saved up to +%d, where %s begins" % (pos - carved.offset, name))
-        tail.carved = carved._replace(size=pos - carved.offset, detail=detail)
-        self._write(tail)
-
-    def _write_tail(self):
-        if self.tail is not None:
-            tail, self.tail = self.tail, None
-            self._write(tail)
-            self.settle(self.pos)
-
-    def _write(self, saved):
-        carved = saved.carved
-        if self.outdir.dry_run:
-            return
-        while len(self.copies) >= MAX_QUEUED_COPIES:
-            concurrent.futures.wait([self.copies.popleft()])
-        known = known_digest(carved) if not self.dump.careful else None
-        saved.digest = known or hashlib.sha256()
-        if saved.earlier is not None:           # its copy is there: its bytes are checked
-            if known is not None:
-                saved.written = concurrent.futures.Future()
-                saved.written.set_result(None)
-                return
-            saved.written = self.writer.submit(self.dump.digest, pieces_of(carved),
-                                               self.stop.check, saved.digest)
-        else:
-            saved.written = self.writer.submit(self.outdir.save, self.dump, carved,
-                                               saved.claim, self.stop.check,
-                                               None if known else saved.digest)
-        self.copies.append(saved.written)
-
-    def settle(self, pos=None, final=False, record=True):
-        """Report the saved files the scan has passed (all of them when pos is None).
-
-        final: the run is over, maybe cut short; a file whose copy did not finish is
-        reported as not saved (its .part file is gone). record=False: the report
-        itself cannot be written any more; only the .part files are cleaned up."""
-        while self.pending and (pos is None or self.pending[0].reported_after() <= pos):
-            saved = self.pending[0]
-            if saved is self.tail and not final:
-                return                          # its end is not known yet
-            if not record:
-                self.pending.popleft()
-                self.outdir.release(saved.claim)
-                continue
-            self._written(saved, final)         # a stop leaves it first in line
-            if not final and not saved.not_saved and self.through_chain(saved):
-                self._write_again(saved)
-            elif saved.whole_inside and not saved.not_saved and self.reassemble(saved):
-                self._write_again(saved)
-            if not final and self._may_rejoin(saved):
-                self.pending.popleft()
-                self._defer(saved)
-                continue
-            status = self._report(saved)
-            self.pending.popleft()
-            self._after_report(saved, status, final)
-        while final and self.deferred and pos is None:
-            saved = self.deferred[0]
-            if record:
-                self._after_report(saved, self._report(saved), final)
-            else:
-                self.outdir.release(saved.claim)
-            self.deferred.popleft()
-
-    def _after_report(self, saved, status, final=False):
-        """What a broken file still gives: its whole pictures, a 7z's streams. Not
-        once a stop is asked for (final: the run is being stopped): a run gone on
-        from this one begins at this file."""
-        pictures = status not in (COMPLETE, NOT_SAVED) and saved.carved.pictures
-        salvage = status not in (COMPLETE, NOT_SAVED) and saved.carved.type == "7z" \
-            and not self.outdir.dry_run
-        if not (pictures or salvage):
-            return
-        self.unfinished.append(saved.carved.offset)
-        if final:
-            return
-        self.stop.check()
-        if pictures:
-            self.extract(saved, status)
-        if salvage:
-            self.salvage(saved, status)
-        self.unfinished.pop()
-
-    def _may_rejoin(self, saved):
-        """True for a damaged file whose own tables may say where its pieces are."""
-        carved = saved.carved
-        return (carved.type in REJOINED_TYPES and not carved.pieces
-                and (carved.boxes or carved.type == "jpg")
-                and not carved.detail.startswith(AVI_FRAME)
-                and carved.size <= MAX_REASSEMBLED and not saved.not_saved
-                and saved.verdict()[0] == DAMAGED)
-
-    def _defer(self, saved):
-        """Put a damaged file aside until the whole dump is known: its pieces may lie
-        anywhere after it, among files not found yet. The files inside it are
-        reported meanwhile, without "lies inside" it: its own row says it holds them."""
-        self.deferred.append(saved)
-        for other in saved.whole_inside:
-            other.inside = [entry for entry in other.inside if entry[0] != saved.name]
-
-    def rejoin_deferred(self):
-        """Put the deferred files together, in offset order, now that every complete
-        file is known (a piece of one cannot lie where another file is)."""
-        known = Known(self.taken, self.starts)
-        while self.deferred:
-            self.stop.check()
-            saved = self.deferred[0]
-            if self.rejoin(saved, known):
-                self._write_again(saved)
-            status = self._report(saved)
-            self.deferred.popleft()
-            if status == COMPLETE:
-                known = Known(self.taken, self.starts)
-            self._after_report(saved, status)
-
-    def _grids(self, carved, known):
-        """The (cluster size, data start) the file's pieces may lie on: the boot
-        sector's, else the one the complete files' starts share, else every size
-        (each one that puts the file together must agree)."""
+    def clusters(self):
+        """The card's Geometry as far as its boot sector (or folders) say, read when
+        first needed; Geometry() when nothing says."""
         if self.geometry is None:
             try:
                 self.geometry = card_geometry(self.dump)
             except ReadError:
                 self.geometry = Geometry()
-        geometry = self.geometry if self.geometry.cluster else shared_grid(known.starts_of_files)
+        return self.geometry
+
+
+class Reassembly:
+    """Putting a broken file back together, three ways, each proven by the file's
+    own checks before it is believed:
+
+    - through_chain: a live file read through its FAT chain (the file system's word);
+    - reassemble: the whole files found inside it taken out of its extent (a camera
+      writing on a used card jumps over the clusters of the files still there);
+    - rejoin: its own structure (the tables of an ISO-BMFF file, the MCUs of a JPEG)
+      says where its pieces are, searched for on the card's cluster grid among the
+      bytes no complete file holds (Known).
+
+    Each returns the file put together (a Carved), or None; reading is bounded by
+    budget, so that a hostile dump cannot make it read forever.
+    """
+
+    def __init__(self, dump, outdir, stop, options, folders):
+        self.dump = dump
+        self.outdir = outdir
+        self.stop = stop
+        self.options = options
+        self.folders = folders
+        # bytes still to read putting files together: each cluster size tried may read
+        # the dump once more (only a hostile one gets near it)
+        self.budget = Budget(max(dump.size, 16 * MAX_REASSEMBLED) * len(TRY_CLUSTERS))
+
+    def found_through_chain(self, found):
+        """True when found is read through its FAT chain (see through_chain)."""
+        again = self.through_chain(found.carved)
+        if again is None:
+            return False
+        found.put_together(again)
+        return True
+
+    def found_around(self, found):
+        """True when found is put together around the whole files inside it (see
+        reassemble): only when every file inside it is whole, and known."""
+        inner = [other for other in found.whole_inside if other.verdict()[0] == COMPLETE]
+        if len(inner) != len(found.whole_inside) or len(found.whole_inside) < found.held:
+            return False
+        again = self.reassemble(found.carved, inner)
+        if again is None:
+            return False
+        found.put_together(again, inner)
+        return True
+
+    def found_may_rejoin(self, found):
+        """True for a damaged found file whose own tables may say where its pieces are:
+        it waits for the end of the scan (see found_rejoined)."""
+        return (found.carved.type in FORMATS and self.may_rejoin(found.carved)
+                and not found.not_saved and found.verdict()[0] == DAMAGED)
+
+    def found_rejoined(self, found, known):
+        """True when found is put together from its own structure (see rejoin); else
+        its detail says why not, when something is worth saying."""
+        again, why = self.rejoin(found.carved, known)
+        if again is not None:
+            found.put_together(again)
+            return True
+        if why:
+            carved = found.carved
+            found.carved = carved._replace(detail="; ".join(
+                filter(None, [carved.detail, "not put back together: " + why])))
+        return False
+
+    def through_chain(self, carved):
+        """Read a live file through its FAT chain,
+ when the FAT has one for it in
+        pieces: the file, when its checks call what the chain gives complete at the
+        entry's size."""
+        if carved.pieces or carved.type not in FORMATS:
+            return None
+        found = self.folders.file_system().chain(carved.offset, most=MAX_REASSEMBLED)
+        if found is None or len(found[0]) < 2:
+            return None
+        pieces, size = found
+        try:
+            self.budget.spend(size)
+            carved_again = self.carve_pieces(carved.type, pieces)
+        except (Unproven, ReadError):
+            return None
+        if carved_again is None or carved_again[0].size != size:
+            return None
+        again, kept, _ = carved_again
+        return rejoined(carved, again, kept, COMPLETE,
+                        "read through its FAT chain, in %d pieces" % len(kept))
+
+    def reassemble(self, carved, inner):
+        """carved without the clusters of inner (the whole files found inside it),
+        when what is left is a file its own structure accepts; complete only for the
+        types whose checks reach its data."""
+        if carved.pieces or carved.size > MAX_REASSEMBLED or carved.type not in FORMATS:
+            return None
+        geometry = self.folders.clusters()
+        proven = FORMATS[carved.type].proven
         if geometry.cluster:
             if (carved.offset - geometry.data_start) % geometry.cluster:
-                return []                   # not where this file system puts a file
-            return [tuple(geometry)]
-        return [(cluster, carved.offset) for cluster in TRY_CLUSTERS]
+                return None                 # not where this file system puts a file
+            clusters = [geometry.cluster]
+        else:
+            clusters = TRY_CLUSTERS if proven else []
+        for cluster in clusters:
+            try:
+                self.budget.spend(carved.size)
+            except Unproven:
+                return None
+            again = self._around(carved, inner, cluster)
+            if again is not None:
+                return again
+        return None
 
-    def rejoin(self, saved, known):
-        """Find saved's pieces from its own structure (find_pieces, or jpeg_pieces for
-        a JPEG); True when that puts together one file only, which its checks call
-        complete. Otherwise its detail says what is uncertain."""
-        carved = saved.carved
+    def _around(self, carved, inner, cluster):
+        """carved without the clusters of the Found files in inner, if it is a file so."""
+        gaps = []
+        for other in sorted((found.carved for found in inner),
+                            key=operator.attrgetter("offset")):
+            if (other.offset - carved.offset) % cluster:
+                return None
+            end = other.offset + -(-other.size // cluster) * cluster
+            if gaps and other.offset <= gaps[-1][1]:
+                gaps[-1] = (gaps[-1][0], max(gaps[-1][1], end))
+            else:
+                gaps.append((other.offset, end))
+        # a JPEG cut where the next one begins: its rest is to be found, up to EOI
+        want = carved.size + (MAX_JPEG_REST if cut_by_next_jpeg(carved) else REJOIN_SLACK)
+        pieces, pos, got = [], carved.offset, 0
+        for first, last in gaps + [(self.dump.size, self.dump.size)]:
+            take = min(first - pos, want - got)
+            if take > 0:
+                pieces.append((pos, take))
+                got += take
+            pos = max(pos, last)
+            if got >= want:
+                break
+        proven_type = FORMATS[carved.type].proven
+        carved_again = self.carve_pieces(carved.type, pieces, joins_checked=proven_type)
+        if carved_again is None:
+            return None
+        again, kept, proven = carved_again
+        if len(kept) < 2:
+            return None                     # it does not need what lies after a gap
+        if proven_type and not proven:
+            return None                     # no structure after a join tests it
+        names = ", ".join(found.name for found in inner)
+        detail = "reassembled from %d pieces around %s" % (len(kept), names)
+        status = COMPLETE
+        if not proven_type:
+            status = DAMAGED
+            detail += ": nothing in %s data can confirm the join" % carved.type.upper()
+        return rejoined(carved, again, kept, status, detail)
+
+    def may_rejoin(self, carved):
+        """True for a damaged file whose own tables may say where its pieces are."""
+        return (FORMATS[carved.type].rejoined and not carved.pieces
+                and (carved.boxes or carved.type == "jpg")
+                and not carved.detail.startswith(AVI_FRAME)
+                and carved.size <= MAX_REASSEMBLED)
+
+    def rejoin(self, carved, known):
+        """(the file put together, why not) from carved's own structure (find_pieces,
+        or jpeg_pieces for a JPEG): put together when that gives one file only, which
+        its checks call complete; otherwise why, to be said in its detail."""
         search = self._jpeg_ways if carved.type == "jpg" else self._iso_ways
         found, why = {}, ""
         try:
@@ -8708,19 +9084,26 @@ class Recovery:
         except Unproven as e:
             why = str(e) if e.worth_saying else why
         except (FormatError, struct.error, IndexError, ReadError):
-            return False
+            return None, ""
         if len(found) == 1:
-            (saved.carved,) = found.values()
-            saved.held = 0
-            for other in saved.whole_inside:
-                other.inside = [entry for entry in other.inside if entry[0] != saved.name]
-            return True
+            (again,) = found.values()
+            return again, ""
         if len(found) > 1:
             why = "%d different ways of putting it together fit" % len(found)
-        if why:
-            saved.carved = carved._replace(detail="; ".join(
-                filter(None, [carved.detail, "not put back together: " + why])))
-        return False
+        return None, why
+
+    def _grids(self, carved, known):
+        """The (cluster size, data start) the file's pieces may lie on: the boot
+        sector's, else the one the complete files' starts share, else every size
+        (each one that puts the file together must agree)."""
+        geometry = self.folders.clusters()
+        if not geometry.cluster:
+            geometry = shared_grid(known.starts_of_files)
+        if geometry.cluster:
+            if (carved.offset - geometry.data_start) % geometry.cluster:
+                return []                   # not where this file system puts a file
+            return [tuple(geometry)]
+        return [(cluster, carved.offset) for cluster in TRY_CLUSTERS]
 
     def _iso_ways(self, carved, known, found):
         """Put an ISO-BMFF file together on each grid and with each moov that may be
@@ -8798,7 +9181,7 @@ class Recovery:
         last, length = pieces[-1]
         wanted = pieces[:-1] + [(last, min(length + REJOIN_SLACK, self.dump.size - last))]
         self.budget.spend(sum(size for _, size in wanted))
-        carved_again = self._carve_pieces(carved.type, wanted, joins_checked=True)
+        carved_again = self.carve_pieces(carved.type, wanted, joins_checked=True)
         if carved_again is None:
             return None
         again, kept, proven = carved_again
@@ -8810,11 +9193,11 @@ class Recovery:
         return rejoined(carved, again, kept, COMPLETE, "reassembled from %d pieces where "
                         "its own tables place them" % len(kept))
 
-    def _carve_pieces(self, kind, pieces, joins_checked=False):
+    def carve_pieces(self, kind, pieces, joins_checked=False):
         """(the Carved, the pieces it uses, whether its checks test every join: asked
         for with joins_checked) of pieces carved again as one file of kind, when its
         checks call that complete; None otherwise."""
-        with self._joined(pieces) as data:
+        with self.joined(pieces) as data:
             again = carve_again(data, kind, self.options)
             if again is None or again.status != COMPLETE:
                 return None
@@ -8828,7 +9211,7 @@ class Recovery:
             return again, kept, proven
 
     @contextlib.contextmanager
-    def _joined(self, pieces):
+    def joined(self, pieces):
         """The bytes of pieces one after the other, for a file's checks: in memory
         when they are few; else copied (by the kernel) into an unlinked scratch file
         in the output folder and mapped, its pages given back as they are read, so
@@ -8855,436 +9238,437 @@ class Recovery:
             with pages_given_back(data):
                 yield data
 
-    def _written(self, saved, final):
-        """Wait for saved's copy; on failure say why in saved.not_saved."""
-        if saved.not_saved or self.outdir.dry_run:
-            return
-        try:
-            self._wait(saved, final)
-        finally:
-            if saved.not_saved:
-                self.outdir.release(saved.claim)
 
-    def through_chain(self, saved):
-        """Read a live file through its FAT chain, when the FAT has one for it in
-        pieces: True when its checks call what the chain gives complete, at the
-        entry's size. The file system's word, checked like any carved file."""
-        carved = saved.carved
-        if carved.pieces or carved.type not in TYPE_CARVERS:
+# 25. The recovery run -----------------------------------------------------------------
+# Recovery: the order of the work (scan, settle, the tail, the end); ByProducts.
+
+class Recovery:
+    """One scan of one dump into one output directory: the order of the work.
+
+    The scan processes search and carve; this process decides what is a file and
+    names it (save), reports each file once the scan has passed its end (settle),
+    puts the damaged ones together at the end (rejoin_deferred), then writes the
+    report's last row, the contact sheet and the summary. What it does with a file
+    is done by the collaborators it is given or builds: the Writer copies, the
+    Recorder records, Resume keeps what an earlier run saved, Placing gives a file
+    its verdict and its place, CardFolders names, Reassembly puts together,
+    ByProducts takes pictures and streams out of broken files.
+
+    Two rules keep the output bounded by the dump: a file that runs to the end of the
+    dump (cut by the end of the card or of the image, or an mdat of size 0) is the
+    "tail": it is cut where the next file found inside it begins, since from there
+    on its extent holds that file's bytes and its own end is not in the dump anyway.
+    And files found inside others are written while their bytes add up to at most
+    the dump's size again; past that (only a hostile dump gets there) they are
+    reported, not written.
+    """
+
+    def __init__(self, dump, outdir, options, log, stop, recorder=None, earlier=None,
+                 nested=False):
+        self.dump = dump
+        # the scan processes hash what they carve, and the writer copies it with
+        # sendfile; not where a read may fail (carefully), nor for a dry run
+        self.options = options._replace(digest=dump.sendfile_ok and not outdir.dry_run)
+        if not nested:
+            dump.on_careful = self._turned_careful
+            dump.stop_check = stop.check
+        self.stop = stop
+        self.outdir = outdir
+        self.log = log
+        self.nested = nested                    # carving a salvaged 7z stream
+        self.recorder = recorder or Recorder(dump, outdir, log, nested=nested)
+        self.writer = Writer(dump, outdir, stop, log, self.recorder)
+        self.resume = Resume(earlier, dump, outdir, stop, log, self.recorder)
+        self.folders = CardFolders(dump, stop, log)
+        self.reassembly = Reassembly(dump, outdir, stop, self.options, self.folders)
+        self.by_products = ByProducts(dump, outdir, stop, log, self.options, self.recorder,
+                                      self.resume)
+        self.placing = Placing(outdir, log, self.recorder, self.resume, self.folders)
+        self.pos = self.resume.at
+        self.pending = collections.deque()      # Found files not reported yet, in offset order
+        self.open = []                          # Found files the scan is still inside
+        self.tail = None                        # the Found file running to the dump's end
+        self.stopped_by = ""                    # the output error that stopped the run
+        self.deferred = collections.deque()     # damaged files to put together at the end
+        self.reach = []                         # (offset, end) of every file reported
+        self.resume_point = None                # (offset, counter) to resume from, when cut short
+        self.unfinished = []                    # reported files whose pictures are not out
+        # where every file found begins; the (start, end) of every complete file's
+        # pieces; the bytes still to write of files inside others: the rows carried
+        # over from an earlier run's report count too
+        self.starts, self.taken, inside = self.resume.carried_files()
+        self.overlap_left = dump.size - inside
+        self.counters = [self.resume.counter] * len(self.starts)   # the names' number at each
+        if self.resume.earlier is not None:
+            self.outdir.counter = self.resume.counter
+
+    def run(self):
+
+        code = EXIT_OK
+        finished = searched_whole = False
+        with self.writer:
+            try:
+                try:
+                    if not self.nested:
+                        self.options = self.folders.read(self.options, self.resume.at)
+                        self.resume.carry_over()
+                    self.scan()
+                    self.settle()
+                    self.rejoin_deferred()
+                    self.resume.drop_superseded()
+                    finished = True
+                except (Interrupted, KeyboardInterrupt):
+                    self.stop.request()         # the writer stops too
+                    self.log.warning("Interrupted at offset {:,d} of {:,d} B".format(
+                        self._reached(), self.dump.size))
+                    code = self.stop.exit_code()
+                except DumpShrank as e:
+                    self.writer.wait_all()      # the files before its new end
+                    self.log.warning("%s; the scan ends at offset %s, its new end" % (
+                        e, format(self._reached(), ",d")))
+                    code = EXIT_ERROR
+                except ReadError as e:
+                    self.writer.wait_all()      # then say where it stopped
+                    self.log.error("%s; the scan stopped at offset %s of %s B" % (
+                        e, format(self._reached(), ",d"), format(self.dump.size, ",d")))
+                    code = EXIT_ERROR
+                except OutputError as e:
+                    self.writer.cancel()
+                    self.stopped_by = self._said(e)
+                    if not self.nested:             # the outer run says it
+                        self.log.error(self.stopped_by)
+                    code = EXIT_ERROR
+                stopped_at = self.dump.size if finished else self._reached()
+                if not finished:
+                    self.resume_point = self._resume_point(stopped_at)
+                    self._remember(self.resume_point)
+                self.dump.stop_check = None         # what is left to report is read whole
+                try:
+                    self.settle(final=True)
+                    self.recorder.end(stopped_at, self.resume_point)
+                except OutputError as e:
+                    self.writer.cancel()
+                    message = self._said(e)
+                    if message != self.stopped_by and not self.nested:  # said once
+                        self.log.error(message)
+                    code = code or EXIT_ERROR
+                    self.settle(final=True, record=False)
+                else:
+                    searched_whole = self.resume_point is None
+            except KeyboardInterrupt:           # a second stop while settling
+                self.stop.request()
+                self.writer.cancel()
+                code = self.stop.exit_code()
+        for claim in list(self.outdir.claims):  # copies that never ran
+            self.outdir.release(claim)
+        if code == EXIT_OK and self._nothing_new():
+            self.log.info("Nothing new since the last run: %s lists every file found, "
+                          "as it did" % self.outdir.report_path)
+        if searched_whole:                      # its report lists every file
+            self._remember()
+        self.recorder.write_sheet(cut_short=code != EXIT_OK)
+        self.recorder.summary(self.resume_point)
+        if code == EXIT_OK and self.recorder.failed:
+            code = EXIT_ERROR
+        return code
+
+    def _said(self, error):
+        """The words of an OutputError: a full disk says where the scan stopped."""
+        return self._disk_full() if isinstance(error, DiskFull) else str(error)
+
+    def _turned_careful(self, at):
+        self.log.warning("{} cannot be read at offset {:,d} (a bad sector, or a failing card "
+                         "or share): it is read carefully from there on, a sector that "
+                         "cannot be read is zeros, and the files over it are damaged".format(
+                             self.dump.path, at))
+
+    def _remember(self, resume_point=None):
+        """Name this run's report in the state file for the next run, with where it
+        resumes (and the reports it resumed from, while it is cut short)."""
+        if self.nested:
+            return
+        reports, points = [self.outdir.report_path], {}
+        if resume_point is not None:
+            points[str(self.outdir.report_path)] = resume_point
+            if self.resume.earlier is not None:
+                reports += self.outdir.earlier_reports
+                points.update(self.resume.earlier.points)
+        problem = self.outdir.remember(reports, points)
+        if problem:
+            self.log.warning(problem)
+
+    def _nothing_new(self):
+        """True when this run found only what the one before it saved, which searched
+        the whole dump: its report would be that one's again, so it goes, and so
+        does its contact sheet (a second identical run leaves nothing new)."""
+        if self.recorder.bytes_written or self.recorder.failed \
+                or not self.resume.nothing_new(self.outdir.report_path):
             return False
-        found = self.file_system().chain(carved.offset, most=MAX_REASSEMBLED)
-        if found is None or len(found[0]) < 2:
-            return False
-        pieces, size = found
-        try:
-            self.budget.spend(size)
-            carved_again = self._carve_pieces(carved.type, pieces)
-        except (Unproven, ReadError):
-            return False
-        if carved_again is None or carved_again[0].size != size:
-            return False
-        again, kept, _ = carved_again
-        saved.carved = rejoined(carved, again, kept, COMPLETE,
-                                "read through its FAT chain, in %d pieces" % len(kept))
-        saved.held = 0
-        for other in saved.whole_inside:
-            other.inside = [entry for entry in other.inside if entry[0] != saved.name]
+        self.outdir.report_path = Path(self.resume.earlier.path)
+        self.recorder.discard_sheet()
         return True
 
-    def reassemble(self, saved):
-        """Take the whole files found inside saved out of its extent, and carve it
-        again from what is left: a camera writing a file on a used card jumps over
-        the clusters of the files still there. True when that gives a file its own
-        structure accepts; complete only for types whose checks reach its data."""
-        carved = saved.carved
-        inner = [other for other in saved.whole_inside if other.verdict()[0] == COMPLETE]
-        if (carved.pieces or len(inner) != len(saved.whole_inside)
-                or len(saved.whole_inside) < saved.held or carved.size > MAX_REASSEMBLED
-                or carved.type not in TYPE_CARVERS):
-            return False
-        if self.geometry is None:
-            try:
-                self.geometry = card_geometry(self.dump)
-            except ReadError:
-                self.geometry = Geometry()
-        if self.geometry.cluster:
-            if (carved.offset - self.geometry.data_start) % self.geometry.cluster:
-                return False                # not where this file system puts a file
-            clusters = [self.geometry.cluster]
-        else:
-            clusters = TRY_CLUSTERS if carved.type in PROVEN_BY_CHECKS else []
-        for cluster in clusters:
-            try:
-                self.budget.spend(carved.size)
-            except Unproven:
-                return False
-            again = self._put_together(carved, inner, cluster)
-            if again is not None:
-                saved.carved = again
-                saved.held = 0
-                for other in inner:
-                    other.inside = [entry for entry in other.inside if entry[0] != saved.name]
-                return True
-        return False
+    def _resume_point(self, stopped_at):
+        """(offset, counter) where a run cut short is resumed: its first file whose
+        row is not final (not written, waiting for the end of the scan, or with
+        files still to be found inside it), and the number names had reached there.
+        Every row before it is the one a run never stopped writes."""
+        at = min([stopped_at] + self.unfinished + [
+            found.carved.offset for found in itertools.chain(self.pending, self.deferred)])
+        for offset, end in sorted(self.reach, reverse=True):
+            if offset < at < end:
+                at = offset
+        index = bisect.bisect_left(self.starts, at)
+        return at, self.counters[index] if index < len(self.counters) else self.outdir.counter
 
-    def _put_together(self, carved, inner, cluster):
-        """carved without the clusters of the Saved files in inner, if it is a file so."""
-        gaps = []
-        for other in sorted((saved.carved for saved in inner),
-                            key=operator.attrgetter("offset")):
-            if (other.offset - carved.offset) % cluster:
-                return None
-            end = other.offset + -(-other.size // cluster) * cluster
-            if gaps and other.offset <= gaps[-1][1]:
-                gaps[-1] = (gaps[-1][0], max(gaps[-1][1], end))
-            else:
-                gaps.append((other.offset, end))
-        # a JPEG cut where the next one begins: its rest is to be found, up to EOI
-        want = carved.size + (MAX_JPEG_REST if saved_follows(carved) else REJOIN_SLACK)
-        pieces, pos, got = [], carved.offset, 0
-        for first, last in gaps + [(self.dump.size, self.dump.size)]:
-            take = min(first - pos, want - got)
-            if take > 0:
-                pieces.append((pos, take))
-                got += take
-            pos = max(pos, last)
-            if got >= want:
-                break
-        carved_again = self._carve_pieces(carved.type, pieces,
-                                          joins_checked=carved.type in PROVEN_BY_CHECKS)
-        if carved_again is None:
-            return None
-        again, kept, proven = carved_again
-        if len(kept) < 2:
-            return None                     # it does not need what lies after a gap
-        if carved.type in PROVEN_BY_CHECKS and not proven:
-            return None                     # no structure after a join tests it
-        names = ", ".join(saved.name for saved in inner)
-        detail = "reassembled from %d pieces around %s" % (len(kept), names)
-        status = COMPLETE
-        if carved.type not in PROVEN_BY_CHECKS:
-            status = DAMAGED
-            detail += ": nothing in %s data can confirm the join" % carved.type.upper()
-        return rejoined(carved, again, kept, status, detail)
-
-    def _write_again(self, saved):
-        """Write saved anew from its pieces (its copy as one run is done)."""
-        if self.outdir.dry_run:
-            return
-        saved.digest = hashlib.sha256()
-        try:
-            if saved.earlier is not None:
-                self.dump.digest(pieces_of(saved.carved), self.stop.check, saved.digest)
-            else:
-                self.outdir.save_again(self.dump, saved.carved, saved.claim, self.stop.check,
-                                       saved.digest)
-        except ReadError as e:
-            self.failed += 1
-            saved.not_saved = str(e)
-        except OSError as e:
-            if e.errno == errno.ENOSPC:
-                saved.not_saved = "the output disk is full"
-                raise OutputError(self._disk_full()) from None
-            self.failed += 1
-            saved.not_saved = "cannot write it: %s" % (e.strerror or e)
-
-    def _wait(self, saved, final):
-        path = self.outdir.path_of(saved.carved.status, saved.name)
-        if saved.written is None:
-            saved.not_saved = "the run stopped before it was written"
-            return
-        try:
-            saved.written.result()
-        except (Interrupted, KeyboardInterrupt, concurrent.futures.CancelledError):
-            saved.not_saved = "the run stopped before it was written"
-            if not final:
-                raise
-        except ReadError as e:
-            self.failed += 1
-            saved.not_saved = str(e)
-            self.log.error("%s not saved: %s" % (path, e))
-        except OSError as e:
-            if e.errno == errno.EFBIG:
-                self.failed += 1
-                saved.not_saved = ("too large for the output file system (FAT32 holds at "
-                                   "most 4 GiB per file): use an exFAT, NTFS or ext4 disk "
-                                   "for --outdir")
-                self.log.error("%s not saved: %s" % (path, saved.not_saved))
-            elif e.errno == errno.ENOSPC:
-                saved.not_saved = "the output disk is full"
-                if not final:
-                    raise OutputError(self._disk_full()) from None
-            elif e.errno in OUTPUT_GONE:        # read-only now, or gone: so is the next
-                saved.not_saved = "cannot write it: %s" % (e.strerror or e)
-                if not final:
-                    raise OutputError("cannot write to %s: %s" % (
-                        self.outdir.path, e.strerror or e)) from None
-            else:
-                self.failed += 1
-                saved.not_saved = "cannot write it: %s" % (e.strerror or e)
-                self.log.error("cannot write %s: %s" % (path, e.strerror or e))
+    def _reached(self):
+        """Where the scan stopped: its position, or the first file not written whole."""
+        unwritten = [found.carved.offset for found in self.pending
+                     if not self.writer.done(found)]
+        return min([self.pos] + unwritten)
 
     def _disk_full(self):
         reached = self._reached()
-        waiting = sum(1 for saved in self.pending if saved.carved.offset >= reached)
+        waiting = sum(1 for found in self.pending if found.carved.offset >= reached)
         return ("the output disk is full: the scan stopped at offset {:,d} of {:,d} B with "
                 "{} file(s) found but not written (see {}). Free some space, or use "
                 "another disk, and run again".format(reached, self.dump.size, max(waiting, 1),
                                                      self.outdir.report_path))
 
-    def _holed(self, carved, status, detail):
-        """The verdict of a file with bytes the card did not give (see Holes): the
-        sectors that could not be read, those ddrescue never read."""
-        if len(self.dump.unreadable) != self._unreadable_count:
-            self._unreadable_count = len(self.dump.unreadable)
-            self.unreadable = Holes((sector, sector + SECTOR_SIZE)
-                                    for sector in list(self.dump.unreadable))
-        pieces = pieces_of(carved)
-        notes = []
-        for holes, template in ((self.unreadable, "unreadable sectors at +%d..+%d"),
-                                (self.holes, "bytes +%d..+%d " + self.hole_kind)):
-            first, count = holes.in_pieces(pieces)
-            if first is not None:
-                more = " (%s B in all)" % format(count, ",d") \
-                    if count > first[1] - first[0] else ""
-                notes.append(template % first + more)
-        if not notes:
-            return status, detail
-        return DAMAGED, "; ".join(notes + ([detail] if detail else []))
+    def scan(self):
+        """Try every candidate in offset order, inside carved files too (see Found)."""
+        sieving = self.folders.sieving
+        worker = _scan_and_sieve_region if sieving else None
+        for stop, candidates in self.dump.scan(self.options, worker, start=self.resume.at):
+            if sieving:
+                candidates, (sectors, sets) = candidates
+                self.folders.sieved(sectors, sets)
+            for offset, name, carved, why_not in candidates:
+                self.stop.check()
+                self._advance(offset)
+                if self.embedded(offset, carved):
+                    continue
+                self.log.debug("found %s at offset %d" % (name, offset))
+                if why_not:
+                    self.log.debug("not a file: %s" % why_not)
+                elif carved is not None:
+                    for box in carved.boxes:
+                        self.log.debug("atom name = %r, size = %d" % (box.name, box.size))
+                    self.save(carved)
+            self.stop.check()
+            self._advance(stop)
+        self._write_tail()
 
-    def _report(self, saved):
-        carved = saved.carved
-        status, detail = self._holed(carved, *saved.verdict())
-        if saved.not_saved:
-            self.unwritten += 1
-            detail = "; ".join(filter(None, ["not saved: " + saved.not_saved, status, detail]))
-            self._row("", carved, NOT_SAVED, detail, saved.naming)
-            self._tile("", carved, NOT_SAVED, detail, saved.naming)
-            return NOT_SAVED
-        self._name_again(saved)
-        relpath = self.outdir.relpath(status, saved.name)
-        placed = kept = None
-        try:
-            try:
-                if saved.earlier is not None:
-                    kept = self._keep(saved, status)
-                if kept:
-                    relpath = kept
-                elif not self.outdir.dry_run:           # the verdict is final now
-                    relpath = placed = self.outdir.finish(saved.claim, status)
-            except OSError as e:
-                if e.errno in OUTPUT_GONE:
-                    raise
-                return self._not_placed(saved, status, detail, e)
-            # said once the folder is known: a file found to hold others leaves the top
-            self.log.info("{} {}, size {:,d} B".format(
-                "Would save" if self.outdir.dry_run else
-                "Kept, as an earlier run saved it:" if kept else "Saving",
-                self.outdir.path / relpath, carved.size))
-            sha256 = saved.digest.hexdigest() if saved.digest else ""
-            self._row(relpath, carved, status, detail, saved.naming, sha256)
-            if self.dfxml:
-                self.dfxml.add(relpath, carved, sha256, status, detail)
-            self._tile(relpath, carved, status, detail, saved.naming)
-            self.outdir.set_time(relpath, saved.naming.fs_time if saved.naming
-                                 else carved.meta.datetime)
-        except OutputError:
-            self._unplace(saved, placed)
-            raise
-        except OSError as e:
-            self._unplace(saved, placed)
-            raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
-                              "cannot write to %s: %s" % (self.outdir.path, e.strerror or e)
-                              ) from None
-        self.counted(carved, status, wrote=not kept)
-        pieces = pieces_of(carved)
-        self.reach.append((carved.offset, max([saved.first_end] + [offset + size
-                                                                   for offset, size in pieces])))
-        if status == COMPLETE:
-            self.taken.extend((offset, offset + size) for offset, size in pieces)
-        if status != COMPLETE:
-            self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
-        return status
+    def _advance(self, pos):
+        self.pos = pos
+        self.settle(pos)
+        self.open = [found for found in self.open if found.carved.end > pos]
+        if self.log.show_progress:              # per candidate: only count when shown
+            self.log.progress(pos, self.dump.size,
+                              sum(self.recorder.by_status.values()) + len(self.pending))
 
-    def copy_is_there(self, row):
-        """True when the file an earlier run's row names is still there, whole. After
-        a killed run (a power cut: files are not forced to disk one by one), its
-        bytes are read again to prove it."""
-        if not self.outdir.still_there(row):
-            return False
-        path = self.outdir.path / row["file"]
-        if self.earlier.end is not None or file_sha256(path) == row["sha256"]:
-            return True
-        self.log.warning("%s is not what the run that was killed wrote (its sha256 differs "
-                         "from its row's): the file is saved again, beside it" % path)
+    def embedded(self, pos, carved=None):
+        """True when pos lies in a part of a found file that belongs to it (a preview).
+        A broken file's word for its parts may be wrong: a whole file (carved) that
+        begins in one and runs past its end is not its part, but written over it."""
+        for found in self.open:
+            end = found.embeds(pos)
+            if end and not (carved is not None and carved.status == COMPLETE
+                            and found.carved.status != COMPLETE and carved.end > end):
+                return True
         return False
 
-    def _keep(self, saved, status):
-        """The earlier run's copy of saved, moved to the folder of its verdict: its
-        relpath, when the file is the same (the same bytes of the dump). Otherwise
-        "": saved is written anew, under a name of its own."""
-        row = saved.earlier
-        if byte_runs(saved.carved) == row["pieces"] and saved.digest is not None \
-                and saved.digest.hexdigest() == row["sha256"]:
-            if os.path.join(self.outdir.folder(status), saved.name) == row["file"]:
-                self.kept += 1
-                return row["file"]
-            if self.outdir.is_ours(row):        # moved only when it is that run's file
-                self.kept += 1
-                return self.outdir.move(row["file"], status, saved.name)
-            self.log.warning("%s is not what the earlier run wrote (its sha256 differs from "
-                             "its row's): it stays, and the file is saved again beside it"
-                             % (self.outdir.path / row["file"]))
-        saved.earlier = None
-        claim = None
-        if self.earlier.superseded(row) and self.outdir.is_ours(row):
-            with contextlib.suppress(FileExistsError, NotADirectoryError, LinkInTheWay):
-                claim = self.outdir.claim_again(saved.name)     # takes that copy's place
-        saved.claim = claim or self.outdir.claim(numbered(saved.name, number)
-                                                 for number in itertools.count(2))
-        saved.name = saved.claim.name
-        saved.digest = hashlib.sha256()
-        self.outdir.save(self.dump, saved.carved, saved.claim, self.stop.check, saved.digest)
-        if claim is not None:
-            os.unlink(str(self.outdir.path / row["file"]))
-        return ""
+    def save(self, carved):
+        """Name carved, claim its name in OUT and hand it to the writer (the tail
+        waits for the next file to say where it ends)."""
+        fs = self.folders.file_system()
+        whole = fs.whole_size(carved.offset, carved.size) \
+            if carved.status == COMPLETE and not carved.pieces else None
+        if whole is not None and carved.offset + whole <= self.dump.size:
+            carved = carved._replace(size=whole, detail="; ".join(filter(None, [
+                carved.detail, "its last %d B, past the end of its structure, are in its "
+                "last cluster, as its entry's size says" % (whole - carved.size)])))
+        naming, why = fs.naming(carved.offset, carved.size, carved.meta.datetime)
+        names = self.outdir.names_for(carved, naming)
+        self.counters.append(self.outdir.counter)
+        earlier = self.resume.saved_at(carved)
+        if earlier is not None:
+            found = Found(self.outdir.reclaim(names, name_in(earlier)), carved, naming, why)
+            found.earlier = earlier
+        else:
+            try:
+                found = Found(self.outdir.claim(names), carved, naming, why)
+            except OSError as e:            # the output's fault, not one name's: see claim
+                raise output_error(e, self.outdir.path) from None
+        self.starts.append(carved.offset)
+        tail = self.tail
+        if tail is not None and tail.carved.offset < carved.offset < tail.carved.end:
+            self._cut_tail(carved.offset, found.name)
+        outers = [outer for outer in self.open if outer.covers(carved.offset)]
+        if outers and not self.outdir.dry_run:
+            if carved.size > self.overlap_left:
+                found.not_saved = ("it lies inside %s, and the files found inside others "
+                                   "already add up to the dump's size" % outers[0].name)
+            else:
+                self.overlap_left -= carved.size
+        for outer in outers:
+            at = carved.offset - outer.carved.offset
+            outer.holds(found, at)
+            found.lies_inside(outer.name, at)
+        for before in self.pending:
+            if before.lingers and before.follower is None and before.carved.end == carved.offset:
+                before.follows(found)
+        self.pending.append(found)
+        self.open.append(found)
+        if carved.status == TRUNCATED and carved.end >= self.dump.size:
+            self.tail = found                   # written once it is known where it ends
+        elif not found.not_saved:
+            self.writer.write(found)
 
-    def drop_superseded(self):
-        """What the run cut short saved with a verdict that was not final, and this
-        run did not find again: a picture it took out of a file that is complete now
-        (the picture is in it) goes, if it is still what that run wrote; anything
-        else stays, and is said."""
-        for row in self.earlier.left_over() if self.earlier else []:
-            if not self.earlier.superseded(row) or not self.outdir.still_there(row):
+    def _cut_tail(self, pos, name):
+        tail, self.tail = self.tail, None
+        carved = tail.carved
+        # "the dump ends inside mdat" would send the user to image the card again for
+        # nothing: the file's end is not missing from the dump, other files are there
+        detail = ("runs past the end of the dump, over other files: fragmented or cut; "
+                  "saved up to +%d, where %s begins" % (pos - carved.offset, name))
+        tail.carved = carved._replace(size=pos - carved.offset, detail=detail)
+        self.writer.write(tail)
+
+    def _write_tail(self):
+        if self.tail is not None:
+            tail, self.tail = self.tail, None
+            self.writer.write(tail)
+            self.settle(self.pos)
+
+    def settle(self, pos=None, final=False, record=True):
+        """Report the found files the scan has passed (all of them when pos is None).
+
+        final: the run is over, maybe cut short; a file whose copy did not finish is
+        reported as not saved (its .part file is gone). record=False: the report
+        itself cannot be written any more; only the .part files are cleaned up."""
+        while self.pending and (pos is None or self.pending[0].reported_after() <= pos):
+            found = self.pending[0]
+            if found is self.tail and not final:
+                return                          # its end is not known yet
+            if not record:
+                self.pending.popleft()
+                self.outdir.release(found.claim)
                 continue
-            path = self.outdir.path / row["file"]
-            if row["type"] == "jpg" and " inside " in row["detail"]:
-                if self.outdir.is_ours(row):
-                    os.unlink(str(path))
-                    self.log.info("Removed %s: the run cut short took it out of a file "
-                                  "it could not judge for good; this one did not" % path)
-                    continue
-            self.log.warning("%s, saved by the run cut short, was not found again: it "
-                             "stays, but this run's report does not list it" % path)
+            self.writer.wait(found, final)      # a stop leaves it first in line
+            if not final and not found.not_saved and self.reassembly.found_through_chain(found):
+                self.writer.write_again(found)
+            elif found.whole_inside and not found.not_saved \
+                    and self.reassembly.found_around(found):
+                self.writer.write_again(found)
+            if not final and self.reassembly.found_may_rejoin(found):
+                self.pending.popleft()
+                self._defer(found)
+                continue
+            status = self._report(found)
+            self.pending.popleft()
+            self._after_report(found, status, final)
+        while final and self.deferred and pos is None:
+            found = self.deferred[0]
+            if record:
+                self._after_report(found, self._report(found), final)
+            else:
+                self.outdir.release(found.claim)
+            self.deferred.popleft()
 
-    def _name_again(self, saved):
-        """Ask the card's folders again for a file put back together or read through
-        its chain: its size, now the whole file's, may be what its entry says."""
-        carved = saved.carved
-        if saved.naming is not None or not (carved.pieces or self.sieving):
+    def _after_report(self, found, status, final=False):
+        """What a broken file still gives (see ByProducts). Not once a stop is asked
+        for (final: the run is being stopped): a run resumed from this one begins at
+        this file."""
+        pictures, salvage = self.by_products.wanted(found, status)
+        if not (pictures or salvage):
             return
-        saved.naming, saved.naming_why = self.file_system().naming(
-            carved.offset, carved.size, carved.meta.datetime)
-        if saved.naming is not None and self.outdir.name_by == "original":
-            self.outdir.rename(saved.claim, self.outdir.names_for(carved, saved.naming))
-            saved.name = saved.claim.name
-
-    def _tile(self, relpath, carved, status, detail, naming=None):
-        """The file's tile on the contact sheet, its thumbnail read from the dump. A
-        sheet that cannot be written is given up, with a warning: never the run."""
-        if self.sheet is None:
+        self.unfinished.append(found.carved.offset)
+        if final:
             return
-        thumbnail, seconds = b"", None
-        first, size = pieces_of(carved)[0]
-        try:
-            head = self.dump.read(first, min(size, THUMBNAIL_HEAD))
-            found = thumbnail_range(carved, head)
-            candidates = ([found] if found and found[1] - found[0] <= MAX_THUMBNAIL else []) \
-                + preview_ranges(carved)
-            for start, end in candidates:
-                if end > size:
-                    continue
-                data = head[start:end] if end <= len(head) else \
-                    self.dump.read(first + start, end - start)
-                if data[:2] == JPEG_SOI:
-                    thumbnail = data
-                    break
-            moov = next((box for box in carved.boxes if box.name == MOOV), None)
-            if carved.type in MOVIES and moov is not None and moov.size <= MAX_MOOV_READ:
-                seconds = movie_seconds(self.dump.read(moov.offset, moov.size))
-        except ReadError:
-            pass
-        tile = Tile(carved.offset, "" if self.outdir.dry_run else relpath,
-                    relpath or "(not saved)",
-                    carved.type, carved.size, status, detail, carved.meta.model,
-                    carved.meta.datetime, naming.path if naming else "", thumbnail, seconds)
-        try:
-            self.sheet.add(tile)
-        except OSError as e:
-            self.log.warning("the contact sheet is not written: %s" % (e.strerror or e))
-            self.sheet.discard()
-            self.sheet = None
+        self.stop.check()
+        if pictures:
+            self.by_products.picture(found, status)
+        if salvage:
+            self.by_products.salvage(found, status)
+        self.unfinished.pop()
 
-    def write_sheet(self, cut_short):
-        """Write index.html from the tiles; a failure is said, and costs nothing else."""
-        if self.sheet is None:
-            return
-        sheet, self.sheet = self.sheet, None
-        try:
-            name = sheet.close(cut_short)
-        except (OSError, KeyboardInterrupt) as e:
-            sheet.discard()
-            self.log.warning("the contact sheet is not written: %s" % (
-                getattr(e, "strerror", None) or e or "interrupted"))
-            return
-        self.log.debug("contact sheet: %s" % (self.outdir.path / name))
-        self.sheet_written = self.outdir.path / name
+    def _defer(self, found):
+        """Put a damaged file aside until the whole dump is known: its pieces may lie
+        anywhere after it, among files not found yet. The files inside it are
+        reported meanwhile, without "lies inside" it: its own row says it holds them."""
+        self.deferred.append(found)
+        for other in found.whole_inside:
+            other.inside = [entry for entry in other.inside if entry[0] != found.name]
 
-    def _not_placed(self, saved, status, detail, error):
-        """saved could not be given its name (a folder of OUT refused it): that file
-        is not saved, and the run goes on."""
-        self.outdir.release(saved.claim)
-        self.failed += 1
-        self.unwritten += 1
-        why = "cannot give it its name: %s" % (error.strerror or error)
-        self.log.error("%s not saved: %s" % (self.outdir.path_of(status, saved.name), why))
-        detail = "; ".join(filter(None, ["not saved: " + why, status, detail]))
-        self._row("", saved.carved, NOT_SAVED, detail, saved.naming)
-        self._tile("", saved.carved, NOT_SAVED, detail, saved.naming)
-        return NOT_SAVED
+    def rejoin_deferred(self):
+        """Put the deferred files together, in offset order, now that every complete
+        file is known (a piece of one cannot lie where another file is)."""
+        known = Known(self.taken, self.starts)
+        while self.deferred:
+            self.stop.check()
+            found = self.deferred[0]
+            if self.reassembly.found_rejoined(found, known):
+                self.writer.write_again(found)
+            status = self._report(found)
+            self.deferred.popleft()
+            if status == COMPLETE:
+                known = Known(self.taken, self.starts)
+            self._after_report(found, status)
 
-    def _unplace(self, saved, placed):
-        """Take back the file placed for saved, whose row could not be written: it is
-        reported as not saved, if a row can still be written at all."""
-        if placed is not None:
-            self.outdir.unfinish(placed)
-            saved.not_saved = "its report row could not be written"
+    def _report(self, found):
+        """Report found (see Placing); what a complete file's bytes and every file's
+        reach tell the rest of the run. Its status."""
+        status = self.placing.report(found)
+        if status != NOT_SAVED:
+            carved = found.carved
+            pieces = pieces_of(carved)
+            self.reach.append((carved.offset, max([found.first_end] + [
+                offset + size for offset, size in pieces])))
+            if status == COMPLETE:
+                self.taken.extend((offset, offset + size) for offset, size in pieces)
+        return status
 
-    def _row(self, relpath, carved, status, detail, naming=None, sha256=""):
-        self._report_write(self.outdir.record, relpath, carved, status, detail, naming, sha256)
 
-    def _report_write(self, write, *args):
-        """write(*args) to the report; a failure is an OutputError that says why."""
-        try:
-            write(*args)
-        except OSError as e:
-            raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
-                              "cannot write the report %s: %s" % (
-                                  self.outdir.report_path, e.strerror or e)) from None
+class ByProducts:
+    """What a broken file still gives, written beside it: its best whole picture
+    (img3.cr3.jpg, never a file of the card's own, which it is not), and a broken
+    7z's first packed stream, decoded and carved in turn (img4.7z.salvaged, and its
+    .files folder). A full disk stops the run; any other failure here costs the
+    by-product alone, and the scan goes on."""
 
-    def extract(self, saved, status):
-        """Write the best whole picture inside a broken file beside it, named after it
-        (img3.cr3.jpg): never as a file of the card's own, which it is not."""
-        picture = saved.carved.pictures[0]
-        container = self.outdir.relpath(status, saved.claim.name)
+    def __init__(self, dump, outdir, stop, log, options, recorder, resume):
+        self.dump = dump
+        self.outdir = outdir
+        self.stop = stop
+        self.log = log
+        self.options = options
+        self.recorder = recorder
+        self.resume = resume
+
+    def wanted(self, found, status):
+        """(a picture to take out, a 7z to salvage) of found, reported as status."""
+        broken = status not in (COMPLETE, NOT_SAVED)
+        pictures = broken and bool(found.carved.pictures)
+        salvage = broken and found.carved.type == "7z" and not self.outdir.dry_run
+        return pictures, salvage
+
+    def picture(self, found, status):
+        """Write the best whole picture inside the broken file found beside it."""
+        picture = found.carved.pictures[0]
+        container = self.outdir.relpath(status, found.claim.name)
         carved = Carved(picture.offset, picture.size, "jpg", "jpg", picture.status,
-                        picture.detail, [], saved.carved.meta)
-        verdict, detail = self._holed(carved, picture.status, "; ".join(filter(None, [
+                        picture.detail, [], found.carved.meta)
+        verdict, detail = self.recorder.holed(carved, picture.status, "; ".join(filter(None, [
             "%s inside %s" % (picture.what, container), picture.detail])))
-        base = saved.claim.name + ".jpg"
-        names = itertools.chain([base], ("%s-%d.jpg" % (saved.claim.name, n)
+        base = found.claim.name + ".jpg"
+        names = itertools.chain([base], ("%s-%d.jpg" % (found.claim.name, n)
                                          for n in itertools.count(2)))
         if self.outdir.dry_run:
-            relpath = self.outdir.relpath(status, base)
-            self.log.info("Would save {}, size {:,d} B".format(self.outdir.path / relpath,
-                                                                picture.size))
-            self._row(relpath, carved, verdict, detail)
-            if self.dfxml:
-                self.dfxml.add(relpath, carved, "", verdict, detail)
-            self._tile(relpath, carved, verdict, detail)
-            self.counted(carved, verdict)
+            self.recorder.file(self.outdir.relpath(status, base), carved, verdict, detail,
+                               said="Would save")
             return
-        kept = self._kept_picture(saved, carved, status)
+        kept = self.resume.kept_picture(found, carved, status)
         if kept:
             relpath, sha256 = kept
         else:
@@ -9292,19 +9676,14 @@ class Recovery:
             if written is None:
                 return
             relpath, sha256 = written
-        self.log.info("{} {}, size {:,d} B".format(
-            "Kept, as an earlier run saved it:" if kept else "Saving",
-            self.outdir.path / relpath, picture.size))
         try:
-            self._row(relpath, carved, verdict, detail, sha256=sha256)
-            if self.dfxml:
-                self.dfxml.add(relpath, carved, sha256, verdict, detail)
-            self._tile(relpath, carved, verdict, detail)
+            self.recorder.file(relpath, carved, verdict, detail, sha256=sha256,
+                               said="Kept, as an earlier run saved it:" if kept else "Saving",
+                               wrote=not kept)
         except OutputError:
             if not kept:                        # the earlier run's copy stays
                 self.outdir.unfinish(relpath)
             raise
-        self.counted(carved, verdict, wrote=not kept)
 
     def _write_picture(self, carved, names, status, base):
         """(relpath, sha256) of the picture carved, written under the first free of
@@ -9315,54 +9694,27 @@ class Recovery:
             self.outdir.save(self.dump, carved, claim, self.stop.check, digest)
             relpath = self.outdir.finish(claim, status)
         except ReadError as e:
-            self.failed += 1
+            self.recorder.failed += 1
             self.log.error("%s not saved: %s" % (self.outdir.path_of(status, base), e))
-            return
+            return None
         except OSError as e:
             if e.errno in OUTPUT_GONE:
-                raise OutputError(self._disk_full() if e.errno == errno.ENOSPC else
-                                  "cannot write to %s: %s" % (self.outdir.path,
-                                                              e.strerror or e)) from None
-            self.failed += 1
+                raise output_error(e, self.outdir.path) from None
+            self.recorder.failed += 1
             self.log.error("cannot write %s: %s" % (self.outdir.path_of(status, base),
                                                     e.strerror or e))
             return None
         return relpath, digest.hexdigest()
 
-    def _kept_picture(self, saved, carved, status):
-        """(relpath, sha256) of the earlier run's copy of the picture carved taken out
-        of saved, when saved was kept and that copy is the same; else None."""
-        row = saved.earlier
-        if row is None:
-            return None
-        name = name_in(row)
-        folder = row["file"][:len(row["file"]) - len(name)]     # the container's, then
-        kept = self.earlier.picture_at(carved.offset, name.rpartition("/")[2])
-        if (kept is None or not kept["file"].startswith(folder) or not self.copy_is_there(kept)
-                or int(kept["size"]) != carved.size):
-            return None
-        digest = hashlib.sha256()
-        try:
-            self.dump.digest(pieces_of(carved), self.stop.check, digest)
-        except ReadError:
-            return None
-        if digest.hexdigest() != kept["sha256"]:
-            return None
-        self.kept += 1
-        return self.outdir.move(kept["file"], status, kept["file"][len(folder):]), kept["sha256"]
-
-    def salvage(self, saved, status):
-        """Decode a broken 7z's first packed stream, then carve what it holds.
-
-        A disk full stops the whole run; any other failure here costs the salvage
-        alone (the archive itself is saved), and the scan goes on."""
-        carved = saved.carved
+    def salvage(self, found, status):
+        """Decode a broken 7z's first packed stream, then carve what it holds."""
+        carved = found.carved
         start = SEVEN_ZIP_START.unpack(self.dump.read(carved.offset, SEVEN_ZIP_START_SIZE))
         offset = start[4]
         end = min(carved.offset + SEVEN_ZIP_START_SIZE + offset, carved.end) \
             if offset else carved.end
-        base = saved.claim.name + SALVAGE_SUFFIX
-        if saved.earlier is not None and os.path.lexists(str(self.outdir.path_of(status, base))):
+        base = found.claim.name + SALVAGE_SUFFIX
+        if found.earlier is not None and os.path.lexists(str(self.outdir.path_of(status, base))):
             self.log.info("%s: salvaged by an earlier run" % self.outdir.path_of(status, base))
             return
         names = itertools.chain([base], ("%s-%d" % (base, n) for n in itertools.count(2)))
@@ -9374,18 +9726,17 @@ class Recovery:
             claim.close()
             if not method or not os.path.getsize(claim.part):
                 self.outdir.release(claim)
-                self.log.info("%s: no LZMA stream to salvage" % saved.claim.name)
+                self.log.info("%s: no LZMA stream to salvage" % found.claim.name)
                 return
             relpath = self.outdir.finish(claim, status)
         except OSError as e:
             if claim is not None:
                 self.outdir.release(claim)
-            message = "cannot write %s: %s" % (self.outdir.path_of(status, base),
-                                               e.strerror or e)
             if e.errno == errno.ENOSPC:
-                raise OutputError(self._disk_full()) from None
-            self.failed += 1
-            self.log.error(message)
+                raise DiskFull() from None
+            self.recorder.failed += 1
+            self.log.error("cannot write %s: %s" % (self.outdir.path_of(status, base),
+                                                    e.strerror or e))
             return
         except BaseException:
             if claim is not None:
@@ -9411,84 +9762,131 @@ class Recovery:
                 finally:
                     inner.close()
         except (InputError, UsageError) as e:
-            self.failed += 1
+            self.recorder.failed += 1
             self.log.error("cannot carve %s: %s" % (target, e))
             return
         except OSError as e:
             if e.errno == errno.ENOSPC:
-                raise OutputError(self._disk_full()) from None
-            self.failed += 1
+                raise DiskFull() from None
+            self.recorder.failed += 1
             self.log.error("cannot carve %s: %s" % (target, e.strerror or e))
             return
-        self.failed += nested.failed
+        self.recorder.failed += nested.recorder.failed
         if self.stop.requested:
             raise Interrupted()
         if nested.stopped_by:                   # it could write no more: neither can we
-            raise OutputError(self._disk_full())
+            raise DiskFull()
 
-    def counted(self, carved, status, wrote=True):
-        self.saved[status] += 1
-        self.kinds[(carved.type, status)] += 1
-        if wrote:
-            self.written += carved.size
 
-    def by_kind(self):
-        """"CR3 412 complete, 3 damaged; JPEG 398 complete": most files first."""
-        totals = collections.Counter()
-        for (kind, _), count in self.kinds.items():
-            totals[kind] += count
-        parts = []
-        for kind, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0])):
-            counts = ["%d %s" % (self.kinds[(kind, status)], status)
-                      for status in (COMPLETE, TRUNCATED, DAMAGED) if self.kinds[(kind, status)]]
-            parts.append("%s %s" % (kind.upper(), ", ".join(counts)))
-        return "; ".join(parts)
+# 26. Command line ---------------------------------------------------------------------
+# The options (the upstream tool's, and ours); the module docstring is their manual.
 
-    def summary(self, code=EXIT_OK):
-        if self.dump.unreadable and not self.nested:
-            holes = Holes((sector, sector + SECTOR_SIZE) for sector in self.dump.unreadable)
-            self.log.warning("{:,d} B of {} could not be read ({:,d} area(s), {:.3%}; {:,d} "
-                             "read(s) failed): they are zeros in the files over them, which "
-                             "are damaged".format(
-                                 holes.total(), self.dump.path, len(holes.ranges),
-                                 holes.total() / self.dump.size, self.dump.failed_reads))
-        problems = [(self.saved[s], s) for s in (TRUNCATED, DAMAGED) if self.saved[s]]
-        if self.unwritten:
-            problems.append((self.unwritten, NOT_SAVED))
-        if problems:
-            self.log.warning("%s: see %s" % (
-                ", ".join("%d %s" % p for p in problems), self.outdir.report_path))
-        for note in self.outdir.notes:
-            self.log.warning(note)
-        if self.failed:
-            self.log.error("%d file(s) could not be saved" % self.failed)
-        found = sum(self.saved.values())
-        if self.nested:
-            self.log.info("Carved %d file(s) from %s" % (found, self.dump.path))
-            return
-        if self.kinds:
-            self.log.info(self.by_kind())
-        where = self.outdir.path
-        if self.outdir.dry_run:
-            self.log.info("A real run needs {:,d} B ({:.1f} GB) free in {}; this one wrote "
-                          "only the report{}".format(self.written, self.written / 1e9, where,
-                                                     " and the contact sheet"
-                                                     if self.sheet_written else ""))
-            self.log.info("Dry run: found %d file(s), wrote none" % found)
-            return
-        if self.kept:
-            self.log.info("Kept {:,d} file(s) an earlier run saved in {}: they are not "
-                          "written again".format(self.kept, where))
-        if found and (self.written or not self.kept):
-            first = self.sheet_written or where
-            self.log.info("Wrote {:,d} B ({:.1f} GB) in {}: look first at {}, then in "
-                          "truncated/ and damaged/ (the report says why each is there)"
-                          .format(self.written, self.written / 1e9, where, first))
-        if self.go_on is not None:
-            self.log.info("The same command run again goes on from offset {:,d}, keeping "
-                          "what is saved (--restart starts over)".format(self.go_on[0]))
-        self.log.info("Restored %d file(s)" % found)
+def _box_name_arg(text):
+    name = text.encode("ascii", "ignore")
+    if len(text) != 4 or len(name) != 4 or not is_fourcc(name):
+        raise argparse.ArgumentTypeError(
+            "a box name is exactly four printable characters, got %r" % text)
+    return name
 
+
+def _positive_int_arg(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a whole number greater than zero")
+    return value
+
+
+TYPE_ALIASES = dict({t: t for t in ALL_TYPES}, heic="heif", hif="heif", avif="heif",
+                    qt="mov", m4v="mp4", m4a="mp4", jpeg="jpg", tiff="tif", m2ts="mts",
+                    **{"3g2": "3gp"})
+
+
+def _types_arg(text):
+    wanted = set()
+    for word in text.lower().split(","):
+        word = word.strip()
+        if word in TYPE_ALIASES:
+            wanted.add(TYPE_ALIASES[word])
+        elif word == "all":
+            wanted.update(ALL_TYPES)
+        elif word:
+            raise argparse.ArgumentTypeError(
+                "unknown type %r (known: %s, all)" % (word, ", ".join(ALL_TYPES)))
+    if not wanted:
+        raise argparse.ArgumentTypeError("name at least one type")
+    return frozenset(wanted)
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
+def build_parser():
+    """The options, and their --help: the one place they are described."""
+    p = argparse.ArgumentParser(
+        prog="recovercr3",
+        description="Recover Canon CR3 photos and other camera files from card dumps.")
+    p.add_argument("-i", "--input", required=True, metavar="DUMP",
+                   help="the dump to scan: an image file or a block device (never written)")
+    p.add_argument("-o", "--outdir", required=True, metavar="DIR",
+                   help="where recovered files go (created if missing)")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--lastchunk", type=_box_name_arg, metavar="NAME",
+                      help="end each file at the first top-level box called NAME, as "
+                           "the original recovercr3 (default: after mdat, keeping the "
+                           "boxes cameras write after it)")
+    stop.add_argument("--maxchunks", type=_positive_int_arg, metavar="N",
+                      help="end each file after at most N top-level boxes")
+    p.add_argument("--types", type=_types_arg, default=frozenset(ALL_TYPES), metavar="LIST",
+                   help="comma-separated types to recover (default: all): "
+                        + ", ".join(ALL_TYPES))
+    p.add_argument("--align", type=_positive_int_arg, default=SECTOR_SIZE, metavar="N",
+                   help="look for JPEG, RIFF, TIFF, CRW and 7z files at multiples of N "
+                        "bytes (default %(default)s, a sector; 1 searches every byte; "
+                        "ISO-BMFF files are always searched at every byte)")
+    p.add_argument("--name-by", choices=("number", "date", "original"), default="number",
+                   help="name files img1.cr3, img2.mp4, ... (number, the default), by "
+                        "date and camera: 2022-01-15_08-30-12_EOS-R6.cr3 (date), or as "
+                        "the card's folders still name them: DCIM/100CANON/IMG_1234.CR3 "
+                        "(original; a file they do not name keeps imgN)")
+    p.add_argument("--careful-read", action="store_true",
+                   help="read the input with pread, a block at a time, and take a sector "
+                        "that cannot be read as zeros, and go on (always so for a block "
+                        "device); the files over such sectors are damaged")
+    p.add_argument("--mapfile", metavar="FILE",
+                   help="the GNU ddrescue mapfile of the image: a file with bytes it "
+                        "never read is damaged, and its row says which")
+    p.add_argument("--dry-run", action="store_true",
+                   help="scan and write the report only: no recovered files")
+    p.add_argument("--restart", action="store_true",
+                   help="do not go on from the last run into the same DIR: search the "
+                        "whole dump and save every file again, under new names")
+    p.add_argument("--no-decode", action="store_true",
+                   help="do not decode JPEG data: faster on a card of JPEGs, "
+                        "but a JPEG whose first piece runs into another JPEG's tail is "
+                        "then called complete")
+    p.add_argument("--no-html", action="store_true",
+                   help="do not write index.html, the contact sheet of what came back")
+    p.add_argument("--dfxml", metavar="FILE",
+                   help="also write a DFXML report: one fileobject per file, with its "
+                        "byte run and sha256")
+    p.add_argument("-j", "--jobs", type=_positive_int_arg, default=os.cpu_count() or 1,
+                   metavar="N", help="processes that search the dump (default: one per "
+                                     "CPU, %(default)s here); the output does not depend on it")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress line (it is only shown on a terminal anyway)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print every candidate and every box with its size")
+    p.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    return p
+
+
+
+# 27. Main -----------------------------------------------------------------------------
+# The run's set-up: the output against the input, the log file; _main.
 
 # Writing onto the card that is being read destroys what is left on it.
 
@@ -9561,7 +9959,7 @@ def writes_onto_input(dump, outdir):
 
 
 def earlier_run(outdir, dump, log):
-    """The EarlierRun of the last run into outdir, if it can be gone on from; what is
+    """The EarlierRun of the last run into outdir, if it can be resumed; what is
     done with it is said."""
     if outdir.unrecorded:
         log.warning("%s holds reports, but no %s names them (an older recovercr3's, or "
@@ -9571,7 +9969,7 @@ def earlier_run(outdir, dump, log):
         return None
     path = outdir.earlier_reports[0]
     try:
-        earlier = EarlierRun.read(outdir.earlier_reports, dump.size)
+        earlier = EarlierRun.read(outdir.earlier_reports, dump.size, outdir.earlier_points)
     except ValueError as e:
         log.warning("%s: %s, so every file found is saved anew (--restart does so "
                     "without this warning)" % (path, e))
@@ -9732,18 +10130,17 @@ def _run(argv, stop):
             if not args.no_html:
                 sheet = ContactSheet(outdir.path, args.input, command)
                 cleanup.callback(sheet.discard)
-            recovery = Recovery(dump, outdir, options, log, stop, dfxml, sheet=sheet)
+            recorder = Recorder(dump, outdir, log, dfxml, sheet, holes,
+                                "were never read by ddrescue" if holes else "")
             earlier = None if args.restart or args.dry_run else earlier_run(outdir, dump, log)
-            if earlier is not None:
-                recovery.go_on_from(earlier)
-            # until this run ends whole, the next goes on from it and from those it
-            # goes on from: what they saved past where it stops is in their reports
-            recovery.remember([outdir.report_path]
-                              + (outdir.earlier_reports if earlier is not None else []))
-            if holes:
-                recovery.holes = holes
-                recovery.hole_kind = "were never read by ddrescue"
-            code = recovery.run()
+            # until this run ends whole, the next resumes from it and from those it
+            # resumes: what they saved past where it stops is in their reports
+            problem = outdir.remember([outdir.report_path] + (
+                outdir.earlier_reports if earlier is not None else []),
+                earlier.points if earlier is not None else None)
+            if problem:
+                log.warning(problem)
+            code = Recovery(dump, outdir, options, log, stop, recorder, earlier).run()
             log.exit_code = code
             return code
         except UsageError as e:

@@ -284,7 +284,7 @@ def test_a_stray_report_is_not_taken_for_the_last_runs(tmp_path):
 
 @pytest.mark.parametrize("state", [
     b"", b"recovercr3 state 1\n", b"recovercr3 state 1\n../recovercr3-report.csv\n",
-    b"recovercr3 state 1\n/etc/passwd\n", b"recovercr3 state 2\nrecovercr3-report.csv\n",
+    b"recovercr3 state 1\n/etc/passwd\n", b"recovercr3 state 9\nrecovercr3-report.csv\n",
     b"recovercr3 state 1\nrecovercr3-report.csv\x00\n", b"\xff\xfe",
     b"recovercr3 state 1\n" + b"recovercr3-report.csv\n" * 20000])
 def test_a_state_file_that_is_not_the_tools_names_no_report(tmp_path, state):

@@ -126,6 +126,42 @@ def test_a_run_cut_short_by_ctrl_c_goes_on_to_the_report_of_a_whole_run(
         sum(1 for row in whole[1] if row["file"]) + len(replaced)
 
 
+def test_the_resume_point_is_the_state_files_and_the_report_may_say_it_in_any_words(
+        tmp_path, card, whole):
+    # The point a run cut short resumes from, and the number its names reached, are
+    # in the state file beside the report's name; the report's last row says them for
+    # the reader. Reworded (or translated), it resumes all the same.
+    out = tmp_path / "out"
+    ctrl_c_after(card, out, 6)
+    report = out / "recovercr3-report.csv"
+    lines = (out / recovercr3.STATE_NAME).read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "recovercr3 state 2"
+    name, offset, counter = lines[1].split("\t")
+    assert name == report.name and int(offset) > 0 and int(counter) > 0
+    text = report.read_text(encoding="utf-8")
+    assert "goes on from offset" in text
+    report.write_text(text.replace("goes on from offset", "resumes at byte")
+                      .replace("naming from number", "with names from"), encoding="utf-8")
+    again = run_cli("-i", card, "-o", out)
+    assert again.returncode == 0 and "Traceback" not in again.stderr
+    assert "going on from offset {:,d}".format(int(offset)) in again.stderr
+    assert newest_report(out).read_bytes() == whole[0]
+
+
+def test_an_old_state_without_points_resumes_from_its_reports_last_row(tmp_path, card, whole):
+    # recovercr3 before the state's version 2 wrote report names alone, and the point
+    # in the report's last row: such an output directory resumes as it did.
+    out = tmp_path / "out"
+    ctrl_c_after(card, out, 6)
+    state = out / recovercr3.STATE_NAME
+    name, offset, _ = state.read_text(encoding="utf-8").splitlines()[1].split("\t")
+    state.write_text("recovercr3 state 1\n%s\n" % name, encoding="utf-8")
+    again = run_cli("-i", card, "-o", out)
+    assert again.returncode == 0 and "Traceback" not in again.stderr
+    assert "going on from offset {:,d}".format(int(offset)) in again.stderr
+    assert newest_report(out).read_bytes() == whole[0]
+
+
 def test_a_run_cut_short_twice_goes_on_again(tmp_path, card, whole):
     out = tmp_path / "out"
     ctrl_c_after(card, out, 2)
