@@ -158,7 +158,7 @@ JOINS = st.one_of(
 
 
 @turbo
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(JOINS)
 def test_where_a_join_can_hide_the_decoders_agree(data):
     found = verdicts(data)
@@ -181,7 +181,7 @@ LOSSES = st.one_of(
 
 
 @turbo
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(LOSSES)
 def test_bytes_lost_or_changed_in_place_pass_turbojpeg_only_where_they_may(data):
     # decode_mcus refuses a code no table has and a run past the 64th coefficient;
@@ -283,7 +283,7 @@ SMALL_MUTATIONS = st.one_of(
               SMALL, st.sampled_from([-16, -1, 1, 16])))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(SMALL_MUTATIONS, st.integers(16, 4096))
 def test_decoding_a_chunk_at_a_time_says_what_decoding_it_whole_says(data, chunk):
     # The built-in decoder holds one chunk of a JPEG's data at a time (memory stays
