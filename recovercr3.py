@@ -8211,15 +8211,16 @@ class Recorder:
         self.not_saved = 0                      # rows of files not saved
         self.kept = 0                           # files an earlier run saved, kept
 
-    def write(self, write, *args):
-        """write(*args) to the report (or DFXML); a failure is an OutputError."""
+    def write(self, write, *args, report=None):
+        """write(*args) to the report (or to report, the DFXML one); a failure is an
+        OutputError."""
         try:
             write(*args)
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 raise DiskFull() from None
             raise OutputError("cannot write the report %s: %s" % (
-                self.outdir.report_path, e.strerror or e)) from None
+                report or self.outdir.report_path, e.strerror or e)) from None
 
     def file(self, relpath, carved, status, detail, naming=None, sha256="", said="",
              when=None, wrote=True):
@@ -8230,7 +8231,8 @@ class Recorder:
                                                         carved.size))
         self.write(self.outdir.record, relpath, carved, status, detail, naming, sha256)
         if self.dfxml:
-            self.write(self.dfxml.add, relpath, carved, sha256, status, detail)
+            self.write(self.dfxml.add, relpath, carved, sha256, status, detail,
+                       report=self.dfxml.path)
         self.tile(relpath, carved, status, detail, naming)
         if when:
             self.outdir.set_time(relpath, when)
@@ -8251,7 +8253,8 @@ class Recorder:
         else:
             if self.dfxml:
                 self.write(self.dfxml.add, row["file"], carved, row["sha256"],
-                           row["status"], row["detail"])
+                           row["status"], row["detail"], report=self.dfxml.path)
+
             self.count(carved, row["status"], wrote=False)
             self.kept += 1
         self.tile(row["file"], carved, row["status"], row["detail"], naming)
