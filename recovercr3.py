@@ -8825,8 +8825,7 @@ class CardFolders:
         self._too_many_said = False
 
     def read(self, options, resume_at):
-        """Read the volume and the folders before resume_at; the scan's options, told
-        where the volume puts its sectors."""
+        """Read the volume, then the folders before resume_at."""
         try:
             volume = find_volume(self.dump)
         except ReadError:
@@ -8834,8 +8833,7 @@ class CardFolders:
         self.volume = volume
         if volume is not None:
             self.geometry = volume.geometry
-            options = options._replace(phase=volume.data_start % SECTOR_SIZE,
-                                       file_system=volume.kind)
+        options = self.scan_options(options)
         try:
             if self.dump.careful:
                 self.sieving = True
@@ -8853,7 +8851,14 @@ class CardFolders:
         if self.geometry is None and not self.sieving:  # the folders', or none: said once
             self.geometry = self.fs.geometry
         self._say(volume)
-        return options
+
+    def scan_options(self, options):
+        """options, told where the volume puts its sectors (its data area may lie off
+        the sector grid) and which file system's folders to sieve for."""
+        if self.volume is None:
+            return options
+        return options._replace(phase=self.volume.data_start % SECTOR_SIZE,
+                                file_system=self.volume.kind)
 
     def _say(self, volume):
         if self.sieving:
@@ -9313,7 +9318,7 @@ class Recovery:
             try:
                 try:
                     if not self.nested:
-                        self.options = self.folders.read(self.options, self.resume.at)
+                        self.folders.read(self.options, self.resume.at)
                         self.resume.carry_over()
                     self.scan()
                     self.settle()
@@ -9442,7 +9447,9 @@ class Recovery:
         """Try every candidate in offset order, inside carved files too (see Found)."""
         sieving = self.folders.sieving
         worker = _scan_and_sieve_region if sieving else None
-        for stop, candidates in self.dump.scan(self.options, worker, start=self.resume.at):
+        options = self.folders.scan_options(self.options)
+        for stop, candidates in self.dump.scan(options, worker, start=self.resume.at):
+
             if sieving:
                 candidates, (sectors, sets) = candidates
                 self.folders.sieved(sectors, sets)
