@@ -5811,9 +5811,12 @@ MAX_JPEG_REST = 32 << 20    # how much more a JPEG cut by the next one may have
 
 def last_checkpoint(data, carved):
     """The furthest place in a carved file where its checks test a structure that
-    begins there: a sample's start, a HEIF item's or NAL unit's header, or (JPEG) the
-    end of its MCUs. A join before it is tested by the bytes after it; a join after
-    it (in the last sample's data, in padding) is not. 0 when unknown."""
+    begins there: the start of a sample whose content is checked (NAL units, a CRX
+    header, CTMD records, a JPEG: not an AAC frame), a HEIF item's or NAL unit's
+    header, or (JPEG) the end of its MCUs. A join before it is tested by the bytes
+    after it; a join after it (in the last sample's data, in padding, in samples
+    nothing checks) is not. 0 when unknown."""
+
     if carved.type == "jpg":
         return carved.size
     if carved.type not in ISOBMFF_TYPES:
@@ -5823,6 +5826,8 @@ def last_checkpoint(data, carved):
         f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
         budget = table_budget(f.size)
         for track in f.tracks():
+            if sample_marker(f, track) is None:
+                continue                # an AAC frame, a timecode: nothing checks them
             for offset, _ in itertools.islice(track.samples(), budget):
                 points.append(offset)
         iloc = f.child(f.top(META), b"iloc")

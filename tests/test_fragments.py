@@ -394,6 +394,20 @@ def test_random_cuts_are_put_back_exactly_or_not_called_complete(tmp_path_factor
         assert out.shas()[0] == sha256(data) or first["status"] != "complete"
 
 
+def test_a_join_only_unchecked_samples_follow_is_no_proof(tmp_path):
+    # The iPhone MOV's last 12 KB hold AAC frames and metadata samples alone, which no
+    # check reads: put together around the 3GP with random bytes for its rest, it was
+    # called complete (hypothesis found it with this file standing in for Exiv2's).
+    # A join is tested only by a structure the checks read that begins after it.
+    data = faststart(corpus_file("nomexif_meta.mov"))
+    cut = 185 * CLUSTER
+    build_dump(tmp_path / "card.img", CLUSTER, data[:cut], foreign("file"),
+               noise(len(data) - cut, seed=185), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.mov", "damaged"), ("img2.3gp", "complete")]
+
+
 @pytest.mark.parametrize("boot", [False, True])
 def test_a_jpeg_written_around_a_whole_jpeg_is_put_back_together(tmp_path, boot):
     # The camera jumped over a JPEG still on the card: the walk of the first one meets
