@@ -5809,7 +5809,11 @@ def _mapfile_number(text):
 MAX_JPEG_REST = 32 << 20    # how much more a JPEG cut by the next one may have
 
 
+CHECKED_ITEMS = NAL_IMAGE_ITEMS | {b"jpeg"}     # HEIF items whose bytes the checks read
+
+
 def last_checkpoint(data, carved):
+
     """The furthest place in a carved file where its checks test a structure that
     begins there: the start of a sample whose content is checked (NAL units, a CRX
     header, CTMD records, a JPEG: not an AAC frame), a HEIF item's or NAL unit's
@@ -5831,13 +5835,13 @@ def last_checkpoint(data, carved):
             for offset, _ in itertools.islice(track.samples(), budget):
                 points.append(offset)
         iloc = f.child(f.top(META), b"iloc")
-        if iloc is not None:
-            for _, method, _, extents in read_iloc(data, iloc):
-                if method or not extents:
-                    continue
-                points.append(extents[0][0])
-                if len(extents) == 1:
-                    points.extend(nal_starts(data, *extents[0], budget))
+        types = heif_item_types(f) if iloc is not None else {}
+        for item_id, method, _, extents in read_iloc(data, iloc) if iloc is not None else []:
+            if method or not extents or types.get(item_id) not in CHECKED_ITEMS:
+                continue                # an Exif or XMP item: nothing checks its bytes
+            points.append(extents[0][0])
+            if len(extents) == 1 and types.get(item_id) in NAL_IMAGE_ITEMS:
+                points.extend(nal_starts(data, *extents[0], budget))
     except (FormatError, struct.error, IndexError):
         return 0
     spans = f.mdat_spans()

@@ -331,7 +331,7 @@ def test_the_cluster_size_of_a_card_with_a_partition_table(tmp_path):
 def hif_with_jpeg_thumbnail():
     """The EOS R5 HIF with its thumbnail item (512, 10284 bytes at +32256) made a JPEG
     item holding a real camera JPEG, as a Sony HIF stores its thumbnail."""
-    hif = bytearray(corpus_file("exiv2_Canon.HIF"))
+    hif = bytearray(corpus_file("exiv2_Canon.HIF", exact=True))     # its item 512's place
     infe = [i for i in range(len(hif)) if hif[i:i + 4] == b"infe"]
     for at in infe:
         if hif[at + 4] >= 2 and int.from_bytes(hif[at + 8:at + 10], "big") == 512:
@@ -359,7 +359,7 @@ def test_a_join_that_no_structure_after_it_tests_is_not_a_proof(tmp_path):
     # after it lie a whole deleted file, then bytes that are not the HIF's rest. Taking
     # the file out leaves a HIF whose tables and NAL lengths all hold - but nothing
     # after the join tests it, so it must not be called complete.
-    hif = corpus_file("exiv2_Canon.HIF")
+    hif = corpus_file("exiv2_Canon.HIF", exact=True)
     cut = 296 * CLUSTER                                   # inside the last NAL unit
     build_dump(tmp_path / "card.img", CLUSTER, hif[:cut], foreign("file"),
                noise(len(hif) - cut + CLUSTER, seed=9), CLUSTER)
@@ -408,6 +408,20 @@ def test_a_join_only_unchecked_samples_follow_is_no_proof(tmp_path):
         ("damaged/img1.mov", "damaged"), ("img2.3gp", "complete")]
 
 
+def test_a_join_only_an_exif_item_follows_is_no_proof(tmp_path):
+    # A HEIF laid out as Canon's (standins.canon_heif) whose first piece ends inside
+    # its thumbnail, the last picture: after the join lie random bytes, then what
+    # would be its Exif item, whose bytes no check reads. It was called complete.
+    from standins import canon_heif
+    hif = canon_heif()
+    cut = 294 * CLUSTER
+    build_dump(tmp_path / "card.img", CLUSTER, hif[:cut], foreign("file"),
+               noise(len(hif) - cut, seed=294), CLUSTER)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.hif", "damaged"), ("img2.3gp", "complete")]
+
+
 @pytest.mark.parametrize("boot", [False, True])
 def test_a_jpeg_written_around_a_whole_jpeg_is_put_back_together(tmp_path, boot):
     # The camera jumped over a JPEG still on the card: the walk of the first one meets
@@ -454,8 +468,8 @@ def gaps_of(kinds):
 
 SCATTERED = {   # name: (the file, cut points in clusters for 5 pieces, the gaps between)
     # moov first, as cameras write it
-    "img1.mov": (lambda: faststart(corpus_file("exiv2_sample_640x360.mov")),
-                 [20, 50, 80, 110], ["file", "zeros", "piece", "random"]),
+    "img1.mov": (lambda: faststart(corpus_file("exiv2_sample_640x360.mov", exact=True)),
+                 [20, 50, 80, 110], ["file", "zeros", "piece", "random"]),   # its samples
     # moov last: the lone moov past the gaps is paired with its ftyp+mdat head
     "img1.mp4": (lambda: corpus_file("gopro_karma.mp4"), [100, 300, 600, 900],
                  ["random", "piece", "zeros", "file"]),
@@ -503,7 +517,7 @@ def test_a_hif_split_in_two_of_its_tiles_comes_back(tmp_path):
 def test_a_split_inside_the_last_tile_is_not_guessed(tmp_path):
     # No mark follows the HIF's last picture: where its rest lies, nothing says. (Nor
     # does one when two pictures in a row are split: the next mark lies past both.)
-    hif = corpus_file("exiv2_Canon.HIF")
+    hif = corpus_file("exiv2_Canon.HIF", exact=True)      # its last tile's place
     build_dump(tmp_path / "card.img", *card_start("fat32"),
                scatter(hif, [250 * CLUSTER], gaps_of(["zeros"])), CLUSTER)
     out = recover(tmp_path / "card.img", tmp_path / "out")
