@@ -6151,6 +6151,12 @@ class Known:
 
 
 MIN_GRID_FILES = 8              # complete files whose starts tell the cluster size
+# Without a boot sector (or enough files) to say, a card's clusters are taken to be at
+# least this large: the SD Association's formats use 16 to 128 KiB, FAT32 4 KiB from
+# 256 MB on. Bytes nothing checks around a join, or skipped as a file's last cluster,
+# are judged by it, never by a larger size merely tried (see next_gap, Reassembly).
+MIN_CARD_CLUSTER = 4096
+
 
 
 def shared_grid(starts):
@@ -6307,7 +6313,11 @@ def next_gap(layout, marks, index, last_held, grid, known, limit, decoded=()):
     mark = marks[index]
     piece_at, piece_dump = layout.joins[-1]
     shift = piece_dump - piece_at
-    cluster, origin = grid
+    cluster, origin = grid[0], grid[1]
+    # a grid no boot sector gives (one of TRY_CLUSTERS: its third item says so) may be
+    # coarser than the card's: a window nothing checks is then judged by the smallest
+    # cluster a camera's card has
+    unchecked = min(cluster, MIN_CARD_CLUSTER) if len(grid) > 2 and grid[2] else cluster
     lowest = max(last_held, piece_at)
     ceiling = known.next_taken(piece_dump) - shift  # the piece cannot run into a file
     for probe_index, highest in ((index, mark.at), (index + 1, mark.at + mark.size)):
@@ -6352,10 +6362,11 @@ def next_gap(layout, marks, index, last_held, grid, known, limit, decoded=()):
                     or gap_evidence(layout.source, split + shift + gap, place, grid, known)):
                 raise Unproven("a gap the marks cannot place lies near +%d" % split)
             checked_after = next((m.at for m in marks[index:] if m.at >= split), probe.at)
-            if ((split - lowest >= cluster or checked_after - split >= cluster)
+            if ((split - lowest >= unchecked or checked_after - split >= unchecked)
                     and not any(first < split < last for first, last in decoded)
                     and not gap_explained(layout.source, split + shift,
-                                          split + shift + gap, cluster, known)):
+                                          split + shift + gap, unchecked, known)):
+
                 raise Unproven("a piece of it may lie unseen in the gap after +%d" % split)
             return split, split + shift + gap
     raise Unproven("no gap after +%d puts its later bytes where they are found" % lowest,
@@ -6374,9 +6385,15 @@ def gap_explained(source, first, last, cluster, known):
         if end is not None:
             pos = end + -(end - first) % cluster
             continue
-        if not known.begins(pos) and not foreign_cluster(source.read(pos, cluster), cluster):
-            return False
-        pos += cluster
+        # the clusters up to the next known file, read a chunk at a time
+        stop = min(last, known.next_taken(pos))
+        chunk = source.read(pos, min(stop - pos + cluster, max(cluster, SEARCH_CHUNK)))
+        for at in range(0, len(chunk), cluster):
+            if pos >= stop:
+                break
+            if not known.begins(pos) and not foreign_cluster(chunk[at:at + cluster], cluster):
+                return False
+            pos += cluster
     return True
 
 
@@ -6392,7 +6409,7 @@ def foreign_cluster(data, cluster):
 def gap_evidence(source, first, last, grid, known):
     """True when, between two marks, a cluster within [first, last) begins a file
     found or is blank: the bytes there are not the file's, so another gap lies there."""
-    cluster, origin = grid
+    cluster, origin = grid[0], grid[1]
     first += -(first - origin) % cluster
     for pos in range(first, last, cluster):
         if known.begins(pos):
@@ -6572,7 +6589,7 @@ def jpeg_pieces(source, start, scan, grid, known, budget):
     """The pieces [(dump offset, length)] of the baseline JPEG at start (scan: its
     JpegScan, read from its first piece) whose coded data decodes whole across them;
     Unproven when they cannot be told for sure."""
-    cluster, origin = grid
+    cluster, origin = grid[0], grid[1]
     if scan.restart:
         raise Unproven("restart markers are not followed across a split", worth_saying=False)
     layout = Layout(source, start, budget)
@@ -9038,19 +9055,29 @@ class Reassembly:
                 self.budget.spend(carved.size)
             except Unproven:
                 return None
-            again = self._around(carved, inner, cluster)
+            again = self._around(carved, inner, cluster, guessed=not geometry.cluster)
             if again is not None:
                 return again
         return None
 
-    def _around(self, carved, inner, cluster):
-        """carved without the clusters of the Found files in inner, if it is a file so."""
+    def _around(self, carved, inner, cluster, guessed=False):
+        """carved without the clusters of the Found files in inner, if it is a file so.
+        guessed: no boot sector gives the cluster size, so a file's last cluster may be
+        taken larger than it is: past the smallest cluster a card has
+        (MIN_CARD_CLUSTER), the bytes up to where the tried one would end must be blank
+        (slack), never a file's data - which a wrong size would skip, and a join
+        inside data nothing checks would hide."""
+
         gaps = []
         for other in sorted((found.carved for found in inner),
                             key=operator.attrgetter("offset")):
             if (other.offset - carved.offset) % cluster:
                 return None
             end = other.offset + -(-other.size // cluster) * cluster
+            smallest = min(cluster, MIN_CARD_CLUSTER)
+            if guessed and not self._blank(
+                    other.offset + -(-other.size // smallest) * smallest, end):
+                return None
             if gaps and other.offset <= gaps[-1][1]:
                 gaps[-1] = (gaps[-1][0], max(gaps[-1][1], end))
             else:
@@ -9083,7 +9110,13 @@ class Reassembly:
             detail += ": nothing in %s data can confirm the join" % carved.type.upper()
         return rejoined(carved, again, kept, status, detail)
 
+    def _blank(self, first, last):
+        """True when the dump's bytes [first, last) are all zeros, or all 0xFF."""
+        data = self.dump.read(first, last - first) if last > first else b""
+        return not data or (data[0] in BLANK_BYTES and not data.strip(data[:1]))
+
     def may_rejoin(self, carved):
+
         """True for a damaged file whose own tables may say where its pieces are."""
         return (FORMATS[carved.type].rejoined and not carved.pieces
                 and (carved.boxes or carved.type == "jpg")
@@ -9120,7 +9153,8 @@ class Reassembly:
             if (carved.offset - geometry.data_start) % geometry.cluster:
                 return []                   # not where this file system puts a file
             return [tuple(geometry)]
-        return [(cluster, carved.offset) for cluster in TRY_CLUSTERS]
+        return [(cluster, carved.offset, True) for cluster in TRY_CLUSTERS]
+
 
     def _iso_ways(self, carved, known, found):
         """Put an ISO-BMFF file together on each grid and with each moov that may be

@@ -17,6 +17,13 @@ with the properties the tests use (type, shape, camera, date):
   thumbnail and an Exif item, the tiles' and thumbnail's data length-prefixed HEVC NAL
   units (valid headers, payload without start codes); the Exif names the R5 and its
   date (2021:02:18 19:54:47).
+- exiftool_CanonRaw.cr2, exiftool_Nikon.nef, exiftool_DNG.dng (exiftool's raws with
+  their image data stripped): TIFF raws laid out as those cameras' are (a CR2's "CR"
+  mark and raw IFD, Make and Model, an Exif IFD with the date, the G11's real JPEG as
+  the preview strip, a raw strip).
+- exiv2_Free_Test_Data_500KB_WAV.wav (16-bit PCM, 500 KB): a WAV of that format whose
+  samples are tones, as a recording's are.
+- exiv2_flame.avi (a Cinepak AVI): the MJPEG AVI of tests/corpus.
 - exiftool_CanonRaw.cr3 (exiftool's Canon EOS M50 header sample) has none: the tests
   that need it say so when they skip; eos_m50_cr3 is a second EOS R CR3 in its place.
 
@@ -24,8 +31,11 @@ A test that holds a file's own bytes or values (exiftool's printout of it) asks 
 corpus_file(name, exact=True), and skips where only the stand-in could be given.
 """
 
+import array
 import functools
+import math
 import struct
+import sys
 
 from dumpkit import corpus_path, noise
 
@@ -170,8 +180,101 @@ def canon_heif():
     return head + meta(mdat_at) + box(b"mdat", b"".join(data for _, _, data in items))
 
 
+# --- TIFF raws, WAV ------------------------------------------------------------------
+
+ASCII, SHORT, LONG = 2, 3, 4
+
+
+def tiff_file(ifds, blobs, chain, mark=b"", raw_ifd=None):
+    """A little-endian TIFF: IFDs (each [(tag, type, value)]; chain: {IFD: the IFD its
+    next pointer names}), then blobs. A value is bytes (ASCII: without its NUL), an int, ("ifd", n)
+    or ("blob", n) (their offsets). mark follows the header (a CR2's "CR\\2\\0" and the
+    offset of IFD raw_ifd)."""
+    head = 8 + len(mark) + (4 if mark else 0)
+    sizes = []
+    for entries in ifds:
+        extra = sum(len(v) + 1 for _, kind, v in entries
+                    if kind == ASCII and len(v) + 1 > 4)
+        sizes.append(2 + 12 * len(entries) + 4 + extra + (extra & 1))
+    ifd_at = list(__import__("itertools").accumulate([head] + sizes))
+    blob_at = list(__import__("itertools").accumulate([ifd_at[-1]] + [len(b) for b in blobs]))
+
+    def resolve(value):
+        if isinstance(value, tuple):
+            return ifd_at[value[1]] if value[0] == "ifd" else blob_at[value[1]]
+        return value
+
+    out = bytearray(b"II*\0" + struct.pack("<I", head))
+    if mark:
+        out += mark + struct.pack("<I", ifd_at[raw_ifd])
+    for index, entries in enumerate(ifds):
+        values = bytearray()
+        data_at = ifd_at[index] + 2 + 12 * len(entries) + 4
+        body = struct.pack("<H", len(entries))
+        for tag, kind, value in sorted(entries):
+            if kind == ASCII:
+                text = value + b"\0"
+                if len(text) <= 4:
+                    body += struct.pack("<HHI", tag, kind, len(text)) + text.ljust(4, b"\0")
+                else:
+                    body += struct.pack("<HHII", tag, kind, len(text), data_at + len(values))
+                    values += text
+            elif kind == SHORT:
+                body += struct.pack("<HHIHH", tag, kind, 1, resolve(value), 0)
+            else:
+                body += struct.pack("<HHII", tag, kind, 1, resolve(value))
+        following = ifd_at[chain[index]] if index in chain else 0
+        out += body + struct.pack("<I", following) + values + bytes(len(values) & 1)
+    for blob in blobs:
+        out += blob
+    return bytes(out)
+
+
+def tiff_raw_file(make, model, when, mark=b"", dng=False, raw_size=200000, seed=0):
+    """A TIFF raw: IFD0 (Make, Model, the preview JPEG as its strip, an Exif IFD),
+    the Exif IFD (DateTimeOriginal), a raw IFD whose strip is the sensor data."""
+    preview = exif_thumbnail(_own("mei_Canon_PowerShot_G11.jpg"))
+    raw = noise(raw_size, seed=seed)
+    ifd0 = [(0x010F, ASCII, make), (0x0110, ASCII, model), (0x0103, SHORT, 6),
+            (0x0111, LONG, ("blob", 0)), (0x0117, LONG, len(preview)),
+            (0x8769, LONG, ("ifd", 1))]
+    if dng:
+        ifd0.append((0xC612, 1, 0x00000401))             # DNGVersion 1.4.0.0 (BYTE x4)
+    exif = [(0x9003, ASCII, when)]
+    raw_ifd = [(0x0103, SHORT, 1), (0x0111, LONG, ("blob", 1)), (0x0117, LONG, len(raw))]
+    return tiff_file([ifd0, exif, raw_ifd], [preview, raw], {0: 2},
+                     mark=mark, raw_ifd=2 if mark else None)
+
+
+def pcm_wav(seconds=2.9, rate=44100):
+    """A 16-bit PCM stereo WAV of slowly changing tones."""
+    frames = int(seconds * rate)
+    samples = array.array("h")
+    for i in range(frames):
+        t = i / rate
+        level = 8000 + 4000 * math.sin(2 * math.pi * 0.5 * t)
+        left = level * math.sin(2 * math.pi * 220 * t) + 1500 * math.sin(2 * math.pi * 660 * t)
+        right = level * math.sin(2 * math.pi * 330 * t)
+        samples.extend((int(left), int(right)))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    data = samples.tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 2, rate, rate * 4, 4, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt \
+        + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 STAND_INS = {
     "exiftool_Canon.jpg": small_canon_jpeg,
+    "exiftool_CanonRaw.cr2": lambda: tiff_raw_file(b"Canon", b"Canon EOS 350D DIGITAL",
+                                                   b"2005:06:09 12:25:04", mark=b"CR\x02\x00"),
+    "exiftool_Nikon.nef": lambda: tiff_raw_file(b"NIKON CORPORATION", b"NIKON D70",
+                                                b"2004:11:21 21:29:12", seed=1),
+    "exiftool_DNG.dng": lambda: tiff_raw_file(b"Canon", b"Canon EOS 350D DIGITAL",
+                                              b"2005:06:09 12:25:04", dng=True, seed=2),
+    "exiv2_Free_Test_Data_500KB_WAV.wav": pcm_wav,
+    "exiv2_flame.avi": lambda: _own("mei_100_0306.AVI"),
     "exiv2_sample_640x360.mov": lambda: _own("nomexif_meta.mov"),
     "exiv2_Canon.HIF": canon_heif,
 }
