@@ -140,11 +140,12 @@ def jpegs_everywhere(mb=64):
 
 
 def lzma_bomb(mb=1):
-    """A 7z cut before its end header whose first stream inflates to 1 GiB of zeros."""
+    """A 7z cut before its end header whose first stream inflates to 256 MiB of zeros
+    (some 4,000 times its packed size: the salvage stops at 64 times)."""
     filters = [{"id": lzma.FILTER_LZMA1, "dict_size": 1 << 26, "lc": 3, "lp": 0, "pb": 2}]
     encoder = lzma.LZMACompressor(lzma.FORMAT_RAW, filters=filters)
     zeros = bytes(16 * MB)
-    stream = b"".join(encoder.compress(zeros) for _ in range(64)) + encoder.flush()
+    stream = b"".join(encoder.compress(zeros) for _ in range(16)) + encoder.flush()
     fields = struct.pack("<QQI", len(stream) + 1000, 100, 0)          # the end header is lost
     start = b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(fields)) + fields
     data = start + stream

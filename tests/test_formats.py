@@ -424,7 +424,7 @@ def test_progressive_jpegs_are_not_decoded():
     assert scan_of(data) is None
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1,
                 max_size=6), st.integers(1000, 1 << 20))
 def test_mutated_jpeg_data_never_crashes_the_decoder(flips, cut):

@@ -158,7 +158,7 @@ JOINS = st.one_of(
 
 
 @turbo
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(JOINS)
 def test_where_a_join_can_hide_the_decoders_agree(data):
     found = verdicts(data)
@@ -181,7 +181,7 @@ LOSSES = st.one_of(
 
 
 @turbo
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(LOSSES)
 def test_bytes_lost_or_changed_in_place_pass_turbojpeg_only_where_they_may(data):
     # decode_mcus refuses a code no table has and a run past the 64th coefficient;

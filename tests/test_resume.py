@@ -481,7 +481,7 @@ def split_rows(text):
     return rows[:-1], rows[-1]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_a_mutated_report_is_gone_on_from_or_refused_in_one_line(tmp_path, data):
