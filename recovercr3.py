@@ -536,6 +536,9 @@ def unscannable(mode):
 
 TIFF_BYTE_ORDERS = {b"II": "<", b"MM": ">"}
 TIFF_MAGIC = 42
+# Olympus's ORF writes "RO" (or "RS"; "OR" big-endian) where TIFF has 42, Panasonic's
+# RW2 0x55: the same header and IFDs otherwise
+RAW_TIFF_MAGICS = (0x4F52, 0x5352, 0x0055)
 TIFF_HEADER_SIZE = 8
 IFD_ENTRY_SIZE = 12
 MAX_IFD_ENTRIES = 1000
@@ -559,7 +562,7 @@ def tiff_order(buf, start, end):
     if order is None:
         raise FormatError("no TIFF byte order mark")
     magic, ifd0 = struct.unpack_from(order + "HI", buf, start + 2)
-    if magic != TIFF_MAGIC:
+    if magic != TIFF_MAGIC and magic not in RAW_TIFF_MAGICS:
         raise FormatError("no TIFF magic number")
     return order, ifd0
 
@@ -2757,13 +2760,51 @@ DATA_PAIRS = ((TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS), (TAG_TILE_OFFSETS, TAG
               (TAG_JPEG_OFFSET, TAG_JPEG_LENGTH))
 NIKON_MAKER_NOTE = b"Nikon\0"
 NIKON_TIFF_AT = 10                          # "Nikon\0", version, 2 bytes, then a TIFF header
+# An ORF's maker note: a header, then an IFD whose offsets count from the note's start
+# (from the TIFF's, in the oldest); its sub-IFDs (Equipment, CameraSettings, ...) hold
+# the preview JPEG's place (0x0101, 0x0102 in CameraSettings) and the raw's settings.
+# (how it starts, where its IFD is, where its byte order is: None when its offsets
+# count from the TIFF's start, in the TIFF's order)
+OLYMPUS_NOTES = ((b"OLYMPUS\0", 12, 8), (b"OM SYSTEM\0", 16, 12), (b"OLYMP\0", 8, None))
+OLYMPUS_SUB_IFDS = (0x2010, 0x2020, 0x2030, 0x2031, 0x2040, 0x2050, 0x3000, 0x4000, 0x5000)
+OLYMPUS_PREVIEW = (0x0101, 0x0102)          # start, length: in CameraSettings
+# An RW2's IFD0: the raw data at RawDataOffset (its StripOffsets is unused, often all
+# ones), StripByteCounts long; the full-size JPEG whole in JpgFromRaw (an undefined
+# value holding a JPEG with its own Exif)
+TAG_RAW_DATA_OFFSET = 0x0118
+TAG_JPG_FROM_RAW = 0x002E
+RW2_DATA_PAIRS = ((TAG_RAW_DATA_OFFSET, TAG_STRIP_BYTE_COUNTS), (TAG_JPEG_OFFSET, TAG_JPEG_LENGTH))
+
 RAW_MAKES = (("NIKON", "nef"), ("SONY", "arw"), ("PENTAX", "pef"), ("RICOH", "pef"),
              ("OLYMPUS", "orf"), ("PANASONIC", "rw2"), ("SAMSUNG", "srw"))
 DNG_MAKES = (("GOPRO", "gpr"),)             # a DNG under its own name (GoPro's is VC-5 coded)
 TIFF_TYPES = ("tif", "cr2", "nef", "arw", "dng", "orf", "rw2", "pef", "srw", "gpr")
 
 
+def follow_maker_note(buf, note, start, order, end, follow, flags):
+    """Queue (with follow) the IFDs of a maker note that holds some: Nikon's (a TIFF of
+    its own), Olympus's (an IFD, then its sub-IFDs, the preview's place among them)."""
+    head = bytes(buf[note.value_at:note.value_at + 16])
+    if head.startswith(NIKON_MAKER_NOTE):
+        inner = note.value_at + NIKON_TIFF_AT
+        try:
+            inner_order, inner_ifd = tiff_order(buf, inner, end)
+            follow(inner, [inner_ifd], inner_order)
+        except FormatError:
+            flags.append("the Nikon MakerNote header")
+        return
+    for mark, ifd_at, order_at in OLYMPUS_NOTES:
+        if head.startswith(mark):
+            base = start if order_at is None else note.value_at
+            note_order = order if order_at is None else \
+                TIFF_BYTE_ORDERS.get(head[order_at:order_at + 2], order)
+            follow(base, [note.value_at + ifd_at - base], note_order, "olympus")
+            return
+
+
+
 class TiffWalk(NamedTuple):
+
     end: int                # the largest end of anything the file's IFDs point at
     data: list              # (start, end) of strips, tiles and JPEG previews
     flags: list             # pointers that were bounded and ignored
@@ -2780,7 +2821,8 @@ def walk_tiff(buf, start, limit):
     span_end = start + MAX_TIFF_SPAN
     end = start + TIFF_HEADER_SIZE
     data, flags, maker_note, plain = [], [], (), []
-    queue = collections.deque([(start, ifd0, order)])
+    rw2 = bytes(buf[start:start + 4]) == RW2_MAGIC
+    queue = collections.deque([(start, ifd0, order, "")])
     queued = 1
     seen = set()
     tags = None
@@ -2788,18 +2830,18 @@ def walk_tiff(buf, start, limit):
 
     too_many = "more than %d IFDs" % MAX_IFDS
 
-    def follow(base, offsets, ifd_order):
+    def follow(base, offsets, ifd_order, kind=""):
         nonlocal queued
         for pointer in offsets:
             if queued >= MAX_IFDS:
                 if too_many not in flags:
                     flags.append(too_many)
                 return
-            queue.append((base, pointer, ifd_order))
+            queue.append((base, pointer, ifd_order, kind))
             queued += 1
 
     while queue:
-        base, offset, ifd_order = queue.popleft()
+        base, offset, ifd_order, kind = queue.popleft()
         if (base, offset) in seen or not offset:
             continue
         seen.add((base, offset))
@@ -2828,7 +2870,13 @@ def walk_tiff(buf, start, limit):
                 flags.append("tag 0x%04x points at +%d" % (entry.tag, entry.value_at - start))
             else:
                 end = max(end, entry.value_at + entry.size)
-        for offsets_tag, lengths_tag in DATA_PAIRS:
+        pairs = (OLYMPUS_PREVIEW,) if kind == "olympus" else RW2_DATA_PAIRS if rw2 \
+            else DATA_PAIRS
+        jpeg_from_raw = by_tag.get(TAG_JPG_FROM_RAW) if rw2 else None
+        if jpeg_from_raw is not None and not jpeg_from_raw.inline \
+                and jpeg_from_raw.value_at + jpeg_from_raw.size <= span_end:
+            data.append((jpeg_from_raw.value_at, jpeg_from_raw.value_at + jpeg_from_raw.size))
+        for offsets_tag, lengths_tag in pairs:
             if offsets_tag in by_tag and lengths_tag in by_tag:
                 if by_tag[offsets_tag].count > MAX_TIFF_DATA_RANGES:
                     end = max(end, base + ifd_furthest(buf, by_tag[offsets_tag],
@@ -2839,7 +2887,7 @@ def walk_tiff(buf, start, limit):
                 offsets = ifd_numbers(buf, by_tag[offsets_tag], ifd_order, limit)
                 lengths = ifd_numbers(buf, by_tag[lengths_tag], ifd_order, limit)
                 layout = plain_layout(buf, by_tag, ifd_order, limit) \
-                    if offsets_tag != TAG_JPEG_OFFSET else None
+                    if offsets_tag not in (TAG_JPEG_OFFSET, OLYMPUS_PREVIEW[0]) else None
                 for first, length in zip(offsets, lengths):
                     if base + first + length > span_end:
                         flags.append("tag 0x%04x points at +%d" % (offsets_tag, base + first - start))
@@ -2849,21 +2897,18 @@ def walk_tiff(buf, start, limit):
                         if layout is not None:
                             plain.append((base + first, base + first + length) + layout
                                          + (ifd_order,))
-        for tag in IFD_POINTER_TAGS + (TAG_SUB_IFDS,):
+        pointers = OLYMPUS_SUB_IFDS if kind == "olympus" else IFD_POINTER_TAGS + (TAG_SUB_IFDS,)
+        for tag in pointers:
             if tag in by_tag:
-                follow(base, ifd_numbers(buf, by_tag[tag], ifd_order, limit, MAX_IFDS), ifd_order)
+                follow(base, ifd_numbers(buf, by_tag[tag], ifd_order, limit, MAX_IFDS), ifd_order,
+                       kind)
         note = by_tag.get(TAG_MAKER_NOTE)
         if note is not None and not note.inline and note.value_at + note.size <= span_end:
             maker_note = (note.value_at, note.value_at + note.size)
-            inner = note.value_at + NIKON_TIFF_AT
-            if bytes(buf[note.value_at:note.value_at + len(NIKON_MAKER_NOTE)]) == NIKON_MAKER_NOTE:
-                try:
-                    inner_order, inner_ifd = tiff_order(buf, inner, min(limit, span_end))
-                    follow(inner, [inner_ifd], inner_order)
-                except FormatError:
-                    flags.append("the Nikon MakerNote header")
-        if next_ifd:
-            follow(base, [next_ifd], ifd_order)
+            follow_maker_note(buf, note, start, ifd_order, min(limit, span_end), follow, flags)
+        if next_ifd and kind != "olympus":
+            follow(base, [next_ifd], ifd_order, kind)
+
     return TiffWalk(end, data, flags, tags or {}, ifd0_tags, maker_note, plain)
 
 
@@ -2874,6 +2919,8 @@ def walk_tiff(buf, start, limit):
 # the file ran into another one. Compressed raws check nothing here.
 TAG_BITS_PER_SAMPLE, TAG_COMPRESSION, TAG_SAMPLES_PER_PIXEL = 0x0102, 0x0103, 0x0115
 TAG_PLANAR_CONFIGURATION = 0x011C
+TAG_IMAGE_WIDTH, TAG_IMAGE_LENGTH = 0x0100, 0x0101
+
 UNCOMPRESSED = 1
 PIXEL_BLOCK = 4096                          # one run of pixels looked at per this many bytes
 PIXEL_SAMPLED = 1024                        # ... of this many bytes
@@ -2893,7 +2940,25 @@ def plain_layout(buf, by_tag, order, limit):
     if (number(TAG_COMPRESSION, UNCOMPRESSED) != UNCOMPRESSED or bits not in (8, 16)
             or not samples or samples > 8 or (samples > 1 and number(TAG_PLANAR_CONFIGURATION, 1) != 1)):
         return None
+    # only strips that hold exactly what the size says are read as pixels: Olympus
+    # writes Compression 1 over its own compressed data, a quarter smaller
+    if strip_bytes(buf, by_tag, order, limit) != uncompressed_size(by_tag, number, samples, bits):
+        return None
     return samples, bits
+
+
+def strip_bytes(buf, by_tag, order, limit):
+    """The bytes an IFD's StripByteCounts add up to (None without them)."""
+    counts = by_tag.get(TAG_STRIP_BYTE_COUNTS)
+    if counts is None or counts.count > MAX_TIFF_DATA_RANGES:
+        return None
+    return sum(ifd_numbers(buf, counts, order, limit))
+
+
+def uncompressed_size(by_tag, number, samples, bits):
+    """What an IFD's picture takes uncompressed: width x height x samples x bits / 8."""
+    width, height = number(TAG_IMAGE_WIDTH, 0), number(TAG_IMAGE_LENGTH, 0)
+    return width * height * samples * bits // 8 if width and height else None
 
 
 def not_picture_at(buf, plain):
@@ -2959,14 +3024,37 @@ def carve_tiff(buf, start, limit, options):
         tags = exif_tags(buf, start, end)
     except (FormatError, struct.error):
         tags = walk.tags
-    embedded = []
+    embedded, pictures = [], []
     if status == COMPLETE:
         embedded = [part for part in walk.data if looks_like_a_file(buf, part[0])] \
             + ([walk.maker_note] if walk.maker_note else [])
-    return Carved(start, end - start, kind, kind, status, detail, [], exif_meta(tags), embedded)
+    else:
+        # a cut or broken raw's whole JPEGs are its own still: saved beside it (the
+        # largest first), never as files of the card's
+        pictures = sorted(filter(None, (
+            raw_jpeg(buf, first, last) for first, last in walk.data
+            if last <= limit and bytes(buf[first:first + 2]) == JPEG_SOI)),
+            key=lambda picture: -picture.size)
+        embedded = [(picture.offset, picture.offset + picture.size) for picture in pictures]
+    return Carved(start, end - start, kind, kind, status, detail, [], exif_meta(tags), embedded,
+                  pictures)
+
+
+
+def raw_jpeg(buf, first, last):
+    """The Picture of the JPEG a raw's IFD places at [first, last), which may hold more
+    than the JPEG (an RW2's JpgFromRaw does): up to the end its markers walk to."""
+    try:
+        walk = walk_jpeg(buf, first, last)
+    except FormatError:
+        return None
+    if walk.status != COMPLETE:
+        return None
+    return embedded_jpeg(buf, first, walk.end, "the JPEG preview")
 
 
 def looks_like_a_file(buf, at):
+
     """True for a part that starts as a file of its own would (a JPEG preview, a
     TIFF): the part is the file's, not another one. Raw image data is not: a file
     found inside it was written there (the raw is fragmented), and must be seen."""
@@ -3061,6 +3149,12 @@ RAF_HEADER_SIZE = 108                       # what every RAF's header holds
 MAX_RAF_SPAN = 1 << 30                      # no raw is larger; a part past it is garbage
 RAF_RECORD = struct.Struct(">HH")           # a CFA header record: tag, size of its data
 MAX_RAF_RECORDS = 255                       # more and it is no CFA header (LibRaw's bound)
+RAF_FULL_SIZE = 0x0100                      # a CFA header's record: height, width (16 bits)
+# A picture's data holds at least this many bytes a pixel, however it is compressed
+# (Fujifilm's lossless compression keeps some 10 bits a pixel; uncompressed is 16):
+# less is a stub, or the front of a file whose data lies elsewhere
+MIN_RAW_BYTES_PER_PIXEL = 0.25
+
 
 
 def raf_parts(buf, start, limit):
@@ -3107,7 +3201,26 @@ def jpeg_exif_meta(buf, first, last):
         return Meta()
 
 
+def raf_cfa_short(buf, start, header, cfa):
+    """What is wrong when the CFA (what, first, last) after a CFA header (idem) is too
+    short for the sensor the header's RawImageFullSize gives; "" if not."""
+    _, first, last = header
+    pos = first + 4
+    for _ in range(min(U32.unpack_from(buf, first)[0], MAX_RAF_RECORDS)):
+        tag, size = RAF_RECORD.unpack_from(buf, pos)
+        if tag == RAF_FULL_SIZE and size == 4:
+            height, width = struct.unpack_from(">HH", buf, pos + RAF_RECORD.size)
+            what, cfa_first, cfa_last = cfa
+            if cfa_last - cfa_first < width * height * MIN_RAW_BYTES_PER_PIXEL:
+                return "%s at +%d is %d bytes: a %dx%d sensor's data takes far more" % (
+                    what, cfa_first - start, cfa_last - cfa_first, width, height)
+            return ""
+        pos += RAF_RECORD.size + size
+    return ""
+
+
 def carve_raf(buf, start, limit, options):
+
     """A RAF: its header gives where the JPEG, the CFA header and the CFA lie; the
     file ends at the furthest. Complete when each is there, the JPEG whole and the
     CFA header's records fitting it."""
@@ -3125,6 +3238,12 @@ def carve_raf(buf, start, limit, options):
                 status, detail = DAMAGED, "the JPEG at +%d is not whole" % (first - start)
             elif what.endswith("CFA header") and not raf_records_fit(buf, first, last):
                 status, detail = DAMAGED, "%s at +%d is not one" % (what, first - start)
+            elif what.endswith("CFA header"):
+                index = [part[1] for part in parts].index(first)
+                short = raf_cfa_short(buf, start, parts[index], parts[index + 1]) \
+                    if index + 1 < len(parts) else ""
+                if short:
+                    status, detail = DAMAGED, short
             if status != COMPLETE:
                 break
     jpeg = parts[0]
@@ -3132,10 +3251,16 @@ def carve_raf(buf, start, limit, options):
     if not meta.model and limit - start >= RAF_MODEL.size:
         model = RAF_MODEL.unpack_from(buf, start)[0].split(b"\0")[0]
         meta = meta._replace(model=model.decode("ascii", "replace").strip())
-    embedded = [(first, last) for what, first, last in parts
-                if what == "the JPEG" or looks_like_a_file(buf, first)] if status == COMPLETE else []
+    embedded, pictures = [], []
+    if status == COMPLETE:
+        embedded = [(first, last) for what, first, last in parts
+                    if what == "the JPEG" or looks_like_a_file(buf, first)]
+    elif jpeg[2] <= limit:          # its whole JPEG is saved beside it
+        pictures = [picture for picture in [raw_jpeg(buf, jpeg[1], jpeg[2])] if picture]
+        embedded = [(p.offset, p.offset + p.size) for p in pictures]
     return Carved(start, min(end, limit) - start, "raf", "raf", status, detail, [], meta,
-                  embedded)
+                  embedded, pictures)
+
 
 
 # 12. X3F: Sigma's raw -----------------------------------------------------------------
@@ -3254,10 +3379,22 @@ def carve_x3f(buf, start, limit, options):
             if not jpeg_is_whole(buf, jpeg, last):
                 status, detail = DAMAGED, "the JPEG at +%d is not whole" % (jpeg - start)
             embedded.append((jpeg, last))
+        elif magic == b"SECi" and length >= X3F_IMAGE.size:
+            _, _, _, _, columns, rows, row_bytes = X3F_IMAGE.unpack_from(buf, first)
+            needed = rows * row_bytes if row_bytes else columns * rows * MIN_RAW_BYTES_PER_PIXEL
+            if length - X3F_IMAGE.size < needed:
+                status, detail = DAMAGED, (
+                    "the image section at +%d holds %d bytes: its %dx%d picture takes more"
+                    % (offset, length - X3F_IMAGE.size, columns, rows))
         if status != COMPLETE:
             break
+    pictures = []
+    if status != COMPLETE:          # its whole JPEG is saved beside it
+        pictures = [picture for picture in (raw_jpeg(buf, first, last) for first, last in embedded)
+                    if picture is not None]
     return Carved(start, end - start, "x3f", "x3f", status, detail, [], meta,
-                  embedded if status == COMPLETE else [])
+                  embedded if status == COMPLETE else
+                  [(p.offset, p.offset + p.size) for p in pictures], pictures)
 
 
 # 13. MPEG transport streams: AVCHD's MTS and M2TS, and TS -----------------------------

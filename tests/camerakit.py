@@ -33,7 +33,7 @@ RAF_MAGIC = b"FUJIFILMCCD-RAW "
 def raf_file(jpeg, cfa, model=b"X-T3", second=None, records=None, header_size=None):
     """A RAF holding jpeg and cfa (and a second (records, cfa) pair when given)."""
     header_size = header_size or (160 if second else 148)
-    records = records or [(0x0100, struct.pack(">HH", 4000, 6000)), (0x0130, b"\0" * 8)]
+    records = records or [(0x0100, struct.pack(">HH", 300, 400)), (0x0130, b"\0" * 8)]
 
     def cfa_header(recs):
         return struct.pack(">I", len(recs)) + b"".join(
@@ -259,3 +259,91 @@ def tiff_raw(make, model, dng=False, seed=0, size=(128, 96)):
     picture = Image.frombytes("RGB", small, noise(small[0] * small[1] * 3, seed=seed))
     picture.resize(size).save(out, "TIFF", tiffinfo=info)
     return out.getvalue()
+
+
+# --- ORF and RW2: TIFFs with their makers' own header and tags --------------------------
+
+ASCII, SHORT, LONG, UNDEFINED, IFD = 2, 3, 4, 7, 13
+
+
+def ifd_block(entries, at, order="<"):
+    """An IFD at offset at (its values after it): entries [(tag, type, value)], a value
+    an int (SHORT, LONG, IFD) or bytes (ASCII without its NUL, UNDEFINED)."""
+    entries = sorted(entries)
+    values = bytearray()
+    data_at = at + 2 + 12 * len(entries) + 4
+    body = struct.pack(order + "H", len(entries))
+    for tag, kind, value in entries:
+        if isinstance(value, int):
+            fmt = "H2x" if kind == SHORT else "I"
+            body += struct.pack(order + "HHI" + fmt, tag, kind, 1, value)
+            continue
+        data = value + b"\0" if kind == ASCII else value
+        if len(data) <= 4:
+            body += struct.pack(order + "HHI", tag, kind, len(data)) + data.ljust(4, b"\0")
+        else:
+            body += struct.pack(order + "HHII", tag, kind, len(data), data_at + len(values))
+            values += data + b"\0" * (len(data) & 1)
+    return bytes(body + struct.pack(order + "I", 0) + values)
+
+
+def olympus_maker_note(jpeg):
+    """An ORF's maker note, new style (offsets count from its own start): its IFD, then
+    CameraSettings (0x2020), which places the preview JPEG, stored after them."""
+    head = b"OLYMPUS\0II\x03\0"
+    equipment_at = len(head) + 2 + 12 * 3 + 4
+    camera_at = equipment_at + 2 + 12 + 4
+    preview_at = camera_at + 2 + 12 * 3 + 4
+    preview_at += -preview_at % 16
+    note_ifd = ifd_block([(0x0000, UNDEFINED, b"0100"), (0x2010, IFD, equipment_at),
+                          (0x2020, IFD, camera_at)], len(head))
+    equipment = ifd_block([(0x0000, UNDEFINED, b"0100")], equipment_at)
+    camera = ifd_block([(0x0100, LONG, 1), (0x0101, LONG, preview_at),
+                        (0x0102, LONG, len(jpeg))], camera_at)
+    note = head + note_ifd + equipment + camera
+    return note + b"\0" * (preview_at - len(note)) + jpeg
+
+
+def orf_file(jpeg, raw, model=b"E-M10", when=b"2016:05:21 10:11:12", size=(400, 300)):
+    """An ORF as Olympus writes it: "IIRO", IFD0 (the raw's strip: Compression 1 though
+    the data is Olympus-compressed, so smaller than size says), an Exif IFD whose
+    MakerNote holds the preview JPEG."""
+    def ifd0(exif_at, raw_at):
+        return ifd_block([(0x00FE, LONG, 0), (0x0100, LONG, size[0]), (0x0101, LONG, size[1]),
+                          (0x0102, SHORT, 16), (0x0103, SHORT, 1), (0x0106, SHORT, 32803),
+                          (0x010F, ASCII, b"OLYMPUS IMAGING CORP.  "), (0x0110, ASCII, model),
+                          (0x0111, LONG, raw_at), (0x0115, SHORT, 1), (0x0116, LONG, size[1]),
+                          (0x0117, LONG, len(raw)), (0x011C, SHORT, 1),
+                          (0x8769, LONG, exif_at)], 8)
+    exif_at = 8 + len(ifd0(0, 0))
+    exif = ifd_block([(0x9003, ASCII, when), (0x927C, UNDEFINED, olympus_maker_note(jpeg))],
+                     exif_at)
+    raw_at = exif_at + len(exif) + -(exif_at + len(exif)) % 512
+    out = b"IIRO" + struct.pack("<I", 8) + ifd0(exif_at, raw_at) + exif
+    return out + b"\0" * (raw_at - len(out)) + raw
+
+
+RW2_GUID = bytes.fromhex("88e774d8f8251d4d947a6e77822b5d6a")    # after every RW2's header
+
+
+def rw2_file(jpeg, raw, model=b"DMC-LX3", when=b"2008:08:06 15:21:56", sensor=(128, 96)):
+    """An RW2 as Panasonic writes it: "IIU\\0", IFD0 at 24 with the sensor's size and
+    bits, JpgFromRaw (a JPEG whole in an undefined value) and the raw data at
+    RawDataOffset (StripOffsets all ones), StripByteCounts long."""
+    ifd0_at = 24
+    exif_entries = [(0x9003, ASCII, when)]
+    probe = ifd_block(rw2_ifd0(0, 0, len(raw), jpeg, model, sensor), ifd0_at)
+    exif_at = ifd0_at + len(probe)
+    exif = ifd_block(exif_entries, exif_at)
+    raw_at = exif_at + len(exif) + -(exif_at + len(exif)) % 512
+    ifd0 = ifd_block(rw2_ifd0(exif_at, raw_at, len(raw), jpeg, model, sensor), ifd0_at)
+    out = b"IIU\0" + struct.pack("<I", ifd0_at) + RW2_GUID + ifd0 + exif
+    return out + b"\0" * (raw_at - len(out)) + raw
+
+
+def rw2_ifd0(exif_at, raw_at, raw_size, jpeg, model, sensor):
+    return [(0x0001, UNDEFINED, b"0300"), (0x0002, SHORT, sensor[0]), (0x0003, SHORT, sensor[1]),
+            (0x000A, SHORT, 12), (0x000B, SHORT, 34316), (0x002D, SHORT, 4),
+            (0x002E, UNDEFINED, jpeg), (0x010F, ASCII, b"Panasonic"), (0x0110, ASCII, model),
+            (0x0111, LONG, 0xFFFFFFFF), (0x0116, SHORT, sensor[1]), (0x0117, LONG, raw_size),
+            (0x0118, LONG, raw_at), (0x8769, LONG, exif_at)]

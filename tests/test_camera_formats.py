@@ -1,5 +1,5 @@
 """The other cameras' formats: Fujifilm RAF, AVCHD MTS/M2TS and TS, Sigma X3F, MXF,
-Samsung SRW and GoPro GPR - byte-exact carving and verdicts.
+Samsung SRW, GoPro GPR, Olympus ORF and Panasonic RW2 - byte-exact carving and verdicts.
 
 The shared corpus has none of them: each file here is built to its published layout
 (tests/camerakit.py says which); where ffmpeg is installed, MTS, TS and MXF files
@@ -39,9 +39,13 @@ FILES = {
     "mxf, no RIP": lambda: kit.mxf_file(seed=8, rip=False),
     "srw": lambda: kit.tiff_raw("SAMSUNG", "NX300", seed=9),
     "gpr": lambda: kit.tiff_raw("GoPro", "HERO10 Black", dng=True, seed=10),
+    # the raw data a quarter smaller than the size says, as Olympus's compression is
+    "orf": lambda: kit.orf_file(jpeg(11), noise(180000, seed=11)),
+    "rw2": lambda: kit.rw2_file(jpeg(12), noise(128 * 96 * 2, seed=12)),
 }
 TYPES = {"raf": "raf", "raf, two CFAs": "raf", "x3f": "x3f", "mts": "mts", "ts": "ts",
-         "mxf": "mxf", "mxf, no RIP": "mxf", "srw": "srw", "gpr": "gpr"}
+         "mxf": "mxf", "mxf, no RIP": "mxf", "srw": "srw", "gpr": "gpr", "orf": "orf",
+         "rw2": "rw2"}
 
 
 def rows_of(out):
@@ -64,8 +68,11 @@ def test_file_cut_by_the_end_of_the_dump_is_truncated(tmp_path, name):
     cut = data[:len(data) * 2 // 3 + 5]
     build_dump(tmp_path / "card.img", 512 * 2, cut)
     out = recover(tmp_path / "card.img", tmp_path / "out")
-    assert rows_of(out) == [(TYPES[name], "truncated")]
-    assert out.shas() == [sha256(cut)]
+    # a raw whose JPEG is whole before the cut gives it too, beside it
+    pictures = [("jpg", "complete")] if name in ("orf", "raf", "raf, two CFAs", "rw2") else []
+    assert rows_of(out) == [(TYPES[name], "truncated")] + pictures
+    assert out.shas()[0] == sha256(cut)
+    assert all(row["detail"].startswith("the JPEG preview inside") for row in out.rows[1:])
 
 
 def test_files_of_every_format_side_by_side(tmp_path):
@@ -326,3 +333,65 @@ def test_an_uncompressed_raw_with_another_files_bytes_in_its_strips_is_damaged(b
     carved = carve(spliced, r.carve_tiff)
     assert (carved.status, carved.size) == ("damaged", len(raw))
     assert "not a picture" in carved.detail
+
+
+# --- raws whose picture data is not there ------------------------------------------------
+
+def test_orf_and_rw2_keep_their_jpeg_and_are_named_by_their_header(tmp_path):
+    # An ORF's preview lies in its maker note (CameraSettings says where, from the
+    # note's start); an RW2's full-size JPEG is whole in JpgFromRaw. Each is the raw's,
+    # never a file of its own, and each raw is named by its header ("IIRO", "IIU").
+    orf, rw2 = kit.orf_file(jpeg(13), noise(180000, seed=13)), \
+        kit.rw2_file(jpeg(14), noise(128 * 96 * 2, seed=14))
+    build_dump(tmp_path / "card.img", 4096, orf, 4096 - len(orf) % 512, rw2, 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"], row["model"]) for row in out.rows] == [
+        ("img1.orf", "complete", "E-M10"), ("img2.rw2", "complete", "DMC-LX3")]
+    assert out.shas() == [sha256(orf), sha256(rw2)]
+
+
+def test_an_rw2_whose_raw_data_is_not_there_is_truncated_with_its_jpeg_beside_it(tmp_path):
+    # exiftool's Panasonic sample keeps its header and JPEG, and says its raw data is
+    # 20 MB at its end, where 22 bytes are: at the end of a dump, truncated; its
+    # JPEG is saved beside it.
+    stub = kit.rw2_file(jpeg(15), b"<Dummy raw image data>")
+    stub = stub[:struct.unpack_from("<I", stub, 4)[0]] + stub[struct.unpack_from("<I", stub, 4)[0]:]
+    at = stub.index(struct.pack("<HHI", 0x0117, 4, 1)) + 8
+    stub = stub[:at] + struct.pack("<I", 20511792) + stub[at + 4:]
+    build_dump(tmp_path / "card.img", 4096, stub)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("truncated/img1.rw2", "truncated"), ("truncated/img1.rw2.jpg", "complete")]
+    assert out.rows[1]["detail"] == "the JPEG preview inside truncated/img1.rw2"
+
+
+def test_a_raf_whose_cfa_is_a_few_bytes_is_damaged_and_its_jpeg_saved(tmp_path):
+    # exiftool's FujiFilm sample: a 4352x1444 sensor, CFAs of 22 bytes of text
+    raf = kit.raf_file(jpeg(16), b"<Dummy raw image data>",
+                       records=[(0x0100, struct.pack(">HH", 1444, 4352))])
+    build_dump(tmp_path / "card.img", 4096, raf, 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.raf", "damaged"), ("damaged/img1.raf.jpg", "complete")]
+    assert "is 22 bytes: a 4352x1444 sensor's data takes far more" in out.rows[0]["detail"]
+
+
+def test_an_x3f_whose_image_section_is_a_few_bytes_is_damaged():
+    x3f = kit.x3f_file(jpeg(17), b"<Dummy raw image data>")
+    carved = r.carve_x3f(x3f, 0, len(x3f), r.Options(r.StopAfterMdat(), frozenset(["x3f"])))
+    assert carved.status == "damaged"
+    assert "holds 22 bytes: its 640x480 picture takes more" in carved.detail
+    assert [p.what for p in carved.pictures] == ["the JPEG preview"]
+
+
+@pytest.mark.parametrize("name, kind, status", [
+    ("exiftool_Panasonic.rw2", "rw2", "truncated"), ("exiftool_FujiFilm.raf", "raf", "damaged"),
+    ("exiftool_Sigma.x3f", "x3f", "damaged")])
+def test_metadata_suites_stub_raws_are_not_complete(tmp_path, name, kind, status):
+    # exiftool's t/images samples (Perl licence: read from the shared corpus, skipped
+    # without it): their picture data is a few bytes of text
+    from dumpkit import corpus_file
+    data = corpus_file(name)
+    build_dump(tmp_path / "card.img", 4096, data)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert (out.rows[0]["type"], out.rows[0]["status"]) == (kind, status)
