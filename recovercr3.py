@@ -3528,7 +3528,47 @@ def ts_sections(packets, pid):
     return b""
 
 
+def mpeg_crc(data):
+    """CRC-32/MPEG-2 over data (a PSI section with its own CRC gives 0)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = (crc << 8 & 0xFFFFFFFF) ^ MPEG_CRC_TABLE[(crc >> 24) ^ byte]
+    return crc
+
+
+def _mpeg_crc_table():
+    table = []
+    for index in range(256):
+        crc = index << 24
+        for _ in range(8):
+            crc = (crc << 1 ^ MPEG_CRC_POLYNOMIAL if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+        table.append(crc)
+    return table
+
+
+MPEG_CRC_POLYNOMIAL = 0x04C11DB7
+MPEG_CRC_TABLE = _mpeg_crc_table()
+
+
+def section_whole(section):
+    """True for a PSI section whose CRC holds."""
+    if len(section) < 8:
+        return False
+    length = ((section[1] & 0x0F) << 8 | section[2]) + 3
+    return length <= len(section) and mpeg_crc(section[:length]) == 0
+
+
+def ts_tables_whole(packets):
+    """True when packets hold a PAT and the PMT it names, each with its CRC: a stream
+    however short (two packets), never chance (its rhythm alone is: see TS_MIN_PACKETS)."""
+    pat = ts_sections(packets, PID_PAT)
+    if not section_whole(pat) or pat[0] != 0x00:
+        return False
+    return any(section_whole(ts_sections(packets, pid)) for pid in ts_programs(packets))
+
+
 def ts_programs(packets):
+
     """{PMT PID: [(stream type, PID)]} from the PAT and PMTs among packets."""
     pat = ts_sections(packets, PID_PAT)
     programs = {}
@@ -3642,7 +3682,8 @@ def carve_ts(buf, start, limit, options, packet, kind):
             raise FormatError("continues the stream before it")
     walk = walk_ts(buf, start, limit, packet, options.align)
     remember_walk(buf, start, walk.end, packet)
-    if walk.end - start < TS_MIN_PACKETS * packet and walk.why != DUMP_END:
+    if walk.end - start < TS_MIN_PACKETS * packet and walk.why != DUMP_END \
+            and not ts_tables_whole(walk.packets):
         raise FormatError("only %d packets keep the rhythm" % ((walk.end - start) // packet))
     programs = ts_programs(walk.packets)
     if not programs:

@@ -395,3 +395,33 @@ def test_metadata_suites_stub_raws_are_not_complete(tmp_path, name, kind, status
     build_dump(tmp_path / "card.img", 4096, data)
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert (out.rows[0]["type"], out.rows[0]["status"]) == (kind, status)
+
+
+# --- a stream of a few packets -----------------------------------------------------------
+
+def short_stream(packets, break_pat=False):
+    """The first packets of a camera-like M2TS (a PAT, a PMT, then a frame's start),
+    its PAT's CRC broken when asked."""
+    stream = bytearray(kit.ts_stream(frames=1, packets_per_frame=4)[:packets * 192])
+    if break_pat:
+        at = bytes(stream).index(kit.pat())
+        stream[at + len(kit.pat()) - 1] ^= 0xFF     # the last byte of its CRC
+    return bytes(stream)
+
+
+def test_a_stream_of_seven_packets_is_found_where_its_pat_and_pmt_are_whole(tmp_path):
+    # fewer than TS_MIN_PACKETS in rhythm is chance, but not with a PAT and a PMT
+    # whose CRCs hold: exiftool's M2TS sample is 7 packets, and was not found
+    stream = short_stream(7)
+    build_dump(tmp_path / "card.img", 4096, stream, 8192)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["type"], row["status"]) for row in out.rows] == [("mts", "damaged")]
+    assert out.shas() == [sha256(stream)]
+    build_dump(tmp_path / "broken.img", 4096, short_stream(7, break_pat=True), 8192)
+    assert recover(tmp_path / "broken.img", tmp_path / "out2").rows == []
+
+
+def test_mpeg_crc_is_the_psi_sections_one():
+    section = kit.psi_section(0x00, 1, b"\0\1\xe1\0")
+    assert r.mpeg_crc(section) == 0 and r.section_whole(section)
+    assert r.mpeg_crc(b"123456789") == kit.mpeg_crc(b"123456789") == 0x0376E6E7
