@@ -4,9 +4,9 @@
     python3 bench/othermedia.py [--out DIR] [--with MEDIA]
 
 Writes MTS (AVCHD-like M2TS: H.264 + AC-3 in 192-byte packets), TS, and MXF (MPEG-2
-+ PCM, OP1a) files with ffmpeg's muxers, and RAF, X3F, SRW and GPR files built to
-their published layouts (tests/camerakit.py; SRW and GPR as TIFFs by Pillow) with
-real JPEG previews taken from MEDIA, into DIR (default $BENCH_WORK/othermedia).
++ PCM, OP1a) files with ffmpeg's muxers, and RAF, X3F, SRW, GPR, ORF and RW2 files
+built to their published layouts (tests/camerakit.py; SRW and GPR as TIFFs by
+Pillow) with real JPEG previews taken from MEDIA, into DIR (default $BENCH_WORK/othermedia).
 With --with MEDIA it also fills DIR/../media+other with hard links to both sets:
 give that folder to ../shared/bench/mkcard.py --media (or to bench/sweep.py
 --media) for cards where these formats lie among the usual ones. Deterministic;
@@ -32,7 +32,7 @@ WORK = Path(os.environ.get("BENCH_WORK", "/tmp/recovercr3-bench"))
 MOVIES = [("MTS", 6, "1280x720", "6M"), ("MTS", 14, "1920x1080", "9M"), ("MTS", 25, "1280x720", "4M"),
           ("MTS", 40, "1920x1080", "5M"), ("TS", 8, "1280x720", "4M"), ("TS", 20, "640x480", "3M"),
           ("MXF", 5, "720x576", "15M"), ("MXF", 12, "720x576", "10M"), ("MXF", 20, "1280x720", "8M")]
-STILLS = [("RAF", 4), ("X3F", 3), ("SRW", 3), ("GPR", 3)]
+STILLS = [("RAF", 4), ("X3F", 3), ("SRW", 3), ("GPR", 3), ("ORF", 3), ("RW2", 3)]
 
 
 def ffmpeg(path, seconds, size, rate, kind, seed):
@@ -65,6 +65,10 @@ def still(kind, seed, jpeg):
         return kit.x3f_file(jpeg, raw)
     if kind == "SRW":
         return kit.tiff_raw("SAMSUNG", "NX500", False, seed, size=(1600, 1200))
+    if kind == "ORF":           # Olympus-compressed: smaller than the size says
+        return kit.orf_file(jpeg, raw, model=b"E-M10MarkIII", size=(5184, 3888))
+    if kind == "RW2":
+        return kit.rw2_file(jpeg, raw, model=b"DC-G9", sensor=(5248, 3920))
     return kit.tiff_raw("GoPro", "HERO11 Black", True, seed, size=(1600, 1200))
 
 
