@@ -303,9 +303,8 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bu
            "lfn_checksum", "Log", "_main", "MAPPED_AROUND", "Mark",
            "MAX_BOXES_BEFORE_MDAT", "MAX_MAPFILE_BYTES", "MAX_NAME_BYTES", "mcu_problem",
            "MEMMEM", "Meta", "mpeg_crc", "section_whole", "MXF_PARTITION_KEY",
-           "nal_units_problem", "NAME_ROOM",
-
-           "Naming", "newest_report", "Options", "OutputDir", "PageGuard",
+           "nal_units_problem", "NAME_ROOM", "Naming",
+ "newest_report", "Options", "OutputDir", "PageGuard",
            "pages_to_let_go", "PART_SUFFIX", "path_room", "pread", "RAF_MAGIC",
            "read_box", "read_ftyp", "read_mapfile", "read_state", "Recovery", "Report",
            "report_cell", "RESERVED_TOP", "RESTART_MARKER", "restart_problem",
