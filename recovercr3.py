@@ -283,16 +283,15 @@ from typing import NamedTuple
 
 __version__ = "0.1.0"
 # What tests and users may import (tests/test_project.py holds the tests to it).
-__all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "build_parser",
-           "Format", "FORMATS",
-
-           "boot_volume", "Box", "brand_type", "Budget", "BYTES_PER_BOX", "Candidates",
-           "candidates_in", "CANON_UUID", "card_geometry", "card_path", "CARD_PREFIX",
-           "carve_again", "carve_isobmff", "carve_jpeg", "carve_mts", "carve_mxf",
-           "carve_plain_ts", "carve_raf", "carve_tiff", "carve_x3f", "Carved",
-           "_carving", "chain_pieces", "child_boxes", "CLEAR_LINE", "Coded", "COMPLETE",
-           "COPY_CHUNK", "CRW_MAGIC", "crx_geometry", "crx_header_problem", "DAMAGED",
-           "DATA_MARKER", "DECODE_CHUNK", "decode_coded", "decode_from", "decode_mcus",
+__all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry",
+           "build_parser", "Format", "FORMATS", "boot_volume", "Box", "brand_type",
+           "Budget", "BYTES_PER_BOX", "Candidates", "candidates_in", "CANON_UUID",
+           "card_geometry", "card_path", "CARD_PREFIX", "carve_again", "carve_isobmff",
+           "carve_jpeg", "carve_mts", "carve_mxf", "carve_plain_ts", "carve_raf",
+           "carve_tiff", "carve_x3f", "Carved", "_carving", "chain_pieces",
+           "child_boxes", "CLEAR_LINE", "Coded", "COMPLETE", "COPY_CHUNK", "CRW_MAGIC",
+           "crx_geometry", "crx_header_problem", "DAMAGED", "DATA_MARKER",
+           "DECODE_CHUNK", "decode_coded", "decode_from", "decode_mcus",
            "directory_sieve", "DirEntry", "dot_folders", "Dump", "EarlierRun",
            "exfat_checksum", "exfat_entries", "exfat_sets", "exif_tags", "fat_chain",
            "FAT_DIRECTORY", "fat_entries", "FileSystem", "find_pieces", "fitted",
@@ -303,19 +302,18 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bu
            "lfn_checksum", "Log", "_main", "MAPPED_AROUND", "Mark",
            "MAX_BOXES_BEFORE_MDAT", "MAX_MAPFILE_BYTES", "MAX_NAME_BYTES", "mcu_problem",
            "MEMMEM", "Meta", "mpeg_crc", "section_whole", "MXF_PARTITION_KEY",
-           "nal_units_problem", "NAME_ROOM", "Naming",
- "newest_report", "Options", "OutputDir", "PageGuard",
-           "pages_to_let_go", "PART_SUFFIX", "path_room", "pread", "RAF_MAGIC",
-           "read_box", "read_ftyp", "read_mapfile", "read_state", "Recovery", "Report",
-           "report_cell", "RESERVED_TOP", "RESTART_MARKER", "restart_problem",
-           "run_checks", "salvage_7z", "same_name", "_scan", "SCAN_FINISHED",
-           "SCAN_INTERRUPTED", "SCAN_REGION", "_scan_region", "search_chunked",
-           "SECTOR_FORMATS", "shared_grid", "shortened", "Spans", "_start_scan_process",
-           "STATE_NAME", "StopAfterCount", "StopAfterMdat", "StopAtBox", "STUFFED_FF",
-           "times_agree", "TRUNCATED", "TruncatedError", "TURBOJPEG", "TurboJpeg",
-           "type_and_extension", "Unproven", "unreserved", "unstuff", "UsageError",
-           "__version__", "walk_boxes", "walk_jpeg", "windows_device", "write_state",
-           "X3F_MAGIC"]
+           "nal_units_problem", "NAME_ROOM", "Naming", "newest_report", "Options",
+           "OutputDir", "PageGuard", "pages_to_let_go", "PART_SUFFIX", "path_room",
+           "pread", "RAF_MAGIC", "read_box", "read_ftyp", "read_mapfile", "read_state",
+           "Recovery", "Report", "report_cell", "RESERVED_TOP", "RESTART_MARKER",
+           "restart_problem", "run_checks", "salvage_7z", "same_name", "_scan",
+           "SCAN_FINISHED", "SCAN_INTERRUPTED", "SCAN_REGION", "_scan_region",
+           "search_chunked", "SECTOR_FORMATS", "shared_grid", "shortened", "Spans",
+           "_start_scan_process", "STATE_NAME", "StopAfterCount", "StopAfterMdat",
+           "StopAtBox", "STUFFED_FF", "times_agree", "TRUNCATED", "TruncatedError",
+           "TURBOJPEG", "TurboJpeg", "type_and_extension", "Unproven", "unreserved",
+           "unstuff", "UsageError", "__version__", "walk_boxes", "walk_jpeg",
+           "windows_device", "write_state", "X3F_MAGIC"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
