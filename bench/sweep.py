@@ -124,6 +124,7 @@ def own_ends():
 
 STATUS_FOLDERS = ("truncated", "damaged")
 CONTACT_SHEET = re.compile(r"index(-\d+)?\.html")       # our own page, not a carved file
+OWN_FILES = ("recovercr3.log", ".recovercr3-state")        # the run's log, the resume state
 
 
 def not_exact_at_top(verbose_text, outdir, known):
@@ -137,7 +138,7 @@ def not_exact_at_top(verbose_text, outdir, known):
             continue
         rest = cells[2][len(top):]
         if rest.split("/")[0].split("-")[0] in STATUS_FOLDERS or rest.startswith(REPORT_PREFIX) \
-                or CONTACT_SHEET.fullmatch(rest):
+                or CONTACT_SHEET.fullmatch(rest) or rest in OWN_FILES:
             continue
         with open(cells[2], "rb") as f:
             name = known.get(hashlib.sha256(f.read()).hexdigest())
