@@ -2803,7 +2803,6 @@ def follow_maker_note(buf, note, start, order, end, follow, flags):
 
 
 class TiffWalk(NamedTuple):
-
     end: int                # the largest end of anything the file's IFDs point at
     data: list              # (start, end) of strips, tiles and JPEG previews
     flags: list             # pointers that were bounded and ignored
@@ -2811,6 +2810,8 @@ class TiffWalk(NamedTuple):
     ifd0_tags: frozenset    # the numbers of all IFD0's tags
     maker_note: tuple       # (start, end) or ()
     plain: list             # (start, end, samples per pixel, bits, order) of plain strips
+    short: list             # (IFD offset, bytes, bytes its size takes) of uncompressed
+                            # raw data (CFA or linear raw) whose strips are too few
 
 
 def walk_tiff(buf, start, limit):
@@ -2819,7 +2820,7 @@ def walk_tiff(buf, start, limit):
     order, ifd0 = tiff_order(buf, start, min(limit, start + MAX_TIFF_SPAN))
     span_end = start + MAX_TIFF_SPAN
     end = start + TIFF_HEADER_SIZE
-    data, flags, maker_note, plain = [], [], (), []
+    data, flags, maker_note, plain, short = [], [], (), [], []
     rw2 = bytes(buf[start:start + 4]) == RW2_MAGIC
     queue = collections.deque([(start, ifd0, order, "")])
     queued = 1
@@ -2869,6 +2870,10 @@ def walk_tiff(buf, start, limit):
                 flags.append("tag 0x%04x points at +%d" % (entry.tag, entry.value_at - start))
             else:
                 end = max(end, entry.value_at + entry.size)
+        if kind != "olympus" and not rw2:
+            lacking = raw_data_short(buf, by_tag, ifd_order, limit)
+            if lacking:
+                short.append((base + offset - start,) + lacking)
         pairs = (OLYMPUS_PREVIEW,) if kind == "olympus" else RW2_DATA_PAIRS if rw2 \
             else DATA_PAIRS
         jpeg_from_raw = by_tag.get(TAG_JPG_FROM_RAW) if rw2 else None
@@ -2908,7 +2913,7 @@ def walk_tiff(buf, start, limit):
         if next_ifd and kind != "olympus":
             follow(base, [next_ifd], ifd_order, kind)
 
-    return TiffWalk(end, data, flags, tags or {}, ifd0_tags, maker_note, plain)
+    return TiffWalk(end, data, flags, tags or {}, ifd0_tags, maker_note, plain, short)
 
 
 # A picture is smooth: from one pixel to the next a channel moves little (a photo's
@@ -2944,6 +2949,28 @@ def plain_layout(buf, by_tag, order, limit):
     if strip_bytes(buf, by_tag, order, limit) != uncompressed_size(by_tag, number, samples, bits):
         return None
     return samples, bits
+
+
+RAW_PHOTOMETRICS = (32803, 34892)           # CFA, LinearRaw: a raw's own picture data
+TAG_PHOTOMETRIC = 0x0106
+
+
+def raw_data_short(buf, by_tag, order, limit):
+    """(bytes, bytes its size takes) when an IFD's uncompressed raw data (its
+    Photometric says CFA or LinearRaw) has fewer strip bytes than its width, height,
+    samples and bits take; None otherwise."""
+    def number(tag, default):
+        entry = by_tag.get(tag)
+        values = ifd_numbers(buf, entry, order, limit, 1) if entry is not None else (default,)
+        return values[0] if values else None
+
+    if number(TAG_PHOTOMETRIC, 0) not in RAW_PHOTOMETRICS \
+            or number(TAG_COMPRESSION, UNCOMPRESSED) != UNCOMPRESSED:
+        return None
+    have = strip_bytes(buf, by_tag, order, limit)
+    need = uncompressed_size(by_tag, number, number(TAG_SAMPLES_PER_PIXEL, 1) or 1,
+                             number(TAG_BITS_PER_SAMPLE, 1) or 1)
+    return (have, need) if have is not None and need and have < need else None
 
 
 def strip_bytes(buf, by_tag, order, limit):
@@ -3009,6 +3036,11 @@ def carve_tiff(buf, start, limit, options):
             limit - start, walk.end - start)
     elif walk.flags:
         status, detail = DAMAGED, "; ".join(walk.flags[:3]) + ": outside any plausible raw, ignored"
+    elif walk.short and kind != "orf":      # Olympus marks its compressed data uncompressed
+        at, have, need = walk.short[0]
+        status, detail = DAMAGED, ("the raw data of the IFD at +%d is %d bytes: its size "
+                                   "takes %d" % (at, have, need))
+
     else:
         status, detail = COMPLETE, ""
         for first, last in walk.data:

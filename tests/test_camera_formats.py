@@ -425,3 +425,26 @@ def test_mpeg_crc_is_the_psi_sections_one():
     section = kit.psi_section(0x00, 1, b"\0\1\xe1\0")
     assert r.mpeg_crc(section) == 0 and r.section_whole(section)
     assert r.mpeg_crc(b"123456789") == kit.mpeg_crc(b"123456789") == 0x0376E6E7
+
+
+def cfa_raw(strip, size=(100, 80)):
+    """A NEF-like TIFF whose one IFD is uncompressed 16-bit CFA data: strip."""
+    entries = [(0x0100, kit.LONG, size[0]), (0x0101, kit.LONG, size[1]),
+               (0x0102, kit.SHORT, 16), (0x0103, kit.SHORT, 1), (0x0106, kit.SHORT, 32803),
+               (0x010F, kit.ASCII, b"NIKON CORPORATION"), (0x0110, kit.ASCII, b"NIKON D3"),
+               (0x0111, kit.LONG, 0), (0x0115, kit.SHORT, 1), (0x0117, kit.LONG, len(strip))]
+    head = kit.ifd_block(entries, 8)
+    entries[7] = (0x0111, kit.LONG, 8 + len(head))
+    return b"II*\0" + struct.pack("<I", 8) + kit.ifd_block(entries, 8) + strip
+
+
+def test_uncompressed_raw_data_shorter_than_its_size_is_damaged():
+    # a 100x80 sensor of 16-bit samples takes 16,000 bytes: all there, the raw is whole
+    # (its samples a smooth picture); a stub's few bytes are not its data
+    picture = b"".join(struct.pack("<H", 1000 + (x + y) % 50) for y in range(80) for x in range(100))
+    whole, stub = cfa_raw(picture), cfa_raw(b"<Dummy raw image data>")
+    options = r.Options(r.StopAfterMdat(), frozenset(["nef"]))
+    assert r.carve_tiff(whole, 0, len(whole), options).status == "complete"
+    carved = r.carve_tiff(stub, 0, len(stub), options)
+    assert (carved.type, carved.status) == ("nef", "damaged")
+    assert carved.detail == "the raw data of the IFD at +8 is 22 bytes: its size takes 16000"
