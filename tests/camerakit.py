@@ -287,10 +287,13 @@ def ifd_block(entries, at, order="<"):
     return bytes(body + struct.pack(order + "I", 0) + values)
 
 
-def olympus_maker_note(jpeg):
+OLYMPUS_HEAD = b"OLYMPUS\0II\x03\0"
+OM_SYSTEM_HEAD = b"OM SYSTEM\0\0\0II\x04\0"       # OM Digital Solutions' bodies (2022 on)
+
+
+def olympus_maker_note(jpeg, head=OLYMPUS_HEAD):
     """An ORF's maker note, new style (offsets count from its own start): its IFD, then
     CameraSettings (0x2020), which places the preview JPEG, stored after them."""
-    head = b"OLYMPUS\0II\x03\0"
     equipment_at = len(head) + 2 + 12 * 3 + 4
     camera_at = equipment_at + 2 + 12 + 4
     preview_at = camera_at + 2 + 12 * 3 + 4
@@ -304,7 +307,8 @@ def olympus_maker_note(jpeg):
     return note + b"\0" * (preview_at - len(note)) + jpeg
 
 
-def orf_file(jpeg, raw, model=b"E-M10", when=b"2016:05:21 10:11:12", size=(400, 300)):
+def orf_file(jpeg, raw, model=b"E-M10", when=b"2016:05:21 10:11:12", size=(400, 300),
+             note_head=OLYMPUS_HEAD):
     """An ORF as Olympus writes it: "IIRO", IFD0 (the raw's strip: Compression 1 though
     the data is Olympus-compressed, so smaller than size says), an Exif IFD whose
     MakerNote holds the preview JPEG."""
@@ -316,8 +320,8 @@ def orf_file(jpeg, raw, model=b"E-M10", when=b"2016:05:21 10:11:12", size=(400, 
                           (0x0117, LONG, len(raw)), (0x011C, SHORT, 1),
                           (0x8769, LONG, exif_at)], 8)
     exif_at = 8 + len(ifd0(0, 0))
-    exif = ifd_block([(0x9003, ASCII, when), (0x927C, UNDEFINED, olympus_maker_note(jpeg))],
-                     exif_at)
+    exif = ifd_block([(0x9003, ASCII, when),
+                      (0x927C, UNDEFINED, olympus_maker_note(jpeg, note_head))], exif_at)
     raw_at = exif_at + len(exif) + -(exif_at + len(exif)) % 512
     out = b"IIRO" + struct.pack("<I", 8) + ifd0(exif_at, raw_at) + exif
     return out + b"\0" * (raw_at - len(out)) + raw

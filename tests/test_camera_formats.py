@@ -448,3 +448,17 @@ def test_uncompressed_raw_data_shorter_than_its_size_is_damaged():
     carved = r.carve_tiff(stub, 0, len(stub), options)
     assert (carved.type, carved.status) == ("nef", "damaged")
     assert carved.detail == "the raw data of the IFD at +8 is 22 bytes: its size takes 16000"
+
+
+def test_an_om_system_orf_keeps_its_preview_inside_it(tmp_path):
+    # OM Digital Solutions' maker note begins "OM SYSTEM" (16 bytes, its byte order at
+    # 12): its preview is found through it as through Olympus's
+    orf = kit.orf_file(jpeg(18), noise(180000, seed=18), model=b"OM-1",
+                       note_head=kit.OM_SYSTEM_HEAD)
+    walk = r.walk_tiff(orf, 0, len(orf))
+    preview = orf.index(jpeg(18))
+    assert (preview, preview + len(jpeg(18))) in walk.data
+    build_dump(tmp_path / "card.img", 4096, orf, 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [("img1.orf", "complete")]
+    assert out.shas() == [sha256(orf)]
