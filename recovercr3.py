@@ -2649,6 +2649,25 @@ def cr3_pictures(f):
 HEIF_EMBEDDED_ITEMS = frozenset([b"Exif", b"mime", b"jpeg"])  # JPEG thumbnails (Sony)
 
 
+def heif_pictures(f):
+    """The whole JPEG items inside a HEIF (a Sony HIF's thumbnail), largest first."""
+    iloc = f.child(f.top(META), b"iloc")
+    if iloc is None:
+        return []
+    try:
+        types = heif_item_types(f)
+        places = [(f.start + extents[0][0], f.start + extents[0][0] + extents[0][1])
+                  for item_id, method, reference, extents in read_iloc(f.buf, iloc)
+                  if types.get(item_id) == b"jpeg" and not method and not reference
+                  and len(extents) == 1]
+    except (FormatError, struct.error, IndexError):
+        return []
+    pictures = [embedded_jpeg(f.buf, first, last, "the JPEG thumbnail")
+                for first, last in places if f.start <= first and last <= f.end]
+    return sorted((p for p in pictures if p is not None), key=lambda p: -p.size)
+
+
+
 def heif_item_types(f):
     """{item id: item type} from a HEIF's iinf."""
     iinf = f.child(f.top(META), b"iinf")
@@ -2726,7 +2745,8 @@ def carve_isobmff(buf, start, limit, rule, types):
         problems = run_checks(kind, f)
         if problems:
             status, detail = DAMAGED, "; ".join(problems)
-    pictures = cr3_pictures(f) if status != COMPLETE and kind in ("cr3", "crm") else []
+    pictures = [] if status == COMPLETE else cr3_pictures(f) if kind in ("cr3", "crm") \
+        else heif_pictures(f) if kind == "heif" else []
     return Carved(start, walk.end - start, kind, ext, status, detail, walk.boxes,
                   isobmff_meta(kind, f), isobmff_embedded(kind, f, status, pictures),
                   pictures)

@@ -140,11 +140,13 @@ TILE_SIZE = 300000
 THUMBNAIL_SIZE = 32000
 
 
-def canon_heif():
-    """In place of exiv2_Canon.HIF: see the module docstring."""
+def canon_heif(jpeg_thumbnail=None):
+    """In place of exiv2_Canon.HIF: see the module docstring. With jpeg_thumbnail, the
+    thumbnail item is that JPEG (a "jpeg" item, as Sony's HIFs store theirs)."""
     exif = canon_exif(b"Canon", b"Canon EOS R5", b"2021:02:18 19:54:47")
     items = [(2 + i, b"hvc1", hevc_units(TILE_SIZE, seed=i)) for i in range(4)]
-    items += [(6, b"hvc1", hevc_units(THUMBNAIL_SIZE, seed=9)),
+    items += [(6, b"jpeg", jpeg_thumbnail) if jpeg_thumbnail else
+              (6, b"hvc1", hevc_units(THUMBNAIL_SIZE, seed=9)),
               (7, b"Exif", struct.pack(">I", 6) + b"Exif\0\0" + exif)]
     grid = bytes([0, 0, 1, 1]) + struct.pack(">HH", 2400, 1600)
     infe = b"".join(full_box(b"infe", struct.pack(">HH4s", item, 0, kind) + b"\0", version=2)

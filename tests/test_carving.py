@@ -295,3 +295,20 @@ def test_a_truncated_file_over_other_files_is_cut_where_the_next_begins(tmp_path
     thumbnail = sha256(head[12824:29023])
     assert out.shas() == [sha256(data[offsets[0]:offsets[1]]), thumbnail,
                           sha256(data[offsets[1]:offsets[2]]), thumbnail, sha256(movie)]
+
+
+def test_a_cut_heifs_jpeg_thumbnail_is_its_picture_not_a_file_of_the_card(tmp_path):
+    # A HEIF storing its thumbnail as a JPEG item (as Sony's HIFs do), cut inside its
+    # Exif item by the end of the dump, the thumbnail on a sector start: the JPEG is
+    # the HEIF's, saved beside it as a CR3's pictures are (issue 30); it was found as
+    # a file of its own, the HEIF cut where it began.
+    from standins import canon_heif, small_canon_jpeg
+    jpeg = small_canon_jpeg()
+    hif = canon_heif(jpeg_thumbnail=jpeg)
+    at = hif.index(jpeg)
+    build_dump(tmp_path / "card.img", 4096 + (-at) % 512, hif[:-20])
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("truncated/img1.hif", "truncated"), ("truncated/img1.hif.jpg", "complete")]
+    assert out.rows[1]["detail"] == "the JPEG thumbnail inside truncated/img1.hif"
+    assert out.shas() == [sha256(hif[:-20]), sha256(jpeg)]
