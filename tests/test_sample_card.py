@@ -39,3 +39,16 @@ def test_the_sample_card_gives_back_every_kind_of_file(tmp_path):
         assert sha256((out / row["file"]).read_bytes()) == row["sha256"]
     assert "look first at %s" % (out / "index.html") in p.stderr
     assert (out / "index.html").is_file()
+
+
+def test_the_readmes_sample_output_is_what_the_sample_card_gives(tmp_path):
+    # the README quotes a run on the sample card: that quote may not drift
+    readme = (PROJECT / "README.rst").read_text(encoding="utf-8")
+    block = re.search(re.escape(FIRST_COMMAND) + r"\n\n::\n\n((?:    [^\n]+\n)+)", readme)
+    assert block, "the README shows no output under its first command"
+    quoted = [line[4:] for line in block.group(1).splitlines()]
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "sample-card.img").symlink_to(CARD)
+    p = run_cli("--input", "tests/sample-card.img", "--outdir", "recovered", cwd=str(tmp_path))
+    assert p.returncode == 0
+    assert p.stderr.splitlines() == quoted
