@@ -2951,13 +2951,19 @@ PIXEL_SAMPLED = 1024                        # ... of this many bytes
 NOT_PICTURE = 0.75                          # of the mean step of independent values
 
 
+def ifd_number(buf, by_tag, tag, default, order, limit):
+    """The first integer of an IFD's tag, default when the IFD has none (None when
+    its value is no integer or out of reach)."""
+    entry = by_tag.get(tag)
+    values = ifd_numbers(buf, entry, order, limit, 1) if entry is not None else (default,)
+    return values[0] if values else None
+
+
 def plain_layout(buf, by_tag, order, limit):
     """(samples per pixel, bits per sample) of an IFD whose strips are uncompressed,
     interleaved 8- or 16-bit samples; None for any other (unread) layout."""
     def number(tag, default):
-        entry = by_tag.get(tag)
-        values = ifd_numbers(buf, entry, order, limit, 1) if entry is not None else (default,)
-        return values[0] if values else None
+        return ifd_number(buf, by_tag, tag, default, order, limit)
 
     samples = number(TAG_SAMPLES_PER_PIXEL, 1)
     bits = number(TAG_BITS_PER_SAMPLE, 1)
@@ -2966,7 +2972,8 @@ def plain_layout(buf, by_tag, order, limit):
         return None
     # only strips that hold exactly what the size says are read as pixels: Olympus
     # writes Compression 1 over its own compressed data, a quarter smaller
-    if strip_bytes(buf, by_tag, order, limit) != uncompressed_size(by_tag, number, samples, bits):
+    if strip_bytes(buf, by_tag, order, limit) != uncompressed_size(
+            buf, by_tag, order, limit, samples, bits):
         return None
     return samples, bits
 
@@ -2980,15 +2987,13 @@ def raw_data_short(buf, by_tag, order, limit):
     Photometric says CFA or LinearRaw) has fewer strip bytes than its width, height,
     samples and bits take; None otherwise."""
     def number(tag, default):
-        entry = by_tag.get(tag)
-        values = ifd_numbers(buf, entry, order, limit, 1) if entry is not None else (default,)
-        return values[0] if values else None
+        return ifd_number(buf, by_tag, tag, default, order, limit)
 
     if number(TAG_PHOTOMETRIC, 0) not in RAW_PHOTOMETRICS \
             or number(TAG_COMPRESSION, UNCOMPRESSED) != UNCOMPRESSED:
         return None
     have = strip_bytes(buf, by_tag, order, limit)
-    need = uncompressed_size(by_tag, number, number(TAG_SAMPLES_PER_PIXEL, 1) or 1,
+    need = uncompressed_size(buf, by_tag, order, limit, number(TAG_SAMPLES_PER_PIXEL, 1) or 1,
                              number(TAG_BITS_PER_SAMPLE, 1) or 1)
     return (have, need) if have is not None and need and have < need else None
 
@@ -3001,9 +3006,10 @@ def strip_bytes(buf, by_tag, order, limit):
     return sum(ifd_numbers(buf, counts, order, limit))
 
 
-def uncompressed_size(by_tag, number, samples, bits):
+def uncompressed_size(buf, by_tag, order, limit, samples, bits):
     """What an IFD's picture takes uncompressed: width x height x samples x bits / 8."""
-    width, height = number(TAG_IMAGE_WIDTH, 0), number(TAG_IMAGE_LENGTH, 0)
+    width = ifd_number(buf, by_tag, TAG_IMAGE_WIDTH, 0, order, limit)
+    height = ifd_number(buf, by_tag, TAG_IMAGE_LENGTH, 0, order, limit)
     return width * height * samples * bits // 8 if width and height else None
 
 
@@ -4010,7 +4016,7 @@ FORMATS = dict([
     ("mxf", sector("MXF", carve_mxf, [MXF_PARTITION_KEY + bytes([MXF_HEADER])], "mxf")),
     ("7z", sector("7z", carve_7z, [SEVEN_ZIP_MAGIC], "7z")),
 ])
-NOT_A_FORMAT = Format("", None, (), 0, True, "", False, False)
+
 ALL_TYPES = tuple(FORMATS)
 ISOBMFF_TYPES = tuple(kind for kind, fmt in FORMATS.items() if fmt.family == ISOBMFF)
 
@@ -8411,7 +8417,12 @@ class Found:
         pieces' neighbours, no more inside it."""
         self.carved = carved
         self.held = 0
-        for other in self.whole_inside if inner is None else inner:
+        self.release(self.whole_inside if inner is None else inner)
+
+    def release(self, others):
+        """The files of others no longer lie inside this one (it is put together, or
+        put aside: its own row names them)."""
+        for other in others:
             other.inside = [entry for entry in other.inside if entry[0] != self.name]
 
     def verdict(self):
@@ -8557,7 +8568,7 @@ class Recorder:
     def tile_carved(self, carved):
         """carved (from a report row) with the top-level boxes of its head, when it
         is an ISO-BMFF file: what its tile's thumbnail and duration are read from."""
-        if self.sheet is None or FORMATS.get(carved.type, NOT_A_FORMAT).family != ISOBMFF:
+        if self.sheet is None or carved.type not in ISOBMFF_TYPES:
             return carved
         try:
             head = self.dump.read(carved.offset, min(carved.size, THUMBNAIL_HEAD))
@@ -9880,8 +9891,8 @@ class Recovery:
         anywhere after it, among files not found yet. The files inside it are
         reported meanwhile, without "lies inside" it: its own row says it holds them."""
         self.deferred.append(found)
-        for other in found.whole_inside:
-            other.inside = [entry for entry in other.inside if entry[0] != found.name]
+        found.release(found.whole_inside)
+
 
     def rejoin_deferred(self):
         """Put the deferred files together, in offset order, now that every complete

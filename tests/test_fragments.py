@@ -397,32 +397,34 @@ def test_random_cuts_are_put_back_exactly_or_not_called_complete(tmp_path_factor
         assert out.shas()[0] == sha256(data) or first["status"] != "complete"
 
 
-def test_a_join_only_unchecked_samples_follow_is_no_proof(tmp_path):
-    # The iPhone MOV's last 12 KB hold AAC frames and metadata samples alone, which no
-    # check reads: put together around the 3GP with random bytes for its rest, it was
-    # called complete (hypothesis found it with this file standing in for Exiv2's).
-    # A join is tested only by a structure the checks read that begins after it.
-    data = faststart(corpus_file("nomexif_meta.mov"))
-    cut = 185 * CLUSTER
-    build_dump(tmp_path / "card.img", CLUSTER, data[:cut], foreign("file"),
-               noise(len(data) - cut, seed=185), CLUSTER)
-    out = recover(tmp_path / "card.img", tmp_path / "out")
-    assert [(row["file"], row["status"]) for row in out.rows] == [
-        ("damaged/img1.mov", "damaged"), ("img2.3gp", "complete")]
-
-
-def test_a_join_only_an_exif_item_follows_is_no_proof(tmp_path):
-    # A HEIF laid out as Canon's (standins.canon_heif) whose first piece ends inside
-    # its thumbnail, the last picture: after the join lie random bytes, then what
-    # would be its Exif item, whose bytes no check reads. It was called complete.
+def canon_like_heif():
     from standins import canon_heif
-    hif = canon_heif()
-    cut = 294 * CLUSTER
-    build_dump(tmp_path / "card.img", CLUSTER, hif[:cut], foreign("file"),
-               noise(len(hif) - cut, seed=294), CLUSTER)
+    return canon_heif()
+
+
+# (the file, the cluster its first piece ends at, its name): after the join lie random
+# bytes, then only parts no check reads. It was called complete (hypothesis found both
+# with these files standing in for Exiv2's).
+# - The iPhone MOV's last 12 KB hold AAC frames and metadata samples alone.
+# - A HEIF laid out as Canon's (standins.canon_heif), cut inside its thumbnail, the last
+#   picture: after it only its Exif item.
+UNCHECKED_AFTER_THE_JOIN = [
+    (lambda: faststart(corpus_file("nomexif_meta.mov")), 185, "img1.mov"),
+    (canon_like_heif, 294, "img1.hif"),
+]
+
+
+@pytest.mark.parametrize("make, cut_at, name", UNCHECKED_AFTER_THE_JOIN,
+                         ids=["mov-aac", "heif-exif"])
+def test_a_join_only_unchecked_parts_follow_is_no_proof(tmp_path, make, cut_at, name):
+    # A join is tested only by a structure the checks read that begins after it.
+    data = make()
+    cut = cut_at * CLUSTER
+    build_dump(tmp_path / "card.img", CLUSTER, data[:cut], foreign("file"),
+               noise(len(data) - cut, seed=cut_at), CLUSTER)
     out = recover(tmp_path / "card.img", tmp_path / "out")
     assert [(row["file"], row["status"]) for row in out.rows] == [
-        ("damaged/img1.hif", "damaged"), ("img2.3gp", "complete")]
+        ("damaged/" + name, "damaged"), ("img2.3gp", "complete")]
 
 
 @pytest.mark.parametrize("boot", [False, True])
