@@ -75,9 +75,11 @@ def piece_class(count):
 
 
 def fragmented_by_pieces(truth, outdir):
-    """{"2"|"3"|"4+": [recovered, expected]}: the card's fragmented files by how many
-    pieces they are in, and those recovercr3 put back together byte-identical (an
-    output reassembled from pieces that starts where the file does, with its sha256)."""
+    """{(format, "2"|"3"|"4+"): [recovered, expected]}: the card's fragmented files by
+    format and by how many pieces they are in, and those recovercr3 gave back
+    byte-identical anywhere in its output (put together, or a guess in damaged/): a
+    row of its report that starts where the file does, with its sha256 (a copy of
+    the same media elsewhere on the card does not count)."""
     expected = {}
     for line in Path(truth).read_text().splitlines():
         cells = line.split("\t")
@@ -85,18 +87,20 @@ def fragmented_by_pieces(truth, outdir):
                 or cells[6] != "1":
             continue
         start = int(cells[8].split(",")[0].split("-")[0])
-        expected[(start, cells[4])] = piece_class(int(cells[7]))
-    counts = {key: [0, 0] for key in ("2", "3", "4+")}
+        expected[(start, cells[4])] = (cells[2], piece_class(int(cells[7])))
+    counts = {}
     for key in expected.values():
-        counts[key][1] += 1
+        counts.setdefault(key, [0, 0])[1] += 1
     for report in Path(outdir).glob(REPORT_PREFIX + "*.csv"):
         with open(str(report), newline="") as f:
             for row in csv.DictReader(f):
-                if not row["file"] or "+" not in row["pieces"]:
+                if not row["file"]:
                     continue
                 with open(str(Path(outdir) / row["file"]), "rb") as out:
-                    sha = hashlib.sha256(out.read()).hexdigest()
-                key = expected.get((int(row["offset"]), sha))
+                    sha = hashlib.sha256()
+                    for block in iter(lambda: out.read(1 << 20), b""):
+                        sha.update(block)
+                key = expected.pop((int(row["offset"]), sha.hexdigest()), None)
                 if key:
                     counts[key][0] += 1
     return counts
@@ -257,7 +261,7 @@ def main():
           "\tstructure_only\tfrag_product\tfrag_photorec\tfrag_by_pieces"
           "\tnames_right/exact\tnames_wrong")
     failures = 0
-    sums = {key: [0, 0] for key in ("2", "3", "4+")}
+    sums = {}
     name_sums = [0, 0, 0]
     for size_mb, cluster in args.shapes:
         for scenario in args.scenarios.split(","):
@@ -285,21 +289,29 @@ def main():
                 ok = ours is None or pr is None or ours[0] >= pr[0]
                 failures += (not ok) + bool(real_problems(bad))
                 for key, (got, want) in by_pieces.items():
-                    sums[key][0] += got
-                    sums[key][1] += want
+                    total_of = sums.setdefault(key, [0, 0])
+                    total_of[0] += got
+                    total_of[1] += want
                 print("%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d/%d\t%d" % (
                     name, "%d/%d" % ours if ours else "-", "%d/%d" % pr if pr else "-",
                     "yes" if ok else "NO", " ".join(real_problems(bad)) or "none",
                     len(bad) - len(real_problems(bad)), "%d/%d" % frag if frag else "-",
                     "%d/%d" % pr_frag if pr_frag else "-",
-                    " ".join("%s:%d/%d" % (key, *by_pieces[key]) for key in sorted(by_pieces)),
+                    " ".join("%s/%s:%d/%d" % (*key, *by_pieces[key])
+                             for key in sorted(by_pieces)) or "none",
                     named[0], named[2], named[1]), flush=True)
                 if size_mb > args.keep_cards_mb:
                     for path in (card, Path(str(card) + ".truth.tsv")):
                         if path.exists():
                             path.unlink()
-    print("fragmented files put back together, by pieces: " + " ".join(
-        "%s:%d/%d" % (key, *sums[key]) for key in ("2", "3", "4+")))
+    print("fragmented files recovered exactly, by format and pieces: " + " ".join(
+        "%s/%s:%d/%d" % (*key, *sums[key]) for key in sorted(sums)))
+    for part in (0, 1):
+        kinds = sorted({key[part] for key in sums})
+        print("  by %s: " % ("format", "pieces")[part] + " ".join(
+            "%s:%d/%d" % (kind, sum(got for key, (got, _) in sums.items() if key[part] == kind),
+                          sum(want for key, (_, want) in sums.items() if key[part] == kind))
+            for kind in kinds))
     print("names: %d of the %d files recovered exactly have their path on the card; "
           "%d wrong names" % (name_sums[0], name_sums[2], name_sums[1]))
     for fmt in formats:
