@@ -6937,6 +6937,8 @@ REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
                  "model", "datetime", "serial", "pieces",
                  "original_name", "name_source", "fs_time", "sha256")
 NOT_SAVED = "not saved"
+ROW_STATUSES = frozenset([COMPLETE, TRUNCATED, DAMAGED, NOT_SAVED])    # a file's row's
+
 SCAN_FINISHED, SCAN_INTERRUPTED = "scan finished", "interrupted"     # the last row's status
 STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged"}
 CANON_PREFIX = "canon "
@@ -7499,6 +7501,9 @@ class EarlierRun:
             raise ValueError("a row of it is cut")
         end = rows.pop() if rows and rows[-1]["status"] in (SCAN_FINISHED,
                                                             SCAN_INTERRUPTED) else None
+        if any(row["status"] not in ROW_STATUSES or (row["file"] and not name_in(row))
+               for row in rows):
+            raise ValueError("a row of it gives a verdict no run gives, or a file no name")
         try:
             for row in rows:
                 extents = [(int(row["offset"]), int(row["size"]))] + parse_runs(row["pieces"])

@@ -504,6 +504,22 @@ def test_a_mutated_report_is_gone_on_from_or_refused_in_one_line(tmp_path, data)
         assert 0 <= int(row["offset"]) <= int(row["offset"]) + int(row["size"]) <= 4169975
 
 
+def test_a_row_whose_verdict_no_run_gives_is_refused_not_a_traceback(tmp_path):
+    # Found by the test below: a NUL before a row's "complete" made its file's name,
+    # taken without its status folder, empty; keeping the file then moved the output
+    # folder itself.
+    dump, files = dumpkit.three_file_card(tmp_path / "card.img")
+    out = tmp_path / "out"
+    recover(dump, out)
+    report = out / "recovercr3-report.csv"
+    report.write_bytes(report.read_bytes().replace(b",complete,", b",\x00complete,", 1))
+    again = recover(dump, out)
+    assert again.rc == 0
+    assert "a row of it gives a verdict no run gives, or a file no name" in again.log
+    on_disk = {sha256(p.read_bytes()) for p in out.rglob("img*") if p.is_file()}
+    assert {sha256(f) for f in files} <= on_disk
+
+
 @pytest.fixture(scope="module")
 def small_card(tmp_path_factory):
     return dumpkit.three_file_card(tmp_path_factory.mktemp("small") / "card.img")
