@@ -458,6 +458,12 @@ class StopRequest:
 # dump (an E01, a VMDK, a compressed image): named, with the way to a raw one.
 
 SECTOR_SIZE = 512
+# Without a boot sector (or enough files) to say, a card's clusters are taken to be at
+# least this large: the SD Association's formats use 16 to 128 KiB, FAT32 4 KiB from
+# 256 MB on. Bytes nothing checks around a join, or skipped as a file's last cluster,
+# are judged by it, never by a larger size merely tried (see next_gap, Reassembly);
+# a file's coded data is compared on it (check_no_repeated_cluster).
+MIN_CARD_CLUSTER = 4096
 SCAN_REGION = 16 << 20      # searched and carved in one go, by one scan process
 MAX_KEPT_CANDIDATES = 1 << 20   # from the first pass to the second: 9 bytes each
 MAX_REGION_CANDIDATES = 1 << 12     # a region denser with magic is searched again
@@ -2525,7 +2531,39 @@ def check_image_items(f):
         budget -= units
 
 
+@check("heif")
+def check_no_repeated_cluster(f):
+    """No cluster of a picture's coded data is the same as an earlier one of it.
+
+    Inside one NAL unit nothing checks the bytes: a picture split there, whose
+    clusters after the split are another copy of the same picture (a card holds
+    copies), has NAL units that still fill its items. A coder never writes the
+    same 4 KiB of a picture twice, and a file starts on a cluster, so its clusters
+    are compared on the smallest cluster grid of a card from its first byte."""
+    iloc = f.child(f.top(META), b"iloc")
+    if iloc is None:
+        return None                             # check_item_locations says so
+    types = heif_item_types(f)
+    seen = {}
+    for item_id, method, reference, extents in read_iloc(f.buf, iloc):
+        if method or reference or types.get(item_id) not in NAL_IMAGE_ITEMS:
+            continue
+        for offset, length in extents:
+            end = min(offset + length if length else f.size, f.size)
+            for at in range(offset + -offset % MIN_CARD_CLUSTER, end - MIN_CARD_CLUSTER + 1,
+                            MIN_CARD_CLUSTER):
+                block = f.at(at, MIN_CARD_CLUSTER)
+                if not block.strip(block[:1]):
+                    continue                    # a run of one byte: padding, not data
+                earlier = seen.setdefault(hash(block), at)
+                if earlier != at and f.at(earlier, MIN_CARD_CLUSTER) == block:
+                    return ("item %d: the %d bytes at +%d are those at +%d: another copy "
+                            "of the picture follows where it was split"
+                            % (item_id, MIN_CARD_CLUSTER, at, earlier))
+
+
 def run_checks(kind, f):
+
     """What the checks for kind find wrong in f (an unreadable table counts too)."""
     problems = []
     for function in ISOBMFF_CHECKS.get(kind, ()):
@@ -6386,11 +6424,6 @@ class Known:
 
 
 MIN_GRID_FILES = 8              # complete files whose starts tell the cluster size
-# Without a boot sector (or enough files) to say, a card's clusters are taken to be at
-# least this large: the SD Association's formats use 16 to 128 KiB, FAT32 4 KiB from
-# 256 MB on. Bytes nothing checks around a join, or skipped as a file's last cluster,
-# are judged by it, never by a larger size merely tried (see next_gap, Reassembly).
-MIN_CARD_CLUSTER = 4096
 
 
 
