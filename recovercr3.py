@@ -6199,6 +6199,9 @@ MAX_LONE_MOOVS = 8              # moov boxes tried for one ftyp+mdat head
 MAX_PLACES = 64                 # places where a mark holds, compared by what follows
 RUN_MARKS = 16                  # marks read at each place: the most that hold wins
 MAX_SPLITS_READ = 64            # splits tried by reading the marks around them
+GUESS_READS = 4                 # the dump's size, read at most by the guesses of a run
+#                                 (and as much by the files laid over free clusters)
+
 BLANK_BYTES = (0x00, 0xFF)      # a cluster of one of these is nobody's data
 JPEG_LIKE_FFS = 4               # FF bytes, each stuffed, that make a cluster a JPEG's
 
@@ -6210,6 +6213,7 @@ class Unproven(Exception):
     def __init__(self, why, worth_saying=True):
         super().__init__(why)
         self.worth_saying = worth_saying
+        self.own = 0            # the bytes from its start its marks proved its own
 
 
 class Mark(NamedTuple):
@@ -6220,6 +6224,7 @@ class Mark(NamedTuple):
     # the bytes from `at` that a test that holds proves the file's own; NAL units,
     # CTMD records are checked where they begin, not inside (None: all of them)
     proven: int = None
+    inside: str = "them"    # what lies unchecked after it: said of a guessed split
 
     def proves(self):
         return self.at + (self.size if self.proven is None else self.proven)
@@ -6249,14 +6254,14 @@ def nal_mark(at, size, length_size, hevc):
         except FormatError:
             return False
         return problem is None
-    return Mark(at, size, test, quick, length_size + header)
+    return Mark(at, size, test, quick, length_size + header, "a NAL unit")
 
 
 def jpeg_marks(at, size):
     """A JPEG inside the file: SOI where it starts, EOI where it ends."""
     if size < len(JPEG_SOI) + JPEG_TAIL:
         return []
-    return [Mark(at, len(JPEG_SOI), lambda data: data == JPEG_SOI),
+    return [Mark(at, len(JPEG_SOI), lambda data: data == JPEG_SOI, inside="a JPEG"),
             Mark(at + size - JPEG_TAIL, JPEG_TAIL, jpeg_ends)]
 
 
@@ -6272,14 +6277,15 @@ def crx_mark(at, size, geometry):
         except (struct.error, IndexError):
             return False
     header = geometry[0] if CRX_RECORD.size <= geometry[0] <= size else CRX_MARK_BYTES
-    return Mark(at, min(size, header), test, quick)
+    return Mark(at, min(size, header), test, quick, inside="the raw data")
 
 
 def ctmd_mark(at, size):
     def quick(head):
         length, _ = CTMD_RECORD.unpack_from(head)
         return CTMD_RECORD.size <= length <= size
-    return Mark(at, size, lambda data: ctmd_fills(data, size), quick, CTMD_RECORD.size)
+    return Mark(at, size, lambda data: ctmd_fills(data, size), quick, CTMD_RECORD.size,
+                "the metadata records")
 
 
 def box_mark(box, start):
@@ -6392,8 +6398,10 @@ class Known:
     """What other files tell about the dump: where the complete ones lie (no piece of
     another file can be there) and where a file was found to start."""
 
-    def __init__(self, taken, starts):
+    def __init__(self, taken, starts, entries=()):
         self.starts_of_files = sorted(set(first for first, _ in taken))
+        self.entries = frozenset(entries)   # where a folder entry, old or not, says
+        #                                     a file began: a hint, never a proof
         merged = []
         for first, last in sorted(taken):
             if merged and first <= merged[-1][1]:
@@ -6562,7 +6570,7 @@ def marks_holding(layout, marks, shift, known):
     return count
 
 
-def next_gap(layout, marks, index, last_held, grid, known, limit, decoded=()):
+def next_gap(layout, marks, index, last_held, grid, known, limit, decoded=(), guesses=None):
     """The join that lets marks[index] (which fails where the current piece puts it)
     hold again: (offset in the file, offset in the dump) where the file goes on.
 
@@ -6577,7 +6585,11 @@ def next_gap(layout, marks, index, last_held, grid, known, limit, decoded=()):
     A piece of the file could still lie unseen in the gap, where more than a
     cluster around the join is checked by no mark: unless the join lies in a JPEG
     that will be decoded whole (decoded: their spans), every cluster of the gap
-    must be another file's (see gap_explained)."""
+    must be another file's (see gap_explained).
+
+    guesses: a list, when a guess will do where no proof does (the file is then
+    damaged, never complete): the split a camera most likely made is taken of those
+    that fit (likely_split), and what was guessed is added to it, to be said."""
     mark = marks[index]
     piece_at, piece_dump = layout.joins[-1]
     shift = piece_dump - piece_at
@@ -6614,16 +6626,37 @@ def next_gap(layout, marks, index, last_held, grid, known, limit, decoded=()):
         if len(splits) <= MAX_SPLITS_READ:
             splits = [at for at in splits if straddlers_hold(
                 layout.joined(at, at + shift + gap), marks[:probe_index], at, known)]
+        # a JPEG decoded whole checks every byte of a join inside it; elsewhere, no
+        # blank or JPEG-coded cluster can be the file's own
+        in_jpeg = splits and any(first < splits[0] and splits[-1] < last
+                                 for first, last in decoded)
+        if len(splits) > 1 and not any(first < splits[-1] and splits[0] < last
+                                       for first, last in decoded):
+            splits = clear_of_foreign(layout.source, splits, shift, gap, cluster,
+                                      layout.budget)
+            if not splits:
+                raise Unproven("a gap the marks cannot place lies near +%d" % lowest)
         if len(splits) > 1:
-            if probe.at - lowest > MAX_UNCHECKED_JOIN:
-                raise Unproven("nothing checks the %d bytes after +%d where it was split"
-                               % (probe.at - lowest, lowest))
             pinned = [at for at in splits if known.begins(at + shift)
                       or blank_begins(layout.source, at + shift, cluster)]
-            if not pinned:
-                raise Unproven("it was split somewhere between +%d and +%d"
-                               % (splits[0], splits[-1]))
-            splits = pinned[:1]
+            if probe.at - lowest > MAX_UNCHECKED_JOIN and not in_jpeg:
+
+                why = ("nothing checks the %d bytes after +%d where it was split"
+                       % (probe.at - lowest, lowest))
+            elif not pinned:
+                why = "it was split somewhere between +%d and +%d" % (splits[0], splits[-1])
+            else:
+                why = None
+            if why and guesses is None:
+                raise Unproven(why)
+            if why:
+                guesses.append("split guessed between +%d and +%d: no mark inside %s"
+                               % (splits[0], splits[-1],
+                                  marks[index - 1].inside if index else "them"))
+                splits = [likely_split(layout.source, splits, pinned, shift, gap, cluster,
+                                       known)]
+            else:
+                splits = pinned[:1]
         if splits:
             split = splits[0]
             if (gap_evidence(layout.source, lowest + shift, split + shift, grid, known)
@@ -6634,14 +6667,90 @@ def next_gap(layout, marks, index, last_held, grid, known, limit, decoded=()):
                     and not any(first < split < last for first, last in decoded)
                     and not gap_explained(layout.source, split + shift,
                                           split + shift + gap, unchecked, known)):
-
-                raise Unproven("a piece of it may lie unseen in the gap after +%d" % split)
+                if guesses is None:
+                    raise Unproven("a piece of it may lie unseen in the gap after +%d"
+                                   % split)
+                guesses.append("the gap after +%d may hold a piece of it" % split)
             return split, split + shift + gap
     raise Unproven("no gap after +%d puts its later bytes where they are found" % lowest,
                    worth_saying=lowest > 0)
 
 
+def clear_of_foreign(source, splits, shift, gap, cluster, budget):
+    """The splits (in the file, on its clusters; the bytes past each lie gap further
+    on in the dump) that put no blank or JPEG-coded cluster (foreign_cluster) inside
+    the file, before the split or after it: such a cluster is nobody's raw or
+    NAL data, so the split lies before the first one after the file's first piece
+    and after the last one before its next piece."""
+    first, last = splits[0] + shift, splits[-1] + shift
+    before = next(foreign_clusters(source, first, last, cluster, budget), last)
+    after = next(foreign_clusters(source, last + gap - cluster, first + gap - cluster,
+                                  -cluster, budget), None)
+    return [at for at in splits if at + shift <= before
+            and (after is None or at + shift + gap > after)]
+
+
+def foreign_clusters(source, first, stop, step, budget):
+    """The dump offsets first, first + step, ... (step < 0: going back), short of
+    stop, of the clusters that are blank or a JPEG's coded data."""
+    cluster = abs(step)
+    span = max(cluster, SEARCH_CHUNK // cluster * cluster)
+    pos = first
+    while (pos < stop) if step > 0 else (pos > stop):
+        count = min(span // cluster, -(-abs(stop - pos) // cluster))
+        low = pos if step > 0 else pos - (count - 1) * cluster
+        budget.spend(count * cluster)
+        data = source.read(low, count * cluster)
+        order = range(count) if step > 0 else range(count - 1, -1, -1)
+        for index in order:
+            if foreign_cluster(data[index * cluster:(index + 1) * cluster], cluster):
+                yield low + index * cluster
+        pos += count * step
+
+
+def likely_split(source, splits, pinned, shift, gap, cluster, known):
+    """Of splits that all fit, the one a camera most likely made, filling the first
+    free clusters and jumping over the files there: where the start of a file found
+    or a blank run follows (pinned); else where a folder entry says a file began
+    (one of the card's folders before a format says so of the files then on it);
+    else where its next piece begins just past a complete file, or a blank or
+    JPEG-coded cluster; else the first."""
+    if pinned:
+        return pinned[0]
+    for at in splits:
+        if at + shift in known.entries:
+            return at
+    for at in splits:
+        before = at + shift + gap - cluster
+        if (known.taken_end(before, before + cluster) is not None
+                or foreign_cluster(source.read(before, cluster), cluster)):
+            return at
+    return splits[0]
+
+
+def free_runs(known, start, size, cluster, limit):
+    """The pieces [(dump offset, length)] of size bytes from start on the card's
+    clusters, jumping over every known file (to the end of its last cluster): a
+    file written forward into the free clusters; None past limit or MAX_PIECES."""
+    pieces, pos, left = [], start, size
+    while left > 0:
+        end = known.taken_end(pos, pos + 1)
+        if end is not None:
+            pos = end + -(end - start) % cluster
+            continue
+        following = min(known.next_taken(pos), limit)
+        following -= (following - start) % cluster
+        if following <= pos or len(pieces) == MAX_PIECES:
+            return None
+        take = min(following - pos, left)
+        pieces.append((pos, take))
+        left -= take
+        pos = following
+    return pieces
+
+
 def gap_explained(source, first, last, cluster, known):
+
     """True when every cluster of the gap [first, last) is another file's: a complete
     file's, the start of a file found, blank, or a JPEG's coded data (an FF in it
     is always followed by 00, as nothing but a JPEG's data is); no piece of a movie
@@ -6697,11 +6806,12 @@ def straddlers_hold(layout, marks, split, known):
                for mark in marks if mark.at + mark.size > split)
 
 
-def find_pieces(source, start, size, header, marks, grid, known, budget, decoded=()):
+def find_pieces(source, start, size, header, marks, grid, known, budget, decoded=(),
+                guesses=None):
     """The pieces [(dump offset, length)] of the file of size bytes that begins at
     start, whose first header bytes its walk has read, such that every mark holds;
     Unproven when they cannot be told for sure. decoded: the spans of the JPEGs in
-    it that will be decoded whole."""
+    it that will be decoded whole; guesses: see next_gap."""
     layout = Layout(source, start, budget)
     last_held, index, failed_at = header, 0, None
     marks = [mark for mark in marks if mark.at + mark.size <= size]
@@ -6714,8 +6824,14 @@ def find_pieces(source, start, size, header, marks, grid, known, budget, decoded
         if failed_at == index or len(layout.joins) == MAX_PIECES:
             raise Unproven("more than %d pieces, or one that fits nowhere" % MAX_PIECES)
         failed_at = index
-        layout = layout.joined(*next_gap(layout, marks, index, last_held, grid, known,
-                                         source.size, decoded))
+        try:
+            layout = layout.joined(*next_gap(layout, marks, index, last_held, grid, known,
+                                             source.size, decoded, guesses))
+        except Unproven as e:
+            if len(layout.joins) == 1:
+                e.own = last_held       # up to the first split, where no join is
+            raise
+
     pieces = layout.pieces(size)
     if not pieces:
         raise Unproven("it has no bytes", worth_saying=False)
@@ -8896,7 +9012,6 @@ class Resume:
             reach = max([reach] + [first + length for first, length in runs])
         return starts, taken, inside
 
-
     def carry_over(self):
         """Write the earlier run's rows before where this one resumes, as they are:
         its files are this run's too (the contact sheet and the DFXML list them).
@@ -9252,6 +9367,29 @@ class Reassembly:
         # bytes still to read putting files together: each cluster size tried may read
         # the dump once more (only a hostile one gets near it)
         self.budget = Budget(max(dump.size, 16 * MAX_REASSEMBLED) * len(TRY_CLUSTERS))
+        # guesses, and files laid over the free clusters, read from shares of their
+        # own: neither leaves a file the marks would put together without its reading
+        self.guess_budget = Budget(max(dump.size, 16 * MAX_REASSEMBLED) * GUESS_READS)
+        self.fill_budget = Budget(max(dump.size, 16 * MAX_REASSEMBLED) * GUESS_READS)
+        self.filled_as = {}     # {start: the pieces a file was last laid over}
+        # {start: bytes} of the files not put together whose marks proved their
+        # first bytes their own: no other file's piece lies there (see owned)
+        self.own = {}
+
+    def entry_starts(self):
+        """Where the card's folder entries, old ones too, say a file began."""
+        fs = self.folders.file_system()
+        cluster, data_start = fs.geometry
+        if not cluster:
+            return []
+        return [data_start + (entry.first_cluster - 2) * cluster
+                for entry, _, _ in fs.entries if entry.first_cluster >= 2]
+
+    def owned(self, but):
+        """[(first, last)] of the bytes the marks of files not put together proved
+        theirs, but those of the file at but."""
+        return [(start, start + size) for start, size in self.own.items()
+                if start != but and size]
 
     def found_through_chain(self, found):
         """True when found is read through its FAT chain (see through_chain)."""
@@ -9280,9 +9418,23 @@ class Reassembly:
                 and not found.not_saved and found.verdict()[0] == DAMAGED)
 
     def found_rejoined(self, found, known):
-        """True when found is put together from its own structure (see rejoin); else
-        its detail says why not, when something is worth saying."""
+        """(True when found is put together by a proof: see rejoin; why not, or "")."""
         again, why = self.rejoin(found.carved, known)
+        if again is not None:
+            found.put_together(again)
+        return again is not None, why
+
+    def found_filled(self, found, known):
+        """True when found is put together from the free clusters (see filled)."""
+        again = self.filled(found.carved, known)
+        if again is not None:
+            found.put_together(again)
+        return again is not None
+
+    def found_guessed(self, found, known, why):
+        """True when found is put together by a guess (see guess); else its detail
+        says why no proof put it together (why), when something is worth saying."""
+        again = self.guess(found.carved, known)
         if again is not None:
             found.put_together(again)
             return True
@@ -9417,8 +9569,23 @@ class Reassembly:
             (again,) = found.values()
             return again, ""
         if len(found) > 1:
-            why = "%d different ways of putting it together fit" % len(found)
-        return None, why
+            return None, "%d different ways of putting it together fit" % len(found)
+        filled = self.filled(carved, known)
+        return (filled, "") if filled is not None else (None, why)
+
+    def filled(self, carved, known):
+        """See _filled: None for a JPEG (its MCUs decide), or where it fails."""
+        try:
+            return self._filled(carved, known) if carved.type != "jpg" else None
+        except (Unproven, FormatError, struct.error, IndexError, ReadError):
+            return None
+
+    def guess(self, carved, known):
+        """See _iso_guess: None for a JPEG, or where it fails."""
+        try:
+            return self._iso_guess(carved, known) if carved.type != "jpg" else None
+        except (Unproven, FormatError, struct.error, IndexError, ReadError):
+            return None
 
     def _grids(self, carved, known):
         """The (cluster size, data start) the file's pieces may lie on: the boot
@@ -9433,26 +9600,30 @@ class Reassembly:
             return [tuple(geometry)]
         return [(cluster, carved.offset, True) for cluster in TRY_CLUSTERS]
 
+    def _head(self, carved, budget):
+        """(its bytes up to mdat's payload, carved with its boxes from its first byte
+        on): its tables are there; the marks are read from the dump."""
+        boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
+        mdat = next((box for box in boxes if box.name == MDAT), None)
+        data = self.dump.read(carved.offset, mdat.body if mdat else carved.size)
+        budget.spend(len(data))
+        return data, carved._replace(offset=0, boxes=boxes)
 
     def _iso_ways(self, carved, known, found):
         """Put an ISO-BMFF file together on each grid and with each moov that may be
         its own, into found ({pieces: Carved}); what went wrong last, or ""."""
         why = ""
-        # its boxes, from its first byte on; its bytes up to mdat's payload (its
-        # tables are there: the marks are read from the dump, not from here)
-        boxes = [box._replace(offset=box.offset - carved.offset) for box in carved.boxes]
-        mdat = next((box for box in boxes if box.name == MDAT), None)
-        data = self.dump.read(carved.offset, mdat.body if mdat else carved.size)
-        self.budget.spend(len(data))
-        head = carved._replace(offset=0, boxes=boxes)
+        data, head = self._head(carved, self.budget)
         for grid in self._grids(carved, known):
-            for f in self._layouts(data, head, carved.offset, grid, known):
+            for f in self._layouts(data, head, carved.offset, grid, known, self.budget):
                 try:
                     pieces = find_pieces(self.dump, carved.offset, f.size, walked_header(f),
                                          iso_marks(f), grid, known, self.budget,
                                          jpeg_spans(f))
                 except Unproven as e:           # the finest grid's word is kept
                     why = str(e) if e.worth_saying else why
+                    if f.size == head.size:     # its own tables placed the marks
+                        self.own[carved.offset] = max(self.own.get(carved.offset, 0), e.own)
                     continue
                 except (FormatError, struct.error, IndexError):
                     continue
@@ -9460,6 +9631,80 @@ class Reassembly:
                 if again is not None:
                     found[again.pieces] = again
         return why
+
+    def _filled(self, carved, known):
+        """carved put together from the card's free clusters, forward from its start
+        (free_runs: every complete file jumped over), when its checks call that
+        complete and a checked structure follows every join; or None.
+
+        A camera fills the first free clusters forward, jumping over the files
+        there. Its file's bytes then lie in [start, end) less the gaps, every
+        complete file among them; when a mark after the last join holds where the
+        complete files alone put it, those gaps are as long as the complete files
+        in them, so they are nothing else: the pieces are the file's, with no
+        mark between its joins (a CR3's raw data in four pieces)."""
+        grids = self._grids(carved, known)
+        if len(grids) != 1 or len(grids[0]) > 2 or carved.size > MAX_REASSEMBLED:
+            return None                 # clusters merely tried: no runs to follow
+        pieces = free_runs(known, carved.offset, carved.size, grids[0][0], self.dump.size)
+        if pieces is None or len(pieces) < 2 or self.filled_as.get(carved.offset) == pieces:
+            return None                 # (tried already: what more is known changed none)
+        self.filled_as[carved.offset] = pieces
+        self.fill_budget.spend(carved.size)
+        carved_again = self.carve_pieces(carved.type, pieces, joins_checked=True)
+        if carved_again is None:
+            return None
+        again, kept, proven = carved_again
+        if not proven or again.size != carved.size:
+            return None
+        return rejoined(carved, again, kept, COMPLETE, "reassembled from %d pieces: the "
+                        "clusters between them are complete files'" % len(kept))
+
+    def _iso_guess(self, carved, known):
+
+        """The most likely way of putting an ISO-BMFF file together where no proof
+        settles it, on the card's own clusters, when its checks accept it: damaged,
+        its detail saying what was guessed; or None. (A photographer can still open
+        a raw whose split was guessed; it is never called complete.)"""
+        grids = self._grids(carved, known)
+        if len(grids) != 1 or len(grids[0]) > 2:
+            return None                 # clusters merely tried: nothing to guess on
+        budget = self.guess_budget
+        data, head = self._head(carved, budget)
+        for f in self._layouts(data, head, carved.offset, grids[0], known, budget):
+            guesses = []
+            try:
+                pieces = find_pieces(self.dump, carved.offset, f.size, walked_header(f),
+                                     iso_marks(f), grids[0], known, budget,
+                                     jpeg_spans(f), guesses)
+            except (Unproven, FormatError, struct.error, IndexError):
+                continue
+            if len(pieces) < 2:
+                continue
+            last, length = pieces[-1]
+            wanted = pieces[:-1] + [(last, min(length + REJOIN_SLACK, self.dump.size - last))]
+            budget.spend(sum(size for _, size in wanted))
+            carved_again = self.carve_pieces(carved.type, wanted, joins_checked=True)
+            if carved_again is None:
+                continue
+            again, kept, proven = carved_again
+            if not proven:
+                guesses.append("nothing after the join at +%d checks it"
+                               % joins(kept)[-1])
+            return rejoined(carved, again, kept, DAMAGED, "reassembled from %d pieces by a "
+                            "guess: %s" % (len(kept), "; ".join(guesses)))
+        # no mark after its split: the free clusters forward, as a camera fills them
+        pieces = free_runs(known, carved.offset, carved.size, grids[0][0], self.dump.size)
+        if pieces is None or len(pieces) < 2 or carved.size > MAX_REASSEMBLED:
+            return None
+        budget.spend(carved.size)
+        carved_again = self.carve_pieces(carved.type, pieces)
+        if carved_again is None or carved_again[0].size != carved.size:
+            return None
+        again, kept, _ = carved_again
+        return rejoined(carved, again, kept, DAMAGED, "reassembled from %d pieces by a guess: "
+                        "the free clusters on from +%d, past the files there"
+                        % (len(kept), joins(kept)[0]))
 
     def _jpeg_ways(self, carved, known, found):
         """Put a JPEG together from its MCUs, into found: on the first grid where it
@@ -9482,7 +9727,7 @@ class Reassembly:
                 break
         return why
 
-    def _layouts(self, data, head, start, grid, known):
+    def _layouts(self, data, head, start, grid, known, budget):
         """The IsoFiles whose marks may place the file's pieces: its own, when its
         tables are in its first piece; else one per moov found past its mdat."""
         names = [box.name for box in head.boxes]
@@ -9492,11 +9737,12 @@ class Reassembly:
         mdat = head.boxes[-1]
         if mdat.name != MDAT or mdat.to_end:
             return
-        for at in lone_moovs(self.dump, start, mdat.end, grid, known, self.budget):
+        for at in lone_moovs(self.dump, start, mdat.end, grid, known, budget):
             (size,) = U32.unpack(self.dump.read(at, U32.size))
             if size > MAX_REASSEMBLED:
                 continue
-            self.budget.spend(size)
+            budget.spend(size)
+
             try:
                 yield with_moov(data, mdat, self.dump.read(at, size))
             except (FormatError, struct.error, IndexError):
@@ -9931,20 +10177,51 @@ class Recovery:
         self.deferred.append(found)
         found.release(found.whole_inside)
 
-
     def rejoin_deferred(self):
-        """Put the deferred files together, in offset order, now that every complete
-        file is known (a piece of one cannot lie where another file is)."""
-        known = Known(self.taken, self.starts)
+        """Put the deferred files together now that every complete file is known (a
+        piece of one cannot lie where another file is): by a proof, the smallest first;
+        then, while one more file put together tells where its clusters are, from
+        the free clusters (Reassembly.filled) again; then by a guess. Each is then
+        reported, in offset order."""
+        # {id(found): the file put together}: a found is changed only when it is
+        # reported (a stop before leaves it as the scan found it, for the next run)
+        joined, whys = {}, {}
+        entries = self.reassembly.entry_starts()
+
+        def known(but):
+            """Known: the complete files, those put together, and what the marks
+            of the others proved theirs, but found's own."""
+            return Known(self.taken + [(offset, offset + size) for again in joined.values()
+                                       for offset, size in again.pieces]
+                         + self.reassembly.owned(but.carved.offset), self.starts, entries)
+
+        # the smallest first: the reading all of them may do is bounded (a hostile dump),
+        # and a large file whose rest is nowhere reads the most (2 GiB a split)
+        for found in sorted(self.deferred, key=lambda found: found.carved.size):
+            self.stop.check()
+            again, whys[id(found)] = self.reassembly.rejoin(found.carved, known(found))
+            if again is not None:
+                joined[id(found)] = again
+        more = True
+        while more:
+            more = False
+            for found in self.deferred:
+                self.stop.check()
+                again = None if id(found) in joined else self.reassembly.filled(
+                    found.carved, known(found))
+                if again is not None:
+                    joined[id(found)] = again
+                    more = True
         while self.deferred:
             self.stop.check()
             found = self.deferred[0]
-            if self.reassembly.found_rejoined(found, known):
+            if id(found) in joined:
+                found.put_together(joined[id(found)])
+            if id(found) in joined or self.reassembly.found_guessed(found, known(found),
+                                                                    whys[id(found)]):
                 self.writer.write_again(found)
             status = self._report(found)
             self.deferred.popleft()
-            if status == COMPLETE:
-                known = Known(self.taken, self.starts)
             self._after_report(found, status)
 
     def _report(self, found):
