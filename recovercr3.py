@@ -288,18 +288,19 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry",
            "Candidates", "candidates_in", "CANON_UUID", "card_geometry", "card_path",
            "CARD_PREFIX", "carve_again", "carve_isobmff", "carve_jpeg", "carve_mts",
            "carve_mxf", "carve_plain_ts", "carve_raf", "carve_tiff", "carve_x3f",
-           "Carved", "_carving", "chain_pieces", "child_boxes", "CLEAR_LINE", "Coded",
+           "Carved", "_carving", "chain_pieces", "child_boxes", "clear_of_foreign",
+           "CLEAR_LINE", "Coded",
            "COMPLETE", "COPY_CHUNK", "CRW_MAGIC", "crx_geometry", "crx_header_problem",
            "DAMAGED", "DATA_MARKER", "DECODE_CHUNK", "decode_coded", "decode_from",
            "decode_mcus", "directory_sieve", "DirEntry", "dot_folders", "Dump",
            "EarlierRun", "exfat_checksum", "exfat_entries", "exfat_sets", "exif_tags",
            "fat_chain", "FAT_DIRECTORY", "fat_entries", "FileSystem", "find_pieces",
-           "fitted", "Folder", "folder_paths", "folders_geometry", "Format",
-           "FormatError", "FORMATS", "FTYP", "Ftyp", "FTYP_SEARCH", "Geometry",
+           "fitted", "Folder", "folder_paths", "folders_geometry", "Format", "free_runs",
+           "FormatError", "FORMATS", "FTYP", "Ftyp", "FTYP_SEARCH", "Geometry", "grid_search",
            "hash_carved", "Holes", "InputError", "intervals", "iso_marks",
            "ISOBMFF_CHECKS", "IsoFile", "jpeg_decodes", "JPEG_EOI",
            "JPEG_MARKER_AFTER_DATA", "Known", "known_digest", "Layout", "LFN_ATTRIBUTES",
-           "lfn_checksum", "Log", "_main", "MAPPED_AROUND", "Mark",
+           "lfn_checksum", "likely_split", "Log", "_main", "MAPPED_AROUND", "Mark",
            "MAX_BOXES_BEFORE_MDAT", "MAX_MAPFILE_BYTES", "MAX_NAME_BYTES", "mcu_problem",
            "MEMMEM", "Meta", "mpeg_crc", "MXF_PARTITION_KEY", "nal_units_problem",
            "NAME_ROOM", "Naming", "newest_report", "Options", "OutputDir", "PageGuard",
@@ -6522,12 +6523,17 @@ class Layout:
 def grid_search(source, first, step, last, mark, known, budget, most=1):
     """The dump offsets first, first + step, ... below last where mark holds,
     outside known files, read a chunk at a time: up to most + 1 of them (more than
-    most: too many to tell)."""
+    most: too many to tell). It is charged for the places it looks at, a
+    MIN_CARD_CLUSTER each: on a card of 32 KiB clusters a search of 1 GiB looks at
+    32,768 places, which costs what 128 MiB does on one of 4 KiB (the reading is
+    the kernel's, from the page cache; the looking is ours)."""
     found = []
     chunk = max(step, SEARCH_CHUNK // step * step)
+    cost = chunk // max(1, step // MIN_CARD_CLUSTER)
     pos = first
     while pos < last and len(found) <= most:
-        budget.spend(chunk)
+        budget.spend(cost)
+
         data = source.read(pos, chunk + QUICK_BYTES)
         if not data:
             break
@@ -10179,8 +10185,9 @@ class Recovery:
 
     def rejoin_deferred(self):
         """Put the deferred files together now that every complete file is known (a
-        piece of one cannot lie where another file is): by a proof, the smallest first;
-        then, while one more file put together tells where its clusters are, from
+        piece of one cannot lie where another file is): by a proof, in offset order;
+        then,
+ while one more file put together tells where its clusters are, from
         the free clusters (Reassembly.filled) again; then by a guess. Each is then
         reported, in offset order."""
         # {id(found): the file put together}: a found is changed only when it is
@@ -10195,13 +10202,18 @@ class Recovery:
                                        for offset, size in again.pieces]
                          + self.reassembly.owned(but.carved.offset), self.starts, entries)
 
-        # the smallest first: the reading all of them may do is bounded (a hostile dump),
-        # and a large file whose rest is nowhere reads the most (2 GiB a split)
-        for found in sorted(self.deferred, key=lambda found: found.carved.size):
-            self.stop.check()
-            again, whys[id(found)] = self.reassembly.rejoin(found.carved, known(found))
-            if again is not None:
-                joined[id(found)] = again
+        # in offset order; once more for a file that failed before another was put
+        # together after it (a JPEG's rest lies past a movie's last piece)
+        tried = {}
+        for _ in range(2):
+            for found in self.deferred:
+                self.stop.check()
+                if id(found) in joined or tried.get(id(found)) == len(joined):
+                    continue
+                tried[id(found)] = len(joined)
+                again, whys[id(found)] = self.reassembly.rejoin(found.carved, known(found))
+                if again is not None:
+                    joined[id(found)] = again
         more = True
         while more:
             more = False

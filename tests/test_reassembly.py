@@ -113,3 +113,44 @@ def test_decoding_goes_on_from_the_mcu_a_split_cuts():
     resume = start + stream.raw_index(head.bits // 8)
     rest = r.decode_from(jpeg[resume:end], scan, head.bits % 8, scan.mcus - head.mcus)
     assert (head.mcus + rest.mcus, rest.problem) == (scan.mcus, None)
+
+
+def test_a_file_is_laid_over_the_free_clusters_past_the_known_files():
+    # Known files at clusters 3-4 and 7 (its last cluster part-filled): a file of
+    # 6.5 clusters from cluster 0 takes 0-2, 5-6 and 8-9.
+    known = r.Known([(3 * CLUSTER, 5 * CLUSTER), (7 * CLUSTER, 7 * CLUSTER + 100)], [])
+    assert r.free_runs(known, 0, 6 * CLUSTER + 2048, CLUSTER, 100 * CLUSTER) == [
+        (0, 3 * CLUSTER), (5 * CLUSTER, 2 * CLUSTER), (8 * CLUSTER, CLUSTER + 2048)]
+    assert r.free_runs(known, 0, 6 * CLUSTER, CLUSTER, 8 * CLUSTER) is None   # past the end
+
+
+def test_a_jpeg_or_blank_cluster_bounds_a_split_from_both_ends():
+    # The file's first piece is clusters 0-9 (noise, like raw data); a JPEG's coded
+    # data (each FF followed by 00) lies at cluster 10, and a blank cluster right
+    # before its next piece: of the splits 4..14 (in clusters) only 10 is left.
+    coded = (b"\x12\xff\x00\x34" * 1024)[:CLUSTER]
+    dump = noise(10 * CLUSTER, seed=3) + coded + noise(3 * CLUSTER, seed=4) + bytes(CLUSTER) \
+        + noise(20 * CLUSTER, seed=5)
+    gap = 5 * CLUSTER                   # the next piece begins at cluster 15
+    splits = [at * CLUSTER for at in range(4, 15)]
+    assert r.clear_of_foreign(Bytes(dump), splits, 0, gap, CLUSTER, r.Budget(1 << 30)) == [
+        10 * CLUSTER]
+
+
+def test_a_guess_takes_the_split_an_old_folder_entry_says_a_file_began_at():
+    known = r.Known([], [], entries=[12 * CLUSTER])
+    dump = noise(40 * CLUSTER, seed=6)
+    splits = [at * CLUSTER for at in range(4, 15)]
+    assert r.likely_split(Bytes(dump), splits, [], 0, 5 * CLUSTER, CLUSTER, known) \
+        == 12 * CLUSTER
+    assert r.likely_split(Bytes(dump), splits, [], 0, 5 * CLUSTER, CLUSTER,
+                          r.Known([], [])) == 4 * CLUSTER          # nothing says: the first
+
+
+def test_a_search_is_charged_for_the_places_it_looks_at():
+    # 32 KiB clusters: 64 MiB searched, 2,048 places, charged as 8 MiB
+    mark = tagged(0, b"NOTHERE!")
+    for step, charged in ((CLUSTER, 64 << 20), (8 * CLUSTER, 8 << 20)):
+        budget = r.Budget(1 << 40)
+        r.grid_search(Bytes(bytes(64 << 20)), 0, step, 64 << 20, mark, r.Known([], []), budget)
+        assert (1 << 40) - budget.left == charged
