@@ -9419,23 +9419,9 @@ class Reassembly:
 
     def found_may_rejoin(self, found):
         """True for a damaged found file whose own tables may say where its pieces are:
-        it waits for the end of the scan (see found_rejoined)."""
+        it waits for the end of the scan (see Recovery.rejoin_deferred)."""
         return (found.carved.type in FORMATS and self.may_rejoin(found.carved)
                 and not found.not_saved and found.verdict()[0] == DAMAGED)
-
-    def found_rejoined(self, found, known):
-        """(True when found is put together by a proof: see rejoin; why not, or "")."""
-        again, why = self.rejoin(found.carved, known)
-        if again is not None:
-            found.put_together(again)
-        return again is not None, why
-
-    def found_filled(self, found, known):
-        """True when found is put together from the free clusters (see filled)."""
-        again = self.filled(found.carved, known)
-        if again is not None:
-            found.put_together(again)
-        return again is not None
 
     def found_guessed(self, found, known, why):
         """True when found is put together by a guess (see guess); else its detail
@@ -9451,8 +9437,7 @@ class Reassembly:
         return False
 
     def through_chain(self, carved):
-        """Read a live file through its FAT chain,
- when the FAT has one for it in
+        """Read a live file through its FAT chain, when the FAT has one for it in
         pieces: the file, when its checks call what the chain gives complete at the
         entry's size."""
         if carved.pieces or carved.type not in FORMATS:
@@ -10186,8 +10171,7 @@ class Recovery:
     def rejoin_deferred(self):
         """Put the deferred files together now that every complete file is known (a
         piece of one cannot lie where another file is): by a proof, in offset order;
-        then,
- while one more file put together tells where its clusters are, from
+        then, while one more file put together tells where its clusters are, from
         the free clusters (Reassembly.filled) again; then by a guess. Each is then
         reported, in offset order."""
         # {id(found): the file put together}: a found is changed only when it is
