@@ -4892,6 +4892,23 @@ class FileSystem:
         return chain_pieces(chain, entry.size, self.geometry), entry.size
 
 
+    def written_in_one_run(self, offset, size):
+        """True when the card's live folders and FAT say the file of size bytes at
+        offset lies in one run of clusters: an entry reached from the root says so
+        (exFAT's NoFatChain), or its FAT chain does. (An old folder's, left by a
+        format, says nothing of what was written over it since.)"""
+        cluster = cluster_of(offset, self.geometry)
+        lives = [entry for entry, _, reached in self._by_cluster.get(cluster, ())
+                 if reached and entry.first_cluster == cluster and not entry.deleted
+                 and entry.size == size]
+        if len(lives) != 1:
+            return False
+        if lives[0].contiguous:
+            return True
+        found = self.chain(offset, most=size)
+        return found is not None and len(found[0]) == 1
+
+
 def read_fat(dump, volume):
     """The volume's first FAT, or b"" when there is none or it is too large to read."""
     if volume and volume.fat_size <= MAX_FAT_READ:
@@ -9417,24 +9434,29 @@ class Reassembly:
         found.put_together(again, inner)
         return True
 
+    def unproven_tail(self, found):
+        """Where, in a complete HEIF found in one run, the bytes no check reads begin,
+        when more than a cluster of them follow: its last picture's last NAL unit is
+        read where it begins and where it ends, not inside, so the file may have been
+        split there over another file's bytes that a NAL unit's rules allow (another
+        picture's, a movie's). Such a file waits for the end of the scan (see
+        Recovery.rejoin_deferred); None for any other, or where the card's folders
+        say it lies in one run."""
+        carved = found.carved
+        if (carved.type != "heif" or carved.pieces or found.not_saved
+                or found.verdict()[0] != COMPLETE or carved.size > MAX_REASSEMBLED):
+            return None
+        point = last_checkpoint(self.dump.read(carved.offset, carved.size), carved)
+        if carved.size - point <= MIN_CARD_CLUSTER or self.folders.file_system(
+                ).written_in_one_run(carved.offset, carved.size):
+            return None
+        return point
+
     def found_may_rejoin(self, found):
         """True for a damaged found file whose own tables may say where its pieces are:
         it waits for the end of the scan (see Recovery.rejoin_deferred)."""
         return (found.carved.type in FORMATS and self.may_rejoin(found.carved)
                 and not found.not_saved and found.verdict()[0] == DAMAGED)
-
-    def found_guessed(self, found, known, why):
-        """True when found is put together by a guess (see guess); else its detail
-        says why no proof put it together (why), when something is worth saying."""
-        again = self.guess(found.carved, known)
-        if again is not None:
-            found.put_together(again)
-            return True
-        if why:
-            carved = found.carved
-            found.carved = carved._replace(detail="; ".join(
-                filter(None, [carved.detail, "not put back together: " + why])))
-        return False
 
     def through_chain(self, carved):
         """Read a live file through its FAT chain, when the FAT has one for it in
@@ -10133,6 +10155,11 @@ class Recovery:
                 self.pending.popleft()
                 self._defer(found)
                 continue
+            if not final and self.reassembly.unproven_tail(found) is not None:
+                self.pending.popleft()
+                self.deferred.append(found)     # complete, unless another file's there
+                continue
+
             status = self._report(found)
             self.pending.popleft()
             self._after_report(found, status, final)
@@ -10172,25 +10199,35 @@ class Recovery:
         """Put the deferred files together now that every complete file is known (a
         piece of one cannot lie where another file is): by a proof, in offset order;
         then, while one more file put together tells where its clusters are, from
-        the free clusters (Reassembly.filled) again; then by a guess. Each is then
-        reported, in offset order."""
+        the free clusters (Reassembly.filled) again; then by a guess. A complete
+        HEIF that waited for its unchecked tail (Reassembly.unproven_tail) is
+        damaged when a file put together or guessed has a piece there (and laid over
+        the free clusters, a guess). Each is then reported, in offset order."""
         # {id(found): the file put together}: a found is changed only when it is
         # reported (a stop before leaves it as the scan found it, for the next run)
         joined, whys = {}, {}
         entries = self.reassembly.entry_starts()
+        tails = {id(found): self.reassembly.unproven_tail(found) for found in self.deferred
+                 if found.verdict()[0] == COMPLETE}
+        tails = {key: tail for key, tail in tails.items() if tail is not None}
+        waiting = [found for found in self.deferred if id(found) not in tails]
+        names = {id(found): found.name for found in self.deferred}
 
         def known(but):
-            """Known: the complete files, those put together, and what the marks
-            of the others proved theirs, but found's own."""
+            """Known: the complete files, those put together, and what the marks of
+            the others proved theirs (a waiting HEIF's: up to its tail), but but's."""
             return Known(self.taken + [(offset, offset + size) for again in joined.values()
                                        for offset, size in again.pieces]
+                         + [(found.carved.offset, found.carved.offset + tails[id(found)])
+                            for found in self.deferred
+                            if tails.get(id(found)) and found is not but]
                          + self.reassembly.owned(but.carved.offset), self.starts, entries)
 
         # in offset order; once more for a file that failed before another was put
         # together after it (a JPEG's rest lies past a movie's last piece)
         tried = {}
         for _ in range(2):
-            for found in self.deferred:
+            for found in waiting:
                 self.stop.check()
                 if id(found) in joined or tried.get(id(found)) == len(joined):
                     continue
@@ -10201,24 +10238,55 @@ class Recovery:
         more = True
         while more:
             more = False
-            for found in self.deferred:
+            for found in waiting:
                 self.stop.check()
                 again = None if id(found) in joined else self.reassembly.filled(
                     found.carved, known(found))
                 if again is not None:
                     joined[id(found)] = again
                     more = True
+        guessed = {}
+        for found in waiting:
+            self.stop.check()
+            again = None if id(found) in joined else self.reassembly.guess(
+                found.carved, known(found))
+            if again is not None:
+                guessed[id(found)] = again
+        joined.update(guessed)
         while self.deferred:
             self.stop.check()
             found = self.deferred[0]
-            if id(found) in joined:
+            if id(found) in tails and self._split_over(found, tails[id(found)], joined,
+                                                       names):
+                joined[id(found)] = self.reassembly.guess(found.carved, known(found))
+                if joined[id(found)] is None:
+                    del joined[id(found)]
+            if joined.get(id(found)) is not None:
                 found.put_together(joined[id(found)])
-            if id(found) in joined or self.reassembly.found_guessed(found, known(found),
-                                                                    whys[id(found)]):
                 self.writer.write_again(found)
+            elif whys.get(id(found)):
+                found.carved = found.carved._replace(detail="; ".join(filter(None, [
+                    found.carved.detail, "not put back together: " + whys[id(found)]])))
             status = self._report(found)
             self.deferred.popleft()
             self._after_report(found, status)
+
+    def _split_over(self, found, tail, joined, names):
+        """True when found (a complete HEIF whose bytes from tail on no check reads)
+        is damaged: a file put together, or guessed, has a piece there whose marks
+        hold (it was split before it). names: {id(found): its name}."""
+        carved = found.carved
+        first = carved.offset + tail
+        last = carved.offset + carved.size
+        for key, again in joined.items():
+            over = [offset for offset, size in again.pieces
+                    if offset < last and offset + size > first]
+            if over:
+                found.carved = carved._replace(status=DAMAGED, detail="; ".join(filter(
+                    None, [carved.detail, "its bytes from +%d on are %s's: it was split"
+                           % (max(over[0], first) - carved.offset, names[key])])))
+                return True
+        return False
 
     def _report(self, found):
         """Report found (see Placing); what a complete file's bytes and every file's

@@ -146,3 +146,31 @@ def test_a_heif_whose_rest_is_another_copy_of_it_is_not_complete(tmp_path):
         "item 259: the 4096 bytes at +1200128 are those at +790528: another copy of "
         "the picture follows where it was split")
     assert out.shas()[1] == sha256(hif)
+
+
+def test_a_heif_whose_unchecked_tail_is_a_movies_piece_is_not_complete(tmp_path):
+    # Bench formatted seed 7 (2100 MB, 32 KiB clusters): a HEIC whose first piece ends
+    # inside its last NAL unit (read where it begins and ends only) lay before a
+    # movie's second piece, bytes a NAL unit's rules allow; it was complete and
+    # wrong, and it hid the movie's piece from the movie. Here: the MP4's first 89
+    # clusters, the HIF's first 293, the MP4's rest (its next 53,264 bytes hold no
+    # 00 00 0x a NAL unit forbids), the HIF's rest. The HIF waits for the end of the
+    # scan; the MP4, put together past it, has a piece in its tail: the HIF is
+    # damaged, and laid over the clusters past the MP4's (a guess, the right one).
+    from test_fragments import card_start
+    from dumpkit import build_dump, faststart
+    mp4 = faststart(corpus_file("gopro_karma.mp4"))
+    hif = corpus_file("exiv2_Canon.HIF")
+    build_dump(tmp_path / "card.img", *card_start("fat32"), mp4[:89 * CLUSTER],
+               hif[:293 * CLUSTER], padded(mp4[89 * CLUSTER:]), padded(hif[293 * CLUSTER:]))
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    rows = {row["type"]: row for row in out.rows}
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("damaged/img1.mp4", "damaged"), ("damaged/img2.hif", "damaged")]
+    assert rows["heif"]["detail"] == ("reassembled from 2 pieces by a guess: the free "
+                                      "clusters on from +1200128, past the files there")
+    assert out.shas() == [sha256(mp4), sha256(hif)]
+
+
+def padded(data):
+    return data + bytes(-len(data) % CLUSTER)
