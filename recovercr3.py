@@ -296,7 +296,7 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry",
            "EarlierRun", "exfat_checksum", "exfat_entries", "exfat_sets", "exif_tags",
            "fat_chain", "FAT_DIRECTORY", "fat_entries", "FileSystem", "find_pieces",
            "fitted", "Folder", "folder_paths", "folders_geometry", "Format", "free_runs",
-           "FormatError", "FORMATS", "FTYP", "Ftyp", "FTYP_SEARCH", "Geometry", "grid_search",
+           "FormatError", "FORMATS", "FTYP", "Ftyp", "FTYP_SEARCH", "gap_explained", "Geometry", "grid_search",
            "hash_carved", "Holes", "InputError", "intervals", "iso_marks",
            "ISOBMFF_CHECKS", "IsoFile", "jpeg_decodes", "JPEG_EOI",
            "JPEG_MARKER_AFTER_DATA", "Known", "known_digest", "Layout", "LFN_ATTRIBUTES",
@@ -6156,17 +6156,22 @@ def joins_proven(data, carved, joins_at):
     """True when the checks of carved (put together in data) test every join: a
     structure its checks read begins after each one, and a JPEG inside it with a
     join in its data decodes whole."""
-    if not all(at < last_checkpoint(data, carved) for at in joins_at):
-        return False
+    return (all(at < last_checkpoint(data, carved) for at in joins_at)
+            and not jpeg_joins_fail(data, carved, joins_at))
+
+
+def jpeg_joins_fail(data, carved, joins_at):
+    """True when a JPEG inside carved (put together in data) with a join in its data
+    does not decode whole: that join is wrong (or its tables cannot be read)."""
     if carved.type not in ISOBMFF_TYPES:
-        return True
+        return False
     try:
         f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
         jpegs = jpeg_spans(f)
     except (FormatError, struct.error, IndexError):
-        return False
-    return all(jpeg_decodes(data, first, last) for first, last in jpegs
-               if any(first < at < last for at in joins_at))
+        return True
+    return not all(jpeg_decodes(data, first, last) for first, last in jpegs
+                   if any(first < at < last for at in joins_at))
 
 
 def nal_starts(data, offset, length, most):
@@ -6421,7 +6426,7 @@ class Known:
         self.entries = frozenset(entries)   # where a folder entry, old or not, says
         #                                     a file began: a hint, never a proof
         merged = []
-        for first, last in sorted(taken):
+        for first, last in sorted(extent for extent in taken if extent[1] > extent[0]):
             if merged and first <= merged[-1][1]:
                 merged[-1][1] = max(merged[-1][1], last)
             else:
@@ -6773,7 +6778,6 @@ def free_runs(known, start, size, cluster, limit):
 
 
 def gap_explained(source, first, last, cluster, known):
-
     """True when every cluster of the gap [first, last) is another file's: a complete
     file's, the start of a file found, blank, or a JPEG's coded data (an FF in it
     is always followed by 00, as nothing but a JPEG's data is); no piece of a movie
@@ -6788,6 +6792,9 @@ def gap_explained(source, first, last, cluster, known):
         # the clusters up to the next known file, read a chunk at a time
         stop = min(last, known.next_taken(pos))
         chunk = source.read(pos, min(stop - pos + cluster, max(cluster, SEARCH_CHUNK)))
+        if not chunk or stop <= pos:
+            return False                        # past the dump's end: nothing says
+
         for at in range(0, len(chunk), cluster):
             if pos >= stop:
                 break
@@ -9701,6 +9708,8 @@ class Reassembly:
             if carved_again is None:
                 continue
             again, kept, proven = carved_again
+            if not proven and self._decodes_wrong(again, kept):
+                continue                        # a JPEG across a join says no
             if not proven:
                 guesses.append("nothing after the join at +%d checks it"
                                % joins(kept)[-1])
@@ -9712,14 +9721,23 @@ class Reassembly:
             return None
         budget.spend(carved.size)
         carved_again = self.carve_pieces(carved.type, pieces)
-        if carved_again is None or carved_again[0].size != carved.size:
+        if carved_again is None or carved_again[0].size != carved.size \
+                or self._decodes_wrong(*carved_again[:2]):
             return None
         again, kept, _ = carved_again
         return rejoined(carved, again, kept, DAMAGED, "reassembled from %d pieces by a guess: "
                         "the free clusters on from +%d, past the files there"
                         % (len(kept), joins(kept)[0]))
 
+    def _decodes_wrong(self, again, kept):
+        """True when a JPEG inside the file put together from kept fails to decode
+        across a join (see jpeg_joins_fail): that guess is known wrong."""
+        self.guess_budget.spend(again.size)
+        with self.joined(kept) as data:
+            return jpeg_joins_fail(data, again, joins(kept))
+
     def _jpeg_ways(self, carved, known, found):
+
         """Put a JPEG together from its MCUs, into found: on the first grid where it
         decodes whole (that is the proof, on any grid); what went wrong last, or ""."""
         why = ""
@@ -10213,14 +10231,17 @@ class Recovery:
         waiting = [found for found in self.deferred if id(found) not in tails]
         names = {id(found): found.name for found in self.deferred}
 
-        def known(but):
-            """Known: the complete files, those put together, and what the marks of
-            the others proved theirs (a waiting HEIF's: up to its tail), but but's."""
+        def known(but, whole_heifs=False):
+            """Known: the complete files, those put together, and what the marks of the
+            others proved theirs, but but's. A waiting HEIF's up to its tail; whole
+            (whole_heifs) where a file is laid over the free clusters: a mark landing
+            where that puts it proves them both."""
             return Known(self.taken + [(offset, offset + size) for again in joined.values()
                                        for offset, size in again.pieces]
-                         + [(found.carved.offset, found.carved.offset + tails[id(found)])
+                         + [(found.carved.offset, found.carved.offset + (
+                             found.carved.size if whole_heifs else tails[id(found)]))
                             for found in self.deferred
-                            if tails.get(id(found)) and found is not but]
+                            if id(found) in tails and found is not but]
                          + self.reassembly.owned(but.carved.offset), self.starts, entries)
 
         # in offset order; once more for a file that failed before another was put
@@ -10241,7 +10262,7 @@ class Recovery:
             for found in waiting:
                 self.stop.check()
                 again = None if id(found) in joined else self.reassembly.filled(
-                    found.carved, known(found))
+                    found.carved, known(found, whole_heifs=True))
                 if again is not None:
                     joined[id(found)] = again
                     more = True

@@ -154,3 +154,13 @@ def test_a_search_is_charged_for_the_places_it_looks_at():
         budget = r.Budget(1 << 40)
         r.grid_search(Bytes(bytes(64 << 20)), 0, step, 64 << 20, mark, r.Known([], []), budget)
         assert (1 << 40) - budget.left == charged
+
+
+def test_an_empty_extent_is_no_file_and_a_gap_past_the_dump_is_not_explained():
+    # An extent of 0 bytes (a HEIF whose unchecked tail begins at its first byte)
+    # once made gap_explained stop short of its next cluster forever.
+    known = r.Known([(8 * CLUSTER, 8 * CLUSTER)], [])
+    assert known.next_taken(0) == float("inf") and known.taken_end(0, 20 * CLUSTER) is None
+    dump = Bytes(bytes(10 * CLUSTER))
+    assert r.gap_explained(dump, 0, 10 * CLUSTER, CLUSTER, known)            # all blank
+    assert not r.gap_explained(dump, 0, 12 * CLUSTER, CLUSTER, known)    # past its end
