@@ -286,10 +286,10 @@ __version__ = "0.1.0"
 __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry",
            "boot_volume", "Box", "brand_type", "Budget", "build_parser", "BYTES_PER_BOX",
            "Candidates", "candidates_in", "CANON_UUID", "card_geometry", "card_path",
-           "CARD_PREFIX", "carve_again", "carve_isobmff", "carve_jpeg", "carve_mts",
+           "CANON_METADATA_ENTRY", "CARD_PREFIX", "carve_again", "carve_isobmff", "carve_jpeg", "carve_mts",
            "carve_mxf", "carve_plain_ts", "carve_raf", "carve_tiff", "carve_x3f",
            "Carved", "_carving", "chain_pieces", "child_boxes", "clear_of_foreign",
-           "CLEAR_LINE", "Coded",
+           "CLEAR_LINE", "Coded", "ctmd_record_starts",
            "COMPLETE", "COPY_CHUNK", "CRW_MAGIC", "crx_geometry", "crx_header_problem",
            "DAMAGED", "DATA_MARKER", "DECODE_CHUNK", "decode_coded", "decode_from",
            "decode_mcus", "directory_sieve", "DirEntry", "dot_folders", "Dump",
@@ -299,9 +299,10 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry",
            "FormatError", "FORMATS", "FTYP", "Ftyp", "FTYP_SEARCH", "gap_explained", "Geometry", "grid_search",
            "hash_carved", "Holes", "InputError", "intervals", "iso_marks",
            "ISOBMFF_CHECKS", "IsoFile", "jpeg_decodes", "JPEG_EOI",
-           "JPEG_MARKER_AFTER_DATA", "Known", "known_digest", "Layout", "LFN_ATTRIBUTES",
-           "lfn_checksum", "likely_split", "Log", "_main", "MAPPED_AROUND", "Mark",
+           "JPEG_MARKER_AFTER_DATA", "Known", "known_digest", "last_checkpoint", "Layout",
+           "LFN_ATTRIBUTES", "lfn_checksum", "likely_split", "Log", "_main", "MAPPED_AROUND", "Mark",
            "MAX_BOXES_BEFORE_MDAT", "MAX_MAPFILE_BYTES", "MAX_NAME_BYTES", "mcu_problem",
+           "MIN_CARD_CLUSTER",
            "MEMMEM", "Meta", "mpeg_crc", "MXF_PARTITION_KEY", "nal_units_problem",
            "NAME_ROOM", "Naming", "newest_report", "Options", "OutputDir", "PageGuard",
            "pages_to_let_go", "PART_SUFFIX", "path_room", "pread", "RAF_MAGIC",
@@ -311,7 +312,7 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry",
            "SCAN_INTERRUPTED", "SCAN_REGION", "_scan_region", "search_chunked",
            "section_whole", "SECTOR_FORMATS", "shared_grid", "shortened", "Spans",
            "_start_scan_process", "STATE_NAME", "StopAfterCount", "StopAfterMdat",
-           "StopAtBox", "STUFFED_FF", "times_agree", "TRUNCATED", "TruncatedError",
+           "StopAtBox", "STUFFED_FF", "tail_checked", "times_agree", "TRUNCATED", "TruncatedError",
            "TURBOJPEG", "TurboJpeg", "type_and_extension", "Unproven", "unreserved",
            "unstuff", "UsageError", "__version__", "walk_boxes", "walk_jpeg",
            "walk_tiff", "windows_device", "write_state", "X3F_MAGIC"]
@@ -740,6 +741,9 @@ class Carved(NamedTuple):
     # (offset, size, sha256) of the bytes a scan process hashed where it carved them:
     # the digest of this file only while offset and size are still these (see known_digest)
     sha256: tuple = ()
+    # of a file put together and damaged only past its checks' reach: the bytes from
+    # its start they prove its own (see tail_checked); no other file's piece is there
+    checked: int = 0
 
     @property
     def end(self):
@@ -2147,11 +2151,12 @@ def crx_header_problem(geometry, buf, first, size):
 NAL_CONFIGS = {b"avcC": (4, False), b"hvcC": (21, True)}   # where the length size is; HEVC?
 NAL_SAMPLE_ENTRIES = frozenset([b"avc1", b"avc3", b"hvc1", b"hev1"])
 NAL_IMAGE_ITEMS = frozenset([b"avc1", b"hvc1"])
-# Inside a NAL unit an encoder escapes these three bytes (00 00 03 ...): where they
-# appear, the bytes are not the unit's. Another stream's 4-byte lengths start so,
-# and so does almost any file's header; and a unit's last byte is never 0 (it ends
-# with a stop bit, or with an escaped cabac_zero_word).
-NAL_START_CODE = re.compile(b"\x00\x00[\x00-\x02]")
+# Inside a NAL unit an encoder escapes 00 00 00, 00 00 01 and 00 00 02 (as 00 00 03
+# 00 ...), and writes 00 00 03 only before 00 to 03 (H.264 and H.265, 7.4.2): where
+# another sequence appears, the bytes are not the unit's. Another stream's 4-byte
+# lengths start so, and so does almost any file's header; and a unit's last byte is
+# never 0 (it ends with a stop bit, or with an escaped cabac_zero_word).
+NAL_FOREIGN_BYTES = re.compile(b"\x00\x00(?:[\x00-\x02]|\x03[\x04-\xff])")
 AVC_RESERVED_TYPES = frozenset([0, 16, 17, 18, 22, 23])
 HEVC_RESERVED_TYPES = range(41, 48)     # 48..63 are unspecified, and used (Dolby Vision)
 
@@ -2230,7 +2235,7 @@ def nal_units_problem(data, length_size, hevc, budget):
             return "no NAL unit header at +%d" % pos, units
         payload = pos + length_size
         if (not data.read(payload + length - 1, 1)[0]
-                or data.search(NAL_START_CODE, payload, payload + length)):
+                or data.search(NAL_FOREIGN_BYTES, payload, payload + length)):
             return "the NAL unit at +%d holds bytes that are not its own" % pos, units
         pos += length_size + length
     return None, units
@@ -6114,8 +6119,24 @@ def last_checkpoint(data, carved):
 
     if carved.type == "jpg":
         return carved.size
+    return max(checkpoints(data, carved)[0], default=0)
+
+
+def unchecked_at_end(data, carved):
+    """How many bytes at the end of a carved ISO-BMFF file's mdat lie past its last
+    checkpoint: a split there would not show (the audio a movie ends with, which
+    nothing reads; a last NAL unit, whose bytes are only searched for what no
+    encoder writes, which random-looking bytes pass). The boxes after mdat are
+    walked, and read."""
+    points, mdat_end = checkpoints(data, carved)
+    return max(0, mdat_end - max(points, default=0))
+
+
+def checkpoints(data, carved):
+    """[where a structure its checks test begins] in a carved ISO-BMFF file's mdat
+    (see last_checkpoint), and where its (last) mdat ends; ([], 0) when unknown."""
     if carved.type not in ISOBMFF_TYPES:
-        return 0
+        return [], 0
     points = []
     try:
         f = IsoFile(data, 0, carved.size, carved.boxes, read_ftyp(data, 0, len(data)))
@@ -6123,8 +6144,10 @@ def last_checkpoint(data, carved):
         for track in f.tracks():
             if sample_marker(f, track) is None:
                 continue                # an AAC frame, a timecode: nothing checks them
-            for offset, _ in itertools.islice(track.samples(), budget):
+            for offset, size in itertools.islice(track.samples(), budget):
                 points.append(offset)
+                if track.entry == CANON_METADATA_ENTRY:
+                    points.extend(ctmd_record_starts(data, offset, size))
         iloc = f.child(f.top(META), b"iloc")
         types = heif_item_types(f) if iloc is not None else {}
         for item_id, method, _, extents in read_iloc(data, iloc) if iloc is not None else []:
@@ -6134,10 +6157,49 @@ def last_checkpoint(data, carved):
             if len(extents) == 1 and types.get(item_id) in NAL_IMAGE_ITEMS:
                 points.extend(nal_starts(data, *extents[0], budget))
     except (FormatError, struct.error, IndexError):
-        return 0
+        return [], 0
     spans = f.mdat_spans()
-    return max((at for at in points if any(first <= at < last for first, last in spans)),
-               default=0)
+    return ([at for at in points if any(first <= at < last for first, last in spans)],
+            max((last for _, last in spans), default=0))
+
+
+def unchecked_end(size):
+    """A file put together's detail, where its checks do not read its last size bytes."""
+    return "its last %d bytes are not checked: another piece may begin in them" % size
+
+
+def tail_checked(again, unchecked):
+    """again, a file put together, damaged where its checks do not read more than a
+    cluster at its end: a split there would be unseen (bench formatted seed 13, 32
+    KiB: a movie's third piece, after its last video sample, was another's cluster)."""
+    if unchecked <= MIN_CARD_CLUSTER:
+        return again
+    return again._replace(status=DAMAGED, detail=again.detail + ", but " + unchecked_end(
+        unchecked), checked=again.size - unchecked)
+
+
+def ctmd_record_starts(data, offset, size):
+    """Where the CTMD records of the sample at offset begin (each one's size leads
+    to the next, up to the sample's end: check_ctmd_records)."""
+    starts, pos = [], offset
+    while pos + CTMD_RECORD.size <= min(offset + size, len(data)):
+        starts.append(pos)
+        length, _kind = CTMD_RECORD.unpack_from(data, pos)
+        if length < CTMD_RECORD.size:
+            break
+        pos += length
+    return starts
+
+
+def clipped(pieces, size):
+    """The pieces that hold a file's first size bytes."""
+    kept = []
+    for offset, length in pieces:
+        if size <= 0:
+            break
+        kept.append((offset, min(length, size)))
+        size -= kept[-1][1]
+    return kept
 
 
 def joins(pieces):
@@ -9482,7 +9544,7 @@ class Reassembly:
             return None
         if carved_again is None or carved_again[0].size != size:
             return None
-        again, kept, _ = carved_again
+        again, kept = carved_again[:2]
         return rejoined(carved, again, kept, COMPLETE,
                         "read through its FAT chain, in %d pieces" % len(kept))
 
@@ -9547,18 +9609,17 @@ class Reassembly:
         carved_again = self.carve_pieces(carved.type, pieces, joins_checked=proven_type)
         if carved_again is None:
             return None
-        again, kept, proven = carved_again
+        again, kept, proven, unchecked = carved_again
         if len(kept) < 2:
             return None                     # it does not need what lies after a gap
         if proven_type and not proven:
             return None                     # no structure after a join tests it
         names = ", ".join(found.name for found in inner)
         detail = "reassembled from %d pieces around %s" % (len(kept), names)
-        status = COMPLETE
         if not proven_type:
-            status = DAMAGED
-            detail += ": nothing in %s data can confirm the join" % carved.type.upper()
-        return rejoined(carved, again, kept, status, detail)
+            return rejoined(carved, again, kept, DAMAGED, detail + ": nothing in %s data "
+                            "can confirm the join" % carved.type.upper())
+        return tail_checked(rejoined(carved, again, kept, COMPLETE, detail), unchecked)
 
     def _blank(self, first, last):
         """True when the dump's bytes [first, last) are all zeros, or all 0xFF."""
@@ -9674,11 +9735,12 @@ class Reassembly:
         carved_again = self.carve_pieces(carved.type, pieces, joins_checked=True)
         if carved_again is None:
             return None
-        again, kept, proven = carved_again
+        again, kept, proven, unchecked = carved_again
         if not proven or again.size != carved.size:
             return None
-        return rejoined(carved, again, kept, COMPLETE, "reassembled from %d pieces: the "
-                        "clusters between them are complete files'" % len(kept))
+        return tail_checked(rejoined(carved, again, kept, COMPLETE, "reassembled from %d "
+                                     "pieces: the clusters between them are complete "
+                                     "files'" % len(kept)), unchecked)
 
     def _iso_guess(self, carved, known):
 
@@ -9707,12 +9769,14 @@ class Reassembly:
             carved_again = self.carve_pieces(carved.type, wanted, joins_checked=True)
             if carved_again is None:
                 continue
-            again, kept, proven = carved_again
+            again, kept, proven, unchecked = carved_again
             if not proven and self._decodes_wrong(again, kept):
                 continue                        # a JPEG across a join says no
             if not proven:
                 guesses.append("nothing after the join at +%d checks it"
                                % joins(kept)[-1])
+            elif unchecked > MIN_CARD_CLUSTER:
+                guesses.append(unchecked_end(unchecked))
             return rejoined(carved, again, kept, DAMAGED, "reassembled from %d pieces by a "
                             "guess: %s" % (len(kept), "; ".join(guesses)))
         # no mark after its split: the free clusters forward, as a camera fills them
@@ -9724,7 +9788,7 @@ class Reassembly:
         if carved_again is None or carved_again[0].size != carved.size \
                 or self._decodes_wrong(*carved_again[:2]):
             return None
-        again, kept, _ = carved_again
+        again, kept = carved_again[:2]
         return rejoined(carved, again, kept, DAMAGED, "reassembled from %d pieces by a guess: "
                         "the free clusters on from +%d, past the files there"
                         % (len(kept), joins(kept)[0]))
@@ -9790,31 +9854,31 @@ class Reassembly:
         carved_again = self.carve_pieces(carved.type, wanted, joins_checked=True)
         if carved_again is None:
             return None
-        again, kept, proven = carved_again
+        again, kept, proven, unchecked = carved_again
         if not proven:
             return None
         end_offset, end_size = kept[-1]
         if known.taken_end(end_offset, end_offset + end_size) is not None:
             return None
-        return rejoined(carved, again, kept, COMPLETE, "reassembled from %d pieces where "
-                        "its own tables place them" % len(kept))
+        return tail_checked(rejoined(carved, again, kept, COMPLETE, "reassembled from %d "
+                                     "pieces where its own tables place them" % len(kept)),
+                            unchecked)
 
     def carve_pieces(self, kind, pieces, joins_checked=False):
-        """(the Carved, the pieces it uses, whether its checks test every join: asked
-        for with joins_checked) of pieces carved again as one file of kind, when its
-        checks call that complete; None otherwise."""
+        """(the Carved, the pieces it uses, whether its checks test every join, how
+        many bytes at its end they do not read: those two asked for with
+        joins_checked) of pieces carved again as one file of kind, when its checks
+        call that complete; None otherwise. Past its last checked structure (the
+        audio a movie ends with, a picture's last NAL unit) a piece may end unseen."""
         with self.joined(pieces) as data:
             again = carve_again(data, kind, self.options)
             if again is None or again.status != COMPLETE:
                 return None
-            kept, left = [], again.size
-            for offset, size in pieces:
-                if left > 0:
-                    kept.append((offset, min(size, left)))
-                    left -= kept[-1][1]
+            kept = clipped(pieces, again.size)
             proven = (joins_checked and len(kept) >= 2
                       and joins_proven(data, again, joins(kept)))
-            return again, kept, proven
+            unchecked = unchecked_at_end(data, again) if joins_checked else 0
+            return again, kept, proven, unchecked
 
     @contextlib.contextmanager
     def joined(self, pieces):
@@ -10320,6 +10384,9 @@ class Recovery:
                 offset + size for offset, size in pieces])))
             if status == COMPLETE:
                 self.taken.extend((offset, offset + size) for offset, size in pieces)
+            elif carved.checked and carved.pieces:
+                self.taken.extend((offset, offset + size) for offset, size
+                                  in clipped(pieces, carved.checked))
         return status
 
 

@@ -60,19 +60,40 @@ def check_put_back_together(out, original, name):
     """The split file, with a whole file in its gap, comes back whole: the 3GP's
     clusters are taken out of its extent, and its own checks prove the rest."""
     row = out.rows[0]
-    assert (row["file"], row["status"]) == (name, "complete")
-    assert row["detail"] == "reassembled from 2 pieces around img2.3gp"
+    assert (row["file"], row["status"]) == verdict(name)
+    assert row["detail"] == "reassembled from 2 pieces around img2.3gp" + tail_said(name)
     assert out.shas()[0] == sha256(original)
     assert [r["file"] for r in out.rows[1:]] == ["img2.3gp"]
     assert out.shas()[1] == sha256(corpus_file("mei_sample.3gp"))
+
+
+# The HIF's last picture is one NAL unit: only its start and its end are checked, and
+# its last 54,459 bytes could hold one more split unseen. Put together, it is damaged
+# (bench formatted seed 13, 32 KiB: a movie put together was complete and wrong, a
+# third piece in the bytes past its last checked sample). In one run it is complete.
+UNCHECKED_AT_END = {"img1.hif": 54459}
+
+
+def verdict(name):
+    """(file, status) of a split file put together, exact: damaged when its checks
+    leave more than a cluster unread at its end."""
+    return ("damaged/" + name, "damaged") if name in UNCHECKED_AT_END else (name, "complete")
+
+
+def tail_said(name):
+    if name not in UNCHECKED_AT_END:
+        return ""
+    return (", but its last %d bytes are not checked: another piece may begin in them"
+            % UNCHECKED_AT_END[name])
 
 
 def check_placed_by_its_tables(out, original, name, pieces=2):
     """The split file comes back whole from its marks alone: nothing but its own
     structure (and blank clusters) says where its pieces are."""
     row = out.rows[0]
-    assert (row["file"], row["status"]) == (name, "complete")
-    assert row["detail"] == "reassembled from %d pieces where its own tables place them" % pieces
+    assert (row["file"], row["status"]) == verdict(name)
+    assert row["detail"] == ("reassembled from %d pieces where its own tables place them"
+                             % pieces + tail_said(name))
     assert out.shas()[0] == sha256(original)
     assert row["pieces"].count("+") == pieces - 1
 

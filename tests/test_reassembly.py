@@ -164,3 +164,29 @@ def test_an_empty_extent_is_no_file_and_a_gap_past_the_dump_is_not_explained():
     dump = Bytes(bytes(10 * CLUSTER))
     assert r.gap_explained(dump, 0, 10 * CLUSTER, CLUSTER, known)            # all blank
     assert not r.gap_explained(dump, 0, 12 * CLUSTER, CLUSTER, known)    # past its end
+
+
+def test_a_cr3s_checks_read_its_metadata_records_to_the_last_one(eos_r_cr3):
+    # the CTMD sample ends the CR3 (its records, each one's size leading to the next,
+    # are checked to its end): a split inside it is seen, so the bytes no check
+    # reads are the last record's alone (was the whole sample: bench formatted seed
+    # 13's CR3s put together were called not checked over their last 4,107 bytes)
+    carved = r.carve_isobmff(eos_r_cr3, 0, len(eos_r_cr3), r.StopAfterMdat(), r.ALL_TYPES)
+    tracks = r.IsoFile(eos_r_cr3, 0, carved.size, carved.boxes,
+                       r.read_ftyp(eos_r_cr3, 0, carved.size)).tracks()
+    (offset, size), = [next(track.samples()) for track in tracks
+                       if track.entry == r.CANON_METADATA_ENTRY]
+    last = r.ctmd_record_starts(eos_r_cr3, offset, size)[-1]
+    assert carved.status == "complete" and offset + size == carved.size
+    assert len(r.ctmd_record_starts(eos_r_cr3, offset, size)) > 1
+    assert r.last_checkpoint(eos_r_cr3, carved) == last
+
+
+def test_a_file_put_together_is_damaged_where_its_checks_leave_more_than_a_cluster():
+    # bench formatted seed 13 (32 KiB): a movie put together around a picture was
+    # complete and wrong, a third piece hiding in the audio its checks do not read
+    again = r.Carved(0, 100000, "mov", "mov", "complete", "reassembled from 2 pieces", [])
+    assert r.tail_checked(again, r.MIN_CARD_CLUSTER) is again
+    assert r.tail_checked(again, r.MIN_CARD_CLUSTER + 1)[4:6] == (
+        "damaged", "reassembled from 2 pieces, but its last 4097 bytes are not checked: "
+        "another piece may begin in them")

@@ -209,6 +209,23 @@ def test_movie_sample_with_a_start_code_inside_a_nal_unit_is_damaged():
                                        "holds bytes that are not its own" % at)
 
 
+@pytest.mark.parametrize("inside, status", [
+    (b"\x00\x00\x03\x7a", "damaged"),     # an escape before a byte no encoder escapes
+    (b"\x00\x00\x03\x01", "complete"),    # an escape as encoders write it
+])
+def test_movie_sample_with_an_escape_no_encoder_writes_is_damaged(inside, status):
+    # bench formatted seed 7 (2.1 GB, 32 KiB): a HEIC's last NAL unit ran on over
+    # another file's bytes whose only sign was 00 00 03 7a
+    movie = corpus_file("exiv2_sample_640x360.mov")
+    at = first_sample(movie)
+    assert movie[at + 19] and movie[at + 24] > 3      # no sequence made with its neighbours
+    bad = movie[:at + 20] + inside + movie[at + 24:]
+    assert verdict(bad)[0] == status
+    if status == "damaged":
+        assert verdict(bad)[1] == ("trak 1: the sample at +%d: the NAL unit at +0 holds "
+                                   "bytes that are not its own" % at)
+
+
 def test_hif_tile_written_over_with_zeros_is_damaged():
     hif = corpus_file("exiv2_Canon.HIF")
     status, detail = verdict(hif[:200704] + bytes(4096) + hif[200704 + 4096:])
