@@ -6117,24 +6117,25 @@ def last_checkpoint(data, carved):
     after it; a join after it (in the last sample's data, in padding, in samples
     nothing checks) is not. 0 when unknown."""
 
-    if carved.type == "jpg":
-        return carved.size
-    return max(checkpoints(data, carved)[0], default=0)
+    return check_reach(data, carved)[0]
 
 
-def unchecked_at_end(data, carved):
-    """How many bytes at the end of a carved ISO-BMFF file's mdat lie past its last
-    checkpoint: a split there would not show (the audio a movie ends with, which
+def check_reach(data, carved):
+    """(its last_checkpoint, how many bytes at the end of its mdat lie past it) of a
+    carved file: a split in those would not show (the audio a movie ends with, which
     nothing reads; a last NAL unit, whose bytes are only searched for what no
     encoder writes, which random-looking bytes pass). The boxes after mdat are
     walked, and read."""
+    if carved.type == "jpg":
+        return carved.size, 0
     points, mdat_end = checkpoints(data, carved)
-    return max(0, mdat_end - max(points, default=0))
+    last = max(points, default=0)
+    return last, max(0, mdat_end - last)
 
 
 def checkpoints(data, carved):
     """[where a structure its checks test begins] in a carved ISO-BMFF file's mdat
-    (see last_checkpoint), and where its (last) mdat ends; ([], 0) when unknown."""
+    (see check_reach), and where its (last) mdat ends; ([], 0) when unknown."""
     if carved.type not in ISOBMFF_TYPES:
         return [], 0
     points = []
@@ -6214,11 +6215,11 @@ def rejoined(carved, again, pieces, status, detail):
                            meta=again.meta if again.meta != Meta() else carved.meta)
 
 
-def joins_proven(data, carved, joins_at):
-    """True when the checks of carved (put together in data) test every join: a
-    structure its checks read begins after each one, and a JPEG inside it with a
-    join in its data decodes whole."""
-    return (all(at < last_checkpoint(data, carved) for at in joins_at)
+def joins_proven(data, carved, joins_at, last):
+    """True when the checks of carved (put together in data; last: its
+    last_checkpoint) test every join: a structure its checks read begins after each
+    one, and a JPEG inside it with a join in its data decodes whole."""
+    return (all(at < last for at in joins_at)
             and not jpeg_joins_fail(data, carved, joins_at))
 
 
@@ -9875,9 +9876,9 @@ class Reassembly:
             if again is None or again.status != COMPLETE:
                 return None
             kept = clipped(pieces, again.size)
+            last, unchecked = check_reach(data, again) if joins_checked else (0, 0)
             proven = (joins_checked and len(kept) >= 2
-                      and joins_proven(data, again, joins(kept)))
-            unchecked = unchecked_at_end(data, again) if joins_checked else 0
+                      and joins_proven(data, again, joins(kept), last))
             return again, kept, proven, unchecked
 
     @contextlib.contextmanager
