@@ -315,7 +315,11 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bo
            "times_agree", "TRUNCATED", "TruncatedError", "TURBOJPEG", "TurboJpeg",
            "type_and_extension", "Unproven", "unreserved", "unstuff", "UsageError",
            "__version__", "walk_boxes", "walk_jpeg", "walk_tiff", "windows_device",
-           "write_state", "X3F_MAGIC"]
+           "write_state", "X3F_MAGIC",
+           # a movie cut before its moov (issue 31, in progress)
+           "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "U32", "VideoCoding",
+           "learnt_coding", "presentation_order", "repaired_movie_header", "video_coding",
+           "walk_cut_video"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
@@ -2239,6 +2243,472 @@ def nal_units_problem(data, length_size, hevc, budget):
             return "the NAL unit at +%d holds bytes that are not its own" % pos, units
         pos += length_size + length
     return None, units
+
+
+# A movie cut before its moov was written (the battery died while it recorded) is an
+# mdat alone. Its video samples are access units: one picture's NAL units, each behind
+# its length; another track's chunk (sound, metadata) lies between some of them. A
+# new picture begins with an access unit delimiter, parameter sets or SEI after the
+# last picture's slices, or with a slice whose first_mb_in_slice (H.264) or
+# first_slice_segment_in_pic_flag (HEVC) says it is the picture's first: the first
+# bit after the header, 1 in both (ue(v) 0 is the bit 1).
+AVC_VCL, AVC_IDR = frozenset([1, 5]), 5
+AVC_NEW_PICTURE = frozenset([6, 7, 8, 9, 14, 15, 16, 17, 18])
+HEVC_VCL = range(0, 32)
+HEVC_KEY = range(16, 24)        # IRAP pictures: IDR, CRA, BLA (and reserved IRAP types)
+HEVC_NEW_PICTURE = frozenset([32, 33, 34, 35, 39, 41, 42, 43, 44] + list(range(48, 56)))
+MAX_NAL_UNIT = 16 << 20         # no camera's picture has a larger one
+MAX_CUT_GAP = 4 << 20           # the most of other tracks' bytes between two pictures
+
+
+SLICE_HEADER_READ = 16          # bytes of a slice's header read for its first fields
+
+
+class VideoCoding(NamedTuple):
+    """What walking a track's NAL units needs from its sample entry."""
+    length_size: int            # 1, 2 or 4 bytes before each NAL unit
+    hevc: bool
+    pps: frozenset              # the pic_parameter_set_ids its configuration holds
+    # learnt from a reference movie's samples (see learnt_coding): the NAL unit headers
+    # they hold, and the one every sample begins with (b"" for any)
+    headers: frozenset = frozenset()
+    lead: bytes = b""
+    sps: object = None          # an H.264 track's AvcSps, for its pictures' order
+
+
+LEARNT_SAMPLES = 600            # a reference's samples read for what its headers are
+
+
+def learnt_coding(buf, samples, coding):
+    """coding with the NAL unit headers of a reference movie's samples (offset, size
+    in buf) and the one each begins with, if they share one: a cut movie from the
+    same camera writes the same, and bytes of other tracks seldom look so."""
+    headers, leads = set(), set()
+    header = 2 if coding.hevc else 1
+    for offset, size in itertools.islice(samples, LEARNT_SAMPLES):
+        pos, end = offset, offset + size
+        leads.add(bytes(buf[pos + coding.length_size:pos + coding.length_size + header]))
+        while pos + coding.length_size + header <= end:
+            headers.add(bytes(buf[pos + coding.length_size:pos + coding.length_size + header]))
+            pos += coding.length_size + int.from_bytes(buf[pos:pos + coding.length_size], "big")
+    return coding._replace(headers=frozenset(headers),
+                           lead=leads.pop() if len(leads) == 1 else b"")
+
+
+def video_coding(buf, config):
+    """The VideoCoding of an avcC or hvcC box (FormatError when it is cut)."""
+    length_size, hevc = nal_coding(buf, config)
+    data = bytes(buf[config.body:config.end])
+    ids, pos = set(), 0
+    try:
+        if hevc:
+            pos = 23
+            for _ in range(data[22]):
+                kind, count = data[pos] & 0x3F, int.from_bytes(data[pos + 1:pos + 3], "big")
+                pos += 3
+                for _ in range(count):
+                    size = int.from_bytes(data[pos:pos + 2], "big")
+                    if kind == 34:
+                        ids.add(parameter_set_id(data[pos + 4:pos + 2 + size]))
+                    pos += 2 + size
+        else:
+            pos = 6
+            for _ in range(data[5] & 0x1F):
+                pos += 2 + int.from_bytes(data[pos:pos + 2], "big")
+            count, pos = data[pos], pos + 1
+            for _ in range(count):
+                size = int.from_bytes(data[pos:pos + 2], "big")
+                ids.add(parameter_set_id(data[pos + 3:pos + 2 + size]))
+                pos += 2 + size
+        sps = None
+        if not hevc and data[5] & 0x1F:
+            size = int.from_bytes(data[6:8], "big")
+            sps = avc_sps(data[9:8 + size])
+    except IndexError:
+        raise FormatError("%s is cut" % config.name.decode())
+    return VideoCoding(length_size, hevc, frozenset(ids) - {-1}, sps=sps)
+
+
+def parameter_set_id(body):
+    """A PPS's own id: the ue(v) after its NAL header; -1 when it cannot be read."""
+    found = exp_golomb("".join(format(byte, "08b") for byte in body[:8]), 0)
+    return found[0] if found is not None else -1
+
+
+class NalUnit(NamedTuple):
+    at: int
+    end: int
+    kind: int                   # nal_unit_type
+    first: bool                 # its first bit after the header: a picture's first slice
+    pps: int = -1               # a first slice's pic_parameter_set_id (-1: not read)
+
+
+class Bits:
+    """A NAL unit's RBSP (its escapes taken out), read bit by bit: H.264 7.2."""
+
+    def __init__(self, data):
+        self.bits = "".join(format(byte, "08b") for byte in data.replace(b"\0\0\3", b"\0\0"))
+        self.pos = 0
+
+    def u(self, count):
+        if self.pos + count > len(self.bits):
+            raise FormatError("a NAL unit's header is cut")
+        value = int(self.bits[self.pos:self.pos + count] or "0", 2)
+        self.pos += count
+        return value
+
+    def ue(self):
+        found = exp_golomb(self.bits, self.pos)
+        if found is None:
+            raise FormatError("a NAL unit's header is cut")
+        self.pos = found[1]
+        return found[0]
+
+    def se(self):
+        value = self.ue()
+        return (value + 1) // 2 if value % 2 else -(value // 2)
+
+
+class AvcSps(NamedTuple):
+    """What an H.264 slice header's picture order count needs of its SPS."""
+    frame_num_bits: int
+    poc_type: int
+    poc_lsb_bits: int
+    frame_mbs_only: bool
+    colour_planes: bool
+
+
+HIGH_PROFILES = frozenset([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135])
+
+
+def avc_sps(body):
+    """The AvcSps of an SPS NAL unit's bytes after its header (7.3.2.1.1)."""
+    bits = Bits(body[:256])
+    profile = bits.u(8)
+    bits.u(16)                          # constraint flags, level_idc
+    bits.ue()                           # seq_parameter_set_id
+    planes = False
+    if profile in HIGH_PROFILES:
+        chroma = bits.ue()
+        if chroma == 3:
+            planes = bool(bits.u(1))
+        bits.ue(), bits.ue(), bits.u(1)     # bit depths, qpprime_y_zero_transform_bypass
+        if bits.u(1):                       # seq_scaling_matrix_present_flag
+            for index in range(12 if chroma == 3 else 8):
+                if bits.u(1):
+                    last = following = 8
+                    for _ in range(16 if index < 6 else 64):
+                        if following:
+                            following = (last + bits.se() + 256) % 256
+                        last = following or last
+    frame_num_bits = bits.ue() + 4
+    poc_type = bits.ue()
+    lsb_bits = 0
+    if poc_type == 0:
+        lsb_bits = bits.ue() + 4
+    elif poc_type == 1:
+        bits.u(1), bits.se(), bits.se()
+        for _ in range(bits.ue()):
+            bits.se()
+    bits.ue(), bits.u(1), bits.ue(), bits.ue()  # ref frames, gaps, width, height
+    return AvcSps(frame_num_bits, poc_type, lsb_bits, bool(bits.u(1)), planes)
+
+
+def avc_poc_lsb(body, sps, idr):
+    """pic_order_cnt_lsb of a first slice (the bytes after its NAL header), for an
+    SPS whose poc_type is 0; None for a field (its pair is not counted here)."""
+    bits = Bits(body[:64])
+    bits.ue(), bits.ue(), bits.ue()     # first_mb_in_slice, slice_type, pps id
+    if sps.colour_planes:
+        bits.u(2)
+    bits.u(sps.frame_num_bits)
+    if not sps.frame_mbs_only and bits.u(1):
+        return None                     # field_pic_flag
+    if idr:
+        bits.ue()                       # idr_pic_id
+    return bits.u(sps.poc_lsb_bits)
+
+
+def exp_golomb(bits, pos):
+    """(the ue(v) value at bit pos of the string of '0'/'1' bits, the bit after it);
+    None past the end or past 31 leading zeros."""
+    zeros = bits.find("1", pos) - pos
+    if zeros < 0 or zeros > 31 or pos + 2 * zeros + 1 > len(bits):
+        return None
+    value = int(bits[pos + zeros:pos + 2 * zeros + 1], 2) - 1
+    return value, pos + 2 * zeros + 1
+
+
+def first_slice_pps(header, hevc, kind):
+    """The pic_parameter_set_id of a picture's first slice, from the bytes after its
+    NAL header (escapes taken out), or -1 when its fields cannot be (a slice_type
+    that does not exist)."""
+    bits = "".join(format(byte, "08b") for byte in header.replace(b"\0\0\3", b"\0\0"))
+    if hevc:                # first_slice_segment_in_pic_flag, for IRAP no_output_of_prior_pics
+        pos = 2 if kind in HEVC_KEY else 1
+        found = exp_golomb(bits, pos)
+        return found[0] if found is not None and found[0] < 64 else -1
+    found = exp_golomb(bits, 1)                     # first_mb_in_slice 0 is the bit 1
+    if found is None or found[0] > 9 or (kind == AVC_IDR and found[0] % 5 != 2):
+        return -1                                   # slice_type: an IDR's is I
+    found = exp_golomb(bits, found[1])
+    return found[0] if found is not None and found[0] < 256 else -1
+
+
+def nal_unit_at(buf, pos, end, coding):
+    """The NAL unit whose length field begins at pos, when a whole and valid one does
+    (its header, its last byte not 0, no bytes inside that an encoder escapes; a
+    picture's first slice naming one of the coding's parameter sets); else None."""
+    length_size, hevc = coding.length_size, coding.hevc
+    header = 2 if hevc else 1
+    if pos + length_size + header + 1 > end:
+        return None
+    length = int.from_bytes(buf[pos:pos + length_size], "big")
+    payload = pos + length_size
+    if length <= header or length > MAX_NAL_UNIT or payload + length > end:
+        return None
+    first, second = buf[payload], buf[payload + 1]
+    if not nal_header_valid(first, second, hevc) or not buf[payload + length - 1]:
+        return None
+    if coding.headers and bytes(buf[payload:payload + header]) not in coding.headers:
+        return None
+    if NAL_FOREIGN_BYTES.search(buf, payload, payload + length):
+        return None
+    kind = (first >> 1) & 0x3F if hevc else first & 0x1F
+    unit = NalUnit(pos, payload + length, kind, bool(buf[payload + header] & 0x80))
+    if unit.first and is_slice(unit, hevc):
+        read = bytes(buf[payload + header:min(payload + length, payload + header
+                                               + SLICE_HEADER_READ)])
+        unit = unit._replace(pps=first_slice_pps(read, hevc, kind))
+        if (unit.pps not in coding.pps or (not hevc and kind == AVC_IDR
+                                           and not first & 0x60)):
+            return None                 # no slice's header (an IDR is a reference)
+    return unit
+
+
+def is_slice(unit, hevc):
+    return unit.kind in (HEVC_VCL if hevc else AVC_VCL)
+
+
+def begins_picture(unit, hevc):
+    """True when unit, after a picture's slices, begins the next access unit."""
+    return (unit.kind in (HEVC_NEW_PICTURE if hevc else AVC_NEW_PICTURE)
+            or (is_slice(unit, hevc) and unit.first))
+
+
+def access_unit_at(buf, pos, end, coding):
+    """(its end, a key picture?) of the access unit beginning at pos: NAL units up to
+    the one that begins the next picture, or up to bytes that are no NAL unit (the
+    next chunk is another track's). None unless it holds a picture's first slice."""
+    hevc = coding.hevc
+    lead = coding.lead
+    if lead and buf[pos + coding.length_size:pos + coding.length_size + len(lead)] != lead:
+        return None
+    sliced = key = False
+    while True:
+        unit = nal_unit_at(buf, pos, end, coding)
+        if unit is None or (sliced and begins_picture(unit, hevc)):
+            break
+        if is_slice(unit, hevc):
+            if not sliced and not unit.first:
+                return None             # the rest of a picture whose start is not here
+            sliced = True
+            key = key or (unit.kind in HEVC_KEY if hevc else unit.kind == AVC_IDR)
+        pos = unit.end
+    return (pos, key) if sliced else None
+
+
+def next_access_unit(buf, pos, end, coding):
+    """(where, its end, key?) of the first access unit at pos or after it, within
+    MAX_CUT_GAP: another track's chunk is skipped byte by byte. None when there is
+    none: the walk ends. A 4-byte length below 16 MiB begins with a 0 byte."""
+    last = min(end, pos + MAX_CUT_GAP)
+    while pos < last:
+        found = access_unit_at(buf, pos, end, coding)
+        if found is not None:
+            return (pos,) + found
+        pos += 1
+        if coding.length_size == 4:
+            pos = buf.find(b"\0", pos, last)
+            if pos < 0:
+                return None
+    return None
+
+
+def walk_cut_video(buf, start, end, coding, most):
+    """[(offset, size, key?)] of the pictures of a cut mdat's payload [start, end), in
+    order, at most most: each access unit right after the last, or past another
+    track's chunk; the walk ends where no picture follows. The first must be a key
+    picture (a player starts there): the pictures before it are passed over."""
+    first = next_access_unit(buf, start, end, coding)
+    while first is not None and not first[2]:
+        first = next_access_unit(buf, first[1], end, coding)
+    if first is None:
+        return []
+    samples = [(first[0], first[1] - first[0], True)]
+    pos = first[1]
+    while len(samples) < most:
+        found = next_access_unit(buf, pos, end, coding)
+        if found is None:
+            break
+        at, stop, key = found
+        samples.append((at, stop - at, key))
+        pos = stop
+    return samples
+
+
+def first_slice(buf, offset, size, coding):
+    """The first slice's NalUnit of the access unit (offset, size), or None."""
+    pos = offset
+    while pos < offset + size:
+        unit = nal_unit_at(buf, pos, offset + size, coding._replace(headers=frozenset()))
+        if unit is None:
+            return None
+        if is_slice(unit, coding.hevc):
+            return unit
+        pos = unit.end
+    return None
+
+
+def presentation_order(buf, samples, coding):
+    """For each of samples (offset, size, key?) of an H.264 track, how many places
+    its picture is shown after (positive) or before its decoding (the ctts table, in
+    sample durations), from the picture order counts of its slices (8.2.1.1, counts
+    of type 0: cameras with B pictures write them); all 0 where the pictures are
+    shown as they are decoded (type 2, HEVC here). FormatError where a count cannot be
+    read."""
+    sps = coding.sps
+    if coding.hevc or sps is None or sps.poc_type != 0:
+        return [0] * len(samples)
+    half, whole = 1 << (sps.poc_lsb_bits - 1), 1 << sps.poc_lsb_bits
+    counts, prev_msb, prev_lsb = [], 0, 0
+    for offset, size, _key in samples:
+        unit = first_slice(buf, offset, size, coding)
+        if unit is None:
+            raise FormatError("a picture at %d has no slice" % offset)
+        payload = unit.at + coding.length_size
+        idr = unit.kind == AVC_IDR
+        lsb = avc_poc_lsb(bytes(buf[payload + 1:min(unit.end, payload + 65)]), sps, idr)
+        if lsb is None:
+            raise FormatError("field pictures")
+        if idr:
+            prev_msb = prev_lsb = 0
+        if lsb < prev_lsb and prev_lsb - lsb >= half:
+            msb = prev_msb + whole
+        elif lsb > prev_lsb and lsb - prev_lsb > half:
+            msb = prev_msb - whole
+        else:
+            msb = prev_msb
+        counts.append((idr, msb + lsb))
+        if buf[payload] & 0x60:                     # a reference picture
+            prev_msb, prev_lsb = msb, lsb
+    # a picture's place: its count's distance from the first of its IDR period, in
+    # steps between two pictures; a picture cut off leaves its place empty
+    ordered = sorted(count for _, count in counts)
+    step = min([b - a for a, b in zip(ordered, ordered[1:]) if b > a] or [1])
+    offsets, start, place = [], 0, 0
+    for index in range(len(counts) + 1):
+        if index == len(counts) or (index > start and counts[index][0]):
+            period = [count for _, count in counts[start:index]]
+            first = min(period)
+            places = [place + (count - first) // step for count in period]
+            offsets.extend(at - number for at, number in zip(places, range(start, index)))
+            place, start = max(places) + 1, index
+    return offsets
+
+
+def plain_box(name, *parts):
+    """An ISO-BMFF box of parts (bytes), with a 32-bit size (a 64-bit one past 4 GiB)."""
+    size = BOX_HEADER.size + sum(len(part) for part in parts)
+    if size > 0xFFFFFFFF:
+        return U32.pack(1) + name + U64.pack(size + 8) + b"".join(parts)
+    return BOX_HEADER.pack(size, name) + b"".join(parts)
+
+
+def patched(body, at, value, wide):
+    """body (bytearray) with a 32-bit (or, wide, 64-bit) field at at set to value."""
+    (U64 if wide else U32).pack_into(body, at, value)
+    return body
+
+
+def repaired_movie_header(f, track, samples, delta, shown=None):
+    """(ftyp + moov + the mdat's header, as bytes) of a movie of one video track
+    whose samples (offset, size, key?) follow in that order as its mdat: the
+    reference f's ftyp, movie and track headers, handler and sample entry (track, a
+    Track of f), durations for delta (its samples' duration in the track's
+    timescale), and tables for those samples alone, each its own chunk; shown: each
+    sample's place in presentation order against decoding (presentation_order)."""
+    buf = f.buf
+    whole = lambda box: bytes(buf[box.offset:box.end])  # noqa: E731
+    moov = f.top(MOOV)
+    trak = [box for box in f.children(moov) if box.name == b"trak"][track.number - 1]
+    mvhd, tkhd = f.child(moov, b"mvhd"), f.child(trak, b"tkhd")
+    mdia = f.child(trak, b"mdia")
+    mdhd, hdlr, minf = f.child(mdia, b"mdhd"), f.child(mdia, b"hdlr"), f.child(mdia, b"minf")
+    stbl = f.child(minf, b"stbl")
+    if None in (mvhd, tkhd, mdhd, hdlr, stbl):
+        raise FormatError("the reference's moov lacks a header")
+    media_ts = U32.unpack_from(buf, mdhd.body + (20 if buf[mdhd.body] else 12))[0]
+    movie_ts = U32.unpack_from(buf, mvhd.body + (20 if buf[mvhd.body] else 12))[0]
+    shown_places = [number + offset for number, offset in enumerate(shown or [0] * len(samples))]
+    media_duration = delta * (max(shown_places, default=-1) + 1)
+    movie_duration = media_duration * movie_ts // max(1, media_ts)
+
+    def header_box(box, duration_at, duration, id_at=None):
+        wide = buf[box.body] == 1
+        body = bytearray(buf[box.body:box.end])
+        patched(body, duration_at[wide], duration, wide)
+        if id_at is not None:
+            patched(body, id_at[wide], 1, False)
+        return plain_box(box.name, bytes(body))
+
+    mvhd_body = bytearray(header_box(mvhd, (16, 24), movie_duration)[8:])
+    patched(mvhd_body, len(mvhd_body) - 4, 2, False)            # next_track_ID
+    keys = [index for index, (_, _, key) in enumerate(samples, 1) if key]
+    stbl_boxes = [whole(box) for box in f.children(stbl) if box.name == b"stsd"] + [
+        plain_box(b"stts", U32.pack(0), U32.pack(1), U32.pack(len(samples)), U32.pack(delta)),
+        plain_box(b"stss", U32.pack(0), U32.pack(len(keys)),
+                  b"".join(U32.pack(index) for index in keys)),
+        plain_box(b"stsz", U32.pack(0), U32.pack(0), U32.pack(len(samples)),
+                  b"".join(U32.pack(size) for _, size, _ in samples)),
+        plain_box(b"stsc", U32.pack(0), U32.pack(1), U32.pack(1), U32.pack(1), U32.pack(1))]
+    shift = max([0] + [-offset for offset in shown or []])
+    edts = []
+    if shown and any(shown):
+        runs = [[1, offset + shift] for offset in shown[:1]]
+        for offset in shown[1:]:
+            if runs[-1][1] == offset + shift:
+                runs[-1][0] += 1
+            else:
+                runs.append([1, offset + shift])
+        stbl_boxes.insert(2, plain_box(b"ctts", U32.pack(0), U32.pack(len(runs)), b"".join(
+            U32.pack(count) + U32.pack(offset * delta) for count, offset in runs)))
+        # the first picture shown at time 0: the edit list skips the shift
+        edts = [plain_box(b"edts", plain_box(b"elst", U32.pack(0), U32.pack(1),
+                                             U32.pack(movie_duration),
+                                             U32.pack(shift * delta), U32.pack(0x10000)))]
+    minf_rest = [whole(box) for box in f.children(minf) if box.name in (b"vmhd", b"dinf")]
+    ftyp = whole(f.boxes[0])
+
+    def header(first):
+        offsets, pos = [], first
+        for _, size, _ in samples:
+            offsets.append(U64.pack(pos))
+            pos += size
+        co64 = plain_box(CHUNK_OFFSETS_64, U32.pack(0), U32.pack(len(samples)),
+                         b"".join(offsets))
+        stbl_new = plain_box(b"stbl", *stbl_boxes, co64)
+        trak_new = plain_box(b"trak", header_box(tkhd, (20, 28), movie_duration, (12, 20)),
+                             *edts, plain_box(b"mdia", header_box(mdhd, (16, 24), media_duration),
+                                       whole(hdlr), plain_box(b"minf", *minf_rest, stbl_new)))
+        return ftyp + plain_box(MOOV, plain_box(b"mvhd", bytes(mvhd_body)), trak_new)
+
+    payload = sum(size for _, size, _ in samples)
+    mdat_header = 16 if payload + 8 > 0xFFFFFFFF else 8
+    start = len(header(0)) + mdat_header                # co64 keeps its size for any offset
+    mdat = (U32.pack(1) + MDAT + U64.pack(payload + 16) if mdat_header == 16
+            else BOX_HEADER.pack(payload + 8, MDAT))
+    return header(start) + mdat
 
 
 # The checks. Each takes an IsoFile and returns what is wrong, or None. They run on
