@@ -2273,7 +2273,7 @@ class VideoCoding(NamedTuple):
     # they hold, and the one every sample begins with (b"" for any)
     headers: frozenset = frozenset()
     lead: bytes = b""
-    sps: object = None          # an H.264 track's AvcSps, for its pictures' order
+    sps: object = None          # an AvcSps, or HevcOrder: for its pictures' order
 
 
 LEARNT_SAMPLES = 600            # a reference's samples read for what its headers are
@@ -2302,12 +2302,13 @@ def video_coding(buf, config):
     ids, pos = set(), 0
     try:
         if hevc:
-            pos = 23
+            pos, sets = 23, {}
             for _ in range(data[22]):
                 kind, count = data[pos] & 0x3F, int.from_bytes(data[pos + 1:pos + 3], "big")
                 pos += 3
                 for _ in range(count):
                     size = int.from_bytes(data[pos:pos + 2], "big")
+                    sets.setdefault(kind, data[pos + 4:pos + 2 + size])
                     if kind == 34:
                         ids.add(parameter_set_id(data[pos + 4:pos + 2 + size]))
                     pos += 2 + size
@@ -2321,6 +2322,8 @@ def video_coding(buf, config):
                 ids.add(parameter_set_id(data[pos + 3:pos + 2 + size]))
                 pos += 2 + size
         sps = None
+        if hevc and 33 in sets and 34 in sets:
+            sps = HevcOrder(*hevc_sps_order(sets[33]), *reversed(hevc_pps_order(sets[34])))
         if not hevc and data[5] & 0x1F:
             size = int.from_bytes(data[6:8], "big")
             sps = avc_sps(data[9:8 + size])
@@ -2412,6 +2415,68 @@ def avc_sps(body):
             bits.se()
     bits.ue(), bits.u(1), bits.ue(), bits.ue()  # ref frames, gaps, width, height
     return AvcSps(frame_num_bits, poc_type, lsb_bits, bool(bits.u(1)), planes)
+
+
+class HevcOrder(NamedTuple):
+    """What an HEVC first slice's picture order count needs of its SPS and PPS."""
+    poc_lsb_bits: int
+    colour_planes: bool
+    extra_bits: int             # num_extra_slice_header_bits
+    output_flag: bool           # output_flag_present_flag
+
+
+def hevc_sps_order(body):
+    """(log2_max_pic_order_cnt_lsb, separate_colour_plane) of an HEVC SPS's bytes
+    after its NAL header (7.3.2.2)."""
+    bits = Bits(body[:256])
+    bits.u(4)
+    sub_layers = bits.u(3)
+    bits.u(1)
+    bits.u(96)                          # the general profile, tier and level
+    present = [(bits.u(1), bits.u(1)) for _ in range(sub_layers)]
+    if sub_layers:
+        bits.u(2 * (8 - sub_layers))
+    for profile, level in present:
+        bits.u(88 * profile + 8 * level)
+    bits.ue()                           # sps_seq_parameter_set_id
+    planes = bits.ue() == 3 and bool(bits.u(1))
+    bits.ue(), bits.ue()                # width, height
+    if bits.u(1):                       # conformance_window_flag
+        bits.ue(), bits.ue(), bits.ue(), bits.ue()
+    bits.ue(), bits.ue()                # bit depths
+    return bits.ue() + 4, planes
+
+
+def hevc_pps_order(body):
+    """(output_flag_present_flag, num_extra_slice_header_bits) of an HEVC PPS's
+    bytes after its NAL header (7.3.2.3.1)."""
+    bits = Bits(body[:64])
+    bits.ue(), bits.ue()                # its id, its SPS's
+    bits.u(1)                           # dependent_slice_segments_enabled_flag
+    return bool(bits.u(1)), bits.u(3)
+
+
+HEVC_IDR = (19, 20)                     # IDR_W_RADL, IDR_N_LP: order count 0
+HEVC_RESET = range(16, 21)              # BLA and IDR: the counting starts again
+
+
+def hevc_poc_lsb(body, order, kind):
+    """slice_pic_order_cnt_lsb of an HEVC picture's first slice (the bytes after its
+    NAL header): 0 for an IDR picture."""
+    if kind in HEVC_IDR:
+        return 0
+    bits = Bits(body[:64])
+    bits.u(1)                           # first_slice_segment_in_pic_flag
+    if kind in HEVC_KEY:
+        bits.u(1)                       # no_output_of_prior_pics_flag
+    bits.ue()                           # slice_pic_parameter_set_id
+    bits.u(order.extra_bits)
+    bits.ue()                           # slice_type
+    if order.output_flag:
+        bits.u(1)
+    if order.colour_planes:
+        bits.u(2)
+    return bits.u(order.poc_lsb_bits)
 
 
 def avc_poc_lsb(body, sps, idr):
@@ -2574,24 +2639,35 @@ def presentation_order(buf, samples, coding):
     """For each of samples (offset, size, key?) of an H.264 track, how many places
     its picture is shown after (positive) or before its decoding (the ctts table, in
     sample durations), from the picture order counts of its slices (8.2.1.1, counts
-    of type 0: cameras with B pictures write them); all 0 where the pictures are
-    shown as they are decoded (type 2, HEVC here). FormatError where a count cannot be
-    read."""
+    of type 0: cameras with B pictures write them; HEVC 8.3.1); all 0 where the
+    pictures are shown as they are decoded (H.264 type 2), or their order is not known.
+    FormatError where a count cannot be read."""
     sps = coding.sps
-    if coding.hevc or sps is None or sps.poc_type != 0:
+    if sps is None or (not coding.hevc and sps.poc_type != 0):
         return [0] * len(samples)
     half, whole = 1 << (sps.poc_lsb_bits - 1), 1 << sps.poc_lsb_bits
+    header = 2 if coding.hevc else 1
     counts, prev_msb, prev_lsb = [], 0, 0
-    for offset, size, _key in samples:
+    for number, (offset, size, _key) in enumerate(samples):
         unit = first_slice(buf, offset, size, coding)
         if unit is None:
             raise FormatError("a picture at %d has no slice" % offset)
         payload = unit.at + coding.length_size
-        idr = unit.kind == AVC_IDR
-        lsb = avc_poc_lsb(bytes(buf[payload + 1:min(unit.end, payload + 65)]), sps, idr)
+        body = bytes(buf[payload + header:min(unit.end, payload + header + 64)])
+        if coding.hevc:
+            reset = unit.kind in HEVC_RESET or (not number and unit.kind in HEVC_KEY)
+            lsb = hevc_poc_lsb(body, sps, unit.kind)
+            # what the next one counts from: a picture of temporal layer 0 that is
+            # not a leading picture nor a sub-layer non-reference one
+            counted = (buf[payload + 1] & 7 == 1 and unit.kind not in range(6, 10)
+                       and not (unit.kind <= 14 and unit.kind % 2 == 0))
+        else:
+            reset = unit.kind == AVC_IDR
+            lsb = avc_poc_lsb(body, sps, reset)
+            counted = bool(buf[payload] & 0x60)     # a reference picture
         if lsb is None:
             raise FormatError("field pictures")
-        if idr:
+        if reset:
             prev_msb = prev_lsb = 0
         if lsb < prev_lsb and prev_lsb - lsb >= half:
             msb = prev_msb + whole
@@ -2599,8 +2675,10 @@ def presentation_order(buf, samples, coding):
             msb = prev_msb - whole
         else:
             msb = prev_msb
-        counts.append((idr, msb + lsb))
-        if buf[payload] & 0x60:                     # a reference picture
+        if reset:
+            msb = 0
+        counts.append((reset, msb + lsb))
+        if counted:
             prev_msb, prev_lsb = msb, lsb
     # a picture's place: its count's distance from the first of its IDR period, in
     # steps between two pictures; a picture cut off leaves its place empty

@@ -4,7 +4,7 @@ coding, and a moov written for the pictures found.
 
 The corpus movies here are whole: their moov is what says where each picture is, so a
 walk of their mdat that ignores it can be held to it exactly. ffmpeg makes the H.264
-movie with B pictures (shown in another order than decoded) and the HEVC one."""
+and HEVC movies with B pictures (shown in another order than decoded)."""
 
 import shutil
 import subprocess
@@ -81,7 +81,7 @@ def test_random_bytes_never_crash_the_walk(data, length_size, hevc):
 
 def ffmpeg_movie(path, seconds, codec):
     options = {"h264": ["-c:v", "libx264", "-g", "25", "-bf", "2"],
-               "hevc": ["-c:v", "libx265", "-x265-params", "log-level=error:bframes=0:keyint=25",
+               "hevc": ["-c:v", "libx265", "-x265-params", "log-level=error:bframes=3:keyint=25",
                         "-tag:v", "hvc1"]}[codec]
     made = subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                            "testsrc2=size=320x240:rate=25:duration=%d" % seconds, "-f", "lavfi",
@@ -109,7 +109,7 @@ def test_a_cut_movie_rebuilt_on_a_references_moov_plays_its_pictures(tmp_path, c
     # a reference of the same settings (another movie of the camera), the cut one's
     # mdat walked, a moov written for its pictures: it plays without an error, holds
     # a picture for each one the cut mdat holds whole, and each is the original's at
-    # its time (B pictures shown in their order: the H.264 picture order counts)
+    # its time (B pictures shown in their order: the picture order counts)
     reference = ffmpeg_movie(tmp_path / "ref.mp4", 2, codec)
     movie = ffmpeg_movie(tmp_path / "movie.mp4", 5, codec)
     pictures, truth = walked(movie, reference, fraction)
