@@ -318,8 +318,8 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bo
            "write_state", "X3F_MAGIC",
            # a movie cut before its moov (issue 31, in progress)
            "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "U32", "VideoCoding",
-           "learnt_coding", "presentation_order", "repaired_movie_header", "video_coding",
-           "walk_cut_video"]
+           "learnt_coding", "movie_reference", "presentation_order", "repair_plan",
+           "repaired_movie_header", "video_coding", "walk_cut_video"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
@@ -2274,6 +2274,7 @@ class VideoCoding(NamedTuple):
     headers: frozenset = frozenset()
     lead: bytes = b""
     sps: object = None          # an AvcSps, or HevcOrder: for its pictures' order
+    sps_body: bytes = b""       # its SPS's bytes after the NAL header
 
 
 LEARNT_SAMPLES = 600            # a reference's samples read for what its headers are
@@ -2321,15 +2322,17 @@ def video_coding(buf, config):
                 size = int.from_bytes(data[pos:pos + 2], "big")
                 ids.add(parameter_set_id(data[pos + 3:pos + 2 + size]))
                 pos += 2 + size
-        sps = None
+        sps, sps_body = None, b""
         if hevc and 33 in sets and 34 in sets:
-            sps = HevcOrder(*hevc_sps_order(sets[33]), *reversed(hevc_pps_order(sets[34])))
+            sps_body = sets[33]
+            sps = HevcOrder(*hevc_sps_order(sps_body), *reversed(hevc_pps_order(sets[34])))
         if not hevc and data[5] & 0x1F:
             size = int.from_bytes(data[6:8], "big")
-            sps = avc_sps(data[9:8 + size])
+            sps_body = data[9:8 + size]
+            sps = avc_sps(sps_body)
     except IndexError:
         raise FormatError("%s is cut" % config.name.decode())
-    return VideoCoding(length_size, hevc, frozenset(ids) - {-1}, sps=sps)
+    return VideoCoding(length_size, hevc, frozenset(ids) - {-1}, sps=sps, sps_body=sps_body)
 
 
 def parameter_set_id(body):
@@ -2693,6 +2696,115 @@ def presentation_order(buf, samples, coding):
             offsets.extend(at - number for at, number in zip(places, range(start, index)))
             place, start = max(places) + 1, index
     return offsets
+
+
+def avc_frame_num(body, sps):
+    """frame_num of an H.264 first slice (the bytes after its NAL header)."""
+    bits = Bits(body[:64])
+    bits.ue(), bits.ue(), bits.ue()     # first_mb_in_slice, slice_type, pps id
+    if sps.colour_planes:
+        bits.u(2)
+    return bits.u(sps.frame_num_bits)
+
+
+def frame_nums_hold(buf, samples, coding):
+    """True when the H.264 pictures' frame_num count as the standard says (7.4.3:
+    0 at an IDR, one more after a reference picture, the same after another):
+    read with a reference's SPS, the pictures of a movie written with other
+    parameter sets seldom do. True for HEVC (nothing to count)."""
+    sps = coding.sps
+    if coding.hevc or sps is None:
+        return True
+    wrap, expected = 1 << sps.frame_num_bits, None
+    for offset, size, _key in samples:
+        unit = first_slice(buf, offset, size, coding)
+        if unit is None:
+            return False
+        payload = unit.at + coding.length_size
+        number = avc_frame_num(bytes(buf[payload + 1:min(unit.end, payload + 65)]), sps)
+        if unit.kind == AVC_IDR:
+            expected = 0
+        if expected is not None and number not in (expected, (expected + 1) % wrap):
+            return False
+        expected = number if not buf[payload] & 0x60 else (number + 1) % wrap
+    return True
+
+
+def own_sps_agrees(buf, picture, coding):
+    """False when the key picture (offset, size, key?) carries an SPS of its own (some
+    cameras repeat it in the stream) other than the one coding's configuration holds."""
+    offset, size, _ = picture
+    header = 2 if coding.hevc else 1
+    pos = offset
+    while pos < offset + size:
+        unit = nal_unit_at(buf, pos, offset + size, coding._replace(headers=frozenset()))
+        if unit is None:
+            return True
+        if unit.kind == (33 if coding.hevc else 7) and coding.sps_body:
+            body = bytes(buf[pos + coding.length_size + header:unit.end])
+            return body == coding.sps_body
+        pos = unit.end
+    return True
+
+
+class MovieReference(NamedTuple):
+    """A complete movie of the card whose index a cut one may be given."""
+    f: object                   # its IsoFile
+    track: object               # its video Track
+    coding: object              # its VideoCoding, learnt from its samples
+    delta: int                  # its pictures' duration, in its track's timescale
+
+
+def movie_reference(buf, start, carved):
+    """The MovieReference of a complete movie carved at start in buf, or None: one
+    AVC or HEVC track whose pictures all last as long."""
+    try:
+        f = IsoFile(buf, start, start + carved.size, carved.boxes,
+                    read_ftyp(buf, start, start + carved.size))
+        tracks = [track for track in f.tracks() if track.entry in NAL_SAMPLE_ENTRIES]
+        if len(tracks) != 1:
+            return None
+        track = tracks[0]
+        config = next((track.entry_boxes[name] for name in NAL_CONFIGS
+                       if name in track.entry_boxes), None)
+        trak = [box for box in f.children(f.top(MOOV)) if box.name == b"trak"][
+            track.number - 1]
+        stts = f.child(trak, b"mdia", b"minf", b"stbl", b"stts")
+        if config is None or stts is None:
+            return None
+        runs = read_table(buf, stts, struct.Struct(">II"))
+        if len({delta for _, delta in runs}) != 1:
+            return None
+        samples = ((start + offset, size) for offset, size in track.samples())
+        coding = learnt_coding(buf, samples, video_coding(buf, config))
+        return MovieReference(f, track, coding, runs[0][1])
+    except (FormatError, struct.error, IndexError):
+        return None
+
+
+def repair_plan(buf, ftyp, first, last, references, most):
+    """(the reference, the pictures [(offset, size, key?)]) a movie cut before its moov
+    is rebuilt with: of the references with the same ftyp (its bytes: brands and
+    version), the one whose coding walks furthest in its mdat [first, last), its
+    H.264 frame numbers holding and its own SPS, if it repeats one, the same; (None,
+    why) when none fits. A movie of another size whose SPS fields are as wide and
+    not repeated is not told apart: its rebuilt copy does not play, and the carved
+    one is beside it, as it was."""
+    best, why = (None, []), "no complete movie of the card has its ftyp"
+    for reference in references:
+        box = reference.f.boxes[0]
+        if bytes(reference.f.buf[box.offset:box.end]) != bytes(ftyp):
+            continue
+        pictures = walk_cut_video(buf, first, last, reference.coding, most)
+        if not pictures:
+            why = "no picture coded as its reference's begins its data"
+        elif not own_sps_agrees(buf, pictures[0], reference.coding):
+            why = "its own parameter sets are not its reference's"
+        elif not frame_nums_hold(buf, pictures, reference.coding):
+            why = "its pictures are not coded with its reference's parameters"
+        elif len(pictures) > len(best[1]):
+            best = (reference, pictures)
+    return best if best[0] is not None else (None, why)
 
 
 def plain_box(name, *parts):

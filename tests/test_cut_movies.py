@@ -79,12 +79,15 @@ def test_random_bytes_never_crash_the_walk(data, length_size, hevc):
     assert all(0 <= offset and offset + size <= len(data) for offset, size, _ in pictures)
 
 
-def ffmpeg_movie(path, seconds, codec):
-    options = {"h264": ["-c:v", "libx264", "-g", "25", "-bf", "2"],
+def ffmpeg_movie(path, seconds, codec, size="320x240", inband=False):
+    """A movie ffmpeg makes: H.264 or HEVC with B pictures and AAC sound; inband, its
+    SPS and PPS repeated before each key picture (as some cameras write)."""
+    options = {"h264": ["-c:v", "libx264", "-g", "25", "-bf", "2"]
+               + (["-x264-params", "repeat-headers=1"] if inband else []),
                "hevc": ["-c:v", "libx265", "-x265-params", "log-level=error:bframes=3:keyint=25",
                         "-tag:v", "hvc1"]}[codec]
     made = subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                           "testsrc2=size=320x240:rate=25:duration=%d" % seconds, "-f", "lavfi",
+                           "testsrc2=size=%s:rate=25:duration=%d" % (size, seconds), "-f", "lavfi",
                            "-i", "sine=frequency=440:duration=%d" % seconds, *options,
                            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", str(path)],
                           capture_output=True)
@@ -129,3 +132,37 @@ def test_a_cut_movie_rebuilt_on_a_references_moov_plays_its_pictures(tmp_path, c
     got, original = frames(repaired), frames(tmp_path / "movie.mp4")
     assert len(got) == len(pictures)
     assert {time: original[time] for time in got} == got
+
+
+def carved_at(buf, start):
+    return r.carve_isobmff(buf, start, len(buf), r.StopAfterMdat(), r.ALL_TYPES)
+
+
+def plan_for(tmp_path, reference_args, cut_args):
+    """repair_plan for a movie made with cut_args, cut after its mdat's first half,
+    after a complete reference made with reference_args, in one buffer."""
+    reference = ffmpeg_movie(tmp_path / "ref.mp4", 2, *reference_args)
+    movie = ffmpeg_movie(tmp_path / "movie.mp4", 3, *cut_args)
+    carved = carved_at(movie, 0)
+    mdat = next(box for box in carved.boxes if box.name == r.MDAT)
+    buf = reference + movie[:(mdat.body + mdat.end) // 2]
+    found = r.movie_reference(buf, 0, carved_at(buf, 0))
+    return r.repair_plan(buf, movie[:carved.boxes[0].size], len(reference) + mdat.body,
+                         len(buf), [found], 10 ** 6)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("reference_args, cut_args, why", [
+    (("h264",), ("h264",), None),
+    (("h264", "640x480"), ("h264",), None),     # (not told apart: see repair_plan)
+    (("h264",), ("hevc",), "no complete movie of the card has its ftyp"),
+    (("h264", "320x240", True), ("h264", "640x480", True),
+     "its own parameter sets are not its reference's"),
+])
+def test_a_cut_movie_takes_a_reference_coded_as_it_is(tmp_path, reference_args, cut_args,
+                                                      why):
+    reference, pictures = plan_for(tmp_path, reference_args, cut_args)
+    if why is None:
+        assert reference is not None and len(pictures) > 10
+    else:
+        assert (reference, pictures) == (None, why)
