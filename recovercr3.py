@@ -318,8 +318,8 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bo
            "write_state", "X3F_MAGIC",
            # a movie cut before its moov (issue 31, in progress)
            "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "U32", "VideoCoding",
-           "learnt_coding", "movie_reference", "presentation_order", "repair_plan",
-           "repaired_movie_header", "video_coding", "walk_cut_video"]
+           "learnt_coding", "movie_reference", "pcm_track", "presentation_order", "repair_plan",
+           "repaired_movie_header", "sound_chunks", "video_coding", "walk_cut_video"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
@@ -2821,47 +2821,95 @@ def patched(body, at, value, wide):
     return body
 
 
-def repaired_movie_header(f, track, samples, delta, shown=None):
-    """(ftyp + moov + the mdat's header, as bytes) of a movie of one video track
-    whose samples (offset, size, key?) follow in that order as its mdat: the
-    reference f's ftyp, movie and track headers, handler and sample entry (track, a
-    Track of f), durations for delta (its samples' duration in the track's
-    timescale), and tables for those samples alone, each its own chunk; shown: each
-    sample's place in presentation order against decoding (presentation_order)."""
+PCM_ENTRIES = frozenset([b"sowt", b"twos", b"lpcm", b"in24", b"in32", b"fl32", b"fl64",
+                         b"raw ", b"ipcm", b"fpcm"])
+
+
+def pcm_track(f):
+    """(the Track, bytes per frame) of a reference's PCM sound, when it has one track
+    of it, every frame of one size: its chunks between the pictures of a cut movie
+    are whole frames, in their order. None otherwise (AAC frames have no marks)."""
+    sound = [track for track in f.tracks() if track.entry in PCM_ENTRIES]
+    if len(sound) != 1 or not isinstance(sound[0].sizes, int) or sound[0].sizes < 1:
+        return None
+    return sound[0], sound[0].sizes
+
+
+def sound_chunks(first, pictures, frame):
+    """The chunks [(offset, size)] of a cut movie's PCM sound, frame bytes a frame:
+    the bytes before its first picture from first (its mdat's payload) and between
+    its pictures, when each run of them is whole frames; None when one is not (a
+    track the reference does not have lies there)."""
+    chunks, pos = [], first
+    for offset, size, _ in pictures:
+        if offset > pos:
+            if (offset - pos) % frame:
+                return None
+            chunks.append((pos, offset - pos))
+        pos = offset + size
+    return chunks
+
+
+def repaired_movie_header(f, track, samples, delta, shown=None, sound=None):
+    """(ftyp + moov + the mdat's header, as bytes; the byte runs [(offset, size)] its
+    mdat holds, in order) of a movie rebuilt from a cut one: its pictures samples
+    (offset, size, key?) of the reference f's video track, each its own chunk, and
+    sound: (the reference's PCM Track, its frame size, its chunks) or None. It has
+    the reference's ftyp, movie and track headers, handlers and sample entries,
+    durations for delta (a picture's duration in the video's timescale), tables for
+    what it holds, and shown: each picture's place in presentation order against
+    decoding (presentation_order)."""
     buf = f.buf
     whole = lambda box: bytes(buf[box.offset:box.end])  # noqa: E731
     moov = f.top(MOOV)
-    trak = [box for box in f.children(moov) if box.name == b"trak"][track.number - 1]
-    mvhd, tkhd = f.child(moov, b"mvhd"), f.child(trak, b"tkhd")
-    mdia = f.child(trak, b"mdia")
-    mdhd, hdlr, minf = f.child(mdia, b"mdhd"), f.child(mdia, b"hdlr"), f.child(mdia, b"minf")
-    stbl = f.child(minf, b"stbl")
-    if None in (mvhd, tkhd, mdhd, hdlr, stbl):
-        raise FormatError("the reference's moov lacks a header")
-    media_ts = U32.unpack_from(buf, mdhd.body + (20 if buf[mdhd.body] else 12))[0]
+    traks = [box for box in f.children(moov) if box.name == b"trak"]
+    mvhd = f.child(moov, b"mvhd")
+    if mvhd is None:
+        raise FormatError("the reference's moov has no mvhd")
     movie_ts = U32.unpack_from(buf, mvhd.body + (20 if buf[mvhd.body] else 12))[0]
-    shown_places = [number + offset for number, offset in enumerate(shown or [0] * len(samples))]
-    media_duration = delta * (max(shown_places, default=-1) + 1)
-    movie_duration = media_duration * movie_ts // max(1, media_ts)
 
-    def header_box(box, duration_at, duration, id_at=None):
+    def header_box(box, duration_at, duration, id_at=None, new_id=1):
         wide = buf[box.body] == 1
         body = bytearray(buf[box.body:box.end])
         patched(body, duration_at[wide], duration, wide)
         if id_at is not None:
-            patched(body, id_at[wide], 1, False)
+            patched(body, id_at[wide], new_id, False)
         return plain_box(box.name, bytes(body))
 
-    mvhd_body = bytearray(header_box(mvhd, (16, 24), movie_duration)[8:])
-    patched(mvhd_body, len(mvhd_body) - 4, 2, False)            # next_track_ID
+    def parts(track):
+        """The boxes of track's trak that are kept, and its media timescale."""
+        trak = traks[track.number - 1]
+        mdia = f.child(trak, b"mdia")
+        tkhd, mdhd = f.child(trak, b"tkhd"), f.child(mdia, b"mdhd")
+        hdlr, minf = f.child(mdia, b"hdlr"), f.child(mdia, b"minf")
+        stbl = f.child(minf, b"stbl")
+        if None in (tkhd, mdhd, hdlr, stbl):
+            raise FormatError("the reference's trak %d lacks a header" % track.number)
+        media_ts = U32.unpack_from(buf, mdhd.body + (20 if buf[mdhd.body] else 12))[0]
+        stsd = [whole(box) for box in f.children(stbl) if box.name == b"stsd"]
+        rest = [whole(box) for box in f.children(minf) if box.name != b"stbl"]
+        return tkhd, mdhd, hdlr, rest, stsd, max(1, media_ts)
+
+    def trak_box(track, new_id, media_duration, tables, edts=()):
+        tkhd, mdhd, hdlr, rest, stsd, media_ts = parts(track)
+        movie_duration = media_duration * movie_ts // media_ts
+        return movie_duration, lambda co64: plain_box(
+            b"trak", header_box(tkhd, (20, 28), movie_duration, (12, 20), new_id), *edts,
+            plain_box(b"mdia", header_box(mdhd, (16, 24), media_duration), whole(hdlr),
+                      plain_box(b"minf", *rest, plain_box(b"stbl", *stsd, *tables, co64))))
+
+    # the pictures
+    places = [number + offset for number, offset in enumerate(shown or [0] * len(samples))]
     keys = [index for index, (_, _, key) in enumerate(samples, 1) if key]
-    stbl_boxes = [whole(box) for box in f.children(stbl) if box.name == b"stsd"] + [
-        plain_box(b"stts", U32.pack(0), U32.pack(1), U32.pack(len(samples)), U32.pack(delta)),
-        plain_box(b"stss", U32.pack(0), U32.pack(len(keys)),
-                  b"".join(U32.pack(index) for index in keys)),
-        plain_box(b"stsz", U32.pack(0), U32.pack(0), U32.pack(len(samples)),
-                  b"".join(U32.pack(size) for _, size, _ in samples)),
-        plain_box(b"stsc", U32.pack(0), U32.pack(1), U32.pack(1), U32.pack(1), U32.pack(1))]
+    tables = [plain_box(b"stts", U32.pack(0), U32.pack(1), U32.pack(len(samples)),
+                        U32.pack(delta)),
+              plain_box(b"stss", U32.pack(0), U32.pack(len(keys)),
+                        b"".join(U32.pack(index) for index in keys)),
+              plain_box(b"stsz", U32.pack(0), U32.pack(0), U32.pack(len(samples)),
+                        b"".join(U32.pack(size) for _, size, _ in samples)),
+              plain_box(b"stsc", U32.pack(0), U32.pack(1), U32.pack(1), U32.pack(1),
+                        U32.pack(1))]
+    media_duration = delta * (max(places, default=-1) + 1)
     shift = max([0] + [-offset for offset in shown or []])
     edts = []
     if shown and any(shown):
@@ -2871,34 +2919,52 @@ def repaired_movie_header(f, track, samples, delta, shown=None):
                 runs[-1][0] += 1
             else:
                 runs.append([1, offset + shift])
-        stbl_boxes.insert(2, plain_box(b"ctts", U32.pack(0), U32.pack(len(runs)), b"".join(
+        tables.insert(1, plain_box(b"ctts", U32.pack(0), U32.pack(len(runs)), b"".join(
             U32.pack(count) + U32.pack(offset * delta) for count, offset in runs)))
         # the first picture shown at time 0: the edit list skips the shift
+        movie_duration = media_duration * movie_ts // parts(track)[-1]
         edts = [plain_box(b"edts", plain_box(b"elst", U32.pack(0), U32.pack(1),
                                              U32.pack(movie_duration),
                                              U32.pack(shift * delta), U32.pack(0x10000)))]
-    minf_rest = [whole(box) for box in f.children(minf) if box.name in (b"vmhd", b"dinf")]
+    durations, builders = [], []
+    duration, build = trak_box(track, 1, media_duration, tables, edts)
+    durations.append(duration)
+    builders.append((build, [(offset, size) for offset, size, _ in samples]))
+    if sound:
+        sound_track, frame, chunks = sound
+        frames = [size // frame for _, size in chunks]
+        stsc = [(number, count) for number, count in enumerate(frames, 1)
+                if number == 1 or count != frames[number - 2]]
+        tables = [plain_box(b"stts", U32.pack(0), U32.pack(1), U32.pack(sum(frames)),
+                            U32.pack(1)),
+                  plain_box(b"stsz", U32.pack(0), U32.pack(frame), U32.pack(sum(frames))),
+                  plain_box(b"stsc", U32.pack(0), U32.pack(len(stsc)), b"".join(
+                      U32.pack(number) + U32.pack(count) + U32.pack(1)
+                      for number, count in stsc))]
+        duration, build = trak_box(sound_track, 2, sum(frames), tables)
+        durations.append(duration)
+        builders.append((build, chunks))
+    mvhd_body = bytearray(header_box(mvhd, (16, 24), max(durations))[8:])
+    patched(mvhd_body, len(mvhd_body) - 4, len(builders) + 1, False)      # next_track_ID
+    order = sorted(run for _, runs in builders for run in runs)
     ftyp = whole(f.boxes[0])
 
     def header(first):
-        offsets, pos = [], first
-        for _, size, _ in samples:
-            offsets.append(U64.pack(pos))
+        placed, pos = {}, first
+        for offset, size in order:
+            placed[offset] = pos
             pos += size
-        co64 = plain_box(CHUNK_OFFSETS_64, U32.pack(0), U32.pack(len(samples)),
-                         b"".join(offsets))
-        stbl_new = plain_box(b"stbl", *stbl_boxes, co64)
-        trak_new = plain_box(b"trak", header_box(tkhd, (20, 28), movie_duration, (12, 20)),
-                             *edts, plain_box(b"mdia", header_box(mdhd, (16, 24), media_duration),
-                                       whole(hdlr), plain_box(b"minf", *minf_rest, stbl_new)))
-        return ftyp + plain_box(MOOV, plain_box(b"mvhd", bytes(mvhd_body)), trak_new)
+        return ftyp + plain_box(MOOV, plain_box(b"mvhd", bytes(mvhd_body)), *(
+            build(plain_box(CHUNK_OFFSETS_64, U32.pack(0), U32.pack(len(runs)),
+                            b"".join(U64.pack(placed[offset]) for offset, _ in runs)))
+            for build, runs in builders))
 
-    payload = sum(size for _, size, _ in samples)
+    payload = sum(size for _, size in order)
     mdat_header = 16 if payload + 8 > 0xFFFFFFFF else 8
     start = len(header(0)) + mdat_header                # co64 keeps its size for any offset
     mdat = (U32.pack(1) + MDAT + U64.pack(payload + 16) if mdat_header == 16
             else BOX_HEADER.pack(payload + 8, MDAT))
-    return header(start) + mdat
+    return header(start) + mdat, order
 
 
 # The checks. Each takes an IsoFile and returns what is wrong, or None. They run on

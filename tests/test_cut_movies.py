@@ -79,17 +79,21 @@ def test_random_bytes_never_crash_the_walk(data, length_size, hevc):
     assert all(0 <= offset and offset + size <= len(data) for offset, size, _ in pictures)
 
 
-def ffmpeg_movie(path, seconds, codec, size="320x240", inband=False):
-    """A movie ffmpeg makes: H.264 or HEVC with B pictures and AAC sound; inband, its
-    SPS and PPS repeated before each key picture (as some cameras write)."""
+def ffmpeg_movie(path, seconds, codec, size="320x240", inband=False, sound="aac"):
+    """A movie ffmpeg makes: H.264 or HEVC with B pictures and AAC sound (or 16-bit
+    PCM, in a MOV); inband, its SPS and PPS repeated before each key picture (as
+    some cameras write)."""
     options = {"h264": ["-c:v", "libx264", "-g", "25", "-bf", "2"]
                + (["-x264-params", "repeat-headers=1"] if inband else []),
                "hevc": ["-c:v", "libx265", "-x265-params", "log-level=error:bframes=3:keyint=25",
                         "-tag:v", "hvc1"]}[codec]
     made = subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                            "testsrc2=size=%s:rate=25:duration=%d" % (size, seconds), "-f", "lavfi",
-                           "-i", "sine=frequency=440:duration=%d" % seconds, *options,
-                           "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", str(path)],
+                           "-i", "sine=frequency=440:sample_rate=48000:duration=%d" % seconds,
+                           *options,
+                           "-pix_fmt", "yuv420p", "-ac", "2"]
+                          + (["-c:a", "aac", "-b:a", "64k"] if sound == "aac"
+                             else ["-c:a", "pcm_s16le"]) + [str(path)],
                           capture_output=True)
     if made.returncode:
         pytest.skip("ffmpeg cannot make %s here: %s" % (codec, made.stderr[-200:]))
@@ -105,16 +109,26 @@ def frames(path):
     return {int(row[2]): row[-1].strip() for row in rows}
 
 
+def pcm(path):
+    """The sound of path, decoded to 16-bit PCM."""
+    return subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a", "-f",
+                           "s16le", "-"], capture_output=True, check=True).stdout
+
+
 @needs_ffmpeg
 @pytest.mark.parametrize("fraction", [0.2, 0.45, 0.6, 1.0])
-@pytest.mark.parametrize("codec", ["h264", "hevc"])
-def test_a_cut_movie_rebuilt_on_a_references_moov_plays_its_pictures(tmp_path, codec, fraction):
+@pytest.mark.parametrize("codec, sound", [("h264", "aac"), ("hevc", "aac"), ("h264", "pcm")])
+def test_a_cut_movie_rebuilt_on_a_references_moov_plays_its_pictures(tmp_path, codec, sound,
+                                                                      fraction):
     # a reference of the same settings (another movie of the camera), the cut one's
     # mdat walked, a moov written for its pictures: it plays without an error, holds
     # a picture for each one the cut mdat holds whole, and each is the original's at
-    # its time (B pictures shown in their order: the picture order counts)
-    reference = ffmpeg_movie(tmp_path / "ref.mp4", 2, codec)
-    movie = ffmpeg_movie(tmp_path / "movie.mp4", 5, codec)
+    # its time (B pictures shown in their order: the picture order counts). PCM
+    # sound, whole frames between the pictures, comes back too: the original's first
+    # frames; AAC sound does not (its frames have no marks)
+    suffix = ".mp4" if sound == "aac" else ".mov"
+    reference = ffmpeg_movie(tmp_path / ("ref" + suffix), 2, codec, sound=sound)
+    movie = ffmpeg_movie(tmp_path / ("movie" + suffix), 5, codec, sound=sound)
     pictures, truth = walked(movie, reference, fraction)
     assert [(offset, size) for offset, size, _ in pictures] == truth
     _, f = parsed(reference)
@@ -123,15 +137,24 @@ def test_a_cut_movie_rebuilt_on_a_references_moov_plays_its_pictures(tmp_path, c
         track.number - 1], b"mdia", b"minf", b"stbl", b"stts")
     delta = r.U32.unpack_from(reference, stts.body + 12)[0]
     shown = r.presentation_order(movie, pictures, coding_of(reference))
-    repaired = tmp_path / "movie.repaired.mp4"
-    repaired.write_bytes(r.repaired_movie_header(f, track, pictures, delta, shown) + b"".join(
-        movie[offset:offset + size] for offset, size, _ in pictures))
+    found = r.pcm_track(f)
+    assert (found is None) == (sound == "aac")
+    mdat = next(box for box in parsed(movie)[0].boxes if box.name == r.MDAT)
+    chunks = found and r.sound_chunks(mdat.body, pictures, found[1])
+    header, runs = r.repaired_movie_header(f, track, pictures, delta, shown,
+                                           found and found + (chunks,))
+    repaired = tmp_path / ("movie.repaired" + suffix)
+    repaired.write_bytes(header + b"".join(movie[offset:offset + size] for offset, size in runs))
     errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(repaired), "-f", "null", "-"],
                             capture_output=True, text=True).stderr
     assert errors == ""
-    got, original = frames(repaired), frames(tmp_path / "movie.mp4")
+    got, original = frames(repaired), frames(tmp_path / ("movie" + suffix))
     assert len(got) == len(pictures)
     assert {time: original[time] for time in got} == got
+    if sound == "pcm":
+        sound_bytes = pcm(repaired)
+        assert len(sound_bytes) == sum(size for _, size in chunks) > 0
+        assert sound_bytes == pcm(tmp_path / ("movie" + suffix))[:len(sound_bytes)]
 
 
 def carved_at(buf, start):
