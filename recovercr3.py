@@ -316,10 +316,11 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bo
            "type_and_extension", "Unproven", "unreserved", "unstuff", "UsageError",
            "__version__", "walk_boxes", "walk_jpeg", "walk_tiff", "windows_device",
            "write_state", "X3F_MAGIC",
-           # a movie cut before its moov (issue 31, in progress)
-           "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "U32", "VideoCoding",
-           "learnt_coding", "movie_reference", "pcm_track", "presentation_order", "repair_plan",
-           "repaired_movie_header", "sound_chunks", "video_coding", "walk_cut_video"]
+           # a movie cut before its moov
+           "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "REPAIRED", "U32",
+           "VideoCoding", "learnt_coding", "movie_reference", "pcm_track",
+           "presentation_order", "repair_plan", "repaired_movie_header", "sound_chunks",
+           "video_coding", "walk_cut_movie"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
@@ -372,6 +373,7 @@ EXIT_INTERRUPTED = 130
 COMPLETE = "complete"
 TRUNCATED = "truncated"
 DAMAGED = "damaged"
+REPAIRED = "repaired"       # a movie rebuilt from a cut one's pictures: not the camera's file
 
 
 class FormatError(Exception):
@@ -1612,7 +1614,9 @@ def read_box(buf, offset, limit):
             raise TruncatedError("the dump ends inside a box header")
         (size,) = LARGESIZE.unpack_from(buf, offset + header_size)
         header_size = MIN_LARGE_BOX_SIZE
-        if size < MIN_LARGE_BOX_SIZE:
+        if size == 0 and name == MDAT:      # a camera's placeholder, never written:
+            size, to_end = limit - offset, True     # the movie was cut (as size 0)
+        elif size < MIN_LARGE_BOX_SIZE:
             raise FormatError("box %s has a 64-bit size of %d" % (fourcc_text(name), size))
     elif size == BOX_SIZE_TO_END:
         size = limit - offset
@@ -2259,6 +2263,7 @@ HEVC_KEY = range(16, 24)        # IRAP pictures: IDR, CRA, BLA (and reserved IRA
 HEVC_NEW_PICTURE = frozenset([32, 33, 34, 35, 39, 41, 42, 43, 44] + list(range(48, 56)))
 MAX_NAL_UNIT = 16 << 20         # no camera's picture has a larger one
 MAX_CUT_GAP = 4 << 20           # the most of other tracks' bytes between two pictures
+CUT_GAP_SLACK = 64 << 10        # past twice the most a reference has (see movie_reference)
 
 
 SLICE_HEADER_READ = 16          # bytes of a slice's header read for its first fields
@@ -2275,25 +2280,45 @@ class VideoCoding(NamedTuple):
     lead: bytes = b""
     sps: object = None          # an AvcSps, or HevcOrder: for its pictures' order
     sps_body: bytes = b""       # its SPS's bytes after the NAL header
+    gap: int = MAX_CUT_GAP      # the most bytes of other tracks between two pictures
+    least_gap: int = 1          # the fewest, when there are some
+    largest: int = MAX_NAL_UNIT     # its largest picture
+    poc_step: int = 0           # the step between its pictures' order counts (0: unknown)
 
 
 LEARNT_SAMPLES = 600            # a reference's samples read for what its headers are
 
 
-def learnt_coding(buf, samples, coding):
-    """coding with the NAL unit headers of a reference movie's samples (offset, size
-    in buf) and the one each begins with, if they share one: a cut movie from the
-    same camera writes the same, and bytes of other tracks seldom look so."""
-    headers, leads = set(), set()
+def learnt_coding(read, samples, coding):
+    """coding with the NAL unit headers of a reference movie's samples (offset, size:
+    read(offset, size) gives their bytes) and the one each begins with, if they share
+    one: a cut movie from the same camera writes the same, and bytes of other tracks
+    seldom look so. Only each unit's length and header are read."""
+    headers, leads, heads = set(), set(), []
     header = 2 if coding.hevc else 1
+    field = coding.length_size + header
     for offset, size in itertools.islice(samples, LEARNT_SAMPLES):
-        pos, end = offset, offset + size
-        leads.add(bytes(buf[pos + coding.length_size:pos + coding.length_size + header]))
-        while pos + coding.length_size + header <= end:
-            headers.add(bytes(buf[pos + coding.length_size:pos + coding.length_size + header]))
-            pos += coding.length_size + int.from_bytes(buf[pos:pos + coding.length_size], "big")
+        pos, end, sliced = offset, offset + size, False
+        while pos + field <= end:
+            head = read(pos, field + SLICE_HEAD)
+            if len(head) < field:
+                break
+            headers.add(head[coding.length_size:field])
+            if pos == offset:
+                leads.add(head[coding.length_size:field])
+            kind = (head[coding.length_size] >> 1) & 0x3F if coding.hevc \
+                else head[coding.length_size] & 0x1F
+            if not sliced and kind in (HEVC_VCL if coding.hevc else AVC_VCL):
+                heads.append(SliceHead(kind, head[coding.length_size:field], head[field:]))
+                sliced = True
+            pos += coding.length_size + int.from_bytes(head[:coding.length_size], "big")
+    try:
+        counts = order_counts(heads, coding)
+    except (FormatError, IndexError):
+        counts = None
     return coding._replace(headers=frozenset(headers),
-                           lead=leads.pop() if len(leads) == 1 else b"")
+                           lead=leads.pop() if len(leads) == 1 else b"",
+                           poc_step=count_step(counts) if counts else 0)
 
 
 def video_coding(buf, config):
@@ -2588,9 +2613,9 @@ def access_unit_at(buf, pos, end, coding):
 
 def next_access_unit(buf, pos, end, coding):
     """(where, its end, key?) of the first access unit at pos or after it, within
-    MAX_CUT_GAP: another track's chunk is skipped byte by byte. None when there is
+    coding.gap: another track's chunk is skipped byte by byte. None when there is
     none: the walk ends. A 4-byte length below 16 MiB begins with a 0 byte."""
-    last = min(end, pos + MAX_CUT_GAP)
+    last = min(end, pos + coding.gap)
     while pos < last:
         found = access_unit_at(buf, pos, end, coding)
         if found is not None:
@@ -2603,71 +2628,197 @@ def next_access_unit(buf, pos, end, coding):
     return None
 
 
-def walk_cut_video(buf, start, end, coding, most):
-    """[(offset, size, key?)] of the pictures of a cut mdat's payload [start, end), in
-    order, at most most: each access unit right after the last, or past another
-    track's chunk; the walk ends where no picture follows. The first must be a key
-    picture (a player starts there): the pictures before it are passed over."""
-    first = next_access_unit(buf, start, end, coding)
-    while first is not None and not first[2]:
-        first = next_access_unit(buf, first[1], end, coding)
-    if first is None:
-        return []
-    samples = [(first[0], first[1] - first[0], True)]
-    pos = first[1]
-    while len(samples) < most:
-        found = next_access_unit(buf, pos, end, coding)
-        if found is None:
-            break
-        at, stop, key = found
-        samples.append((at, stop - at, key))
-        pos = stop
-    return samples
+# A cut mdat may be gigabytes: it is walked a window at a time, each window's walk
+# ending where a picture beginning there could reach past it (another track's chunk,
+# then a picture of the most NAL units a camera writes).
+WALK_WINDOW = 64 << 20
+WALK_MARGIN = MAX_CUT_GAP + 2 * MAX_NAL_UNIT
+SLICE_HEAD = 64                 # bytes of a picture's first slice kept for its order
 
 
-def first_slice(buf, offset, size, coding):
-    """The first slice's NalUnit of the access unit (offset, size), or None."""
-    pos = offset
+class SliceHead(NamedTuple):
+    """A picture's first slice, as its order and frame number are read from it."""
+    kind: int
+    header: bytes               # its NAL unit header (1 or 2 bytes)
+    body: bytes                 # the first SLICE_HEAD bytes after it
+
+
+class CutWalk(NamedTuple):
+    pictures: list              # [(offset, size, key?)], in the dump
+    heads: list                 # the SliceHead of each
+    own_sps: bytes              # the SPS the first picture repeats (after its header), or b""
+    end: int                    # where the walk ended: the end of its last picture
+    why: str                    # why it ended there
+
+
+def slice_head(buf, offset, size, coding):
+    """The SliceHead of the access unit (offset, size) in buf, and the SPS body it
+    repeats (b"" if none); FormatError when it holds no slice."""
+    header = 2 if coding.hevc else 1
+    pos, sps = offset, b""
     while pos < offset + size:
         unit = nal_unit_at(buf, pos, offset + size, coding._replace(headers=frozenset()))
         if unit is None:
-            return None
+            break
+        payload = pos + coding.length_size
+        if unit.kind == (33 if coding.hevc else 7) and not sps:
+            sps = bytes(buf[payload + header:unit.end])
         if is_slice(unit, coding.hevc):
-            return unit
+            return SliceHead(unit.kind, bytes(buf[payload:payload + header]), bytes(
+                buf[payload + header:min(unit.end, payload + header + SLICE_HEAD)])), sps
         pos = unit.end
-    return None
+    raise FormatError("the picture at %d has no slice" % offset)
 
 
-def presentation_order(buf, samples, coding):
-    """For each of samples (offset, size, key?) of an H.264 track, how many places
+MAX_PICTURE_GROWTH = 4         # a cut picture's unit: at most this many times the
+                                # reference's largest picture
+
+
+def cut_picture_at(buf, pos, coding):
+    """True when a picture cut by the end of buf begins at pos: its units before a
+    slice whole, then a unit of the coding that runs past the end (its first
+    slice's header read as one, its length one of a picture of the reference's)."""
+    header = 2 if coding.hevc else 1
+    lead = coding.lead
+    if lead and buf[pos + coding.length_size:pos + coding.length_size + len(lead)] != lead:
+        return False
+    begun = False                       # by units that come before a picture's slices
+    unit = nal_unit_at(buf, pos, len(buf), coding)
+    while unit is not None and not is_slice(unit, coding.hevc):
+        pos, begun = unit.end, True
+        unit = nal_unit_at(buf, pos, len(buf), coding)
+    payload = pos + coding.length_size
+    if unit is not None or payload + header + 1 > len(buf):
+        return begun and pos == len(buf)
+    length = int.from_bytes(buf[pos:payload], "big")
+    first, second = buf[payload], buf[payload + 1]
+    if (payload + length <= len(buf) or length > MAX_PICTURE_GROWTH * coding.largest
+            or not nal_header_valid(first, second, coding.hevc)
+            or (coding.headers and bytes(buf[payload:payload + header]) not in coding.headers)):
+        return False
+    if NAL_FOREIGN_BYTES.search(buf, payload, len(buf)):
+        return False
+    kind = (first >> 1) & 0x3F if coding.hevc else first & 0x1F
+    unit = NalUnit(pos, len(buf), kind, bool(buf[payload + header] & 0x80))
+    if is_slice(unit, coding.hevc):
+        read = bytes(buf[payload + header:payload + header + SLICE_HEADER_READ])
+        return unit.first and first_slice_pps(read, coding.hevc, kind) in coding.pps
+    return begun or begins_picture(unit, coding.hevc)
+
+
+def ends_whole(buf, pos, coding):
+    """True when the last picture of a walk, ending at pos in buf, is proven whole:
+    nothing follows it, or the next picture does, cut by the end of buf: right
+    after it, or after as many bytes of other tracks as the reference has between
+    two pictures. A picture cut by the dead battery that the bytes after the cut
+    (old data, on a used card) seem to go on is followed by neither."""
+    if pos == len(buf) or cut_picture_at(buf, pos, coding):
+        return True
+    at, last = pos + coding.least_gap, min(len(buf), pos + coding.gap)
+    while at < last:
+        if cut_picture_at(buf, at, coding):
+            return True
+        at += 1
+        if coding.length_size == 4:
+            at = buf.find(b"\0", at, last)
+            if at < 0:
+                return False
+    return False
+
+
+def walk_cut_movie(read, start, end, coding, most):
+    """The CutWalk of the pictures of a cut mdat's payload [start, end) (read(offset,
+    size) gives the dump's bytes): each access unit right after the last, or past
+    another track's chunk, in order, at most most; it ends where no picture follows.
+    The first must be a key picture (a player starts there): the pictures before it
+    are passed over."""
+    pictures, heads, own_sps = [], [], b""
+    base, buf, pos = start, b"", start
+    why = "no picture follows"
+    while len(pictures) < most:
+        if pos - base >= len(buf) - WALK_MARGIN and base + len(buf) < end:
+            base = pos                  # the next window, from where the walk is
+            buf = read(base, min(end, base + WALK_WINDOW) - base)
+        whole = base + len(buf) >= end
+        found = next_access_unit(buf, pos - base, len(buf), coding if pictures
+                                 else coding._replace(gap=MAX_CUT_GAP))
+        if found is None:
+            if not whole and len(buf) < min(end, base + WALK_WINDOW) - base:
+                why = "the card could not be read there"
+            elif pictures and not ends_whole(buf, pos - base, coding):
+                del pictures[-1], heads[-1]
+                why = ("the picture after it is left out: no picture follows that one, "
+                       "which may run into bytes that are not the movie's")
+            break
+        at, stop, key = found
+        if not whole and stop + MAX_NAL_UNIT > len(buf):
+            why = "a picture larger than a camera writes"
+            break
+        pos = base + stop
+        if not pictures and not key:
+            continue
+        head, sps = slice_head(buf, at, stop - at, coding)
+        own_sps = own_sps if pictures else sps
+        pictures.append((base + at, stop - at, key))
+        heads.append(head)
+    else:
+        why = "the most pictures a movie is given"
+    return CutWalk(pictures, heads, own_sps, pictures[-1][0] + pictures[-1][1]
+                   if pictures else start, why)
+
+
+def presentation_order(heads, coding):
+    """For each picture of an H.264 or HEVC track (its SliceHead), how many places
     its picture is shown after (positive) or before its decoding (the ctts table, in
     sample durations), from the picture order counts of its slices (8.2.1.1, counts
     of type 0: cameras with B pictures write them; HEVC 8.3.1); all 0 where the
     pictures are shown as they are decoded (H.264 type 2), or their order is not known.
     FormatError where a count cannot be read."""
+    counts = order_counts(heads, coding)
+    if counts is None:
+        return [0] * len(heads)
+    # a picture's place: its count's distance from the first of its IDR period, in
+    # steps between two pictures (the reference's: a picture cut off leaves its
+    # place empty)
+    step = coding.poc_step or count_step(counts)
+    offsets, start, place = [], 0, 0
+    for index in range(len(counts) + 1):
+        if index == len(counts) or (index > start and counts[index][0]):
+            period = [count for _, count in counts[start:index]]
+            first = min(period)
+            places = [place + (count - first) // step for count in period]
+            offsets.extend(at - number for at, number in zip(places, range(start, index)))
+            place, start = max(places) + 1, index
+    return offsets
+
+
+def count_step(counts):
+    """The least step between two picture order counts (reset?, count), 1 for none."""
+    ordered = sorted(count for _, count in counts)
+    return min([b - a for a, b in zip(ordered, ordered[1:]) if b > a] or [1])
+
+
+def order_counts(heads, coding):
+    """[(a reset?, its picture order count)] of the pictures whose SliceHeads are
+    heads; None where the order is the decoding order (H.264 counts of type 1 and
+    2, or no SPS known). FormatError where a count cannot be read."""
     sps = coding.sps
     if sps is None or (not coding.hevc and sps.poc_type != 0):
-        return [0] * len(samples)
+        return None
     half, whole = 1 << (sps.poc_lsb_bits - 1), 1 << sps.poc_lsb_bits
-    header = 2 if coding.hevc else 1
     counts, prev_msb, prev_lsb = [], 0, 0
-    for number, (offset, size, _key) in enumerate(samples):
-        unit = first_slice(buf, offset, size, coding)
-        if unit is None:
-            raise FormatError("a picture at %d has no slice" % offset)
-        payload = unit.at + coding.length_size
-        body = bytes(buf[payload + header:min(unit.end, payload + header + 64)])
+    for number, (kind, header, body) in enumerate(heads):
         if coding.hevc:
-            reset = unit.kind in HEVC_RESET or (not number and unit.kind in HEVC_KEY)
-            lsb = hevc_poc_lsb(body, sps, unit.kind)
+            reset = kind in HEVC_RESET or (not number and kind in HEVC_KEY)
+            lsb = hevc_poc_lsb(body, sps, kind)
             # what the next one counts from: a picture of temporal layer 0 that is
             # not a leading picture nor a sub-layer non-reference one
-            counted = (buf[payload + 1] & 7 == 1 and unit.kind not in range(6, 10)
-                       and not (unit.kind <= 14 and unit.kind % 2 == 0))
+            counted = (header[1] & 7 == 1 and kind not in range(6, 10)
+                       and not (kind <= 14 and kind % 2 == 0))
         else:
-            reset = unit.kind == AVC_IDR
+            reset = kind == AVC_IDR
             lsb = avc_poc_lsb(body, sps, reset)
-            counted = bool(buf[payload] & 0x60)     # a reference picture
+            counted = bool(header[0] & 0x60)        # a reference picture
         if lsb is None:
             raise FormatError("field pictures")
         if reset:
@@ -2683,19 +2834,7 @@ def presentation_order(buf, samples, coding):
         counts.append((reset, msb + lsb))
         if counted:
             prev_msb, prev_lsb = msb, lsb
-    # a picture's place: its count's distance from the first of its IDR period, in
-    # steps between two pictures; a picture cut off leaves its place empty
-    ordered = sorted(count for _, count in counts)
-    step = min([b - a for a, b in zip(ordered, ordered[1:]) if b > a] or [1])
-    offsets, start, place = [], 0, 0
-    for index in range(len(counts) + 1):
-        if index == len(counts) or (index > start and counts[index][0]):
-            period = [count for _, count in counts[start:index]]
-            first = min(period)
-            places = [place + (count - first) // step for count in period]
-            offsets.extend(at - number for at, number in zip(places, range(start, index)))
-            place, start = max(places) + 1, index
-    return offsets
+    return counts
 
 
 def avc_frame_num(body, sps):
@@ -2707,7 +2846,7 @@ def avc_frame_num(body, sps):
     return bits.u(sps.frame_num_bits)
 
 
-def frame_nums_hold(buf, samples, coding):
+def frame_nums_hold(heads, coding):
     """True when the H.264 pictures' frame_num count as the standard says (7.4.3:
     0 at an IDR, one more after a reference picture, the same after another):
     read with a reference's SPS, the pictures of a movie written with other
@@ -2716,51 +2855,83 @@ def frame_nums_hold(buf, samples, coding):
     if coding.hevc or sps is None:
         return True
     wrap, expected = 1 << sps.frame_num_bits, None
-    for offset, size, _key in samples:
-        unit = first_slice(buf, offset, size, coding)
-        if unit is None:
-            return False
-        payload = unit.at + coding.length_size
-        number = avc_frame_num(bytes(buf[payload + 1:min(unit.end, payload + 65)]), sps)
-        if unit.kind == AVC_IDR:
+    for kind, header, body in heads:
+        number = avc_frame_num(body, sps)
+        if kind == AVC_IDR:
             expected = 0
         if expected is not None and number not in (expected, (expected + 1) % wrap):
             return False
-        expected = number if not buf[payload] & 0x60 else (number + 1) % wrap
-    return True
-
-
-def own_sps_agrees(buf, picture, coding):
-    """False when the key picture (offset, size, key?) carries an SPS of its own (some
-    cameras repeat it in the stream) other than the one coding's configuration holds."""
-    offset, size, _ = picture
-    header = 2 if coding.hevc else 1
-    pos = offset
-    while pos < offset + size:
-        unit = nal_unit_at(buf, pos, offset + size, coding._replace(headers=frozenset()))
-        if unit is None:
-            return True
-        if unit.kind == (33 if coding.hevc else 7) and coding.sps_body:
-            body = bytes(buf[pos + coding.length_size + header:unit.end])
-            return body == coding.sps_body
-        pos = unit.end
+        expected = number if not header[0] & 0x60 else (number + 1) % wrap
     return True
 
 
 class MovieReference(NamedTuple):
     """A complete movie of the card whose index a cut one may be given."""
-    f: object                   # its IsoFile
+    f: object                   # its IsoFile, over its header (header_file)
     track: object               # its video Track
     coding: object              # its VideoCoding, learnt from its samples
     delta: int                  # its pictures' duration, in its track's timescale
+    sizes: tuple                # its picture_sizes
 
 
-def movie_reference(buf, start, carved):
-    """The MovieReference of a complete movie carved at start in buf, or None: one
-    AVC or HEVC track whose pictures all last as long."""
+MAX_MOVIE_HEADER = 64 << 20     # a movie's boxes other than mdat: its moov and ftyp
+
+
+def header_file(read, start, size):
+    """An IsoFile of the movie [start, start + size) of the dump over its top-level
+    boxes but mdat, read into memory, each mdat a header alone after them: what
+    its tables say, in memory however large its data (their offsets still count
+    from the movie's first byte). None when its boxes do not walk to its end."""
+    kept, mdats, pos = [], [], 0
+    while pos < size:
+        head = read(start + pos, MIN_LARGE_BOX_SIZE)
+        try:
+            box = read_box(head, 0, min(len(head), size - pos))
+        except FormatError:
+            return None
+        if box.to_end or pos + box.size > size:
+            return None
+        (mdats if box.name == MDAT else kept).append((pos, box))
+        pos += box.size
+    if sum(box.size for _, box in kept) > MAX_MOVIE_HEADER:
+        return None
+    parts, boxes, at = [], [], 0
+    for pos, box in kept:
+        parts.append(read(start + pos, box.size))
+        boxes.append(box._replace(offset=at))
+        at += box.size
+    for pos, box in mdats:
+        parts.append(read(start + pos, box.header_size))
+        boxes.append(box._replace(offset=at))
+        at += box.header_size
+    buf = b"".join(parts)
+    if len(buf) != at:
+        return None
     try:
-        f = IsoFile(buf, start, start + carved.size, carved.boxes,
-                    read_ftyp(buf, start, start + carved.size))
+        return IsoFile(buf, 0, size, boxes, read_ftyp(buf, 0, len(buf)))
+    except FormatError:
+        return None
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else 0
+
+
+def picture_sizes(sizes, keys):
+    """(the median size of the key pictures, that of the others (0 for none), how
+    many others)."""
+    others = [size for size, key in zip(sizes, keys) if not key]
+    return median(size for size, key in zip(sizes, keys) if key), median(others), len(others)
+
+
+def movie_reference(read, start, size):
+    """The MovieReference of a complete movie [start, start + size) of the dump, or
+    None: one AVC or HEVC track, whose pictures all last as long."""
+    f = header_file(read, start, size)
+    if f is None:
+        return None
+    try:
         tracks = [track for track in f.tracks() if track.entry in NAL_SAMPLE_ENTRIES]
         if len(tracks) != 1:
             return None
@@ -2769,42 +2940,79 @@ def movie_reference(buf, start, carved):
                        if name in track.entry_boxes), None)
         trak = [box for box in f.children(f.top(MOOV)) if box.name == b"trak"][
             track.number - 1]
-        stts = f.child(trak, b"mdia", b"minf", b"stbl", b"stts")
+        stbl = f.child(trak, b"mdia", b"minf", b"stbl")
+        stts, stss = f.child(stbl, b"stts"), f.child(stbl, b"stss")
         if config is None or stts is None:
             return None
-        runs = read_table(buf, stts, struct.Struct(">II"))
+        runs = read_table(f.buf, stts, struct.Struct(">II"))
         if len({delta for _, delta in runs}) != 1:
             return None
-        samples = ((start + offset, size) for offset, size in track.samples())
-        coding = learnt_coding(buf, samples, video_coding(buf, config))
-        return MovieReference(f, track, coding, runs[0][1])
+        samples = [(start + offset, length) for offset, length in track.samples()]
+        chunks = sorted((offset, length) for offset, length, _, _ in track.chunks)
+        gaps = [b - a - length for (a, length), (b, _) in zip(chunks, chunks[1:])]
+        gap = max(gaps + [0])
+        least = min([size for size in gaps if size > 0] or [MAX_CUT_GAP])
+        keys = set(read_numbers(f.buf, stss, U32.size)) if stss else None
+        sizes = picture_sizes([length for _, length in samples],
+                              [keys is None or n in keys for n in range(1, len(samples) + 1)])
+        coding = learnt_coding(read, samples, video_coding(f.buf, config)._replace(
+            gap=min(MAX_CUT_GAP, 2 * gap + CUT_GAP_SLACK), least_gap=least,
+            largest=max([length for _, length in samples] + [1])))
+        return MovieReference(f, track, coding, runs[0][1], sizes)
     except (FormatError, struct.error, IndexError):
         return None
 
 
-def repair_plan(buf, ftyp, first, last, references, most):
-    """(the reference, the pictures [(offset, size, key?)]) a movie cut before its moov
-    is rebuilt with: of the references with the same ftyp (its bytes: brands and
-    version), the one whose coding walks furthest in its mdat [first, last), its
-    H.264 frame numbers holding and its own SPS, if it repeats one, the same; (None,
-    why) when none fits. A movie of another size whose SPS fields are as wide and
-    not repeated is not told apart: its rebuilt copy does not play, and the carved
-    one is beside it, as it was."""
-    best, why = (None, []), "no complete movie of the card has its ftyp"
+# A cut movie's pictures read with the parameter sets of a movie of another size
+# still walk as NAL units; what tells them apart: an SPS of its own (cameras that
+# repeat it), frame numbers that do not count (other field widths), or pictures of
+# another size. A key picture is coded alone: its size follows its pixels and the
+# mode's quality far more than the scene (ffmpeg's 640x480 ones are 1.9 to 2.1 times
+# its 320x240 ones); the others follow the motion too, and count only when there are
+# many of them.
+MAX_KEY_RATIO = 1.6
+MAX_OTHER_RATIO = 3.0
+MIN_OTHERS = 20
+
+
+def repair_plan(read, ftyp, first, last, references, most):
+    """(the reference, its CutWalk) a movie cut before its moov is rebuilt with: of
+    the references with the same ftyp (its bytes: brands and version), the one
+    whose coding walks furthest in its mdat [first, last), its H.264 frame numbers
+    holding, its own SPS, if it repeats one, the same, and its pictures of the
+    reference's sizes; (None, why) when none fits."""
+    best, why = (None, None), "no complete movie of the card has its ftyp"
     for reference in references:
         box = reference.f.boxes[0]
         if bytes(reference.f.buf[box.offset:box.end]) != bytes(ftyp):
             continue
-        pictures = walk_cut_video(buf, first, last, reference.coding, most)
-        if not pictures:
-            why = "no picture coded as its reference's begins its data"
-        elif not own_sps_agrees(buf, pictures[0], reference.coding):
-            why = "its own parameter sets are not its reference's"
-        elif not frame_nums_hold(buf, pictures, reference.coding):
-            why = "its pictures are not coded with its reference's parameters"
-        elif len(pictures) > len(best[1]):
-            best = (reference, pictures)
+        try:
+            walk = walk_cut_movie(read, first, last, reference.coding, most)
+        except FormatError:
+            walk = None
+        if walk is None or not walk.pictures:
+            why = "no picture coded as a movie of the card with its ftyp begins its data"
+        elif walk.own_sps and reference.coding.sps_body \
+                and walk.own_sps != reference.coding.sps_body:
+            why = "its own parameter sets are not those of the movies of the card with its ftyp"
+        elif not frame_nums_hold(walk.heads, reference.coding):
+            why = "its pictures are not coded with the parameters of a movie with its ftyp"
+        elif not sizes_agree(walk, reference.sizes):
+            why = ("its pictures are not of the size of those of the movies with its ftyp "
+                   "(another mode)")
+        elif best[1] is None or len(walk.pictures) > len(best[1].pictures):
+            best = (reference, walk)
     return best if best[0] is not None else (None, why)
+
+
+def sizes_agree(walk, sizes):
+    """True when the pictures walked are of about the sizes (picture_sizes) of the
+    reference's: the key ones, and the others when both have many."""
+    keys, others, count = picture_sizes([size for _, size, _ in walk.pictures],
+                                        [key for _, _, key in walk.pictures])
+    within = lambda a, b, most: not a or not b or 1 / most <= a / b <= most  # noqa: E731
+    return within(keys, sizes[0], MAX_KEY_RATIO) and (
+        min(count, sizes[2]) < MIN_OTHERS or within(others, sizes[1], MAX_OTHER_RATIO))
 
 
 def plain_box(name, *parts):
@@ -2965,6 +3173,51 @@ def repaired_movie_header(f, track, samples, delta, shown=None, sound=None):
     mdat = (U32.pack(1) + MDAT + U64.pack(payload + 16) if mdat_header == 16
             else BOX_HEADER.pack(payload + 8, MDAT))
     return header(start) + mdat, order
+
+
+REPAIRABLE_MOVIES = frozenset(["mp4", "mov", "3gp"])   # CRM's pictures are CRX, no NAL units
+
+
+class RepairPlan(NamedTuple):
+    """A movie rebuilt from a cut one: what ByProducts writes, and its row's words."""
+    header: bytes               # the rebuilt movie's ftyp, moov and mdat header
+    runs: list                  # the (offset, size) of the dump's bytes after it, in order
+    pictures: int
+    seconds: float
+    reference: str              # the reference's name in OUT
+    sound: str                  # what became of the cut movie's other tracks
+    stop: str                   # where its pictures end, and why
+
+
+def track_timescale(f, track):
+    """The media timescale of track (a Track of the IsoFile f), 0 when unknown."""
+    trak = [box for box in f.children(f.top(MOOV)) if box.name == b"trak"][track.number - 1]
+    mdhd = f.child(trak, b"mdia", b"mdhd")
+    if mdhd is None or mdhd.body + 24 > mdhd.end:
+        return 0
+    return U32.unpack_from(f.buf, mdhd.body + (20 if f.buf[mdhd.body] else 12))[0]
+
+
+def repair_movie(reference, walk, start, first, last, name):
+    """The RepairPlan of the cut movie at start whose mdat payload [first, last) was
+    walked (walk), on reference (a MovieReference, called name): its pictures in
+    their order, and its PCM sound where the bytes between them are whole frames.
+    FormatError when its pictures' order cannot be read."""
+    shown = presentation_order(walk.heads, reference.coding)
+    found, sound, said = pcm_track(reference.f), None, ""
+    chunks = found and sound_chunks(first, walk.pictures, found[1])
+    if chunks:
+        sound, said = found + (chunks,), ", and its sound"
+    elif len(reference.f.tracks()) > 1:
+        said = (", without its sound and other tracks (only PCM sound is found between "
+                "the pictures, as whole frames)")
+    header, runs = repaired_movie_header(reference.f, reference.track, walk.pictures,
+                                         reference.delta, shown, sound)
+    scale = track_timescale(reference.f, reference.track)
+    seconds = len(walk.pictures) * reference.delta / scale if scale else 0.0
+    stop = ("its last whole picture ends at +{:,d}: {}".format(walk.end - start, walk.why)
+            if walk.end < last else "its last picture ends where the carved file does")
+    return RepairPlan(header, runs, len(walk.pictures), seconds, name, said, stop)
 
 
 # The checks. Each takes an IsoFile and returns what is wrong, or None. They run on
@@ -7905,10 +8158,11 @@ REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
                  "model", "datetime", "serial", "pieces",
                  "original_name", "name_source", "fs_time", "sha256")
 NOT_SAVED = "not saved"
-ROW_STATUSES = frozenset([COMPLETE, TRUNCATED, DAMAGED, NOT_SAVED])    # a file's row's
+ROW_STATUSES = frozenset([COMPLETE, TRUNCATED, DAMAGED, REPAIRED, NOT_SAVED])    # a file's row's
 
 SCAN_FINISHED, SCAN_INTERRUPTED = "scan finished", "interrupted"     # the last row's status
-STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged"}
+STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged",
+               REPAIRED: "repaired"}
 CANON_PREFIX = "canon "
 MAX_MODEL_IN_NAME = 40          # a hostile card's 300-character model must not make a name
                                 # longer than a file system allows
@@ -7956,7 +8210,7 @@ def card_path(path):
 # What the tool itself writes at the top of the output directory: a card's file or
 # folder of such a name would take the contact sheet's place (a page a browser runs),
 # the report's, or a verdict's folder. It is saved as "card-NAME" instead.
-RESERVED_TOP = re.compile(r"(index.*\.html|\.?recovercr3.*|damaged|truncated)\Z",
+RESERVED_TOP = re.compile(r"(index.*\.html|\.?recovercr3.*|damaged|truncated|repaired)\Z",
                           re.IGNORECASE | re.DOTALL)
 CARD_PREFIX = "card-"
 
@@ -8474,7 +8728,8 @@ class EarlierRun:
             raise ValueError("a row of it gives a verdict no run gives, or a file no name")
         try:
             for row in rows:
-                extents = [(int(row["offset"]), int(row["size"]))] + parse_runs(row["pieces"])
+                extents = [(int(row["offset"]), 0 if row["status"] == REPAIRED
+                            else int(row["size"]))] + parse_runs(row["pieces"])
                 if any(first < 0 or length < 0 or first + length > dump_size
                        for first, length in extents):
                     raise ValueError
@@ -8893,7 +9148,7 @@ class Dfxml:
         digest = DFXML_DIGEST.format(sha256) if sha256 else ""
         digest += DFXML_VERDICT.format(status=xml_text(status), detail=xml_text(detail))
         runs, at = [], 0
-        for offset, size in pieces_of(carved):
+        for offset, size in pieces_of(carved) if status != REPAIRED else ():
             runs.append(DFXML_BYTE_RUN.format(at=at, offset=offset, size=size))
             at += size
         self._append(DFXML_FILEOBJECT.format(name=xml_text(relpath), size=carved.size,
@@ -9343,6 +9598,8 @@ class Found:
         # camera wrote this one around; it waits for a file starting at its end
         self.lingers = cut_by_next_jpeg(carved)
         self.follower = None
+        self.repair = None          # a cut movie's RepairPlan (see ByProducts.plan)
+        self.repair_note = ""       # what its row says of it
 
     def reported_after(self):
         """Where the scan must be before this file's row is written: its end, or the
@@ -9411,6 +9668,8 @@ class Found:
         notes.extend("lies inside %s at +%d" % inside for inside in self.inside)
         if self.inside_more:
             notes.append("and inside %d more" % self.inside_more)
+        if self.repair_note:
+            notes.append(self.repair_note)
         if self.naming_why:
             notes.append("not named: " + self.naming_why)
         if self.claim.shortened:
@@ -9462,9 +9721,10 @@ class Recorder:
                 report or self.outdir.report_path, e.strerror or e)) from None
 
     def file(self, relpath, carved, status, detail, naming=None, sha256="", said="",
-             when=None, wrote=True):
+             when=None, wrote=True, seconds=None):
         """A file saved (or, in a dry run, that would be) at relpath; said: the
-        log line's first words ("Saving"); when: its time on the card, for its copy."""
+        log line's first words ("Saving"); when: its time on the card, for its copy;
+        seconds: a rebuilt movie's duration (its index is not in the dump)."""
         if said:
             self.log.info("{} {}, size {:,d} B".format(said, self.outdir.path / relpath,
                                                         carved.size))
@@ -9472,7 +9732,7 @@ class Recorder:
         if self.dfxml:
             self.write(self.dfxml.add, relpath, carved, sha256, status, detail,
                        report=self.dfxml.path)
-        self.tile(relpath, carved, status, detail, naming)
+        self.tile(relpath, carved, status, detail, naming, seconds)
         if when:
             self.outdir.set_time(relpath, when)
         self.count(carved, status, wrote)
@@ -9551,12 +9811,12 @@ class Recorder:
         return carved._replace(boxes=[box._replace(offset=box.offset + carved.offset)
                                       for box in walk.boxes])
 
-    def tile(self, relpath, carved, status, detail, naming=None):
+    def tile(self, relpath, carved, status, detail, naming=None, seconds=None):
         """The file's tile on the contact sheet, its thumbnail read from the dump. A
         sheet that cannot be written is given up, with a warning: never the run."""
         if self.sheet is None:
             return
-        thumbnail, seconds = b"", None
+        thumbnail = b""
         first, size = pieces_of(carved)[0]
         try:
             head = self.dump.read(first, min(size, THUMBNAIL_HEAD))
@@ -9621,7 +9881,8 @@ class Recorder:
         parts = []
         for kind, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0])):
             counts = ["%d %s" % (self.kinds[(kind, status)], status)
-                      for status in (COMPLETE, TRUNCATED, DAMAGED) if self.kinds[(kind, status)]]
+                      for status in (COMPLETE, TRUNCATED, DAMAGED, REPAIRED)
+                      if self.kinds[(kind, status)]]
             parts.append("%s %s" % (kind.upper(), ", ".join(counts)))
         return "; ".join(parts)
 
@@ -9661,6 +9922,10 @@ class Recorder:
         if self.kept:
             self.log.info("Kept {:,d} file(s) an earlier run saved in {}: they are not "
                           "written again".format(self.kept, where))
+        if self.by_status[REPAIRED]:
+            self.log.info("%d movie(s) cut before their index was written rebuilt to play "
+                          "again, in %s" % (self.by_status[REPAIRED],
+                                            where / self.outdir.folder(REPAIRED)))
         if found and (self.bytes_written or not self.kept):
             first = self.sheet_written or where
             self.log.info("Wrote {:,d} B ({:.1f} GB) in {}: look first at {}, then in "
@@ -10687,6 +10952,8 @@ class Recovery:
         self.tail = None                        # the Found file running to the dump's end
         self.stopped_by = ""                    # the output error that stopped the run
         self.deferred = collections.deque()     # damaged files to put together at the end
+        self.cut_movies = collections.deque()   # movies cut before their moov: they wait
+                                                # for every complete movie (their references)
         self.reach = []                         # (offset, end) of every file reported
         self.resume_point = None                # (offset, counter) to resume from, when cut short
         self.unfinished = []                    # reported files whose pictures are not out
@@ -10712,6 +10979,7 @@ class Recovery:
                     self.scan()
                     self.settle()
                     self.rejoin_deferred()
+                    self.report_cut_movies()
                     self.resume.drop_superseded()
                     finished = True
                 except (Interrupted, KeyboardInterrupt):
@@ -10811,7 +11079,8 @@ class Recovery:
         files still to be found inside it), and the number names had reached there.
         Every row before it is the one a run never stopped writes."""
         at = min([stopped_at] + self.unfinished + [
-            found.carved.offset for found in itertools.chain(self.pending, self.deferred)])
+            found.carved.offset for found in itertools.chain(self.pending, self.deferred,
+                                                             self.cut_movies)])
         for offset, end in sorted(self.reach, reverse=True):
             if offset < at < end:
                 at = offset
@@ -10968,24 +11237,40 @@ class Recovery:
                 self.pending.popleft()
                 self.deferred.append(found)     # complete, unless another file's there
                 continue
+            if not final and self.by_products.cut_movie(found):
+                self.pending.popleft()
+                self.cut_movies.append(found)
+                found.release(found.whole_inside)
+                continue
 
             status = self._report(found)
             self.pending.popleft()
             self._after_report(found, status, final)
-        while final and self.deferred and pos is None:
-            found = self.deferred[0]
-            if record:
-                self._after_report(found, self._report(found), final)
-            else:
-                self.outdir.release(found.claim)
-            self.deferred.popleft()
+        for waiting in (self.deferred, self.cut_movies):
+            while final and waiting and pos is None:
+                found = waiting[0]
+                if record:
+                    self._after_report(found, self._report(found), final)
+                else:
+                    self.outdir.release(found.claim)
+                waiting.popleft()
+
+    def report_cut_movies(self):
+        """Report the movies cut before their moov was written, now that every
+        complete movie of the card, the references they are rebuilt on, is known."""
+        while self.cut_movies:
+            self.stop.check()
+            found = self.cut_movies[0]
+            status = self._report(found)
+            self.cut_movies.popleft()
+            self._after_report(found, status)
 
     def _after_report(self, found, status, final=False):
         """What a broken file still gives (see ByProducts). Not once a stop is asked
         for (final: the run is being stopped): a run resumed from this one begins at
         this file."""
-        pictures, salvage = self.by_products.wanted(found, status)
-        if not (pictures or salvage):
+        pictures, salvage, repair = self.by_products.wanted(found, status)
+        if not (pictures or salvage or repair):
             return
         self.unfinished.append(found.carved.offset)
         if final:
@@ -10995,6 +11280,8 @@ class Recovery:
             self.by_products.picture(found, status)
         if salvage:
             self.by_products.salvage(found, status)
+        if repair:
+            self.by_products.repair(found, status)
         self.unfinished.pop()
 
     def _defer(self, found):
@@ -11103,7 +11390,9 @@ class Recovery:
     def _report(self, found):
         """Report found (see Placing); what a complete file's bytes and every file's
         reach tell the rest of the run. Its status."""
+        self.by_products.plan(found)        # before its row, which says it
         status = self.placing.report(found)
+        self.by_products.seen(found, status)
         if status != NOT_SAVED:
             carved = found.carved
             pieces = pieces_of(carved)
@@ -11132,13 +11421,147 @@ class ByProducts:
         self.options = options
         self.recorder = recorder
         self.resume = resume
+        # the complete movies reported so far, a cut one's references: (offset, size,
+        # relpath), and the MovieReference of each once read (None: it cannot be one)
+        self.movies = [(int(row["offset"]), int(row["size"]), row["file"])
+                       for row in (resume.earlier.carried_files if resume.earlier else [])
+                       if row["status"] == COMPLETE and row["type"] in REPAIRABLE_MOVIES]
+        self.references = {}
+
+    def seen(self, found, status):
+        """Remember found, reported as status, when it is a complete movie."""
+        carved = found.carved
+        if status == COMPLETE and carved.type in REPAIRABLE_MOVIES and not carved.pieces:
+            self.movies.append((carved.offset, carved.size,
+                                self.outdir.relpath(status, found.claim.name)))
+
+    @staticmethod
+    def cut_movie(found):
+        """True for a movie whose mdat is there and moov is not: cut before its
+        camera wrote its index (at the end of the recording)."""
+        carved = found.carved
+        names = {box.name for box in carved.boxes}
+        return (carved.type in REPAIRABLE_MOVIES and carved.status != COMPLETE
+                and MDAT in names and MOOV not in names)
+
+    def plan(self, found):
+        """Find how a movie cut before its index was written is rebuilt (found.repair,
+        a RepairPlan), or why it is not (found.repair_note), before its row is written."""
+        if not self.cut_movie(found):
+            return
+        carved = found.carved
+        mdat = next(box for box in carved.boxes if box.name == MDAT)
+        last = (carved.pieces[0][0] + carved.pieces[0][1]) if carved.pieces else carved.end
+        if found.held:
+            last = min(last, carved.offset + found.first_held[1])
+        references = []
+        for offset, size, relpath in self.movies:
+            if offset not in self.references:
+                try:
+                    self.references[offset] = movie_reference(self.dump.read, offset, size)
+                except ReadError:
+                    self.references[offset] = None
+            if self.references[offset] is not None:
+                references.append((self.references[offset], relpath))
+        try:
+            ftyp = self.dump.read(carved.offset, carved.boxes[0].size)
+            reference, walk = repair_plan(self.dump.read, ftyp, mdat.body, last,
+                                          [reference for reference, _ in references],
+                                          table_budget(last - carved.offset))
+            if reference is None:
+                found.repair_note = "not rebuilt: %s" % walk
+                return
+            found.repair = repair_movie(reference, walk, carved.offset, mdat.body, last, next(
+                relpath for known, relpath in references if known is reference))
+        except (FormatError, ReadError, struct.error) as e:
+            found.repair_note = "not rebuilt: %s" % e
+            return
+        found.repair_note = ("a movie cut before its index was written: its pictures "
+                             "are rebuilt beside it, in %s/" % STATUS_DIRS[REPAIRED])
+
+    def repair(self, found, status):
+        """Write the movie rebuilt from the cut movie found (see plan), in repaired/:
+        the index built for its pictures, then their bytes from the dump."""
+        plan, container = found.repair, self.outdir.relpath(status, found.claim.name)
+        stem, dot, ext = found.claim.name.rpartition(".")
+        base = "%s.%s%s%s" % (stem, REPAIRED, dot, ext) if dot else found.claim.name + ".repaired"
+        size = len(plan.header) + sum(length for _, length in plan.runs)
+        carved = found.carved._replace(offset=plan.runs[0][0], size=size, status=REPAIRED,
+                                       boxes=[], embedded=(), pictures=(), pieces=(), sha256=())
+        detail = ("the {:,d} pictures ({:.1f} s) of {}, a movie cut before its index was "
+                  "written, with an index built on that of {}{}; {}".format(
+                      plan.pictures, plan.seconds, container, plan.reference, plan.sound,
+                      plan.stop))
+        holed = self.recorder.holed(carved._replace(pieces=tuple(plan.runs)), REPAIRED, "")
+        if holed[0] != REPAIRED:
+            detail += "; " + holed[1]
+        if self.outdir.dry_run:
+            self.recorder.file(self.outdir.relpath(REPAIRED, base), carved, REPAIRED, detail,
+                               said="Would save", seconds=plan.seconds)
+            return
+        kept = self._kept_repair(found, carved, plan)
+        if kept:
+            relpath, sha256 = kept
+        else:
+            names = itertools.chain([base], (numbered(base, n) for n in itertools.count(2)))
+            claim = self.outdir.claim(names)
+            digest = hashlib.sha256(plan.header)
+            try:
+                try:
+                    write_all(claim.fd, plan.header)
+                    for offset, length in plan.runs:
+                        self.dump.copy_to(claim.fd, offset, length, self.stop.check, digest)
+                    claim.close()
+                except BaseException:
+                    self.outdir.release(claim)
+                    raise
+                relpath = self.outdir.finish(claim, REPAIRED)
+            except ReadError as e:
+                self.recorder.failed += 1
+                self.log.error("%s not saved: %s" % (self.outdir.path_of(REPAIRED, base), e))
+                return
+            except OSError as e:
+                if e.errno in OUTPUT_GONE:
+                    raise output_error(e, self.outdir.path) from None
+                self.recorder.failed += 1
+                self.log.error("cannot write %s: %s" % (self.outdir.path_of(REPAIRED, base),
+                                                        e.strerror or e))
+                return
+            sha256 = digest.hexdigest()
+        try:
+            self.recorder.file(relpath, carved, REPAIRED, detail, sha256=sha256,
+                               said="Kept, as an earlier run saved it:" if kept else "Saving",
+                               wrote=not kept, seconds=plan.seconds)
+        except OutputError:
+            if not kept:
+                self.outdir.unfinish(relpath)
+            raise
+
+    def _kept_repair(self, found, carved, plan):
+        """(relpath, sha256) of the earlier run's copy of this rebuilt movie, when it
+        is still there and the same bytes; else None."""
+        row = self.resume.earlier.saved_at(carved.offset, carved.type) \
+            if found.earlier is not None and self.resume.earlier else None
+        if (row is None or row["status"] != REPAIRED or int(row["size"]) != carved.size
+                or not self.resume.copy_is_there(row)):
+            return None
+        digest = hashlib.sha256(plan.header)
+        try:
+            self.dump.digest(plan.runs, self.stop.check, digest)
+        except ReadError:
+            return None
+        if digest.hexdigest() != row["sha256"]:
+            return None
+        self.recorder.kept += 1
+        return self.outdir.move(row["file"], REPAIRED, name_in(row)), row["sha256"]
 
     def wanted(self, found, status):
-        """(a picture to take out, a 7z to salvage) of found, reported as status."""
+        """(a picture to take out, a 7z to salvage, a cut movie to rebuild) of found,
+        reported as status."""
         broken = status not in (COMPLETE, NOT_SAVED)
         pictures = broken and bool(found.carved.pictures)
         salvage = broken and found.carved.type == "7z" and not self.outdir.dry_run
-        return pictures, salvage
+        return pictures, salvage, broken and found.repair is not None
 
     def picture(self, found, status):
         """Write the best whole picture inside the broken file found beside it."""

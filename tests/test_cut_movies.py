@@ -6,15 +6,20 @@ The corpus movies here are whole: their moov is what says where each picture is,
 walk of their mdat that ignores it can be held to it exactly. ffmpeg makes the H.264
 and HEVC movies with B pictures (shown in another order than decoded)."""
 
+import functools
+import pathlib
 import shutil
+import struct
 import subprocess
+import tempfile
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import recovercr3 as r
-from dumpkit import corpus_file
+from conftest import recover, run_cli
+from dumpkit import build_dump, corpus_file, sha256
 
 needs_ffmpeg = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
 
@@ -28,12 +33,36 @@ def video(f):
     return next(track for track in f.tracks() if track.entry in r.NAL_SAMPLE_ENTRIES)
 
 
+def reader(data):
+    """read(offset, size) over data, as the dump gives its bytes."""
+    return lambda offset, size: bytes(data[offset:offset + size])
+
+
 def coding_of(data):
     """The VideoCoding a reference movie's video track gives, learnt from its samples."""
-    _, f = parsed(data)
-    track = video(f)
-    config = next(track.entry_boxes[name] for name in r.NAL_CONFIGS if name in track.entry_boxes)
-    return r.learnt_coding(data, track.samples(), r.video_coding(data, config))
+    return r.movie_reference(reader(data), 0, len(data)).coding
+
+
+def walk(data, start, end, coding, most=10 ** 6):
+    return r.walk_cut_movie(reader(data), start, end, coding, most)
+
+
+PROOF = 16      # bytes of the next picture that hold its first units' headers
+
+
+def whole_pictures(f, cut):
+    """The (offset, size) of the pictures of f's video track a walk of its data cut
+    at cut gives: those wholly before it, but the last when what follows it does
+    not prove it whole: nothing, or the next picture's start (at least its first
+    units' headers), after other tracks' whole chunks, if any. Other bytes (another
+    track's chunk, cut) may be the picture's own, run into old data: it is left out."""
+    samples = list(video(f).samples())
+    whole = [(offset, size) for offset, size in samples if offset + size <= cut]
+    after = whole[-1][0] + whole[-1][1] if whole else cut
+    following = min([offset for offset, _ in samples if offset >= after] + [cut])
+    if after < cut and cut - following < PROOF:
+        whole.pop()
+    return whole
 
 
 def walked(data, reference, fraction):
@@ -42,9 +71,8 @@ def walked(data, reference, fraction):
     carved, f = parsed(data)
     mdat = next(box for box in carved.boxes if box.name == r.MDAT)
     cut = mdat.body + int((mdat.end - mdat.body) * fraction)
-    pictures = r.walk_cut_video(data, mdat.body, cut, coding_of(reference), 10 ** 6)
-    truth = [(offset, size) for offset, size in video(f).samples() if offset + size <= cut]
-    return pictures, truth
+    pictures = walk(data, mdat.body, cut, coding_of(reference)).pictures
+    return pictures, whole_pictures(f, cut)
 
 
 @pytest.mark.parametrize("fraction", [0.13, 0.5, 0.77, 1.0])
@@ -65,9 +93,9 @@ def test_a_walk_begins_at_a_key_picture_and_learns_the_headers_of_the_reference(
     carved, f = parsed(gopro)
     samples = list(video(f).samples())
     keys = [index for index, (offset, size) in enumerate(samples)
-            if r.walk_cut_video(gopro, offset, offset + size, coding, 1)]
+            if walk(gopro, offset, offset + size, coding, 1).pictures]
     assert len(keys) == 46 and keys[0] == 0
-    pictures = r.walk_cut_video(gopro, samples[1][0], carved.size, coding, 3)
+    pictures = walk(gopro, samples[1][0], carved.size, coding, 3).pictures
     assert [(offset, size) for offset, size, _ in pictures] == samples[keys[1]:keys[1] + 3]
 
 
@@ -75,7 +103,7 @@ def test_a_walk_begins_at_a_key_picture_and_learns_the_headers_of_the_reference(
 @given(st.binary(max_size=600), st.sampled_from([1, 2, 4]), st.booleans())
 def test_random_bytes_never_crash_the_walk(data, length_size, hevc):
     coding = r.VideoCoding(length_size, hevc, frozenset([0]))
-    pictures = r.walk_cut_video(data, 0, len(data), coding, 100)
+    pictures = walk(data, 0, len(data), coding, 100).pictures
     assert all(0 <= offset and offset + size <= len(data) for offset, size, _ in pictures)
 
 
@@ -85,6 +113,8 @@ def ffmpeg_movie(path, seconds, codec, size="320x240", inband=False, sound="aac"
     some cameras write)."""
     options = {"h264": ["-c:v", "libx264", "-g", "25", "-bf", "2"]
                + (["-x264-params", "repeat-headers=1"] if inband else []),
+               "h264-slices": ["-c:v", "libx264", "-g", "25", "-bf", "2", "-x264-params",
+                               "slices=4"],
                "hevc": ["-c:v", "libx265", "-x265-params", "log-level=error:bframes=3:keyint=25",
                         "-tag:v", "hvc1"]}[codec]
     made = subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
@@ -129,17 +159,18 @@ def test_a_cut_movie_rebuilt_on_a_references_moov_plays_its_pictures(tmp_path, c
     suffix = ".mp4" if sound == "aac" else ".mov"
     reference = ffmpeg_movie(tmp_path / ("ref" + suffix), 2, codec, sound=sound)
     movie = ffmpeg_movie(tmp_path / ("movie" + suffix), 5, codec, sound=sound)
-    pictures, truth = walked(movie, reference, fraction)
-    assert [(offset, size) for offset, size, _ in pictures] == truth
-    _, f = parsed(reference)
-    track = video(f)
-    stts = f.child([box for box in f.children(f.top(r.MOOV)) if box.name == b"trak"][
-        track.number - 1], b"mdia", b"minf", b"stbl", b"stts")
-    delta = r.U32.unpack_from(reference, stts.body + 12)[0]
-    shown = r.presentation_order(movie, pictures, coding_of(reference))
+    found = r.movie_reference(reader(reference), 0, len(reference))
+    carved, _ = parsed(movie)
+    mdat = next(box for box in carved.boxes if box.name == r.MDAT)
+    cut = mdat.body + int((mdat.end - mdat.body) * fraction)
+    walked = walk(movie, mdat.body, cut, found.coding)
+    pictures = walked.pictures
+    assert [(offset, size) for offset, size, _ in pictures] == whole_pictures(
+        parsed(movie)[1], cut)
+    f, track, delta = found.f, found.track, found.delta
+    shown = r.presentation_order(walked.heads, found.coding)
     found = r.pcm_track(f)
     assert (found is None) == (sound == "aac")
-    mdat = next(box for box in parsed(movie)[0].boxes if box.name == r.MDAT)
     chunks = found and r.sound_chunks(mdat.body, pictures, found[1])
     header, runs = r.repaired_movie_header(f, track, pictures, delta, shown,
                                            found and found + (chunks,))
@@ -169,23 +200,197 @@ def plan_for(tmp_path, reference_args, cut_args):
     carved = carved_at(movie, 0)
     mdat = next(box for box in carved.boxes if box.name == r.MDAT)
     buf = reference + movie[:(mdat.body + mdat.end) // 2]
-    found = r.movie_reference(buf, 0, carved_at(buf, 0))
-    return r.repair_plan(buf, movie[:carved.boxes[0].size], len(reference) + mdat.body,
+    found = r.movie_reference(reader(buf), 0, len(reference))
+    return r.repair_plan(reader(buf), movie[:carved.boxes[0].size], len(reference) + mdat.body,
                          len(buf), [found], 10 ** 6)
+
+
+OTHER_MODE = "its pictures are not of the size of those of the movies with its ftyp (another mode)"
 
 
 @needs_ffmpeg
 @pytest.mark.parametrize("reference_args, cut_args, why", [
     (("h264",), ("h264",), None),
-    (("h264", "640x480"), ("h264",), None),     # (not told apart: see repair_plan)
+    (("hevc",), ("hevc",), None),
     (("h264",), ("hevc",), "no complete movie of the card has its ftyp"),
     (("h264", "320x240", True), ("h264", "640x480", True),
-     "its own parameter sets are not its reference's"),
+     "its own parameter sets are not those of the movies of the card with its ftyp"),
+    # the same SPS field widths, not repeated in the stream: the pictures' sizes
+    (("h264", "640x480"), ("h264",), OTHER_MODE),
+    (("h264",), ("h264", "640x480"), OTHER_MODE),
+    (("hevc", "640x480"), ("hevc",), OTHER_MODE),
 ])
 def test_a_cut_movie_takes_a_reference_coded_as_it_is(tmp_path, reference_args, cut_args,
                                                       why):
-    reference, pictures = plan_for(tmp_path, reference_args, cut_args)
+    reference, walked = plan_for(tmp_path, reference_args, cut_args)
     if why is None:
-        assert reference is not None and len(pictures) > 10
+        assert reference is not None and len(walked.pictures) > 10
     else:
-        assert (reference, pictures) == (None, why)
+        assert (reference, walked) == (None, why)
+
+
+# The whole run: a card's dump with a complete movie (the reference) and one cut by a
+# dead battery, carved and rebuilt by recovercr3 as a user runs it. No complete movie
+# of a camera's is in the corpora but these: the cut one is a copy of a whole movie
+# with its moov taken out, cut at a random point, its mdat's size as the camera
+# opened it (0, a 64-bit 0, or the size it meant to reach).
+
+MDAT_OPENED = {"zero": struct.pack(">I4s", 0, b"mdat"),
+               "large zero": struct.pack(">I4sQ", 1, b"mdat", 0),
+               "meant": struct.pack(">I4sQ", 1, b"mdat", 1 << 32)}
+
+
+def cut_by_battery(movie, fraction, opened):
+    """(movie's bytes as a camera leaves them when it stops at fraction of its mdat:
+    the boxes before mdat but moov, the mdat opened as opened says, its data up to
+    there; where that data begins; the whole pictures it holds, in the dump's order:
+    [(offset, size)] from the cut movie's start)."""
+    carved, f = parsed(movie)
+    mdat = next(box for box in carved.boxes if box.name == r.MDAT)
+    head = b"".join(movie[box.offset:box.end] for box in carved.boxes
+                    if box.offset < mdat.offset and box.name != r.MOOV)
+    cut = mdat.body + int((mdat.end - mdat.body) * fraction)
+    shift = len(head) + len(MDAT_OPENED[opened]) - mdat.body
+    whole = [(offset + shift, size) for offset, size in whole_pictures(f, cut)]
+    return head + MDAT_OPENED[opened] + movie[mdat.body:cut], mdat.body + shift, whole
+
+
+@functools.lru_cache(maxsize=None)
+def camera_movie(kind):
+    """(a reference, another movie of the same camera and mode) of kind: corpus
+    movies (a second recording: the same file) or ffmpeg's."""
+    if kind == "gopro":
+        movie = corpus_file("gopro_karma.mp4")
+        return movie, movie
+    if kind == "iphone":
+        movie = corpus_file("nomexif_meta.mov")
+        return movie, movie
+    if not shutil.which("ffmpeg"):
+        pytest.skip("needs ffmpeg")
+    codec, sound, suffix, inband = {"h264 aac": ("h264", "aac", ".mp4", False),
+                                    "hevc aac": ("hevc", "aac", ".mp4", False),
+                                    "h264 pcm": ("h264", "pcm", ".mov", False),
+                                    "h264 slices": ("h264-slices", "aac", ".mp4", False)}[kind]
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="cut-movies-"))
+    return (ffmpeg_movie(folder / ("ref" + suffix), 2, codec, sound=sound, inband=inband),
+            ffmpeg_movie(folder / ("movie" + suffix), 4, codec, sound=sound, inband=inband))
+
+
+def played(path):
+    """What ffmpeg says decoding path through: "" when it plays."""
+    return subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                          capture_output=True, text=True).stderr
+
+
+@needs_ffmpeg
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fraction=st.floats(0.03, 1.0), opened=st.sampled_from(sorted(MDAT_OPENED)))
+@pytest.mark.parametrize("kind", ["gopro", "iphone", "h264 aac", "hevc aac", "h264 pcm",
+                                  "h264 slices"])
+def test_a_movie_cut_by_a_dead_battery_plays_again(tmp_path_factory, kind, fraction, opened):
+    # the GoPro's has its sound, timecode and GPS (gpmd) tracks; the iPhone's its
+    # sound and metadata; ffmpeg's H.264 and HEVC with B pictures, AAC or PCM sound,
+    # and an H.264 of four slices a picture (a cut picture is left out whole)
+    reference, movie = camera_movie(kind)
+    cut, first, whole = cut_by_battery(movie, fraction, opened)
+    work = tmp_path_factory.mktemp("card")
+    at = build_dump(work / "card.img", 8192, reference, 4096 - len(reference) % 4096, cut)[1]
+    outcome = recover(work / "card.img", work / "out")
+    rows = {row["status"]: row for row in outcome.rows}
+    assert outcome.rc == 0
+    assert rows["complete"]["file"] == "img1" + SUFFIX[kind]
+    assert sha256((work / "out" / rows["truncated"]["file"]).read_bytes()) == sha256(cut)
+    if not whole:                       # not one whole picture: nothing to rebuild
+        assert "not rebuilt" in rows["truncated"]["detail"] and "repaired" not in rows
+        return
+    assert "rebuilt beside it" in rows["truncated"]["detail"]
+    repaired = work / "out" / rows["repaired"]["file"]
+    assert rows["repaired"]["file"] == "repaired/img2.repaired" + SUFFIX[kind]
+    assert rows["repaired"]["detail"].startswith(
+        "the {:,d} pictures".format(len(whole)))
+    assert played(repaired) == ""
+    # its mdat holds the cut movie's pictures, byte for byte (and PCM sound, its
+    # bytes before and between them: all of its data up to its last whole picture)
+    data = repaired.read_bytes()
+    payload = cut[first:whole[-1][0] + whole[-1][1]] if kind == "h264 pcm" else \
+        b"".join(cut[offset:offset + size] for offset, size in whole)
+    assert data.endswith(r.BOX_HEADER.pack(len(payload) + 8, r.MDAT) + payload)
+    got, original = frames(repaired), frames_of(movie, SUFFIX[kind])
+    assert len(got) == len(whole)
+    assert {time: original[time] for time in got} == got
+
+
+SUFFIX = {"gopro": ".mp4", "iphone": ".mov", "h264 aac": ".mp4", "hevc aac": ".mp4",
+          "h264 pcm": ".mov", "h264 slices": ".mp4"}
+
+
+@functools.lru_cache(maxsize=None)
+def frames_of(movie, suffix):
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="cut-movies-"))
+    (folder / ("movie" + suffix)).write_bytes(movie)
+    return frames(folder / ("movie" + suffix))
+
+
+def card_with(work, *movies):
+    """A dump of movies (bytes), each on a 4 KiB cluster, and the run's Outcome."""
+    parts = [8192]
+    for movie in movies:
+        parts += [movie, -len(movie) % 4096 or 4096]
+    build_dump(work / "card.img", *parts[:-1])
+    return recover(work / "card.img", work / "out")
+
+
+@needs_ffmpeg
+def test_a_cut_movie_is_rebuilt_on_a_reference_found_after_it(tmp_path):
+    # the battery died in the first movie; the camera went on with a new one after
+    # it: the cut movie waits for the end of the scan, when every movie is known
+    reference, movie = camera_movie("h264 aac")
+    cut, _, whole = cut_by_battery(movie, 0.5, "zero")
+    outcome = card_with(tmp_path, cut, reference)
+    rows = {row["status"]: row for row in outcome.rows}
+    assert rows["repaired"]["file"] == "repaired/img1.repaired.mp4"
+    assert "an index built on that of img2.mp4" in rows["repaired"]["detail"]
+    assert played(tmp_path / "out" / rows["repaired"]["file"]) == ""
+    assert len(frames(tmp_path / "out" / rows["repaired"]["file"])) == len(whole)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("reference_args, why", [
+    (None, "no complete movie of the card has its ftyp"),
+    (("hevc",), "no complete movie of the card has its ftyp"),
+    (("h264", "640x480"), OTHER_MODE),
+])
+def test_a_cut_movie_without_its_cameras_reference_is_left_as_it_is(tmp_path, reference_args,
+                                                                   why):
+    movie = ffmpeg_movie(tmp_path / "movie.mp4", 3, "h264")
+    cut, _, _ = cut_by_battery(movie, 0.7, "zero")
+    others = [ffmpeg_movie(tmp_path / "ref.mp4", 2, *reference_args)] if reference_args else []
+    outcome = card_with(tmp_path, *others, cut)
+    (row,) = [row for row in outcome.rows if row["status"] != "complete"]
+    assert row["status"] == "truncated" and row["detail"].endswith("; not rebuilt: " + why)
+    assert sha256((tmp_path / "out" / row["file"]).read_bytes()) == sha256(cut)
+    assert not (tmp_path / "out" / "repaired").exists()
+
+
+@needs_ffmpeg
+def test_a_rebuilt_movie_is_kept_by_the_next_run_and_shown_on_the_sheet(tmp_path):
+    reference, movie = camera_movie("h264 pcm")
+    cut, _, whole = cut_by_battery(movie, 0.6, "meant")
+    first = card_with(tmp_path, reference, cut)
+    (repaired,) = [row for row in first.rows if row["status"] == "repaired"]
+    seconds = len(whole) / 25
+    assert repaired["detail"].startswith("the {:,d} pictures ({:.1f} s)".format(
+        len(whole), seconds))
+    assert "and its sound" in repaired["detail"]
+    sheet = (tmp_path / "out" / "index.html").read_text()
+    assert "repaired/img2.repaired.mov" in sheet
+    dry = run_cli("-i", tmp_path / "card.img", "-o", tmp_path / "dry", "--dry-run")
+    assert "Would save %s" % (tmp_path / "dry" / "repaired" / "img2.repaired.mov") in dry.stderr
+    assert not (tmp_path / "dry" / "repaired").exists()
+    again = recover(tmp_path / "card.img", tmp_path / "out")
+    assert "Kept, as an earlier run saved it: %s" % (
+        tmp_path / "out" / "repaired" / "img2.repaired.mov") in again.log
+    assert sorted(p.name for p in (tmp_path / "out" / "repaired").iterdir()) == [
+        "img2.repaired.mov"]
+    assert "Nothing new since the last run" in again.log     # the same rows, as they were
+    assert sha256((tmp_path / "out" / repaired["file"]).read_bytes()) == repaired["sha256"]
