@@ -91,19 +91,25 @@ truncated
     the dump ends inside the file: what it holds is saved, the rest is missing.
 damaged
     something the format needs is missing or inconsistent, or other files lie inside it.
+repaired
+    a movie the tool rebuilt from one cut before its camera wrote its index: it plays.
 not saved
     found, but not written (disk full, too large, a read error, a stop): its row says why.
 
-Complete files go to the output directory itself, the others to truncated/ and
-damaged/. A file that runs to the end of the dump is cut where the next file found
-inside it begins (its extent holds that file's bytes), so every byte of the dump is
-written once. The search goes on inside every carved file: a whole file found there
-is saved too ("lies inside imgN"), and the outer one, which holds it, is damaged -
-unless it is put back together: around the whole files inside it, through its FAT
-chain, or from its own tables or MCUs, complete only when its checks read across
-every join. The best whole picture inside a broken CR3 or CRM is written beside it
-(damaged/img3.cr3.jpg); a cut 7z's first LZMA stream is decoded and carved in turn
-(imgN.7z.salvaged, imgN.7z.salvaged.files/).
+Complete files go to the output directory itself, the others to truncated/, damaged/
+and repaired/. A file that runs to the end of the dump is cut where the next file
+found inside it begins (its extent holds that file's bytes), so every byte of the
+dump is written once. The search goes on inside every carved file: a whole file
+found there is saved too ("lies inside imgN"), and the outer one, which holds it, is
+damaged - unless it is put back together: around the whole files inside it, through
+its FAT chain, or from its own tables or MCUs, complete only when its checks read
+across every join. The best whole picture inside a broken CR3 or CRM is written
+beside it (damaged/img3.cr3.jpg); a cut 7z's first LZMA stream is decoded and carved
+in turn (imgN.7z.salvaged, imgN.7z.salvaged.files/). A movie whose camera stopped
+before writing its index (a dead battery, a pulled card) is rebuilt on the index of
+a complete movie of the card with the same brands and coding:
+repaired/img2.repaired.mp4 holds its whole pictures, and its sound where it is PCM;
+img2.mp4 stays as carved.
 
 Options
 -------
@@ -317,10 +323,9 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bo
            "__version__", "walk_boxes", "walk_jpeg", "walk_tiff", "windows_device",
            "write_state", "X3F_MAGIC",
            # a movie cut before its moov
-           "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "REPAIRED", "U32",
-           "VideoCoding", "learnt_coding", "movie_reference", "pcm_track",
-           "presentation_order", "repair_plan", "repaired_movie_header", "sound_chunks",
-           "video_coding", "walk_cut_movie"]
+           "BOX_HEADER", "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "REPAIRED",
+           "U32", "VideoCoding", "movie_reference", "pcm_track", "presentation_order",
+           "repair_plan", "repaired_movie_header", "sound_chunks", "walk_cut_movie"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
@@ -2911,6 +2916,16 @@ def header_file(read, start, size):
         return IsoFile(buf, 0, size, boxes, read_ftyp(buf, 0, len(buf)))
     except FormatError:
         return None
+
+
+def reference_key(reference):
+    """What makes two movies references of the same coding: the sample entries of
+    all their tracks (stsd), and their pictures' duration."""
+    f = reference.f
+    traks = [box for box in f.children(f.top(MOOV)) if box.name == b"trak"]
+    entries = [f.child(trak, b"mdia", b"minf", b"stbl", b"stsd") for trak in traks]
+    return b"".join(bytes(f.buf[box.offset:box.end]) for box in entries if box is not None) \
+        + U32.pack(reference.delta)
 
 
 def median(values):
@@ -11426,7 +11441,34 @@ class ByProducts:
         self.movies = [(int(row["offset"]), int(row["size"]), row["file"])
                        for row in (resume.earlier.carried_files if resume.earlier else [])
                        if row["status"] == COMPLETE and row["type"] in REPAIRABLE_MOVIES]
+        # what each movie's index says of its coding (b"": it cannot be a reference),
+        # and the first reference of each coding: a card of a thousand movies of a
+        # camera gives a few (its modes), so memory stays small and a cut movie is
+        # walked once a mode
+        self.codings = {}
         self.references = {}
+
+    def references_for(self, ftyp):
+        """[(MovieReference, its relpath)] of the complete movies reported so far
+        whose ftyp is ftyp (bytes), one of each coding (their sample entries and
+        picture duration)."""
+        found = {}
+        for offset, size, relpath in self.movies:
+            if self.dump.read(offset, len(ftyp)) != ftyp:
+                continue
+            if offset not in self.codings:
+                try:
+                    reference = movie_reference(self.dump.read, offset, size)
+                except ReadError:
+                    reference = None
+                key = reference_key(reference) if reference is not None else b""
+                self.codings[offset] = key
+                if key:
+                    self.references.setdefault(key, (reference, relpath))
+            key = self.codings[offset]
+            if key:
+                found.setdefault(key, self.references[key])
+        return list(found.values())
 
     def seen(self, found, status):
         """Remember found, reported as status, when it is a complete movie."""
@@ -11454,17 +11496,9 @@ class ByProducts:
         last = (carved.pieces[0][0] + carved.pieces[0][1]) if carved.pieces else carved.end
         if found.held:
             last = min(last, carved.offset + found.first_held[1])
-        references = []
-        for offset, size, relpath in self.movies:
-            if offset not in self.references:
-                try:
-                    self.references[offset] = movie_reference(self.dump.read, offset, size)
-                except ReadError:
-                    self.references[offset] = None
-            if self.references[offset] is not None:
-                references.append((self.references[offset], relpath))
         try:
             ftyp = self.dump.read(carved.offset, carved.boxes[0].size)
+            references = self.references_for(ftyp)
             reference, walk = repair_plan(self.dump.read, ftyp, mdat.body, last,
                                           [reference for reference, _ in references],
                                           table_budget(last - carved.offset))
@@ -11500,34 +11534,23 @@ class ByProducts:
                                said="Would save", seconds=plan.seconds)
             return
         kept = self._kept_repair(found, carved, plan)
-        if kept:
-            relpath, sha256 = kept
-        else:
-            names = itertools.chain([base], (numbered(base, n) for n in itertools.count(2)))
-            claim = self.outdir.claim(names)
-            digest = hashlib.sha256(plan.header)
+
+        def fill(claim, digest):
             try:
-                try:
-                    write_all(claim.fd, plan.header)
-                    for offset, length in plan.runs:
-                        self.dump.copy_to(claim.fd, offset, length, self.stop.check, digest)
-                    claim.close()
-                except BaseException:
-                    self.outdir.release(claim)
-                    raise
-                relpath = self.outdir.finish(claim, REPAIRED)
-            except ReadError as e:
-                self.recorder.failed += 1
-                self.log.error("%s not saved: %s" % (self.outdir.path_of(REPAIRED, base), e))
-                return
-            except OSError as e:
-                if e.errno in OUTPUT_GONE:
-                    raise output_error(e, self.outdir.path) from None
-                self.recorder.failed += 1
-                self.log.error("cannot write %s: %s" % (self.outdir.path_of(REPAIRED, base),
-                                                        e.strerror or e))
-                return
-            sha256 = digest.hexdigest()
+                digest.update(plan.header)
+                write_all(claim.fd, plan.header)
+                for offset, length in plan.runs:
+                    self.dump.copy_to(claim.fd, offset, length, self.stop.check, digest)
+                claim.close()
+            except BaseException:
+                self.outdir.release(claim)
+                raise
+
+        written = kept or self._write(itertools.chain([base], (
+            numbered(base, n) for n in itertools.count(2))), REPAIRED, base, fill)
+        if written is None:
+            return
+        relpath, sha256 = written
         try:
             self.recorder.file(relpath, carved, REPAIRED, detail, sha256=sha256,
                                said="Kept, as an earlier run saved it:" if kept else "Saving",
@@ -11598,10 +11621,17 @@ class ByProducts:
     def _write_picture(self, carved, names, status, base):
         """(relpath, sha256) of the picture carved, written under the first free of
         names; None when it could not be (said)."""
+        return self._write(names, status, base, lambda claim, digest: self.outdir.save(
+            self.dump, carved, claim, self.stop.check, digest))
+
+    def _write(self, names, status, base, fill):
+        """(relpath, sha256) of a by-product written by fill(claim, digest) under the
+        first free of names, in the folder of status; None when it could not be
+        (said). fill releases the claim when it fails."""
         claim = self.outdir.claim(names)
         digest = hashlib.sha256()
         try:
-            self.outdir.save(self.dump, carved, claim, self.stop.check, digest)
+            fill(claim, digest)
             relpath = self.outdir.finish(claim, status)
         except ReadError as e:
             self.recorder.failed += 1
