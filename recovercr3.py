@@ -2268,7 +2268,9 @@ HEVC_KEY = range(16, 24)        # IRAP pictures: IDR, CRA, BLA (and reserved IRA
 HEVC_NEW_PICTURE = frozenset([32, 33, 34, 35, 39, 41, 42, 43, 44] + list(range(48, 56)))
 MAX_NAL_UNIT = 16 << 20         # no camera's picture has a larger one
 MAX_CUT_GAP = 4 << 20           # the most of other tracks' bytes between two pictures
-CUT_GAP_SLACK = 64 << 10        # past twice the most a reference has (see movie_reference)
+CUT_GAP_SLACK = 4 << 10         # past twice the most a reference has (see movie_reference)
+MAX_PICTURE_GROWTH = 4          # a NAL unit of a cut movie: at most this many times
+                                # the reference's largest picture
 
 
 SLICE_HEADER_READ = 16          # bytes of a slice's header read for its first fields
@@ -2286,8 +2288,8 @@ class VideoCoding(NamedTuple):
     sps: object = None          # an AvcSps, or HevcOrder: for its pictures' order
     sps_body: bytes = b""       # its SPS's bytes after the NAL header
     gap: int = MAX_CUT_GAP      # the most bytes of other tracks between two pictures
-    least_gap: int = 1          # the fewest, when there are some
-    largest: int = MAX_NAL_UNIT     # its largest picture
+    least_gap: int = 1          # the fewest, when there are some (half the reference's)
+    largest: int = MAX_NAL_UNIT // 4    # its largest picture
     poc_step: int = 0           # the step between its pictures' order counts (0: unknown)
 
 
@@ -2553,24 +2555,25 @@ def first_slice_pps(header, hevc, kind):
     return found[0] if found is not None and found[0] < 256 else -1
 
 
-def nal_unit_at(buf, pos, end, coding):
+def nal_unit_at(buf, pos, end, coding, scan=True):
     """The NAL unit whose length field begins at pos, when a whole and valid one does
-    (its header, its last byte not 0, no bytes inside that an encoder escapes; a
-    picture's first slice naming one of the coding's parameter sets); else None."""
+    (its header, no larger than MAX_PICTURE_GROWTH times the coding's largest
+    picture, its last byte not 0, no bytes inside that an encoder escapes (not
+    looked for unless scan); a picture's first slice naming one of the coding's
+    parameter sets); else None."""
     length_size, hevc = coding.length_size, coding.hevc
     header = 2 if hevc else 1
     if pos + length_size + header + 1 > end:
         return None
     length = int.from_bytes(buf[pos:pos + length_size], "big")
     payload = pos + length_size
-    if length <= header or length > MAX_NAL_UNIT or payload + length > end:
+    if (length <= header or length > MAX_PICTURE_GROWTH * coding.largest
+            or payload + length > end):
         return None
     first, second = buf[payload], buf[payload + 1]
     if not nal_header_valid(first, second, hevc) or not buf[payload + length - 1]:
         return None
     if coding.headers and bytes(buf[payload:payload + header]) not in coding.headers:
-        return None
-    if NAL_FOREIGN_BYTES.search(buf, payload, payload + length):
         return None
     kind = (first >> 1) & 0x3F if hevc else first & 0x1F
     unit = NalUnit(pos, payload + length, kind, bool(buf[payload + header] & 0x80))
@@ -2581,6 +2584,8 @@ def nal_unit_at(buf, pos, end, coding):
         if (unit.pps not in coding.pps or (not hevc and kind == AVC_IDR
                                            and not first & 0x60)):
             return None                 # no slice's header (an IDR is a reference)
+    if scan and NAL_FOREIGN_BYTES.search(buf, payload, payload + length):
+        return None
     return unit
 
 
@@ -2616,21 +2621,120 @@ def access_unit_at(buf, pos, end, coding):
     return (pos, key) if sliced else None
 
 
-def next_access_unit(buf, pos, end, coding):
-    """(where, its end, key?) of the first access unit at pos or after it, within
-    coding.gap: another track's chunk is skipped byte by byte. None when there is
-    none: the walk ends. A 4-byte length below 16 MiB begins with a 0 byte."""
-    last = min(end, pos + coding.gap)
-    while pos < last:
-        found = access_unit_at(buf, pos, end, coding)
-        if found is not None:
-            return (pos,) + found
-        pos += 1
+# Between two pictures of a cut movie lie other tracks' chunks (sound, timecode, GPS):
+# bytes that may read, by chance, as the start of a picture - a length, a NAL
+# header, a first slice's fields. A picture the walk takes after such a gap must
+# also count on the frame numbers (H.264: one more than the last reference
+# picture's, 7.4.3), begin no nearer than the fewest bytes the reference has there,
+# and, when a later start lies inside its first unit, be the one that the next
+# picture follows.
+
+
+class CutPicture(NamedTuple):
+    at: int
+    end: int
+    key: bool
+    head: object                # its SliceHead
+    sps: bytes                  # the SPS it repeats (after its NAL header), or b""
+    last_ref: object            # the frame_num of the last reference picture, with it
+
+
+def counts_on(head, coding, last_ref):
+    """(True when an H.264 picture's frame_num counts on from last_ref, the frame
+    number of the last reference picture (None: not known yet); the last_ref after
+    it). Always True for HEVC, or without an SPS."""
+    sps = coding.sps
+    if coding.hevc or sps is None:
+        return True, None
+    number = avc_frame_num(head.body, sps)
+    if head.kind == AVC_IDR:
+        fits = number == 0
+    else:
+        fits = last_ref is None or number == (last_ref + 1) % (1 << sps.frame_num_bits)
+    return fits, number if head.header[0] & 0x60 else last_ref
+
+
+def picture_at(buf, pos, end, coding, last_ref):
+    """The CutPicture beginning at pos; None when no access unit does; False when one
+    does whose frame number does not count on from last_ref."""
+    unit = nal_unit_at(buf, pos, end, coding, scan=False)
+    if unit is None:
+        return None
+    if unit.first and is_slice(unit, coding.hevc) and coding.sps is not None:
+        header = 2 if coding.hevc else 1    # the frame number first: a chance start
+        payload = pos + coding.length_size  # may claim megabytes to scan
+        head = SliceHead(unit.kind, bytes(buf[payload:payload + header]), bytes(
+            buf[payload + header:min(unit.end, payload + header + SLICE_HEAD)]))
+        try:
+            if not counts_on(head, coding, last_ref)[0]:
+                return False
+        except FormatError:
+            return None
+    found = access_unit_at(buf, pos, end, coding)
+    if found is None:
+        return None
+    stop, key = found
+    try:
+        head, sps = slice_head(buf, pos, stop - pos, coding)
+        fits, after = counts_on(head, coding, last_ref)
+    except FormatError:
+        return None
+    return CutPicture(pos, stop, key, head, sps, after) if fits else False
+
+
+def starts(buf, pos, last, coding, least):
+    """Where a picture may begin: pos, then from pos + least on, before last (a
+    4-byte length below 16 MiB begins with a 0 byte)."""
+    yield pos
+    at = pos + max(1, least)
+    while at < last:
         if coding.length_size == 4:
-            pos = buf.find(b"\0", pos, last)
-            if pos < 0:
-                return None
-    return None
+            at = buf.find(b"\0", at, last)
+            if at < 0:
+                return
+        yield at
+        at += 1
+
+
+def next_picture(buf, pos, end, coding, last_ref, first=False, careful=True):
+    """(the first CutPicture at pos or after it, past other tracks' chunks (coding.gap
+    bytes at most; MAX_CUT_GAP for the first), or None; True when an access unit
+    right at pos has frame numbers that do not count on: the walk reads the
+    pictures with another SPS than theirs)."""
+    gap, least = (MAX_CUT_GAP, 1) if first else (coding.gap, coding.least_gap)
+    last = min(end, pos + gap)
+    for at in starts(buf, pos, last, coding, least):
+        picture = picture_at(buf, at, end, coding, last_ref)
+        if picture is False and at == pos:
+            return None, True
+        if picture:
+            if at > pos and careful:
+                picture = overlapped(buf, picture, pos, last, end, coding, last_ref, least)
+            return picture, False
+    return None, False
+
+
+def overlapped(buf, picture, pos, last, end, coding, last_ref, least):
+    """picture, found past a gap, or another that begins inside its first NAL unit:
+    the one the next picture follows, when only that one is followed (a start
+    read by chance in other tracks' bytes may have a first unit that swallows the
+    true picture)."""
+    unit = nal_unit_at(buf, picture.at, end, coding)
+    for at in starts(buf, picture.at + 1, min(unit.end, last), coding, 1):
+        if at - pos < least:
+            continue
+        other = picture_at(buf, at, end, coding, last_ref)
+        if other:
+            if not followed(buf, picture, end, coding) and followed(buf, other, end, coding):
+                return other
+            return picture
+    return picture
+
+
+def followed(buf, picture, end, coding):
+    """True when another picture follows picture, or nothing does (buf ends)."""
+    return picture.end >= end or next_picture(buf, picture.end, end, coding,
+                                              picture.last_ref, careful=False)[0] is not None
 
 
 # A cut mdat may be gigabytes: it is walked a window at a time, each window's walk
@@ -2654,6 +2758,7 @@ class CutWalk(NamedTuple):
     own_sps: bytes              # the SPS the first picture repeats (after its header), or b""
     end: int                    # where the walk ended: the end of its last picture
     why: str                    # why it ended there
+    misfit: bool = False        # it ended at a picture whose frame number does not fit
 
 
 def slice_head(buf, offset, size, coding):
@@ -2673,10 +2778,6 @@ def slice_head(buf, offset, size, coding):
                 buf[payload + header:min(unit.end, payload + header + SLICE_HEAD)])), sps
         pos = unit.end
     raise FormatError("the picture at %d has no slice" % offset)
-
-
-MAX_PICTURE_GROWTH = 4         # a cut picture's unit: at most this many times the
-                                # reference's largest picture
 
 
 def cut_picture_at(buf, pos, coding):
@@ -2737,39 +2838,41 @@ def walk_cut_movie(read, start, end, coding, most):
     another track's chunk, in order, at most most; it ends where no picture follows.
     The first must be a key picture (a player starts there): the pictures before it
     are passed over."""
-    pictures, heads, own_sps = [], [], b""
+    pictures, heads, own_sps, last_ref, misfit = [], [], b"", None, False
     base, buf, pos = start, b"", start
     why = "no picture follows"
     while len(pictures) < most:
         if pos - base >= len(buf) - WALK_MARGIN and base + len(buf) < end:
-            base = pos                  # the next window, from where the walk is
-            buf = read(base, min(end, base + WALK_WINDOW) - base)
+            kept = buf[pos - base:]     # the next window, from where the walk is
+            more = read(base + len(buf), min(end, pos + WALK_WINDOW) - base - len(buf))
+            base, buf = pos, kept + more
         whole = base + len(buf) >= end
-        found = next_access_unit(buf, pos - base, len(buf), coding if pictures
-                                 else coding._replace(gap=MAX_CUT_GAP))
-        if found is None:
-            if not whole and len(buf) < min(end, base + WALK_WINDOW) - base:
+        picture, misfit = next_picture(buf, pos - base, len(buf), coding, last_ref,
+                                       first=not pictures)
+        if picture is None:
+            if misfit:
+                why = "the frame numbers of the next picture do not count on"
+            elif not whole and len(buf) < min(end, base + WALK_WINDOW) - base:
                 why = "the card could not be read there"
             elif pictures and not ends_whole(buf, pos - base, coding):
                 del pictures[-1], heads[-1]
                 why = ("the picture after it is left out: no picture follows that one, "
                        "which may run into bytes that are not the movie's")
             break
-        at, stop, key = found
-        if not whole and stop + MAX_NAL_UNIT > len(buf):
+        if not whole and picture.end + MAX_NAL_UNIT > len(buf):
             why = "a picture larger than a camera writes"
             break
-        pos = base + stop
-        if not pictures and not key:
+        pos = base + picture.end
+        if not pictures and not picture.key:
             continue
-        head, sps = slice_head(buf, at, stop - at, coding)
-        own_sps = own_sps if pictures else sps
-        pictures.append((base + at, stop - at, key))
-        heads.append(head)
+        own_sps = own_sps if pictures else picture.sps
+        last_ref = picture.last_ref
+        pictures.append((base + picture.at, picture.end - picture.at, picture.key))
+        heads.append(picture.head)
     else:
         why = "the most pictures a movie is given"
     return CutWalk(pictures, heads, own_sps, pictures[-1][0] + pictures[-1][1]
-                   if pictures else start, why)
+                   if pictures else start, why, misfit)
 
 
 def presentation_order(heads, coding):
@@ -2851,25 +2954,6 @@ def avc_frame_num(body, sps):
     return bits.u(sps.frame_num_bits)
 
 
-def frame_nums_hold(heads, coding):
-    """True when the H.264 pictures' frame_num count as the standard says (7.4.3:
-    0 at an IDR, one more after a reference picture, the same after another):
-    read with a reference's SPS, the pictures of a movie written with other
-    parameter sets seldom do. True for HEVC (nothing to count)."""
-    sps = coding.sps
-    if coding.hevc or sps is None:
-        return True
-    wrap, expected = 1 << sps.frame_num_bits, None
-    for kind, header, body in heads:
-        number = avc_frame_num(body, sps)
-        if kind == AVC_IDR:
-            expected = 0
-        if expected is not None and number not in (expected, (expected + 1) % wrap):
-            return False
-        expected = number if not header[0] & 0x60 else (number + 1) % wrap
-    return True
-
-
 class MovieReference(NamedTuple):
     """A complete movie of the card whose index a cut one may be given."""
     f: object                   # its IsoFile, over its header (header_file)
@@ -2877,6 +2961,7 @@ class MovieReference(NamedTuple):
     coding: object              # its VideoCoding, learnt from its samples
     delta: int                  # its pictures' duration, in its track's timescale
     sizes: tuple                # its picture_sizes
+    rhythm: tuple               # its key_rhythm
 
 
 MAX_MOVIE_HEADER = 64 << 20     # a movie's boxes other than mdat: its moov and ftyp
@@ -2968,12 +3053,12 @@ def movie_reference(read, start, size):
         gap = max(gaps + [0])
         least = min([size for size in gaps if size > 0] or [MAX_CUT_GAP])
         keys = set(read_numbers(f.buf, stss, U32.size)) if stss else None
-        sizes = picture_sizes([length for _, length in samples],
-                              [keys is None or n in keys for n in range(1, len(samples) + 1)])
+        flags = [keys is None or n in keys for n in range(1, len(samples) + 1)]
+        sizes = picture_sizes([length for _, length in samples], flags)
         coding = learnt_coding(read, samples, video_coding(f.buf, config)._replace(
-            gap=min(MAX_CUT_GAP, 2 * gap + CUT_GAP_SLACK), least_gap=least,
+            gap=min(MAX_CUT_GAP, 2 * gap + CUT_GAP_SLACK), least_gap=least // 2,
             largest=max([length for _, length in samples] + [1])))
-        return MovieReference(f, track, coding, runs[0][1], sizes)
+        return MovieReference(f, track, coding, runs[0][1], sizes, key_rhythm(flags))
     except (FormatError, struct.error, IndexError):
         return None
 
@@ -2994,8 +3079,10 @@ def repair_plan(read, ftyp, first, last, references, most):
     """(the reference, its CutWalk) a movie cut before its moov is rebuilt with: of
     the references with the same ftyp (its bytes: brands and version), the one
     whose coding walks furthest in its mdat [first, last), its H.264 frame numbers
-    holding, its own SPS, if it repeats one, the same, and its pictures of the
-    reference's sizes; (None, why) when none fits."""
+    counting on past its first key period, its own SPS, if it repeats one, the
+    same, its pictures of the reference's sizes and its key pictures as often; the
+    first of those that walk as far (references come nearest first); (None, why)
+    when none fits."""
     best, why = (None, None), "no complete movie of the card has its ftyp"
     for reference in references:
         box = reference.f.boxes[0]
@@ -3010,14 +3097,40 @@ def repair_plan(read, ftyp, first, last, references, most):
         elif walk.own_sps and reference.coding.sps_body \
                 and walk.own_sps != reference.coding.sps_body:
             why = "its own parameter sets are not those of the movies of the card with its ftyp"
-        elif not frame_nums_hold(walk.heads, reference.coding):
+        elif walk.misfit and sum(key for _, _, key in walk.pictures) < 2:
             why = "its pictures are not coded with the parameters of a movie with its ftyp"
         elif not sizes_agree(walk, reference.sizes):
             why = ("its pictures are not of the size of those of the movies with its ftyp "
                    "(another mode)")
+        elif not rhythms_agree(key_rhythm([key for _, _, key in walk.pictures]),
+                               reference.rhythm):
+            why = ("its key pictures do not come as often as in the movies with its ftyp "
+                   "(another mode)")
         elif best[1] is None or len(walk.pictures) > len(best[1].pictures):
             best = (reference, walk)
     return best if best[0] is not None else (None, why)
+
+
+def key_rhythm(keys):
+    """(how many pictures there are from a key picture to the next, when at least
+    three come as regularly, else 0; the most pictures from a key one on without
+    another) of pictures whose key flags are keys: a camera's mode puts a key
+    picture every so many, always (an encoder that places them by the scene, as
+    x264 and x265 do, gives no interval)."""
+    at = [index for index, key in enumerate(keys) if key]
+    steps = [b - a for a, b in zip(at, at[1:])]
+    interval = steps[0] if len(steps) >= 2 and len(set(steps)) == 1 else 0
+    return interval, max(steps + [len(keys) - at[-1]] if at else [0])
+
+
+def rhythms_agree(mine, theirs):
+    """True unless two key_rhythms show other modes: other intervals, or one going
+    longer without a key picture than the other's interval."""
+    (mine_every, mine_run), (their_every, their_run) = mine, theirs
+    if mine_every and their_every:
+        return mine_every == their_every
+    return not (mine_every and their_run > mine_every) and not (
+        their_every and mine_run > their_every)
 
 
 def sizes_agree(walk, sizes):
@@ -11448,12 +11561,14 @@ class ByProducts:
         self.codings = {}
         self.references = {}
 
-    def references_for(self, ftyp):
+    def references_for(self, ftyp, near):
         """[(MovieReference, its relpath)] of the complete movies reported so far
         whose ftyp is ftyp (bytes), one of each coding (their sample entries and
-        picture duration)."""
+        picture duration), the nearest before near first (the same recording
+        session, likely), then the nearest after it."""
         found = {}
-        for offset, size, relpath in self.movies:
+        for offset, size, relpath in sorted(self.movies, key=lambda movie: (
+                movie[0] > near, abs(movie[0] - near))):
             if self.dump.read(offset, len(ftyp)) != ftyp:
                 continue
             if offset not in self.codings:
@@ -11498,7 +11613,7 @@ class ByProducts:
             last = min(last, carved.offset + found.first_held[1])
         try:
             ftyp = self.dump.read(carved.offset, carved.boxes[0].size)
-            references = self.references_for(ftyp)
+            references = self.references_for(ftyp, carved.offset)
             reference, walk = repair_plan(self.dump.read, ftyp, mdat.body, last,
                                           [reference for reference, _ in references],
                                           table_budget(last - carved.offset))

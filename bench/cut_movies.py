@@ -52,14 +52,16 @@ MODES = [("h264-aac", ["-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-b
 CORPUS = [("gopro", "gopro_karma.mp4", ".MP4"), ("iphone", "nomexif_meta.mov", ".MOV")]
 
 
-def ffmpeg_movie(path, options, size, rate, seconds, seed):
+def ffmpeg_movie(path, options, size, rate, seconds, grain, seed):
+    """A movie of testsrc2 with grain (the noise filter's strength: how hard the
+    scene is to code), and a tone."""
     if path.is_file():                  # made by an earlier run: the same bytes
         return path.read_bytes()
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                     "testsrc2=size=%s:rate=%d:duration=%d" % (size, rate, seconds),
                     "-f", "lavfi", "-i", "sine=frequency=%d:sample_rate=48000:duration=%d"
                     % (300 + seed % 500, seconds),
-                    "-vf", "noise=alls=%d:allf=t:all_seed=%d" % (4 + seed % 9, seed),
+                    "-vf", "noise=alls=%d:allf=t:all_seed=%d" % (grain, seed),
                     "-pix_fmt", "yuv420p", "-ac", "2", *options, "-fflags", "+bitexact",
                     str(path.with_name("part-" + path.name))], check=True)
     path.with_name("part-" + path.name).rename(path)
@@ -90,9 +92,12 @@ def sessions(seed, folder):
     rng = random.Random(seed)
     made = []
     for name, options, suffix, size, rate in MODES:
-        count = rng.randint(2, 4)
+        # a session: one mode, one kind of scene (a grain), each movie a little
+        # easier or harder to code than the last
+        count, grain = rng.randint(2, 4), rng.randint(4, 10)
         movies = [ffmpeg_movie(folder / ("%s-%d%s" % (name, n, suffix.lower())), options,
-                               size, rate, rng.randint(3, 8), seed * 100 + n)
+                               size, rate, rng.randint(3, 8), grain + rng.randint(-1, 1),
+                               seed * 100 + n)
                   for n in range(count + 1)]
         made.append((suffix, movies))
     for name, corpus, suffix in CORPUS:
@@ -161,13 +166,15 @@ def main():
     first, _, last = args.seeds.partition("-")
     seeds = range(int(first), int(last or first) + 1)
     totals = [0] * 8
-    print("card\tcut movies\tpictures whole\trecovercr3 rebuilt\tplays\texact\tpictures back"
-          "\tphotorec plays\tphotorec exact")
+    print("card\tcut movies\tpictures whole\trecovercr3 rebuilt\tplays\texact"
+          "\tpictures back\tphotorec plays\tphotorec exact")
     for seed in seeds:
         work = args.work / ("%s-%d" % (args.scenario, seed))
-        for made in ("product", "photorec", "card.img"):
+        for made in ("product", "photorec"):
             shutil.rmtree(work / made, ignore_errors=True)
-        (work / "card.img").unlink(missing_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        if (work / "card.img").exists():
+            (work / "card.img").unlink()
         (args.work / ("media-%d" % seed)).mkdir(parents=True, exist_ok=True)
         files = sessions(seed, args.work / ("media-%d" % seed))
         card = work / "card.img"

@@ -117,11 +117,11 @@ def test_random_bytes_never_crash_the_walk(data, length_size, hevc):
     assert all(0 <= offset and offset + size <= len(data) for offset, size, _ in pictures)
 
 
-def ffmpeg_movie(path, seconds, codec, size="320x240", inband=False, sound="aac"):
+def ffmpeg_movie(path, seconds, codec, size="320x240", inband=False, sound="aac", keyint=25):
     """A movie ffmpeg makes: H.264 or HEVC with B pictures and AAC sound (or 16-bit
     PCM, in a MOV); inband, its SPS and PPS repeated before each key picture (as
-    some cameras write)."""
-    options = {"h264": ["-c:v", "libx264", "-g", "25", "-bf", "2"]
+    some cameras write); a key picture every keyint at most (H.264: exactly)."""
+    options = {"h264": ["-c:v", "libx264", "-g", str(keyint), "-sc_threshold", "0", "-bf", "2"]
                + (["-x264-params", "repeat-headers=1"] if inband else []),
                "h264-slices": ["-c:v", "libx264", "-g", "25", "-bf", "2", "-x264-params",
                                "slices=4"],
@@ -411,3 +411,39 @@ def test_a_rebuilt_movie_is_kept_by_the_next_run_and_shown_on_the_sheet(tmp_path
         "img2.repaired.mov"]
     assert "Nothing new since the last run" in again.log     # the same rows, as they were
     assert sha256((tmp_path / "out" / repaired["file"]).read_bytes()) == repaired["sha256"]
+
+
+@pytest.mark.parametrize("mine, theirs, agree", [
+    ((25, 25), (25, 25), True),
+    ((25, 25), (12, 12), False),        # other fixed intervals: other modes
+    ((25, 25), (0, 120), False),        # 120 pictures without a key: not every 25
+    ((0, 120), (25, 25), False),
+    ((0, 26), (0, 28), True),           # placed by the scene (x265): nothing to compare
+    ((25, 25), (0, 20), True),          # a short movie: no run longer than 25
+])
+def test_key_pictures_tell_a_cameras_modes_apart(mine, theirs, agree):
+    assert r.rhythms_agree(mine, theirs) == agree
+
+
+def test_a_key_rhythm_is_an_interval_only_when_keys_come_regularly():
+    every = lambda n, count: [index % n == 0 for index in range(count)]  # noqa: E731
+    assert r.key_rhythm(every(25, 100)) == (25, 25)
+    assert r.key_rhythm(every(25, 40)) == (0, 25)           # one step: not yet a rhythm
+    assert r.key_rhythm([True] + [False] * 119) == (0, 120)
+    assert r.key_rhythm([i in (0, 22, 47, 73) for i in range(100)]) == (0, 27)
+
+
+@needs_ffmpeg
+def test_the_nearest_reference_of_another_mode_is_passed_over_for_the_right_one(tmp_path):
+    # the movie before the cut one on the card is of the same size and brands but
+    # another mode (a key picture every 250, not every 25): its index would give
+    # the cut movie the wrong timing of key pictures, so the one further away is
+    # taken (a 1080p movie of ffmpeg's took a 720p one's index so, before)
+    right = ffmpeg_movie(tmp_path / "right.mp4", 2, "h264")
+    other = ffmpeg_movie(tmp_path / "other.mp4", 4, "h264", keyint=250)
+    movie = ffmpeg_movie(tmp_path / "movie.mp4", 4, "h264")
+    cut, _, (whole, _) = cut_by_battery(movie, 0.9, "zero")
+    outcome = card_with(tmp_path, right, other, cut)
+    (repaired,) = [row for row in outcome.rows if row["status"] == "repaired"]
+    assert "an index built on that of img1.mp4" in repaired["detail"]
+    assert len(frames(tmp_path / "out" / repaired["file"])) == len(whole)

@@ -46,11 +46,20 @@ def test_read_box_rejects_sizes_2_to_7(size):
         r.read_box(struct.pack(">I4s", size, b"free") + bytes(16), 0, 24)
 
 
-@pytest.mark.parametrize("largesize", [0, 1, 8, 15])
-def test_read_box_rejects_largesize_below_16(largesize):
-    data = struct.pack(">I4sQ", 1, b"mdat", largesize) + bytes(16)
+@pytest.mark.parametrize("name, largesize", [(b"mdat", 1), (b"mdat", 8), (b"mdat", 15),
+                                             (b"moov", 0), (b"free", 0)])
+def test_read_box_rejects_largesize_below_16(name, largesize):
+    data = struct.pack(">I4sQ", 1, name, largesize) + bytes(16)
     with pytest.raises(r.FormatError, match="64-bit size"):
         r.read_box(data, 0, len(data))
+
+
+def test_an_mdat_of_64_bit_size_0_runs_to_the_end_as_one_of_size_0():
+    # a camera that opens its mdat with a 64-bit size writes it when the recording
+    # ends: a dead battery leaves 0, the movie cut (as a 32-bit size 0 says)
+    data = struct.pack(">I4sQ", 1, b"mdat", 0) + bytes(100)
+    box = r.read_box(data, 0, len(data))
+    assert (box.size, box.header_size, box.to_end) == (116, 16, True)
 
 
 @pytest.mark.parametrize("name", [b"\0\0\0\0", b"mo\x00v", b"\xa9mov", b"moo\x7f"])
