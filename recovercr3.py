@@ -324,8 +324,9 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bo
            "write_state", "X3F_MAGIC",
            # a movie cut before its moov
            "BOX_HEADER", "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "REPAIRED",
-           "U32", "VideoCoding", "movie_reference", "pcm_track", "presentation_order",
-           "repair_plan", "repaired_movie_header", "sound_chunks", "walk_cut_movie"]
+           "U32", "VideoCoding", "key_rhythm", "movie_reference", "pcm_track",
+           "presentation_order", "repair_plan", "repaired_movie_header", "rhythms_agree",
+           "sound_chunks", "walk_cut_movie"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
@@ -9403,6 +9404,7 @@ main{display:flex;flex-wrap:wrap;padding:10px}
 .badge{display:inline-block;padding:1px 6px;border-radius:8px;color:#fff;font-weight:bold}
 .badge.complete{background:#2a8a2a}.badge.truncated{background:#c77c00}
 .badge.damaged{background:#b22}.badge.not-saved{background:#666}
+.badge.repaired{background:#2a6fb0}
 """
 SHEET_ICON = ('<svg viewBox="0 0 180 135" role="img" aria-label="{kind}">'
               '<rect width="180" height="135" fill="#ddd"/>'

@@ -138,20 +138,25 @@ def make_card(path, files, size_mb, scenario):
 
 
 def decoded(path):
-    """(ffmpeg's errors decoding path, [md5 of each picture in presentation order])."""
+    """(ffmpeg's errors decoding path, {time: md5} of each picture)."""
     done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v",
                            "-fps_mode", "passthrough", "-f", "framemd5", "-"],
                           capture_output=True, text=True)
     rows = [line.split(",") for line in done.stdout.splitlines() if not line.startswith("#")]
-    return done.stderr.strip(), [row[-1].strip() for row in sorted(rows, key=lambda
-                                                                       row: int(row[2]))]
+    return done.stderr.strip(), {int(row[2]): row[-1].strip() for row in rows}
+
+
+def same_pictures(frames, original_frames):
+    """True when every picture of frames is the original's at its time."""
+    return bool(frames) and all(original_frames.get(time) == md5
+                                for time, md5 in frames.items())
 
 
 def outcome(path, original_frames, whole):
     """(plays, pictures, exact) of a tool's output for a cut movie."""
     errors, frames = decoded(path)
     plays = not errors and bool(frames)
-    return plays, len(frames), plays and frames == original_frames[:len(frames)] \
+    return plays, len(frames), plays and same_pictures(frames, original_frames) \
         and len(frames) >= whole - 1
 
 
@@ -207,8 +212,7 @@ def main():
             row[1] += whole
             # ours: the rebuilt movie whose first picture is the original's first
             for path, (errors, frames) in ours.items():
-                if frames and frames[0] == original_frames[0] and \
-                        frames == original_frames[:len(frames)]:
+                if same_pictures(frames, original_frames):
                     row[2] += 1
                     row[3] += not errors
                     row[4] += not errors and len(frames) >= whole - 1

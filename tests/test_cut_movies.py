@@ -11,6 +11,7 @@ import pathlib
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import recovercr3 as r
-from conftest import recover, run_cli
+from conftest import PROJECT, recover, run_cli
 from dumpkit import build_dump, corpus_file, sha256
 
 needs_ffmpeg = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
@@ -447,3 +448,39 @@ def test_the_nearest_reference_of_another_mode_is_passed_over_for_the_right_one(
     (repaired,) = [row for row in outcome.rows if row["status"] == "repaired"]
     assert "an index built on that of img1.mp4" in repaired["detail"]
     assert len(frames(tmp_path / "out" / repaired["file"])) == len(whole)
+
+
+CTRL_C_IN_REPAIR = """
+import os, signal, sys
+sys.path.insert(0, {project!r})
+import recovercr3
+real = recovercr3.repaired_movie_header
+
+def header_then_ctrl_c(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)         # a stop asked for as the movie is rebuilt
+    return real(*args, **kwargs)
+
+recovercr3.repaired_movie_header = header_then_ctrl_c
+sys.exit(recovercr3._main(sys.argv[1:]))
+"""
+
+
+@needs_ffmpeg
+def test_ctrl_c_while_a_movie_is_rebuilt_then_the_same_command_goes_on(tmp_path):
+    # the stop leaves no half movie and a report true to the disk; the same command
+    # again rebuilds it, and ends with the report of a run never stopped
+    reference, movie = camera_movie("h264 aac")
+    cut, _, _ = cut_by_battery(movie, 0.6, "zero")
+    fresh = card_with(tmp_path, reference, cut)
+    out = tmp_path / "stopped"
+    stopped = subprocess.run([sys.executable, "-c", CTRL_C_IN_REPAIR.format(
+        project=str(PROJECT)), "-i", str(tmp_path / "card.img"), "-o", str(out)],
+        capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr
+    assert not list(out.rglob("*.part")) and not (out / "repaired").exists()
+    again = run_cli("-i", tmp_path / "card.img", "-o", out)
+    assert again.returncode == 0, again.stderr
+    newest = out / r.newest_report(out).rpartition("/")[2]
+    assert newest.name == "recovercr3-report-2.csv"
+    assert newest.read_bytes() == (tmp_path / "out" / "recovercr3-report.csv").read_bytes()
+    assert [row["status"] for row in fresh.rows] == ["complete", "truncated", "repaired"]
