@@ -2272,6 +2272,8 @@ MAX_CUT_GAP = 4 << 20           # the most of other tracks' bytes between two pi
 CUT_GAP_SLACK = 4 << 10         # past twice the most a reference has (see movie_reference)
 MAX_PICTURE_GROWTH = 4          # a NAL unit of a cut movie: at most this many times
                                 # the reference's largest picture
+ZEROS_AFTER_CUT = 64 << 10      # zeros read after a cut picture's bytes: the rest of
+                                # its cluster, never written
 
 
 SLICE_HEADER_READ = 16          # bytes of a slice's header read for its first fields
@@ -2783,8 +2785,9 @@ def slice_head(buf, offset, size, coding):
 
 def cut_picture_at(buf, pos, coding):
     """True when a picture cut by the end of buf begins at pos: its units before a
-    slice whole, then a unit of the coding that runs past the end (its first
-    slice's header read as one, its length one of a picture of the reference's)."""
+    slice whole, then a unit of the coding that runs past the end, or into zeros
+    (its first slice's header read as one, its length one of a picture of the
+    reference's)."""
     header = 2 if coding.hevc else 1
     lead = coding.lead
     if lead and buf[pos + coding.length_size:pos + coding.length_size + len(lead)] != lead:
@@ -2799,11 +2802,17 @@ def cut_picture_at(buf, pos, coding):
         return begun and pos == len(buf)
     length = int.from_bytes(buf[pos:payload], "big")
     first, second = buf[payload], buf[payload + 1]
-    if (payload + length <= len(buf) or length > MAX_PICTURE_GROWTH * coding.largest
+    if (length > MAX_PICTURE_GROWTH * coding.largest
             or not nal_header_valid(first, second, coding.hevc)
             or (coding.headers and bytes(buf[payload:payload + header]) not in coding.headers)):
         return False
-    if NAL_FOREIGN_BYTES.search(buf, payload, len(buf)):
+    # cut: by the end of buf, or by zeros (a cluster's slack, never written)
+    foreign = NAL_FOREIGN_BYTES.search(buf, payload, min(len(buf), payload + length))
+    if foreign is None:
+        if payload + length <= len(buf):
+            return False
+    elif foreign.start() < payload + header + 1 or bytes(
+            buf[foreign.start():foreign.start() + ZEROS_AFTER_CUT]).strip(b"\0"):
         return False
     kind = (first >> 1) & 0x3F if coding.hevc else first & 0x1F
     unit = NalUnit(pos, len(buf), kind, bool(buf[payload + header] & 0x80))
@@ -2813,13 +2822,51 @@ def cut_picture_at(buf, pos, coding):
     return begun or begins_picture(unit, coding.hevc)
 
 
-def ends_whole(buf, pos, coding):
-    """True when the last picture of a walk, ending at pos in buf, is proven whole:
-    nothing follows it, or the next picture does, cut by the end of buf: right
-    after it, or after as many bytes of other tracks as the reference has between
-    two pictures. A picture cut by the dead battery that the bytes after the cut
-    (old data, on a used card) seem to go on is followed by neither."""
+def goes_on(buf, pos, coding, last):
+    """True when the next slice of the picture whose first slice's SliceHead is last
+    begins at pos: a slice that is not a picture's first, of last's NAL type, and
+    with its frame number (H.264) - the picture has more slices, there."""
+    header = 2 if coding.hevc else 1
+    payload = pos + coding.length_size
+    if payload + header + 1 > len(buf):
+        return False
+    if bytes(buf[payload:payload + header]) != last.header or buf[payload + header] & 0x80:
+        return False
+    if coding.hevc or coding.sps is None:
+        return True
+    body = bytes(buf[payload + header:payload + header + SLICE_HEAD])
+    try:
+        bits = Bits(body)
+        if bits.ue() == 0 or bits.ue() > 9 or bits.ue() not in coding.pps:
+            return False        # first_mb_in_slice, slice_type, pic_parameter_set_id
+        return avc_frame_num(body, coding.sps) == avc_frame_num(last.body, coding.sps)
+    except FormatError:
+        return False
+
+
+def zeros_follow(buf, pos, coding):
+    """True when, within twice coding.gap of pos, zeros begin that run
+    ZEROS_AFTER_CUT bytes or to the end of buf, a sector of them at least: where the
+    camera stopped writing (a card or cluster never written, or erased). A picture
+    cut there would run into them, and no NAL unit holds such zeros: the units
+    before them are whole."""
+    last = min(len(buf), pos + 2 * coding.gap)     # (a movie's last chunk may be longer)
+    at = buf.find(bytes(SECTOR_SIZE), pos, last + SECTOR_SIZE)
+    return at >= 0 and not bytes(buf[at:at + ZEROS_AFTER_CUT]).strip(b"\0")
+
+
+def ends_whole(buf, pos, coding, last):
+    """True when the last picture of a walk (last: its SliceHead), ending at pos in
+    buf, is proven whole: nothing follows it; or the next picture does, cut by the
+    end of buf or by zeros, right after it or after as many bytes of other tracks
+    as the reference has between two pictures; or, its own next slice not there,
+    zeros do (zeros_follow). A picture cut by the dead battery that the bytes after
+    the cut (old data, on a used card) seem to go on is followed by none."""
     if pos == len(buf) or cut_picture_at(buf, pos, coding):
+        return True
+    if goes_on(buf, pos, coding, last):
+        return False                    # its next slice is cut
+    if zeros_follow(buf, pos, coding):
         return True
     at, last = pos + coding.least_gap, min(len(buf), pos + coding.gap)
     while at < last:
@@ -2855,7 +2902,7 @@ def walk_cut_movie(read, start, end, coding, most):
                 why = "the frame numbers of the next picture do not count on"
             elif not whole and len(buf) < min(end, base + WALK_WINDOW) - base:
                 why = "the card could not be read there"
-            elif pictures and not ends_whole(buf, pos - base, coding):
+            elif pictures and not ends_whole(buf, pos - base, coding, heads[-1]):
                 del pictures[-1], heads[-1]
                 why = ("the picture after it is left out: no picture follows that one, "
                        "which may run into bytes that are not the movie's")

@@ -52,16 +52,19 @@ PROOF = 16      # bytes of the next picture that hold its first units' headers
 NO_PROOF = 6    # fewer than a length, a header and a byte: nothing to read
 
 
-def whole_pictures(f, cut):
+def whole_pictures(f, cut, zeros=False):
     """(the (offset, size) of the pictures of f's video track a walk of its data cut
     at cut gives: those wholly before it, but the last when what follows it does
     not prove it whole: nothing, or the next picture's start (its first units'
     headers), after other tracks' whole chunks, if any. Other bytes (another
     track's chunk, cut) may be the picture's own, run into old data: it is left
     out; and [that last one] where 6 to 15 bytes of the next picture may or may
-    not hold enough of them, else [])."""
+    not hold enough of them, else []). zeros: the cut is followed by zeros (a
+    card never written there), which prove the last whole picture whole."""
     samples = list(video(f).samples())
     whole = [(offset, size) for offset, size in samples if offset + size <= cut]
+    if zeros:
+        return whole, []
     after = whole[-1][0] + whole[-1][1] if whole else cut
     following = min([offset for offset, _ in samples if offset >= after] + [cut])
     if after < cut and cut - following < PROOF:
@@ -250,7 +253,7 @@ MDAT_OPENED = {"zero": struct.pack(">I4s", 0, b"mdat"),
                "meant": struct.pack(">I4sQ", 1, b"mdat", 1 << 32)}
 
 
-def cut_by_battery(movie, fraction, opened):
+def cut_by_battery(movie, fraction, opened, zeros=False):
     """(movie's bytes as a camera leaves them when it stops at fraction of its mdat:
     the boxes before mdat but moov, the mdat opened as opened says, its data up to
     there; where that data begins; the whole pictures it holds, in the dump's order,
@@ -263,7 +266,7 @@ def cut_by_battery(movie, fraction, opened):
     cut = mdat.body + int((mdat.end - mdat.body) * fraction)
     shift = len(head) + len(MDAT_OPENED[opened]) - mdat.body
     whole = [[(offset + shift, size) for offset, size in pictures]
-             for pictures in whole_pictures(f, cut)]
+             for pictures in whole_pictures(f, cut, zeros)]
     return head + MDAT_OPENED[opened] + movie[mdat.body:cut], mdat.body + shift, whole
 
 
@@ -296,22 +299,27 @@ def played(path):
 
 @needs_ffmpeg
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fraction=st.floats(0.03, 1.0), opened=st.sampled_from(sorted(MDAT_OPENED)))
+@given(fraction=st.floats(0.03, 1.0), opened=st.sampled_from(sorted(MDAT_OPENED)),
+       zeros=st.booleans())
 @pytest.mark.parametrize("kind", ["gopro", "iphone", "h264 aac", "hevc aac", "h264 pcm",
                                   "h264 slices"])
-def test_a_movie_cut_by_a_dead_battery_plays_again(tmp_path_factory, kind, fraction, opened):
+def test_a_movie_cut_by_a_dead_battery_plays_again(tmp_path_factory, kind, fraction, opened,
+                                                   zeros):
     # the GoPro's has its sound, timecode and GPS (gpmd) tracks; the iPhone's its
     # sound and metadata; ffmpeg's H.264 and HEVC with B pictures, AAC or PCM sound,
-    # and an H.264 of four slices a picture (a cut picture is left out whole)
+    # and an H.264 of four slices a picture (a cut picture is left out whole). The
+    # dump ends with the cut, or zeros follow it (a card never written there)
     reference, movie = camera_movie(kind)
-    cut, first, (whole, maybe) = cut_by_battery(movie, fraction, opened)
+    cut, first, (whole, maybe) = cut_by_battery(movie, fraction, opened, zeros)
     work = tmp_path_factory.mktemp("card")
-    build_dump(work / "card.img", 8192, reference, 4096 - len(reference) % 4096, cut)
+    build_dump(work / "card.img", 8192, reference, 4096 - len(reference) % 4096, cut,
+               *[bytes(128 << 10)] * zeros)
     outcome = recover(work / "card.img", work / "out")
     rows = {row["status"]: row for row in outcome.rows}
     assert outcome.rc == 0
     assert rows["complete"]["file"] == "img1" + SUFFIX[kind]
-    assert sha256((work / "out" / rows["truncated"]["file"]).read_bytes()) == sha256(cut)
+    assert sha256((work / "out" / rows["truncated"]["file"]).read_bytes()) == sha256(
+        cut + bytes(128 << 10) * zeros)
     if not whole + maybe:               # not one whole picture: nothing to rebuild
         assert "not rebuilt" in rows["truncated"]["detail"] and "repaired" not in rows
         return
