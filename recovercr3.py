@@ -6288,7 +6288,7 @@ def candidates_in(buf, first, stop, align, phase=0, types=frozenset(ALL_TYPES)):
     if not ftyp:
         yield from found
         return
-    end = min(stop + FTYP_AT + len(FTYP), size)
+    end = min(stop + FTYP_AT + len(FTYP) - 1, size)     # a start at stop is the next region's
     ftyps = ((at - FTYP_AT, "ftyp") for at in MEMMEM.ftyps(buf, first + FTYP_AT, end))
     yield from heapq.merge(ftyps, found, key=operator.itemgetter(0))
 

@@ -53,6 +53,19 @@ def test_candidates_are_found_across_region_ends(tmp_path):
         assert out.shas() == [sha256(movie), sha256(jpeg)]
 
 
+@pytest.mark.parametrize("shift", [-1, 0, 1])
+def test_a_movie_that_starts_where_a_region_ends_is_found_once(tmp_path, shift):
+    # its ftyp is searched for past the region's end (a box straddling it is the
+    # region's), but a file that starts at the end is the next region's alone: it
+    # was saved twice (img1.mp4 and img2.mp4, the same offset)
+    movie = corpus_file("mei_sample.3gp")
+    build_dump(tmp_path / "card.img", r.SCAN_REGION + shift, movie, 9999)
+    for jobs in ("1", "2"):
+        out = recover(tmp_path / "card.img", tmp_path / jobs, "--jobs", jobs)
+        assert [row["offset"] for row in out.rows] == [str(r.SCAN_REGION + shift)]
+        assert out.shas() == [sha256(movie)]
+
+
 def test_progress_line_is_replaced_by_log_lines():
     stream = io.StringIO()
     log = r.Log(stream, progress=True)
