@@ -3008,8 +3008,10 @@ class MovieReference(NamedTuple):
     track: object               # its video Track
     coding: object              # its VideoCoding, learnt from its samples
     delta: int                  # its pictures' duration, in its track's timescale
-    sizes: tuple                # its picture_sizes
-    rhythm: tuple               # its key_rhythm
+    # the picture_sizes and key_rhythm of each complete movie of its coding: a mode's
+    # movies of other scenes have pictures of other sizes
+    sizes: tuple
+    rhythms: tuple
 
 
 MAX_MOVIE_HEADER = 64 << 20     # a movie's boxes other than mdat: its moov and ftyp
@@ -3106,7 +3108,7 @@ def movie_reference(read, start, size):
         coding = learnt_coding(read, samples, video_coding(f.buf, config)._replace(
             gap=min(MAX_CUT_GAP, 2 * gap + CUT_GAP_SLACK), least_gap=least // 2,
             largest=max([length for _, length in samples] + [1])))
-        return MovieReference(f, track, coding, runs[0][1], sizes, key_rhythm(flags))
+        return MovieReference(f, track, coding, runs[0][1], (sizes,), (key_rhythm(flags),))
     except (FormatError, struct.error, IndexError):
         return None
 
@@ -3115,10 +3117,11 @@ def movie_reference(read, start, size):
 # still walk as NAL units; what tells them apart: an SPS of its own (cameras that
 # repeat it), frame numbers that do not count (other field widths), or pictures of
 # another size. A key picture is coded alone: its size follows its pixels and the
-# mode's quality far more than the scene (ffmpeg's 640x480 ones are 1.9 to 2.1 times
-# its 320x240 ones); the others follow the motion too, and count only when there are
-# many of them.
-MAX_KEY_RATIO = 1.6
+# mode's quality more than the scene (ffmpeg's 1280x720 ones are 5 times its
+# 320x240 ones, its 640x480 ones twice: not told apart), though a scene harder to
+# code gives larger ones (1.6 times, on the bench's cards); the others follow the
+# motion too, and count only when there are many of them.
+MAX_KEY_RATIO = 2.0
 MAX_OTHER_RATIO = 3.0
 MIN_OTHERS = 20
 
@@ -3147,11 +3150,11 @@ def repair_plan(read, ftyp, first, last, references, most):
             why = "its own parameter sets are not those of the movies of the card with its ftyp"
         elif walk.misfit and sum(key for _, _, key in walk.pictures) < 2:
             why = "its pictures are not coded with the parameters of a movie with its ftyp"
-        elif not sizes_agree(walk, reference.sizes):
+        elif not any(sizes_agree(walk, sizes) for sizes in reference.sizes):
             why = ("its pictures are not of the size of those of the movies with its ftyp "
                    "(another mode)")
-        elif not rhythms_agree(key_rhythm([key for _, _, key in walk.pictures]),
-                               reference.rhythm):
+        elif not any(rhythms_agree(key_rhythm([key for _, _, key in walk.pictures]), rhythm)
+                     for rhythm in reference.rhythms):
             why = ("its key pictures do not come as often as in the movies with its ftyp "
                    "(another mode)")
         elif best[1] is None or len(walk.pictures) > len(best[1].pictures):
@@ -11627,12 +11630,15 @@ class ByProducts:
                     reference = None
                 key = reference_key(reference) if reference is not None else b""
                 self.codings[offset] = key
-                if key:
-                    self.references.setdefault(key, (reference, relpath))
-            key = self.codings[offset]
-            if key:
-                found.setdefault(key, self.references[key])
-        return list(found.values())
+                if key:             # one reference a coding, with every movie's sizes
+                    first, name = self.references.setdefault(key, (reference, relpath))
+                    if first is not reference:
+                        self.references[key] = (first._replace(
+                            sizes=first.sizes + reference.sizes,
+                            rhythms=first.rhythms + reference.rhythms), name)
+            if self.codings[offset]:
+                found.setdefault(self.codings[offset], None)
+        return [self.references[key] for key in found]
 
     def seen(self, found, status):
         """Remember found, reported as status, when it is a complete movie."""

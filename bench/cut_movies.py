@@ -170,9 +170,9 @@ def main():
     args = parser.parse_args()
     first, _, last = args.seeds.partition("-")
     seeds = range(int(first), int(last or first) + 1)
-    totals = [0] * 8
-    print("card\tcut movies\tpictures whole\trecovercr3 rebuilt\tplays\texact"
-          "\tpictures back\tphotorec plays\tphotorec exact")
+    totals = [0] * 9
+    print("card\tcut movies\twith a whole picture\tpictures whole\trecovercr3 rebuilt"
+          "\tplays\texact\tpictures back\tphotorec plays\tphotorec exact")
     for seed in seeds:
         work = args.work / ("%s-%d" % (args.scenario, seed))
         for made in ("product", "photorec"):
@@ -199,7 +199,7 @@ def main():
             ours[path] = (errors, frames)
         theirs = [path for path in (work / "photorec").rglob("*")
                   if path.is_file() and path.suffix.lower() in (".mp4", ".mov")]
-        row = [0] * 8
+        row = [0] * 9
         for name, data, truth in files:
             if truth is None:
                 continue
@@ -209,14 +209,17 @@ def main():
                 f.flush()
                 _, original_frames = decoded(f.name)
             row[0] += 1
-            row[1] += whole
+            if not whole:
+                continue            # nothing to rebuild: the cut came before a picture ended
+            row[1] += 1
+            row[2] += whole
             # ours: the rebuilt movie whose first picture is the original's first
             for path, (errors, frames) in ours.items():
                 if same_pictures(frames, original_frames):
-                    row[2] += 1
-                    row[3] += not errors
-                    row[4] += not errors and len(frames) >= whole - 1
-                    row[5] += len(frames)
+                    row[3] += 1
+                    row[4] += not errors
+                    row[5] += not errors and len(frames) >= whole - 1
+                    row[6] += len(frames)
                     break
             head = hashlib.sha256(data[:4096]).digest()
             for path in theirs:
@@ -224,8 +227,8 @@ def main():
                     if hashlib.sha256(f.read(4096)).digest() != head:
                         continue
                 plays, _, exact = outcome(path, original_frames, whole)
-                row[6] += plays
-                row[7] += exact
+                row[7] += plays
+                row[8] += exact
                 break
         totals = [a + b for a, b in zip(totals, row)]
         print("\t".join(["%s %d" % (args.scenario, seed)] + [str(value) for value in row]))

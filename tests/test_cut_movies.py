@@ -205,15 +205,16 @@ def carved_at(buf, start):
     return r.carve_isobmff(buf, start, len(buf), r.StopAfterMdat(), r.ALL_TYPES)
 
 
-def plan_for(tmp_path, reference_args, cut_args):
+def plan_for(tmp_path, reference_args, cut_args, adjust=lambda reference: reference):
     """repair_plan for a movie made with cut_args, cut after its mdat's first half,
-    after a complete reference made with reference_args, in one buffer."""
+    after a complete reference made with reference_args (its MovieReference changed
+    by adjust), in one buffer."""
     reference = ffmpeg_movie(tmp_path / "ref.mp4", 2, *reference_args)
     movie = ffmpeg_movie(tmp_path / "movie.mp4", 3, *cut_args)
     carved = carved_at(movie, 0)
     mdat = next(box for box in carved.boxes if box.name == r.MDAT)
     buf = reference + movie[:(mdat.body + mdat.end) // 2]
-    found = r.movie_reference(reader(buf), 0, len(reference))
+    found = adjust(r.movie_reference(reader(buf), 0, len(reference)))
     return r.repair_plan(reader(buf), movie[:carved.boxes[0].size], len(reference) + mdat.body,
                          len(buf), [found], 10 ** 6)
 
@@ -229,9 +230,11 @@ OTHER_MODE = "its pictures are not of the size of those of the movies with its f
     (("h264", "320x240", True), ("h264", "640x480", True),
      "its own parameter sets are not those of the movies of the card with its ftyp"),
     # the same SPS field widths, not repeated in the stream: the pictures' sizes
-    (("h264", "640x480"), ("h264",), OTHER_MODE),
-    (("h264",), ("h264", "640x480"), OTHER_MODE),
-    (("hevc", "640x480"), ("hevc",), OTHER_MODE),
+    (("h264", "1280x720"), ("h264",), OTHER_MODE),
+    # (pictures more than 4 times the reference's largest are no NAL units of its)
+    (("h264",), ("h264", "1280x720"),
+     "no picture coded as a movie of the card with its ftyp begins its data"),
+    (("hevc", "1280x720"), ("hevc",), OTHER_MODE),
 ])
 def test_a_cut_movie_takes_a_reference_coded_as_it_is(tmp_path, reference_args, cut_args,
                                                       why):
@@ -384,7 +387,7 @@ def test_a_cut_movie_is_rebuilt_on_a_reference_found_after_it(tmp_path):
 @pytest.mark.parametrize("reference_args, why", [
     (None, "no complete movie of the card has its ftyp"),
     (("hevc",), "no complete movie of the card has its ftyp"),
-    (("h264", "640x480"), OTHER_MODE),
+    (("h264", "1280x720"), OTHER_MODE),
 ])
 def test_a_cut_movie_without_its_cameras_reference_is_left_as_it_is(tmp_path, reference_args,
                                                                    why):
@@ -492,3 +495,14 @@ def test_ctrl_c_while_a_movie_is_rebuilt_then_the_same_command_goes_on(tmp_path)
     assert newest.name == "recovercr3-report-2.csv"
     assert newest.read_bytes() == (tmp_path / "out" / "recovercr3-report.csv").read_bytes()
     assert [row["status"] for row in fresh.rows] == ["complete", "truncated", "repaired"]
+
+
+@needs_ffmpeg
+def test_a_cut_movie_may_have_the_picture_sizes_of_any_movie_of_its_mode(tmp_path):
+    # a mode's movies of other scenes code their pictures larger or smaller: the
+    # cut one's are held to each complete movie's of its coding, and one will do
+    tiny = (1, 1, 0)                    # a movie of black pictures, say
+    also = lambda reference: reference._replace(sizes=(tiny,) + reference.sizes)  # noqa: E731
+    only = lambda reference: reference._replace(sizes=(tiny,))  # noqa: E731
+    assert plan_for(tmp_path, ("h264",), ("h264",), also)[0] is not None
+    assert plan_for(tmp_path, ("h264",), ("h264",), only) == (None, OTHER_MODE)
