@@ -2742,9 +2742,8 @@ def followed(buf, picture, end, coding):
 
 # A cut mdat may be gigabytes: it is walked a window at a time, each window's walk
 # ending where a picture beginning there could reach past it (another track's chunk,
-# then a picture of the most NAL units a camera writes).
-WALK_WINDOW = 64 << 20
-WALK_MARGIN = MAX_CUT_GAP + 2 * MAX_NAL_UNIT
+# then two of the largest NAL units the reference allows), the window 4 times that.
+MIN_WALK_WINDOW, WALK_WINDOW = 8 << 20, 64 << 20
 SLICE_HEAD = 64                 # bytes of a picture's first slice kept for its order
 
 
@@ -2887,29 +2886,35 @@ def walk_cut_movie(read, start, end, coding, most):
     The first must be a key picture (a player starts there): the pictures before it
     are passed over."""
     pictures, heads, own_sps, last_ref, misfit = [], [], b"", None, False
-    base, buf, pos = start, b"", start
-    why = "no picture follows"
+    base, buf, pos = start, bytearray(), start
+    margin = min(MAX_CUT_GAP, coding.gap) + 2 * MAX_PICTURE_GROWTH * coding.largest
+    window = min(WALK_WINDOW, max(MIN_WALK_WINDOW, 4 * margin))
+    why, again = "no picture follows", False
     while len(pictures) < most:
-        if pos - base >= len(buf) - WALK_MARGIN and base + len(buf) < end:
-            kept = buf[pos - base:]     # the next window, from where the walk is
-            more = read(base + len(buf), min(end, pos + WALK_WINDOW) - base - len(buf))
-            base, buf = pos, kept + more
+        if (pos - base >= len(buf) - margin or again) and base + len(buf) < end:
+            del buf[:pos - base]        # the next window, from where the walk is
+            buf += read(pos + len(buf), min(end, pos + window) - pos - len(buf))
+            base = pos
         whole = base + len(buf) >= end
         picture, misfit = next_picture(buf, pos - base, len(buf), coding, last_ref,
                                        first=not pictures)
         if picture is None:
             if misfit:
                 why = "the frame numbers of the next picture do not count on"
-            elif not whole and len(buf) < min(end, base + WALK_WINDOW) - base:
+            elif not whole and len(buf) < min(end, base + window) - base:
                 why = "the card could not be read there"
             elif pictures and not ends_whole(buf, pos - base, coding, heads[-1]):
                 del pictures[-1], heads[-1]
                 why = ("the picture after it is left out: no picture follows that one, "
                        "which may run into bytes that are not the movie's")
             break
-        if not whole and picture.end + MAX_NAL_UNIT > len(buf):
-            why = "a picture larger than a camera writes"
-            break
+        if not whole and picture.end + margin - coding.gap > len(buf):
+            if again:                   # its next unit may lie past the window,
+                why = "a picture larger than a camera writes"
+                break                   # even one that begins with it
+            again = True
+            continue
+        again = False
         pos = base + picture.end
         if not pictures and not picture.key:
             continue
@@ -3126,21 +3131,24 @@ MAX_OTHER_RATIO = 3.0
 MIN_OTHERS = 20
 
 
+PROBE = 150                     # pictures of a cut movie read with each reference
+
+
 def repair_plan(read, ftyp, first, last, references, most):
     """(the reference, its CutWalk) a movie cut before its moov is rebuilt with: of
     the references with the same ftyp (its bytes: brands and version), the one
-    whose coding walks furthest in its mdat [first, last), its H.264 frame numbers
-    counting on past its first key period, its own SPS, if it repeats one, the
-    same, its pictures of the reference's sizes and its key pictures as often; the
-    first of those that walk as far (references come nearest first); (None, why)
-    when none fits."""
+    whose coding walks furthest in its mdat [first, last) (over PROBE pictures at
+    most; the one taken then walks it all), its H.264 frame numbers counting on past
+    its first key period, its own SPS, if it repeats one, the same, its pictures of
+    the reference's sizes and its key pictures as often; the first of those that
+    walk as far (references come nearest first); (None, why) when none fits."""
     best, why = (None, None), "no complete movie of the card has its ftyp"
     for reference in references:
         box = reference.f.boxes[0]
         if bytes(reference.f.buf[box.offset:box.end]) != bytes(ftyp):
             continue
-        try:
-            walk = walk_cut_movie(read, first, last, reference.coding, most)
+        try:                    # its first pictures tell: the rest is walked once
+            walk = walk_cut_movie(read, first, last, reference.coding, min(most, PROBE))
         except FormatError:
             walk = None
         if walk is None or not walk.pictures:
@@ -3159,7 +3167,11 @@ def repair_plan(read, ftyp, first, last, references, most):
                    "(another mode)")
         elif best[1] is None or len(walk.pictures) > len(best[1].pictures):
             best = (reference, walk)
-    return best if best[0] is not None else (None, why)
+    if best[0] is None:
+        return None, why
+    if len(best[1].pictures) == PROBE < most:
+        best = (best[0], walk_cut_movie(read, first, last, best[0].coding, most))
+    return best
 
 
 def key_rhythm(keys):

@@ -506,3 +506,22 @@ def test_a_cut_movie_may_have_the_picture_sizes_of_any_movie_of_its_mode(tmp_pat
     only = lambda reference: reference._replace(sizes=(tiny,))  # noqa: E731
     assert plan_for(tmp_path, ("h264",), ("h264",), also)[0] is not None
     assert plan_for(tmp_path, ("h264",), ("h264",), only) == (None, OTHER_MODE)
+
+
+def test_a_walk_in_windows_finds_what_a_walk_of_the_whole_data_does(monkeypatch):
+    # a cut mdat of gigabytes is read a window at a time (4 times what a picture
+    # and a gap may span): here windows of 2 MB over the GoPro's 4 MB
+    movie = corpus_file("gopro_karma.mp4")
+    carved, f = parsed(movie)
+    mdat = next(box for box in carved.boxes if box.name == r.MDAT)
+    coding = coding_of(movie)
+    whole = walk(movie, mdat.body, mdat.end, coding)
+    reads = []
+    monkeypatch.setattr(r, "MIN_WALK_WINDOW", 0)
+
+    def read(offset, size):
+        reads.append(size)
+        return movie[offset:offset + size]
+    windowed = r.walk_cut_movie(read, mdat.body, mdat.end, coding, 10 ** 6)
+    assert len(reads) > 1 and windowed == whole
+    held_to(windowed.pictures, whole_pictures(f, mdat.end))
