@@ -11732,15 +11732,7 @@ class ByProducts:
             numbered(base, n) for n in itertools.count(2))), REPAIRED, base, fill)
         if written is None:
             return
-        relpath, sha256 = written
-        try:
-            self.recorder.file(relpath, carved, REPAIRED, detail, sha256=sha256,
-                               said="Kept, as an earlier run saved it:" if kept else "Saving",
-                               wrote=not kept, seconds=plan.seconds)
-        except OutputError:
-            if not kept:
-                self.outdir.unfinish(relpath)
-            raise
+        self._record(written, carved, REPAIRED, detail, kept, seconds=plan.seconds)
 
     def _kept_repair(self, found, carved, plan):
         """(relpath, sha256) of the earlier run's copy of this rebuilt movie, when it
@@ -11784,17 +11776,18 @@ class ByProducts:
                                said="Would save")
             return
         kept = self.resume.kept_picture(found, carved, status)
-        if kept:
-            relpath, sha256 = kept
-        else:
-            written = self._write_picture(carved, names, status, base)
-            if written is None:
-                return
-            relpath, sha256 = written
+        written = kept or self._write_picture(carved, names, status, base)
+        if written is not None:
+            self._record(written, carved, verdict, detail, kept)
+
+    def _record(self, written, carved, status, detail, kept, seconds=None):
+        """The row of a by-product written (relpath, sha256), or kept from an earlier
+        run; a copy of this run's is taken back when its row cannot be written."""
+        relpath, sha256 = written
         try:
-            self.recorder.file(relpath, carved, verdict, detail, sha256=sha256,
+            self.recorder.file(relpath, carved, status, detail, sha256=sha256,
                                said="Kept, as an earlier run saved it:" if kept else "Saving",
-                               wrote=not kept)
+                               wrote=not kept, seconds=seconds)
         except OutputError:
             if not kept:                        # the earlier run's copy stays
                 self.outdir.unfinish(relpath)
