@@ -1,10 +1,12 @@
-"""Movies cut before their moov was written (issue 31, in progress): an mdat alone,
-walked picture by picture with what a reference movie of the same camera says of its
-coding, and a moov written for the pictures found.
+"""Movies cut before their moov was written (a dead battery, a pulled card): an mdat
+alone, walked picture by picture with what a reference movie of the same camera says
+of its coding, and a moov written for the pictures found, in repaired/.
 
-The corpus movies here are whole: their moov is what says where each picture is, so a
-walk of their mdat that ignores it can be held to it exactly. ffmpeg makes the H.264
-and HEVC movies with B pictures (shown in another order than decoded)."""
+No cut movie of a camera's is in the corpora: the cut ones here are whole movies (the
+corpus's GoPro and iPhone ones, and ffmpeg's) with their moov taken out and their data
+cut, so that the moov they had says exactly where each picture is, and the walk that
+ignores it is held to it. ffmpeg makes the H.264 and HEVC movies with B pictures
+(shown in another order than decoded)."""
 
 import functools
 import pathlib
