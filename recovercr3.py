@@ -2294,6 +2294,7 @@ class VideoCoding(NamedTuple):
     least_gap: int = 1          # the fewest, when there are some (half the reference's)
     largest: int = MAX_NAL_UNIT // 4    # its largest picture
     poc_step: int = 0           # the step between its pictures' order counts (0: unknown)
+    slices: int = 0             # the slices each of its pictures has (0: not always as many)
 
 
 LEARNT_SAMPLES = 600            # a reference's samples read for what its headers are
@@ -2304,11 +2305,11 @@ def learnt_coding(read, samples, coding):
     read(offset, size) gives their bytes) and the one each begins with, if they share
     one: a cut movie from the same camera writes the same, and bytes of other tracks
     seldom look so. Only each unit's length and header are read."""
-    headers, leads, heads = set(), set(), []
+    headers, leads, heads, counts = set(), set(), [], set()
     header = 2 if coding.hevc else 1
     field = coding.length_size + header
     for offset, size in itertools.islice(samples, LEARNT_SAMPLES):
-        pos, end, sliced = offset, offset + size, False
+        pos, end, sliced = offset, offset + size, 0
         while pos + field <= end:
             head = read(pos, field + SLICE_HEAD)
             if len(head) < field:
@@ -2318,17 +2319,20 @@ def learnt_coding(read, samples, coding):
                 leads.add(head[coding.length_size:field])
             kind = (head[coding.length_size] >> 1) & 0x3F if coding.hevc \
                 else head[coding.length_size] & 0x1F
-            if not sliced and kind in (HEVC_VCL if coding.hevc else AVC_VCL):
-                heads.append(SliceHead(kind, head[coding.length_size:field], head[field:]))
-                sliced = True
+            if kind in (HEVC_VCL if coding.hevc else AVC_VCL):
+                if not sliced:
+                    heads.append(SliceHead(kind, head[coding.length_size:field], head[field:]))
+                sliced += 1
             pos += coding.length_size + int.from_bytes(head[:coding.length_size], "big")
+        counts.add(sliced)
     try:
-        counts = order_counts(heads, coding)
+        order = order_counts(heads, coding)
     except (FormatError, IndexError):
-        counts = None
+        order = None
     return coding._replace(headers=frozenset(headers),
                            lead=leads.pop() if len(leads) == 1 else b"",
-                           poc_step=count_step(counts) if counts else 0)
+                           poc_step=count_step(order) if order else 0,
+                           slices=counts.pop() if len(counts) == 1 else 0)
 
 
 def video_coding(buf, config):
@@ -2821,6 +2825,19 @@ def cut_picture_at(buf, pos, coding):
     return begun or begins_picture(unit, coding.hevc)
 
 
+def slices_of(buf, picture, base, coding):
+    """How many slices the picture (offset, size, key?) has, its bytes in buf from
+    base on."""
+    pos, end, count = picture[0] - base, picture[0] - base + picture[1], 0
+    while pos < end:
+        unit = nal_unit_at(buf, pos, end, coding._replace(headers=frozenset()), scan=False)
+        if unit is None:
+            break
+        count += is_slice(unit, coding.hevc)
+        pos = unit.end
+    return count
+
+
 def goes_on(buf, pos, coding, last):
     """True when the next slice of the picture whose first slice's SliceHead is last
     begins at pos: a slice that is not a picture's first, of last's NAL type, and
@@ -2854,18 +2871,21 @@ def zeros_follow(buf, pos, coding):
     return at >= 0 and not bytes(buf[at:at + ZEROS_AFTER_CUT]).strip(b"\0")
 
 
-def ends_whole(buf, pos, coding, last):
-    """True when the last picture of a walk (last: its SliceHead), ending at pos in
-    buf, is proven whole: nothing follows it; or the next picture does, cut by the
-    end of buf or by zeros, right after it or after as many bytes of other tracks
-    as the reference has between two pictures; or, its own next slice not there,
-    zeros do (zeros_follow). A picture cut by the dead battery that the bytes after
-    the cut (old data, on a used card) seem to go on is followed by none."""
-    if pos == len(buf) or cut_picture_at(buf, pos, coding):
+def ends_whole(buf, pos, coding, last, slices):
+    """True when the last picture of a walk (last: its SliceHead; slices: how many
+    it has), ending at pos in buf, is proven whole: the next picture follows it, cut
+    by the end of buf or by zeros, right after it or after as many bytes of other
+    tracks as the reference has between two pictures; or nothing does, or zeros do
+    (zeros_follow), and it has all the slices the reference's pictures have (a
+    picture cut where one of its slices ends has fewer). A picture cut by the dead
+    battery that the bytes after the cut (old data, on a used card) seem to go on
+    is followed by none of these."""
+    if cut_picture_at(buf, pos, coding):
         return True
     if goes_on(buf, pos, coding, last):
         return False                    # its next slice is cut
-    if zeros_follow(buf, pos, coding):
+    if (pos == len(buf) or zeros_follow(buf, pos, coding)) and (
+            coding.slices == 1 or (coding.slices and slices >= coding.slices)):
         return True
     at, last = pos + coding.least_gap, min(len(buf), pos + coding.gap)
     while at < last:
@@ -2903,7 +2923,8 @@ def walk_cut_movie(read, start, end, coding, most):
                 why = "the frame numbers of the next picture do not count on"
             elif not whole and len(buf) < min(end, base + window) - base:
                 why = "the card could not be read there"
-            elif pictures and not ends_whole(buf, pos - base, coding, heads[-1]):
+            elif pictures and not ends_whole(buf, pos - base, coding, heads[-1],
+                                             slices_of(buf, pictures[-1], base, coding)):
                 del pictures[-1], heads[-1]
                 why = ("the picture after it is left out: no picture follows that one, "
                        "which may run into bytes that are not the movie's")
