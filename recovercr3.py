@@ -11439,9 +11439,10 @@ class Recovery:
             self.writer.wait(found, final)      # a stop leaves it first in line
             if not final and not found.not_saved and self.reassembly.found_through_chain(found):
                 self.writer.write_again(found)
-            elif found.whole_inside and not found.not_saved \
+            elif found.whole_inside and not found.not_saved and not self.stop.requested \
                     and self.reassembly.found_around(found):
-                self.writer.write_again(found)
+                self.writer.write_again(found)  # (not once stopped: it reads, and
+                                                # the run resumed from here does it)
             if not final and self.reassembly.found_may_rejoin(found):
                 self.pending.popleft()
                 self._defer(found)
@@ -11692,8 +11693,8 @@ class ByProducts:
     def plan(self, found):
         """Find how a movie cut before its index was written is rebuilt (found.repair,
         a RepairPlan), or why it is not (found.repair_note), before its row is written."""
-        if not self.cut_movie(found):
-            return
+        if not self.cut_movie(found) or self.stop.requested:
+            return                      # (stopped: the run resumed from here does it)
         carved = found.carved
         mdat = next(box for box in carved.boxes if box.name == MDAT)
         last = (carved.pieces[0][0] + carved.pieces[0][1]) if carved.pieces else carved.end
