@@ -11687,7 +11687,10 @@ class ByProducts:
         camera wrote its index (at the end of the recording)."""
         carved = found.carved
         names = {box.name for box in carved.boxes}
-        return (carved.type in REPAIRABLE_MOVIES and carved.status != COMPLETE
+        # its mdat as a camera opened it (size 0, or one past the end of the dump): a
+        # whole movie's first piece, its mdat over other files, is no cut movie, and
+        # another movie's index would not decode it (bench card 15 of 2.1 GB did so)
+        return (carved.type in REPAIRABLE_MOVIES and carved.status == TRUNCATED
                 and MDAT in names and MOOV not in names)
 
     def plan(self, found):

@@ -189,8 +189,7 @@ def test_movie_without_moov_is_damaged(tmp_path):
     lost = ftyp(b"mp42") + box(b"mdat", noise(5000))          # camera lost power
     build_dump(tmp_path / "card.img", 512, lost, 2000)
     out = recover(tmp_path / "card.img", tmp_path / "out")
-    assert [(r["status"], r["detail"]) for r in out.rows] == [
-        ("damaged", "no moov; not rebuilt: no complete movie of the card has its ftyp")]
+    assert [(r["status"], r["detail"]) for r in out.rows] == [("damaged", "no moov")]
     assert out.shas() == [sha256(lost)]
 
 
