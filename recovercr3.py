@@ -9646,6 +9646,10 @@ class ContactSheet:
 # What the user reads: levels, the progress line, the log file in OUT.
 
 PROGRESS_EVERY = 0.5        # seconds between two updates of the progress line
+ESTIMATE_AFTER_SECONDS = 3  # the time left is said once the scan has run this long,
+ESTIMATE_AFTER_SHARE = 0.05 # or has done this share of what it had to do: before, the
+                            # rate is start-up's, and said 0:56:36 left of a 7 s job
+RATE_SMOOTHING = 0.2        # what each update's rate weighs in the rate said: steady
 CLEAR_LINE = "\r\033[K"
 
 
@@ -9656,13 +9660,15 @@ class Log:
     A log line that cannot be written (stderr closed: `recovercr3 ... | head`) is
     dropped: losing the log must never stop a recovery."""
 
-    def __init__(self, stream, verbose=False, progress=False):
+    def __init__(self, stream, verbose=False, progress=False, clock=time.monotonic):
         self.stream = stream
         self.verbose = verbose
         self.show_progress = progress
         self._shown = False
-        self._started = time.monotonic()
-        self._last = 0.0
+        self._clock = clock
+        self._last = None           # (time, bytes done) of the last update
+        self._first = None          # and of the first one: where this scan began
+        self._rate = None           # bytes a second, smoothed
         self.case_file = None       # recovercr3.log's descriptor, once the outdir is known
         self._early = []            # the lines said before it was (None: not kept)
         self.exit_code = None       # the run's, for the log's footer
@@ -9722,17 +9728,34 @@ class Log:
         self._line("ERROR", message)
 
     def progress(self, done, total, files):
-        """Scanned so far, speed, files found and time left, at most every half second."""
-        now = time.monotonic()
-        if not self.show_progress or now - self._last < PROGRESS_EVERY:
+        """Scanned so far, speed, files found and time left, at most every half second.
+        The time left waits for a rate worth the name (ESTIMATE_AFTER_*), then follows
+        a smoothed one, so that one slow block does not make it jump."""
+        now = self._clock()
+        if not self.show_progress:
             return
-        self._last = now
-        rate = done / max(now - self._started, 1e-6)
-        left = int((total - done) / rate) if rate else 0
-        self._write("{}{:,.1f} of {:,.1f} GB ({:.0%}), {:,.0f} MB/s, {} file(s), "
-                    "{}:{:02d}:{:02d} left".format(
-                        CLEAR_LINE, done / 1e9, total / 1e9, done / total, rate / 1e6,
-                        files, left // 3600, left // 60 % 60, left % 60))
+        if self._last is None:
+            self._first = self._last = (now, done)
+        elif now - self._last[0] < PROGRESS_EVERY:
+            return
+        else:
+            rate = (done - self._last[1]) / (now - self._last[0])
+            self._rate = rate if self._rate is None else (
+                self._rate + RATE_SMOOTHING * (rate - self._rate))
+            self._last = (now, done)
+        text = "{:,.1f} of {:,.1f} GB ({:.0%})".format(
+            done / 1e9, total / 1e9, done / total if total else 1)
+        if self._rate is not None:
+            text += ", {:,.0f} MB/s".format(self._rate / 1e6)
+        text += ", {} file(s) found, ".format(files)
+        began, done_then = self._first
+        if self._rate and (now - began >= ESTIMATE_AFTER_SECONDS or done - done_then
+                           >= ESTIMATE_AFTER_SHARE * (total - done_then)):
+            left = int(max(total - done, 0) / self._rate)
+            text += "{}:{:02d}:{:02d} left".format(left // 3600, left // 60 % 60, left % 60)
+        else:
+            text += "estimating the time left"
+        self._write(CLEAR_LINE + text)
         self._shown = True
 
 

@@ -66,15 +66,72 @@ def test_a_movie_that_starts_where_a_region_ends_is_found_once(tmp_path, shift):
         assert out.shas() == [sha256(movie)]
 
 
+class FakeClock:
+    """time.monotonic for a Log, moved on by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def progress_lines(steps, total=1_000_000_000):
+    """What the progress line says after each (seconds later, bytes done) step."""
+    stream, clock = io.StringIO(), FakeClock()
+    log = r.Log(stream, progress=True, clock=clock)
+    said = []
+    for later, done in steps:
+        clock.now += later
+        before = len(stream.getvalue())
+        log.progress(done, total, 3)
+        said.append(stream.getvalue()[before:].replace(r.CLEAR_LINE, ""))
+    return said
+
+
 def test_progress_line_is_replaced_by_log_lines():
     stream = io.StringIO()
     log = r.Log(stream, progress=True)
     log.progress(500_000_000, 1_000_000_000, 3)
     log.info("Saving x")
     text = stream.getvalue()
-    assert text.startswith(r.CLEAR_LINE + "0.5 of 1.0 GB (50%), ")
-    assert ", 3 file(s), " in text and " left" in text
-    assert text.endswith(r.CLEAR_LINE + "[INFO] Saving x\n")
+    assert text == (r.CLEAR_LINE + "0.5 of 1.0 GB (50%), 3 file(s) found, estimating the "
+                    "time left" + r.CLEAR_LINE + "[INFO] Saving x\n")
+
+
+def test_the_time_left_waits_for_a_rate_then_follows_a_steady_one():
+    # 10 MB every half second (20 MB/s) over 2 GB: nothing is said of the time left
+    # before 3 s (5% would be 100 MB), though 20 MB/s is known after the second update
+    steps = [(0.1, 0)] + [(0.5, 10_000_000 * n) for n in range(1, 9)]
+    said = progress_lines(steps, total=2_000_000_000)
+    assert said[0] == "0.0 of 2.0 GB (0%), 3 file(s) found, estimating the time left"
+    assert said[1] == ("0.0 of 2.0 GB (0%), 20 MB/s, 3 file(s) found, "
+                       "estimating the time left")
+    assert all(line.endswith("estimating the time left") for line in said[:6])
+    assert said[6] == "0.1 of 2.0 GB (3%), 20 MB/s, 3 file(s) found, 0:01:37 left"
+    assert said[7].endswith("0:01:36 left")
+
+
+def test_the_time_left_comes_early_on_a_fast_scan():
+    # 5% of what was left when the scan began is enough, however soon: here after
+    # one second, of a scan that began (resumed) at 400 MB
+    said = progress_lines([(0.1, 400_000_000), (0.5, 420_000_000), (0.5, 430_000_000)])
+    assert said[1].endswith("estimating the time left")
+    assert said[2] == "0.4 of 1.0 GB (43%), 36 MB/s, 3 file(s) found, 0:00:15 left"
+
+
+def test_one_slow_block_moves_the_time_left_a_little():
+    steps = [(0.1, 0)] + [(0.5, 10_000_000 * n) for n in range(1, 10)]
+    steady = progress_lines(steps + [(0.5, 100_000_000)])[-1]
+    slowed = progress_lines(steps + [(5.0, 100_000_000)])[-1]
+    assert steady.endswith("0:00:45 left")
+    # a block ten times slower: 2 MB/s for the last update alone, 16.4 smoothed
+    assert slowed == "0.1 of 1.0 GB (10%), 16 MB/s, 3 file(s) found, 0:00:54 left"
+
+
+def test_updates_come_at_most_every_half_second():
+    said = progress_lines([(0.1, 0), (0.2, 1000), (0.2, 2000), (0.2, 3000)])
+    assert [bool(line) for line in said] == [True, False, False, True]
 
 
 def test_no_progress_line_without_a_terminal(tmp_path):
@@ -103,7 +160,7 @@ def test_progress_on_a_terminal_unless_quiet(tmp_path, quiet):
         output += chunk
     os.close(leader)
     assert p.returncode == 0 and b"Restored 1 file(s)" in output
-    assert (b"MB/s" in output) is not quiet
+    assert (b"file(s) found, estimating the time left" in output) is not quiet
 
 
 # --- memory: a scan process keeps mapped only what it reads now -----------------------
