@@ -519,6 +519,19 @@ NOT_RAW = [
     (0, b"\x1f\x8b\x08", "gzip-compressed", "gunzip -k IMAGE.gz (it needs the card's size free)"),
     (0, b"\x28\xb5\x2f\xfd", "zstd-compressed", "zstd -d IMAGE.zst (it needs the card's size free)"),
     (0, b"BZh91AY&SY", "bzip2-compressed", "bunzip2 -k IMAGE.bz2 (it needs the card's size free)"),
+    (0, b"\x04\x22\x4d\x18", "lz4-compressed", "lz4 -d IMAGE.lz4 (it needs the card's size free)"),
+    # Archives: an image sent zipped. Their headers move every file inside off the
+    # sector grid, and compression hides them, so unpack first. (A 7z is carved and
+    # salvaged instead: alone, it is most often an archive cut short, section 15.)
+    (0, b"PK\x03\x04", "a ZIP archive",
+     "unzip IMAGE.zip (or 7z x IMAGE.zip), then give recovercr3 the card image it holds"),
+    (0, b"PK\x05\x06", "an empty ZIP archive", "nothing: it holds no card image"),
+    (0, b"PK\x07\x08", "a split ZIP archive",
+     "zip -s 0 IMAGE.zip --out whole.zip, then unzip whole.zip"),
+    (0, b"Rar!\x1a\x07", "a RAR archive",
+     "unrar x IMAGE.rar (or 7z x IMAGE.rar), then give recovercr3 the card image it holds"),
+    (257, b"ustar", "a tar archive",
+     "tar -xf IMAGE.tar, then give recovercr3 the card image it holds"),
     (32769, b"CD001", "an ISO 9660 optical disc image, not a memory card's",
      "mount it (mount -o loop,ro IMAGE.iso DIR) and copy its files"),
 ]
