@@ -10168,6 +10168,10 @@ class Recorder:
                                                      if self.sheet_written else ""))
             self.log.info("Dry run: found %d file(s), wrote none" % found)
             return
+        if self.kept and found == self.kept:
+            self.log.info("Nothing new: {:,d} file(s) already in {}, listed in {}".format(
+                self.kept, where, self.outdir.report_path))
+            return
         if self.kept:
             self.log.info("Kept {:,d} file(s) an earlier run saved in {}: they are not "
                           "written again".format(self.kept, where))
@@ -10175,7 +10179,7 @@ class Recorder:
             self.log.info("%d movie(s) cut before their index was written rebuilt to play "
                           "again, in %s" % (self.by_status[REPAIRED],
                                             where / self.outdir.folder(REPAIRED)))
-        if found and (self.bytes_written or not self.kept):
+        if found:
             first = self.sheet_written or where
             self.log.info("Wrote {:,d} B ({:.1f} GB) in {}: look first at {}, then in "
                           "truncated/ and damaged/ (the report says why each is there)"
@@ -10183,7 +10187,7 @@ class Recorder:
         if resume_point is not None:
             self.log.info("The same command run again goes on from offset {:,d}, keeping "
                           "what is saved (--restart starts over)".format(resume_point[0]))
-        self.log.info("Restored %d file(s)" % found)
+        self.log.info("Restored %d file(s)" % (found - self.kept))    # by this run
 
 
 class Writer:
@@ -11275,9 +11279,8 @@ class Recovery:
                 code = self.stop.exit_code()
         for claim in list(self.outdir.claims):  # copies that never ran
             self.outdir.release(claim)
-        if code == EXIT_OK and self._nothing_new():
-            self.log.info("Nothing new since the last run: %s lists every file found, "
-                          "as it did" % self.outdir.report_path)
+        if code == EXIT_OK:
+            self._drop_a_repeated_report()
         if searched_whole:                      # its report lists every file
             self._remember()
         self.recorder.write_sheet(cut_short=code != EXIT_OK)
@@ -11311,16 +11314,15 @@ class Recovery:
         if problem:
             self.log.warning(problem)
 
-    def _nothing_new(self):
-        """True when this run found only what the one before it saved, which searched
-        the whole dump: its report would be that one's again, so it goes, and so
-        does its contact sheet (a second identical run leaves nothing new)."""
+    def _drop_a_repeated_report(self):
+        """When this run found only what the one before it saved, which searched the
+        whole dump, its report would be that one's again: it goes, and so does its
+        contact sheet (a second identical run leaves nothing new)."""
         if self.recorder.bytes_written or self.recorder.failed \
                 or not self.resume.nothing_new(self.outdir.report_path):
-            return False
+            return
         self.outdir.report_path = Path(self.resume.earlier.path)
         self.recorder.discard_sheet()
-        return True
 
     def _resume_point(self, stopped_at):
         """(offset, counter) where a run cut short is resumed: its first file whose

@@ -277,7 +277,8 @@ def test_a_stray_report_is_not_taken_for_the_last_runs(tmp_path):
     (out / "recovercr3-report-99.csv").write_bytes(corpus_file("exiftool_Canon.jpg"))
     again = recover(dump, out)
     assert again.rc == 0
-    assert "[INFO] Nothing new since the last run" in again.log
+    assert again.log.splitlines()[-1] == "[INFO] Nothing new: 3 file(s) already in %s, " \
+        "listed in %s" % (out, out / "recovercr3-report.csv")
     assert "Saving" not in again.log
     assert r.read_state(out) == [str(out / "recovercr3-report.csv")]
 

@@ -226,8 +226,11 @@ def test_a_second_identical_run_writes_nothing_new(tmp_path, card, whole):
              for p in out.rglob("*") if p.name not in own}
     assert after == before                  # not one file written, moved or added
     assert (out / recovercr3.STATE_NAME).read_bytes() == state
-    assert "[INFO] Nothing new since the last run: %s lists every file found, as it did" % (
-        out / "recovercr3-report.csv") in again.stderr
+    # said last, in place of upstream's "Restored N file(s)": this run restored none
+    assert again.stderr.splitlines()[-1] == (
+        "[INFO] Nothing new: %d file(s) already in %s, listed in %s" % (
+            len([row for row in whole[1] if row["file"]]), out, out / "recovercr3-report.csv"))
+    assert "Restored" not in again.stderr and "Wrote" not in again.stderr
     assert "Saving" not in again.stderr
     assert (out / "recovercr3.log").read_text().startswith(log_before)  # its own block
 
@@ -249,7 +252,10 @@ def test_a_second_run_with_more_types_writes_only_the_new_files(tmp_path, card, 
     assert all(on_disk[name][0] == inode for name, (inode, _) in jpegs.items())
     written = [line for line in second.log.splitlines() if line.startswith("[INFO] Saving")]
     assert len(written) == len([r for r in whole[1] if r["file"]]) - len(jpegs)
-    assert "Kept %d file(s) an earlier run saved" % len(first.rows) in second.log
+    # what was there, then what this run wrote
+    assert second.log.splitlines()[-1] == "[INFO] Restored %d file(s)" % len(written)
+    assert "[INFO] Kept %d file(s) an earlier run saved in %s: they are not written " \
+        "again" % (len(first.rows), out) in second.log
 
 
 def test_restart_saves_everything_again_under_new_names(tmp_path, card, whole):
