@@ -9404,6 +9404,7 @@ TIFF_RAWS = frozenset(kind for kind, fmt in FORMATS.items() if fmt.family == "TI
 JPEG_FIRST_RAWS = frozenset(["raf", "x3f"])     # whose first embedded part is their JPEG
 MOVIES = frozenset(["mp4", "mov", "3gp", "crm"])
 SHEET_NAME = "index"
+SHEET_SIGNATURE = b"<!DOCTYPE html>\n<!-- recovercr3's contact sheet: its next run replaces it -->\n"
 
 
 def ifd1_jpeg(buf, start, end):
@@ -9544,12 +9545,17 @@ def tile_html(tile):
 
 
 class ContactSheet:
-    """index.html (index-2.html, ... when taken) in the output directory. The tiles
-    go to a hidden scratch file as the files are reported (unlinked at once where the
-    system allows, so that not even a killed run leaves it); when the run ends the
-    page is written from the summary and those tiles, and given its name: memory
-    stays flat however many files there are, and the page is there whole or not at
-    all."""
+    """index.html in the output directory: the page of everything in it after the
+    latest run, which replaces the one an earlier run wrote (SHEET_SIGNATURE says it
+    is ours). A run that does not go on from the earlier ones (--restart, a dry run)
+    shows only its own files: the earlier page is then kept under the date it was
+    written (index-20261207-154501.html). A page of anyone else's at index.html is
+    kept as it is, and the sheet is index-2.html.
+    The tiles go to a hidden scratch file as the files are reported (unlinked at once
+    where the system allows, so that not even a killed run leaves it); when the run
+    ends the page is written from the summary and those tiles, and given its name:
+    memory stays flat however many files there are, and the page is there whole or
+    not at all."""
 
     def __init__(self, folder, image, command):
         self.folder = Path(folder)
@@ -9574,6 +9580,7 @@ class ContactSheet:
         self.size = 0
         self.order = []                 # (offset, where in the tiles file, length)
         self.thumbnails_left = MAX_SHEET_THUMBNAILS
+        self.shows_earlier_files = False    # True when this run goes on from the last
 
     def add(self, tile):
         if len(tile.thumbnail) > self.thumbnails_left:
@@ -9615,7 +9622,7 @@ class ContactSheet:
             n for (_, status), n in self.counts.items() if status == s)) for s in statuses]
         filters += ['<a href="#t-%s">%s</a>' % (sheet_class(t), html.escape(t)) for t in types]
         filters.append('<a href="#">all</a>')
-        return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        return ('<html lang="en"><head><meta charset="utf-8">'
                 "<title>recovercr3: %s</title><style>%s</style></head><body>\n%s\n"
                 "<header><h1>%d file(s) from %s</h1><p>Run: <code>%s</code> in "
                 "%d:%02d:%02d%s</p><table><tr><th>type</th>%s</tr>%s</table>"
@@ -9627,10 +9634,37 @@ class ContactSheet:
             if cut_short else "", "".join("<th>%s</th>" % html.escape(s) for s in statuses),
             rows, " ".join(filters))
 
+    @staticmethod
+    def ours(path):
+        """True when path is a plain file that an earlier run wrote as its sheet: not
+        a link, not a folder, not a user's page."""
+        try:
+            fd = open_here(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            return stat.S_ISREG(os.fstat(fd).st_mode) and \
+                pread(fd, len(SHEET_SIGNATURE), 0) == SHEET_SIGNATURE
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def _keep_dated(self, path):
+        """Give an earlier sheet the date it was written, never replacing a file."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.lstat(str(path)).st_mtime))
+        for number in itertools.count(1):
+            name = "%s-%s%s.html" % (SHEET_NAME, stamp, "" if number == 1 else "-%d" % number)
+            try:
+                return place(str(path), self.folder / name)
+            except FileExistsError:
+                continue
+
     def _write(self, cut_short):
         for number in itertools.count(1):
             name = SHEET_NAME + (".html" if number == 1 else "-%d.html" % number)
-            if os.path.lexists(str(self.folder / name)):
+            replaces = os.path.lexists(str(self.folder / name))
+            if replaces and not self.ours(self.folder / name):
                 continue
             try:
                 fd = create_exclusive(self.folder / (name + PART_SUFFIX))
@@ -9639,13 +9673,19 @@ class ContactSheet:
                 continue
         part = self.folder / (name + PART_SUFFIX)
         try:
-            write_all(fd, self._head(cut_short).encode("utf-8"))
+            write_all(fd, SHEET_SIGNATURE + self._head(cut_short).encode("utf-8"))
             for _, at, length in sorted(self.order):
                 write_all(fd, pread(self.tiles_fd, length, at))
             write_all(fd, b"</main></body></html>\n")
             os.close(fd)
             fd = None
-            place(str(part), self.folder / name)
+            if replaces and not self.shows_earlier_files:
+                self._keep_dated(self.folder / name)
+                replaces = False
+            if replaces:
+                os.replace(str(part), str(self.folder / name))
+            else:
+                place(str(part), self.folder / name)
         except BaseException:
             if fd is not None:
                 os.close(fd)
@@ -12311,6 +12351,8 @@ def _run(argv, stop):
             recorder = Recorder(dump, outdir, log, dfxml, sheet, holes,
                                 "were never read by ddrescue" if holes else "")
             earlier = None if args.restart or args.dry_run else earlier_run(outdir, dump, log)
+            if sheet is not None:
+                sheet.shows_earlier_files = earlier is not None
             # until this run ends whole, the next resumes from it and from those it
             # resumes: what they saved past where it stops is in their reports
             problem = outdir.remember([outdir.report_path] + (
