@@ -9393,7 +9393,9 @@ def xml_text(value):
 # 22. The contact sheet: index.html, a tile per file -----------------------------------
 # A thumbnail comes from the file itself, never from decoding pixels: a CR3's THMB
 # JPEG, the Exif thumbnail (IFD1) of a JPEG or a TIFF-based raw, or a small JPEG
-# itself. Other files get a drawn icon; a movie, its duration from mvhd.
+# itself, embedded in the page. A whole JPEG without one (a raw's preview taken out
+# of it, a large picture) is shown from its file beside the page. Other files get a
+# drawn icon; a movie, its duration from mvhd.
 TAG_THUMBNAIL_OFFSET, TAG_THUMBNAIL_LENGTH = 0x0201, 0x0202     # in IFD1
 MAX_THUMBNAIL = 48 << 10        # embedded in the page; a larger one is not,
 MAX_PREVIEW = 320 << 10         # but a file's only picture may be this large
@@ -9488,6 +9490,7 @@ class Tile(NamedTuple):
     original: str
     thumbnail: bytes        # a JPEG, or b""
     seconds: object         # a movie's duration, or None
+    shown: bool = False     # no thumbnail, but the file is a whole JPEG: it is shown
 
 
 SHEET_STYLE = """body{font:14px sans-serif;margin:0;background:#f4f4f4;color:#222}
@@ -9522,13 +9525,15 @@ def page_text(value):
 
 def tile_html(tile):
     """One tile of the contact sheet."""
+    href = html.escape(urllib.parse.quote(tile.link))
     if tile.thumbnail:
         picture = '<img src="data:image/jpeg;base64,%s" alt="">' % (
             base64.b64encode(tile.thumbnail).decode("ascii"))
+    elif tile.shown and tile.link:
+        picture = '<img src="%s" loading="lazy" alt="">' % href
     else:
         note = "%d:%02d" % divmod(round(tile.seconds), 60) if tile.seconds else ""
         picture = SHEET_ICON.format(kind=page_text(tile.type.upper()), note=note)
-    href = html.escape(urllib.parse.quote(tile.link))
     if tile.link:
         picture = '<a href="%s">%s</a>' % (href, picture)
         title = '<a href="%s">%s</a>' % (href, page_text(tile.name))
@@ -10128,7 +10133,8 @@ class Recorder:
         tile = Tile(carved.offset, "" if self.outdir.dry_run else relpath,
                     relpath or "(not saved)",
                     carved.type, carved.size, status, detail, carved.meta.model,
-                    carved.meta.datetime, naming.path if naming else "", thumbnail, seconds)
+                    carved.meta.datetime, naming.path if naming else "", thumbnail, seconds,
+                    shown=carved.type == "jpg" and status == COMPLETE)
         try:
             self.sheet.add(tile)
         except OSError as e:

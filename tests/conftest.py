@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -142,3 +143,31 @@ def tmpfs(tmp_path):
     yield mount
     for point in mounted:
         subprocess.run(["umount", str(point)], capture_output=True)
+
+
+def chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def screenshot(page, png, width=1200, height=900):
+    """Render page (a file) in headless Chromium to png; its decompressed pixel rows.
+    Set RECOVERCR3_SCREENSHOTS to a folder to keep a copy there."""
+    p = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                        "--disable-background-networking", "--no-first-run",
+                        "--hide-scrollbars", "--virtual-time-budget=5000",
+                        "--user-data-dir=%s" % (Path(png).parent / "chromium-profile"),
+                        "--window-size=%d,%d" % (width, height),
+                        "--screenshot=%s" % png, Path(page).as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert Path(png).exists(), p.stderr[-500:]
+    data = Path(png).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("RECOVERCR3_SCREENSHOTS"):
+        shutil.copy(str(png), os.environ["RECOVERCR3_SCREENSHOTS"])
+    pos, idat = 8, b""
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if data[pos + 4:pos + 8] == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    return zlib.decompress(idat)

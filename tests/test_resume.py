@@ -16,7 +16,7 @@ import pytest
 
 import dumpkit
 import recovercr3
-from conftest import CLI_PYTHON, PROJECT, SCRIPT, recover, run_cli
+from conftest import CLI_PYTHON, PROJECT, SCRIPT, chromium, recover, run_cli, screenshot
 from dumpkit import CAMERA_FOLDERS, MtoolsCard, build_dump, corpus_file, sha256
 
 # Ctrl-C, for real (a SIGINT to the process), once the report has this many rows
@@ -553,3 +553,18 @@ def test_a_run_after_a_mutated_report_saves_every_file(tmp_path_factory, small_c
     on_disk = {sha256(p.read_bytes()) for p in out.rglob("*.*")
                if p.is_file() and p.name.startswith("img")}
     assert {sha256(f) for f in files} <= on_disk
+
+
+@pytest.mark.skipif(not chromium(), reason="chromium is not installed")
+def test_the_sheet_after_a_resumed_run_shows_every_file(tmp_path, card, whole):
+    # Stopped after 3 rows, then the same command: index.html is the page of every
+    # file, as a run never stopped draws it; rendered by headless Chromium, with the
+    # whole pictures its tiles show from their files (the CR3s' thumbnails taken out)
+    out = tmp_path / "out"
+    ctrl_c_after(card, out, 3)
+    assert run_cli("-i", card, "-o", out).returncode == 0
+    assert tiles(out / "index.html") == whole[2]
+    page = (out / "index.html").read_text()
+    assert page.count("<figure") == len([row for row in whole[1] if row["file"]])
+    pixels = screenshot(out / "index.html", tmp_path / "sheet-after-resume.png", 1200, 1400)
+    assert len(set(pixels[::997])) > 20                 # not blank: many colours

@@ -5,15 +5,12 @@ with html.parser, and rendered by headless Chromium where it is installed."""
 import base64
 import csv
 import os
-import shutil
-import subprocess
 import time
-import zlib
 from html.parser import HTMLParser
 
 import pytest
 
-from conftest import recover, run_cli
+from conftest import chromium, recover, run_cli, screenshot
 import dumpkit
 
 
@@ -185,26 +182,58 @@ def test_a_page_that_is_not_an_earlier_sheet_is_kept(tmp_path, every_kind, their
     assert links == [row["file"] for row in second.rows] and len(first.rows) < len(links)
 
 
-def chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(not chromium(), reason="chromium is not installed")
 def test_headless_chromium_renders_the_page(tmp_path, every_kind):
     recover(every_kind, tmp_path / "out")
-    shot = tmp_path / "page.png"
-    p = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                        "--hide-scrollbars", "--window-size=1200,900",
-                        "--screenshot=%s" % shot, (tmp_path / "out" / "index.html").as_uri()],
-                       capture_output=True, text=True, timeout=120)
-    assert shot.exists(), p.stderr[-500:]
-    png = shot.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, b""
-    while pos < len(png):
-        length = int.from_bytes(png[pos:pos + 4], "big")
-        if png[pos + 4:pos + 8] == b"IDAT":
-            idat += png[pos + 8:pos + 8 + length]
-        pos += 12 + length
-    pixels = zlib.decompress(idat)
+    pixels = screenshot(tmp_path / "out" / "index.html", tmp_path / "page.png")
     assert len(set(pixels[::997])) > 20                 # not blank: many colours
+
+
+def without_exif(jpeg):
+    """jpeg without its APP1 segments (Exif, and the thumbnail in it)."""
+    out, pos = bytearray(jpeg[:2]), 2
+    while jpeg[pos + 1] != 0xDA:                             # up to the scan
+        length = int.from_bytes(jpeg[pos + 2:pos + 4], "big")
+        if jpeg[pos + 1] != 0xE1:
+            out += jpeg[pos:pos + 2 + length]
+        pos += 2 + length
+    return bytes(out + jpeg[pos:])
+
+
+def grown(jpeg, size):
+    """A real JPEG grown to exactly size bytes by comment segments after its SOI."""
+    out, grow = bytearray(jpeg[:2]), size - len(jpeg)
+    while grow:
+        part = min(grow, 65537) if grow - min(grow, 65537) not in (1, 2, 3) else grow - 4
+        out += b"\xff\xfe" + (part - 2).to_bytes(2, "big") + bytes(part - 4)
+        grow -= part
+    return bytes(out + jpeg[2:])
+
+
+def test_a_whole_picture_without_a_small_thumbnail_is_shown_from_its_file(tmp_path, eos_r_cr3):
+    # The full-size JPEG taken out of a cut CR3 (its EOS R track, here a real JPEG of
+    # the corpus with no Exif thumbnail, grown to the track's size) and a large whole
+    # JPEG without one were grey boxes: too large to embed, nothing small in them.
+    # Their tiles show the file itself, from beside the page.
+    full = (403258, 2467426)                    # the JPEG track's one sample
+    big = without_exif(dumpkit.corpus_file("mei_Canon_EOS_5D.jpg"))
+    cr3 = eos_r_cr3[:full[0]] + grown(big, full[1] - full[0]) + eos_r_cr3[full[1]:]
+    dumpkit.build_dump(tmp_path / "card.img", 4096, big, -len(big) % 512 + 4096,
+                       cr3[:full[1] + 100000])
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["file"], row["status"]) for row in out.rows] == [
+        ("img1.jpg", "complete"), ("truncated/img2.cr3", "truncated"),
+        ("truncated/img2.cr3.jpg", "complete")]
+    assert "the full-size JPEG inside" in out.rows[2]["detail"]
+    page = parse(tmp_path / "out" / "index.html")
+    shown = {tile["links"][0]: tile["img"] for tile in page.tiles}
+    assert shown["truncated/img2.cr3"].startswith("data:image/jpeg;base64,")   # its THMB
+    assert (shown["img1.jpg"], shown["truncated/img2.cr3.jpg"]) == (
+        "img1.jpg", "truncated/img2.cr3.jpg")
+    assert 'loading="lazy"' in (tmp_path / "out" / "index.html").read_text()
+    # a JPEG with a hole is no whole picture: its tile stays an icon
+    broken = big[:200000] + bytes(300000) + big[500000:]
+    dumpkit.build_dump(tmp_path / "holed.img", 4096, broken, 4096)
+    recover(tmp_path / "holed.img", tmp_path / "holed")
+    (tile,) = parse(tmp_path / "holed" / "index.html").tiles
+    assert tile["badge"] == "damaged" and tile["img"] is None and tile["svg"]
