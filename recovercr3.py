@@ -326,7 +326,9 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bo
            "BOX_HEADER", "MDAT", "MOOV", "NAL_CONFIGS", "NAL_SAMPLE_ENTRIES", "REPAIRED",
            "U32", "VideoCoding", "key_rhythm", "movie_reference", "pcm_track",
            "presentation_order", "repair_plan", "repaired_movie_header", "rhythms_agree",
-           "sound_chunks", "walk_cut_movie"]
+           "sound_chunks", "walk_cut_movie",
+           # a verdict in plain words
+           "meaning", "ROW_STATUSES", "STILL_USABLE", "VERDICT_WORDS"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
@@ -8379,13 +8381,127 @@ def with_moov(data, mdat, moov):
 PART_SUFFIX = ".part"
 MAX_SAME_NAME = 100             # IMG_1234-2.CR3 ... before a name falls back to imgN
 REPORT_NAME = "recovercr3-report"
-REPORT_FIELDS = ("file", "type", "offset", "size", "status", "detail",
+REPORT_FIELDS = ("file", "type", "offset", "size", "status", "meaning", "detail",
                  "model", "datetime", "serial", "pieces",
                  "original_name", "name_source", "fs_time", "sha256")
+OLD_REPORT_FIELDS = tuple(field for field in REPORT_FIELDS if field != "meaning")  # 0.x
 NOT_SAVED = "not saved"
 ROW_STATUSES = frozenset([COMPLETE, TRUNCATED, DAMAGED, REPAIRED, NOT_SAVED])    # a file's row's
 
 SCAN_FINISHED, SCAN_INTERRUPTED = "scan finished", "interrupted"     # the last row's status
+
+# What a verdict means, in a photographer's words: can it be opened, what is missing,
+# what can still be used, what to do. A row's detail is the technical reason (offsets,
+# box names: for experts, tests and -v); its meaning is chosen from that detail by the
+# first rule of its status whose pattern is found in it. docs/reference.rst lists the
+# rules (test_verdicts holds the two to each other).
+MOVIE_TYPES = frozenset(["mp4", "mov", "3gp", "crm", "avi", "mts", "ts", "mxf"])
+RAW_TYPES = frozenset(["cr3", "cr2", "crw", "nef", "arw", "dng", "orf", "rw2", "pef", "srw",
+                       "gpr", "raf", "x3f"])
+WHAT_IT_IS = [(MOVIE_TYPES, "movie"), (RAW_TYPES, "raw picture"), ({"wav"}, "recording"),
+              ({"7z"}, "archive")]
+STILL_USABLE = {
+    "movie": "Players such as VLC often play it up to where it breaks.",
+    "raw picture": "A raw converter or viewer may still show its preview.",
+    "picture": "A viewer shows the picture down to where it breaks, grey or garbled below.",
+    "recording": "It plays up to where it breaks.",
+    "archive": "7-Zip may still extract the files before the break.",
+}
+VERDICT_WORDS = [
+    # (status, pattern in the detail, meaning)
+    (COMPLETE, r"^the full-size JPEG inside|^the preview JPEG inside|^the thumbnail JPEG "
+     r"inside|^the JPEG preview inside|^the JPEG thumbnail inside",
+     "A whole picture taken out of a broken file ({container}): it opens. It is {which}."),
+    (COMPLETE, r"reassembled from \d+ pieces|put back together from \d+ pieces",
+     "Whole: put back together from the pieces the card had scattered, every join proven "
+     "by the file's own structure. It opens as the camera wrote it."),
+    (COMPLETE, r"", "Whole: every part of the {what} is here and checks out. It opens as "
+     "the camera wrote it."),
+    (REPAIRED, r"", "A copy of the cut movie {container} rebuilt to play: {pictures} pictures, "
+     "{seconds} seconds, {sound}. Its pictures are the camera's, byte for byte; its index "
+     "is borrowed from a whole movie of the same camera. Watch this one."),
+    (TRUNCATED, r"its pictures are rebuilt beside it",
+     "The recording was cut off (a dead battery, a card pulled out) before the camera "
+     "finished the movie, so players cannot open this file. A copy that plays was "
+     "rebuilt in repaired/: watch that one."),
+    (TRUNCATED, r"mdat has size 0|cut before its index|not rebuilt",
+     "The recording was cut off (a dead battery, a card pulled out) before the camera "
+     "finished the movie, so players cannot open this file, and no whole movie of the "
+     "same camera and mode is on the card to rebuild it from. A video repair tool given "
+     "a good movie from the same camera may."),
+    (TRUNCATED, r"could not be read|never read by ddrescue",
+     "Cut off where the card could not be read: the end of the {what} is missing. "
+     "{usable}"),
+    (TRUNCATED, r"the dump ends|the stream ends",
+     "Cut off: the card image ends before this {what} does, so its end is missing. "
+     "{usable} If the image is not of the whole card, image all of it and run again."),
+    (TRUNCATED, r"", "Cut off: the end of this {what} was written over, or lies elsewhere on "
+     "the card in a piece that could not be found. {usable}"),
+    (DAMAGED, r"could not be read|never read by ddrescue",
+     "Parts of the card could not be read: they are zeros in this {what}. {usable} A "
+     "new image of the card (ddrescue, more retries) may read them."),
+    (DAMAGED, r"by a guess",
+     "Put back together from the pieces the card had scattered, by the most likely "
+     "guess: nothing proves it right. Look at it: where the guess is wrong, it shows "
+     "another file's bytes."),
+    (DAMAGED, r"reassembled from \d+ pieces",
+     "Put back together from the pieces the card had scattered, but part of it could "
+     "not be checked: it may hold another file's bytes. {usable}"),
+    (DAMAGED, r"holds img|not put back together|lies outside|outside mdat|"
+     r"but another file's|fragmented",
+     "Written in pieces, or partly written over: part of what is here is not this "
+     "file's. {usable}"),
+    (DAMAGED, r"\bno moov\b",
+     "A movie without its index, which the camera writes last: it will not play as it "
+     "is. A video repair tool given a good movie from the same camera may rebuild it."),
+    (DAMAGED, r"AVI video frame",
+     "A frame of an AVI movie, not a photo of its own."),
+    (DAMAGED, r"", "Its own structure does not add up: part of the {what} is missing or "
+     "is another file's. {usable}"),
+    (NOT_SAVED, r"stopped before it was written",
+     "Found, but the run stopped before it was written: run the same command again "
+     "to save it."),
+    (NOT_SAVED, r"disk is full|no space",
+     "Found, but the output disk is full: free space, or give another output folder, "
+     "and run again."),
+    (NOT_SAVED, r"too large",
+     "Too large for the output drive (FAT32 holds 4 GiB a file at most): save to an "
+     "exFAT, NTFS or APFS drive."),
+    (NOT_SAVED, r"", "Found, but not written: the detail says why."),
+    (SCAN_FINISHED, r"", "The whole card image was searched."),
+    (SCAN_INTERRUPTED, r"", "The search stopped before the end of the card image: run the "
+     "same command again to go on from there."),
+]
+VERDICT_RULES = [(status, re.compile(pattern), words) for status, pattern, words in
+                 VERDICT_WORDS]
+REPAIRED_NUMBERS = re.compile(r"^the ([\d,]+) pictures \(([\d.]+) s\) of (.+?), a movie cut")
+INSIDE = re.compile(r" inside (\S+)")
+
+
+def meaning(kind, status, detail, picture_beside=False):
+    """What the verdict status, given for detail, means to the photographer (the first
+    rule of VERDICT_WORDS that fits); picture_beside: a whole picture taken out of
+    this broken file is saved beside it."""
+    what = next((name for kinds, name in WHAT_IT_IS if kind in kinds), "picture")
+    rule = next(words for rule_status, pattern, words in VERDICT_RULES
+                if rule_status == status and pattern.search(detail))
+    facts = {"what": what, "usable": STILL_USABLE[what], "container": "", "which": "",
+             "pictures": "", "seconds": "", "sound": ""}
+    inside = INSIDE.search(detail)
+    if inside:
+        facts["container"] = inside.group(1).rstrip(";,")
+    facts["which"] = ("the picture at full size" if "full-size" in detail
+                      else "a smaller preview of the picture" if "preview" in detail
+                      else "only a small thumbnail of the picture")
+    numbers = REPAIRED_NUMBERS.match(detail)
+    if numbers:
+        facts.update(pictures=numbers.group(1), seconds=numbers.group(2),
+                     container=numbers.group(3))
+        facts["sound"] = "with its sound" if "and its sound" in detail else "silent"
+    words = rule.format(**facts)
+    if picture_beside and status in (TRUNCATED, DAMAGED):
+        words += " A whole picture from inside it is saved beside it, under its name + .jpg."
+    return words
 STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged",
                REPAIRED: "repaired"}
 CANON_PREFIX = "canon "
@@ -8936,9 +9052,12 @@ class EarlierRun:
                 if locked_by_another(f.fileno()):
                     raise ValueError("another run is still writing it")
                 reader = csv.reader(f)
-                if tuple(next(reader, ())) != REPORT_FIELDS:
+                fields = tuple(next(reader, ()))
+                if fields not in (REPORT_FIELDS, OLD_REPORT_FIELDS):
                     raise ValueError("it is not a report of this version of recovercr3")
-                rows = [dict(zip(REPORT_FIELDS, cells)) for cells in reader]
+                rows = [dict(zip(fields, cells), meaning="") if fields == OLD_REPORT_FIELDS
+                        and len(cells) == len(fields) else dict(zip(REPORT_FIELDS, cells))
+                        for cells in reader]
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise ValueError("it cannot be read: %s" % (getattr(e, "strerror", None) or e)
                              ) from None
@@ -9308,6 +9427,7 @@ class OutputDir:
         meta = carved.meta
         naming = naming or Naming("", "", "")
         self.report.write_row((relpath, carved.type, carved.offset, carved.size, status,
+                               meaning(carved.type, status, detail, bool(carved.pictures)),
                                detail, meta.model, meta.datetime, meta.serial,
                                byte_runs(carved), naming.path, naming.source, naming.fs_time,
                                sha256))
@@ -9491,6 +9611,7 @@ class Tile(NamedTuple):
     thumbnail: bytes        # a JPEG, or b""
     seconds: object         # a movie's duration, or None
     shown: bool = False     # no thumbnail, but the file is a whole JPEG: it is shown
+    meaning: str = ""       # the verdict in plain words (the detail is the badge's title)
 
 
 SHEET_STYLE = """body{font:14px sans-serif;margin:0;background:#f4f4f4;color:#222}
@@ -9505,6 +9626,7 @@ main{display:flex;flex-wrap:wrap;padding:10px}
 .badge.complete{background:#2a8a2a}.badge.truncated{background:#c77c00}
 .badge.damaged{background:#b22}.badge.not-saved{background:#666}
 .badge.repaired{background:#2a6fb0}
+.meaning{display:block;color:#444;margin-top:3px}
 """
 SHEET_ICON = ('<svg viewBox="0 0 180 135" role="img" aria-label="{kind}">'
               '<rect width="180" height="135" fill="#ddd"/>'
@@ -9545,6 +9667,8 @@ def tile_html(tile):
         lines.append("on the card: " + page_text(tile.original))
     lines.append('<span class="badge %s" title="%s">%s</span>' % (
         sheet_class(tile.status), page_text(tile.detail), page_text(tile.status)))
+    if tile.meaning and (tile.status != COMPLETE or tile.detail):
+        lines.append('<small class="meaning">%s</small>' % page_text(tile.meaning))
     return '<figure class="tile %s t-%s">%s<figcaption>%s</figcaption></figure>\n' % (
         sheet_class(tile.status), sheet_class(tile.type), picture, "<br>".join(lines))
 
@@ -10039,6 +10163,8 @@ class Recorder:
 
     def carried(self, row, carved):
         """A row of the earlier run's report, as it is (see Resume.carried)."""
+        row = dict(row, meaning=meaning(row["type"], row["status"], row["detail"],
+                                        bool(carved.pictures)))    # an older version's too
         self.write(self.outdir.report.write_row, [row[field] for field in REPORT_FIELDS])
         naming = Naming(row["original_name"], row["name_source"], row["fs_time"])
         if row["status"] == NOT_SAVED:
@@ -10069,8 +10195,9 @@ class Recorder:
                           stopped_at, size, stopped_at / max(size, 1),
                           resume_point[0], resume_point[1] + 1))
         status = SCAN_FINISHED if resume_point is None else SCAN_INTERRUPTED
-        self.write(self.outdir.report.write_row, ("", "", stopped_at, size, status, detail)
-                   + ("",) * (len(REPORT_FIELDS) - 6))
+        self.write(self.outdir.report.write_row, ("", "", stopped_at, size, status,
+                                                  meaning("", status, detail), detail)
+                   + ("",) * (len(REPORT_FIELDS) - 7))
 
     def holed(self, carved, status, detail):
         """The verdict of a file with bytes the card did not give (see Holes): the
@@ -10134,7 +10261,8 @@ class Recorder:
                     relpath or "(not saved)",
                     carved.type, carved.size, status, detail, carved.meta.model,
                     carved.meta.datetime, naming.path if naming else "", thumbnail, seconds,
-                    shown=carved.type == "jpg" and status == COMPLETE)
+                    shown=carved.type == "jpg" and status == COMPLETE,
+                    meaning=meaning(carved.type, status, detail, bool(carved.pictures)))
         try:
             self.sheet.add(tile)
         except OSError as e:
@@ -10193,8 +10321,10 @@ class Recorder:
         if self.not_saved:
             problems.append((self.not_saved, NOT_SAVED))
         if problems:
-            self.log.warning("%s: see %s" % (
-                ", ".join("%d %s" % p for p in problems), self.outdir.report_path))
+            self.log.warning("%s: the meaning column of %s says, for each, what is missing "
+                             "and what can still be used" % (
+                                 ", ".join("%d %s" % p for p in problems),
+                                 self.outdir.report_path))
         for note in self.outdir.notes:
             self.log.warning(note)
         if self.failed:
@@ -10567,7 +10697,9 @@ class Placing:
             self._unplace(found, placed)
             raise output_error(e, self.outdir.path) from None
         if status != COMPLETE:
-            self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, detail))
+            self.log.warning("%s is %s: %s" % (self.outdir.path / relpath, status, meaning(
+                carved.type, status, detail, bool(carved.pictures))))
+            self.log.debug("why: %s" % detail)
         return status
 
     def name_again(self, found):
@@ -11250,6 +11382,7 @@ class Recovery:
         self.open = []                          # Found files the scan is still inside
         self.tail = None                        # the Found file running to the dump's end
         self.stopped_by = ""                    # the output error that stopped the run
+        self.stopped_by_full = False            # and it was a full disk
         self.deferred = collections.deque()     # damaged files to put together at the end
         self.cut_movies = collections.deque()   # movies cut before their moov: they wait
                                                 # for every complete movie (their references)
@@ -11299,6 +11432,7 @@ class Recovery:
                 except OutputError as e:
                     self.writer.cancel()
                     self.stopped_by = self._said(e)
+                    self.stopped_by_full = isinstance(e, DiskFull)
                     if not self.nested:             # the outer run says it
                         self.log.error(self.stopped_by)
                     code = EXIT_ERROR
@@ -11313,7 +11447,10 @@ class Recovery:
                 except OutputError as e:
                     self.writer.cancel()
                     message = self._said(e)
-                    if message != self.stopped_by and not self.nested:  # said once
+                    # said once: a disk full again while settling is the same error,
+                    # though the scan has moved on since
+                    if not self.nested and message != self.stopped_by and not (
+                            isinstance(e, DiskFull) and self.stopped_by_full):
                         self.log.error(message)
                     code = code or EXIT_ERROR
                     self.settle(final=True, record=False)

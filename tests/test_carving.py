@@ -235,11 +235,13 @@ def test_report_columns(tmp_path):
     build_dump(tmp_path / "card.img", 1536, movie, 10)
     recover(tmp_path / "card.img", tmp_path / "out")
     assert (tmp_path / "out" / "recovercr3-report.csv").read_text().splitlines() == [
-        "file,type,offset,size,status,detail,model,datetime,serial,pieces,"
+        "file,type,offset,size,status,meaning,detail,model,datetime,serial,pieces,"
         "original_name,name_source,fs_time,sha256",
-        "img1.3gp,3gp,1536,28561,complete,,,2005-10-28T17:36:40,,1536-30097,,,,"
+        "img1.3gp,3gp,1536,28561,complete,Whole: every part of the movie is here and "
+        "checks out. It opens as the camera wrote it.,,,2005-10-28T17:36:40,,1536-30097,,,,"
         + sha256(movie),
-        ',,30107,30107,scan finished,"the whole dump was searched (30,107 B)",,,,,,,,',
+        ',,30107,30107,scan finished,The whole card image was searched.,'
+        '"the whole dump was searched (30,107 B)",,,,,,,,',
     ]
 
 

@@ -193,7 +193,8 @@ def test_interrupt_in_the_middle_of_a_file_leaves_no_part_file(tmp_path, monkeyp
     assert out.rc == 130
     assert out.log.splitlines()[-6:] == [
         "[WARNING] Interrupted at offset 30,073 of 29,409,431 B",
-        "[WARNING] 1 not saved: see %s" % (tmp_path / "out" / "recovercr3-report.csv"),
+        "[WARNING] 1 not saved: the meaning column of %s says, for each, what is missing "
+        "and what can still be used" % (tmp_path / "out" / "recovercr3-report.csv"),
         "[INFO] 3GP 1 complete",
         "[INFO] Wrote 28,561 B (0.0 GB) in {0}: look first at {0}/index.html, then in "
         "truncated/ and damaged/ (the report says why each is there)".format(tmp_path / "out"),

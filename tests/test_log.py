@@ -102,10 +102,20 @@ def test_the_summary_and_the_log_of_a_card_with_every_type_and_verdict(tmp_path)
     written = sum(int(row["size"]) for row in rows)
     assert lines[-2].startswith("[INFO] Wrote {:,d} B".format(written))
     assert lines[-1] == "[INFO] Restored %d file(s)" % len(rows)
-    problems = [line for line in lines if line.startswith("[WARNING] ") and ": see " in line]
-    assert problems == ["[WARNING] %d truncated, %d damaged: see %s" % (
+    problems = [line for line in lines if line.startswith("[WARNING] ") and "column" in line]
+    assert problems == ["[WARNING] %d truncated, %d damaged: the meaning column of %s says, "
+                        "for each, what is missing and what can still be used" % (
         sum(n for (_, s), n in counts.items() if s == "truncated"),
         sum(n for (_, s), n in counts.items() if s == "damaged"),
         tmp_path / "out" / "recovercr3-report.csv")]
+    # each broken file is said in plain words, its row's meaning; its detail with -v
+    for row in rows:
+        if row["status"] != "complete":
+            assert "[WARNING] %s is %s: %s" % (tmp_path / "out" / row["file"], row["status"],
+                                               row["meaning"]) in lines
+    assert not any("why: " in line for line in lines)
+    verbose = run_cli("-i", card, "-o", tmp_path / "verbose", "-v").stderr.splitlines()
+    broken = [row for row in rows if row["status"] != "complete"]
+    assert broken and all("[DEBUG] why: %s" % row["detail"] in verbose for row in broken)
     block = (tmp_path / "out" / "recovercr3.log").read_text().split("\n\n")[0].splitlines()
     assert block[4:-1] == lines

@@ -568,3 +568,24 @@ def test_the_sheet_after_a_resumed_run_shows_every_file(tmp_path, card, whole):
     assert page.count("<figure") == len([row for row in whole[1] if row["file"]])
     pixels = screenshot(out / "index.html", tmp_path / "sheet-after-resume.png", 1200, 1400)
     assert len(set(pixels[::997])) > 20                 # not blank: many colours
+
+
+def test_a_report_of_the_version_before_the_meaning_column_is_gone_on_from(tmp_path, card,
+                                                                           whole):
+    # an upgrade between a run cut short and the same command again: the earlier
+    # report has no meaning column, and its files are kept all the same
+    out = tmp_path / "out"
+    ctrl_c_after(card, out, 6)
+    report = out / "recovercr3-report.csv"
+    with open(str(report), newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    at = table[0].index("meaning")
+    with open(str(report), "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(row[:at] + row[at + 1:] for row in table)
+    before = files_on_disk(out)
+    again = run_cli("-i", card, "-o", out)
+    assert again.returncode == 0 and "going on from offset" in again.stderr
+    assert newest_report(out).read_bytes() == whole[0]
+    after = files_on_disk(out)
+    kept = [name for name in before if name in after and after[name] == before[name]]
+    assert len(kept) >= 4

@@ -80,7 +80,11 @@ def test_a_tile_per_file_with_its_thumbnail_link_and_badge(tmp_path, every_kind)
     for row in rows:
         tile = by_link[row["file"]]
         assert tile["badge"] == row["status"] and ("t-" + row["type"]) in tile["class"]
-        assert (tile["title"] or "") == row["detail"]
+        assert (tile["title"] or "") == row["detail"]       # the technical words, on hover
+        if row["status"] != "complete" or row["detail"]:    # and the plain ones, shown
+            assert tile["text"].endswith(row["meaning"])
+        else:
+            assert row["meaning"] not in tile["text"]
         assert format(int(row["size"]), ",d") + " B" in tile["text"]
         assert all(link == row["file"] for link in tile["links"])
         if tile["img"]:

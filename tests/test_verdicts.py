@@ -5,12 +5,14 @@ tables declare (dumpkit.rebuild_cr3): the corpus has no complete full-size CR3. 
 HIF (EOS R5) and the MP4/MOV files are complete real files.
 """
 
+import re
 import struct
 
 import pytest
+from hypothesis import given, strategies as st
 
 import recovercr3 as r
-from conftest import recover
+from conftest import PROJECT, recover
 from dumpkit import build_dump, corpus_file, find_boxes, sha256, top_level
 
 
@@ -260,3 +262,76 @@ def test_a_photo_written_into_a_broken_cr3s_header_boxes_comes_back(tmp_path, eo
     assert rows[4096 + 32768]["status"] == "complete"
     assert rows[4096]["status"] == "damaged"
     assert "holds img2.jpg at +32768" in rows[4096]["detail"]
+
+
+# --- what a verdict means to the photographer ------------------------------------------
+
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def docs_table():
+    """The table of docs/reference.rst, "What the report tells you", as VERDICT_WORDS
+    makes it (a pattern's alternatives, regex marks taken out; placeholders in [])."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 12 28 60", "",
+             "   * - verdict", "     - when the detail holds", "     - what you read"]
+    for status, pattern, words in r.VERDICT_WORDS:
+        holds = " or ".join("``%s``" % re.sub(r"\\b|\^|\\", "", part).replace("d+", "N")
+                            for part in pattern.split("|")) if pattern else "(anything else)"
+        lines += ["   * - %s" % status, "     - %s" % holds,
+                  "     - %s" % PLACEHOLDER.sub(r"[\1]", words)]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_docs_list_every_verdict_and_what_it_means():
+    text = (PROJECT / "docs" / "reference.rst").read_text(encoding="utf-8")
+    assert docs_table() in text
+    for what, usable in r.STILL_USABLE.items():
+        assert "``%s``: %s" % (what, usable) in text
+
+
+@pytest.mark.parametrize("kind, status, detail, words", [
+    ("cr3", "truncated", "the dump ends inside mdat (14286087 of 28975416 bytes present)",
+     "Cut off: the card image ends before this raw picture does, so its end is missing. "
+     "A raw converter or viewer may still show its preview. If the image is not of the "
+     "whole card, image all of it and run again."),
+    ("jpg", "complete", "the thumbnail JPEG inside truncated/img1.cr3",
+     "A whole picture taken out of a broken file (truncated/img1.cr3): it opens. It is "
+     "only a small thumbnail of the picture."),
+    ("jpg", "complete", "the full-size JPEG inside damaged/img3.cr3; lies inside x",
+     "A whole picture taken out of a broken file (damaged/img3.cr3): it opens. It is the "
+     "picture at full size."),
+    ("jpg", "damaged", "trak 1: the JPEG frame at +70912 is not whole",
+     "Its own structure does not add up: part of the picture is missing or is another "
+     "file's. A viewer shows the picture down to where it breaks, grey or garbled below."),
+    ("mov", "damaged", "no moov",
+     "A movie without its index, which the camera writes last: it will not play as it "
+     "is. A video repair tool given a good movie from the same camera may rebuild it."),
+    ("mp4", "repaired", "the 1,502 pictures (60.1 s) of truncated/img7.mp4, a movie cut "
+     "before its index was written, with an index built on that of img6.mp4, and its "
+     "sound; its last whole picture ends at +98,381,824: no picture follows",
+     "A copy of the cut movie truncated/img7.mp4 rebuilt to play: 1,502 pictures, 60.1 "
+     "seconds, with its sound. Its pictures are the camera's, byte for byte; its index is "
+     "borrowed from a whole movie of the same camera. Watch this one."),
+    ("wav", "damaged", "the samples at +3,039,310 are not sound but another file's bytes",
+     "Written in pieces, or partly written over: part of what is here is not this "
+     "file's. It plays up to where it breaks."),
+    ("", "interrupted", "the search stopped at offset 1,000 of 2,000 B (50.0%): ...",
+     "The search stopped before the end of the card image: run the same command again "
+     "to go on from there."),
+])
+def test_the_meaning_of_a_verdict_is_in_plain_words(kind, status, detail, words):
+    assert r.meaning(kind, status, detail) == words
+    assert not re.search(r"\+\d|\bbox\b|\bmdat\b|\bMCU\b|\btrak\b", words)
+
+
+def test_a_broken_raw_says_its_picture_is_beside_it():
+    assert r.meaning("cr3", "damaged", "no mdat", picture_beside=True).endswith(
+        "A whole picture from inside it is saved beside it, under its name + .jpg.")
+    assert "beside" not in r.meaning("cr3", "complete", "", picture_beside=True)
+
+
+@given(st.sampled_from(sorted(r.ROW_STATUSES | {r.SCAN_FINISHED, r.SCAN_INTERRUPTED})),
+       st.sampled_from(sorted(r.FORMATS) + [""]), st.text(max_size=200))
+def test_every_verdict_and_detail_has_a_meaning(status, kind, detail):
+    words = r.meaning(kind, status, detail)
+    assert words and "{" not in words and words[0].isupper() and words.endswith(".")
