@@ -8444,6 +8444,10 @@ VERDICT_WORDS = [
      "Put back together from the pieces the card had scattered, by the most likely "
      "guess: nothing proves it right. Look at it: where the guess is wrong, it shows "
      "another file's bytes."),
+    (DAMAGED, r"\bno moov\b",
+     "A movie without its index, which the camera writes last (here it was cut off, or "
+     "lies in a piece that could not be found): it will not play as it is. A video "
+     "repair tool given a good movie from the same camera may rebuild it."),
     (DAMAGED, r"reassembled from \d+ pieces",
      "Put back together from the pieces the card had scattered, but part of it could "
      "not be checked: it may hold another file's bytes. {usable}"),
@@ -8451,9 +8455,6 @@ VERDICT_WORDS = [
      r"but another file's|fragmented",
      "Written in pieces, or partly written over: part of what is here is not this "
      "file's. {usable}"),
-    (DAMAGED, r"\bno moov\b",
-     "A movie without its index, which the camera writes last: it will not play as it "
-     "is. A video repair tool given a good movie from the same camera may rebuild it."),
     (DAMAGED, r"AVI video frame",
      "A frame of an AVI movie, not a photo of its own."),
     (DAMAGED, r"", "Its own structure does not add up: part of the {what} is missing or "
@@ -9667,7 +9668,7 @@ def tile_html(tile):
         lines.append("on the card: " + page_text(tile.original))
     lines.append('<span class="badge %s" title="%s">%s</span>' % (
         sheet_class(tile.status), page_text(tile.detail), page_text(tile.status)))
-    if tile.meaning and (tile.status != COMPLETE or tile.detail):
+    if tile.meaning:
         lines.append('<small class="meaning">%s</small>' % page_text(tile.meaning))
     return '<figure class="tile %s t-%s">%s<figcaption>%s</figcaption></figure>\n' % (
         sheet_class(tile.status), sheet_class(tile.type), picture, "<br>".join(lines))
@@ -10263,6 +10264,8 @@ class Recorder:
                     carved.meta.datetime, naming.path if naming else "", thumbnail, seconds,
                     shown=carved.type == "jpg" and status == COMPLETE,
                     meaning=meaning(carved.type, status, detail, bool(carved.pictures)))
+        if tile.status == COMPLETE and tile.meaning == meaning(carved.type, COMPLETE, ""):
+            tile = tile._replace(meaning="")        # whole, and nothing more to say
         try:
             self.sheet.add(tile)
         except OSError as e:
@@ -12087,7 +12090,8 @@ class ByProducts:
             claim.close()
             if not method or not os.path.getsize(claim.part):
                 self.outdir.release(claim)
-                self.log.info("%s: no LZMA stream to salvage" % found.claim.name)
+                self.log.info("%s: nothing in it could be unpacked (only LZMA-packed "
+                              "archives are salvaged)" % found.claim.name)
                 return
             relpath = self.outdir.finish(claim, status)
         except OSError as e:
@@ -12104,11 +12108,13 @@ class ByProducts:
                 self.outdir.release(claim)
             raise
         target = self.outdir.path / relpath
-        self.log.info("Salvaged {}, {:,d} B of {} data".format(
-            target, os.path.getsize(str(target)), method))
+        self.log.info("Salvaged {}, {:,d} B unpacked from the broken archive ({}): the "
+                      "files found in it follow".format(
+                          target, os.path.getsize(str(target)), method))
         if limited:
-            self.log.warning("%s: decoding stopped at %d times the packed size (a "
-                             "decompression bomb, or garbage)" % (target, SALVAGE_MAX_RATIO))
+            self.log.warning("%s: unpacking stopped at %d times the archive's size: what it "
+                             "holds is garbage, or made to fill the disk" % (
+                                 target, SALVAGE_MAX_RATIO))
         self._carve_salvaged(target, status)
 
     def _carve_salvaged(self, target, status):

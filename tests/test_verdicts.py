@@ -304,8 +304,15 @@ def test_the_docs_list_every_verdict_and_what_it_means():
      "Its own structure does not add up: part of the picture is missing or is another "
      "file's. A viewer shows the picture down to where it breaks, grey or garbled below."),
     ("mov", "damaged", "no moov",
-     "A movie without its index, which the camera writes last: it will not play as it "
-     "is. A video repair tool given a good movie from the same camera may rebuild it."),
+     "A movie without its index, which the camera writes last (here it was cut off, or "
+     "lies in a piece that could not be found): it will not play as it is. A video "
+     "repair tool given a good movie from the same camera may rebuild it."),
+    ("mp4", "damaged", "no moov; not put back together: a piece of it may lie unseen in "
+     "the gap after +102400; holds img39.3gp at +1175552 and 2 more: fragmented, or a "
+     "file stored inside it",
+     "A movie without its index, which the camera writes last (here it was cut off, or "
+     "lies in a piece that could not be found): it will not play as it is. A video "
+     "repair tool given a good movie from the same camera may rebuild it."),
     ("mp4", "repaired", "the 1,502 pictures (60.1 s) of truncated/img7.mp4, a movie cut "
      "before its index was written, with an index built on that of img6.mp4, and its "
      "sound; its last whole picture ends at +98,381,824: no picture follows",
