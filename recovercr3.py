@@ -8426,9 +8426,9 @@ VERDICT_WORDS = [
      "rebuilt in repaired/: watch that one."),
     (TRUNCATED, r"mdat has size 0|cut before its index|not rebuilt",
      "The recording was cut off (a dead battery, a card pulled out) before the camera "
-     "finished the movie, so players cannot open this file, and no whole movie of the "
-     "same camera and mode is on the card to rebuild it from. A video repair tool given "
-     "a good movie from the same camera may."),
+     "finished the movie, so players cannot open this file, and it could not be rebuilt "
+     "(most often: no whole movie of the same camera and mode is on the card to borrow "
+     "an index from). A video repair tool given a good movie from the same camera may."),
     (TRUNCATED, r"could not be read|never read by ddrescue",
      "Cut off where the card could not be read: the end of the {what} is missing. "
      "{usable}"),

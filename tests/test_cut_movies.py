@@ -400,6 +400,7 @@ def test_a_cut_movie_without_its_cameras_reference_is_left_as_it_is(tmp_path, re
     outcome = card_with(tmp_path, *others, cut)
     (row,) = [row for row in outcome.rows if row["status"] != "complete"]
     assert row["status"] == "truncated" and row["detail"].endswith("; not rebuilt: " + why)
+    assert "players cannot open this file, and it could not be rebuilt" in row["meaning"]
     assert sha256((tmp_path / "out" / row["file"]).read_bytes()) == sha256(cut)
     assert not (tmp_path / "out" / "repaired").exists()
 
@@ -414,6 +415,15 @@ def test_a_rebuilt_movie_is_kept_by_the_next_run_and_shown_on_the_sheet(tmp_path
     assert repaired["detail"].startswith("the {:,d} pictures ({:.1f} s)".format(
         len(whole), seconds))
     assert "and its sound" in repaired["detail"]
+    # in plain words: what it is, how long, and which to watch
+    (cut_row,) = [row for row in first.rows if row["status"] == "truncated"]
+    assert repaired["meaning"] == (
+        "A copy of the cut movie {} rebuilt to play: {:,d} pictures, {:.1f} seconds, with "
+        "its sound. Its pictures are the camera's, byte for byte; its index is borrowed "
+        "from a whole movie of the same camera. Watch this one.".format(
+            cut_row["file"], len(whole), seconds))
+    assert cut_row["meaning"].endswith("A copy that plays was rebuilt in repaired/: watch "
+                                       "that one.")
     sheet = (tmp_path / "out" / "index.html").read_text()
     assert "repaired/img2.repaired.mov" in sheet
     dry = run_cli("-i", tmp_path / "card.img", "-o", tmp_path / "dry", "--dry-run")
