@@ -747,6 +747,14 @@ def test_a_card_name_that_is_the_tools_own_is_saved_as_card_name(tmp_path):
     sheet = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert "card-index.html" in sheet and not (tmp_path / "out" / "index-2.html").exists()
     assert os.path.basename(r.newest_report(tmp_path / "out")) == "recovercr3-report.csv"
+    # the same command again: the card's page is still not the sheet, which the run
+    # replaces; it wrote nothing, and says so
+    again = recover(card.path, tmp_path / "out", "--name-by", "original")
+    assert again.log.splitlines()[-1] == "[INFO] Nothing new: 4 file(s) already in %s, " \
+        "listed in %s" % (tmp_path / "out", tmp_path / "out" / "recovercr3-report.csv")
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.html")) == [
+        "card-index.html", "index.html"]
+    assert sha256((tmp_path / "out" / "card-index.html").read_bytes()) == truth["index.html"]
 
 
 @settings(max_examples=300, deadline=None)
@@ -765,3 +773,30 @@ def test_no_card_path_takes_a_name_of_the_tools_own(parts):
         assert not r.RESERVED_TOP.match(given.split("/")[0])
     else:
         assert safe == path
+
+
+@needs_mtools
+def test_the_sheet_of_a_formatted_card_after_a_second_run_shows_every_file(tmp_path):
+    # a quick-formatted card, saved first for its JPEGs, then again for everything:
+    # index.html is then the one page, every file on it with its card name; the
+    # second run says what it kept and what it wrote
+    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
+    files = {"DCIM/100CANON/IMG_0001.JPG": corpus_file("mei_Canon_EOS_5D.jpg"),
+             "DCIM/100CANON/MVI_0002.MOV": corpus_file("nomexif_meta.mov"),
+             "DCIM/100CANON/IMG_0003.JPG": corpus_file("mei_Nikon_D70.jpg")}
+    for path, data in files.items():
+        card.copy(path, data)
+    card.format()
+    out = tmp_path / "out"
+    first = recover(card.path, out, "--name-by", "original", "--types", "jpg")
+    second = recover(card.path, out, "--name-by", "original")
+    assert [row["file"] for row in first.rows] == [
+        "DCIM/100CANON/IMG_0001.JPG", "DCIM/100CANON/IMG_0003.JPG"]
+    assert {row["file"]: sha256((out / row["file"]).read_bytes()) for row in second.rows} \
+        == {path: sha256(data) for path, data in files.items()}
+    assert second.log.splitlines()[-1] == "[INFO] Restored 1 file(s)"
+    assert "[INFO] Kept 2 file(s) an earlier run saved in %s" % out in second.log
+    assert sorted(p.name for p in out.glob("index*")) == ["index.html"]
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.count("<figure") == 3
+    assert all('href="%s"' % path in page for path in files)
