@@ -8448,9 +8448,13 @@ VERDICT_WORDS = [
      "A movie without its index, which the camera writes last (here it was cut off, or "
      "lies in a piece that could not be found): it will not play as it is. A video "
      "repair tool given a good movie from the same camera may rebuild it."),
-    (DAMAGED, r"reassembled from \d+ pieces",
-     "Put back together from the pieces the card had scattered, but part of it could "
-     "not be checked: it may hold another file's bytes. {usable}"),
+    (DAMAGED, r"bytes are not checked",
+     "Put back together from the pieces the card had scattered, each join proven; only "
+     "its last part could not be checked, and may be another file's. It most likely "
+     "opens whole: if its end looks wrong, that is why."),
+    (DAMAGED, r"can confirm the join",
+     "Put back together from the pieces the card had scattered, but nothing in this "
+     "kind of file can prove the joins: part of it may be another file's. {usable}"),
     (DAMAGED, r"holds img|not put back together|lies outside|outside mdat|"
      r"but another file's|fragmented",
      "Written in pieces, or partly written over: part of what is here is not this "

@@ -612,18 +612,25 @@ def zero_file_system(image):
 
 
 @needs_mtools
+def camera_card(path, files):
+    """A FAT32 card (mkfs.vfat, mtools) with files ({path on the card: bytes}) in the
+    camera's folders, written in that order."""
+    card = MtoolsCard(path, folders=CAMERA_FOLDERS)
+    for card_path, data in files.items():
+        card.copy(card_path, data)
+    return card
+
+
 @pytest.mark.parametrize("damage, source", [
     (lambda image: b"\x17" * 100 + image, "entry"),          # a partition off the grid
     (gpt_disk, "entry"),
     (zero_boot, "entry"),
     (zero_file_system, "orphan directory")])
 def test_the_names_come_back_wherever_the_file_system_lies(tmp_path, damage, source):
-    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
     files = {"DCIM/100CANON/IMG_0001.JPG": corpus_file("mei_Canon_PowerShot_G11.jpg"),
              "DCIM/100CANON/IMG_0002.CR2": corpus_file("exiftool_CanonRaw.cr2"),
              "DCIM/100CANON/MVI_0003.MP4": corpus_file("gopro_karma.mp4")}
-    for path, data in files.items():
-        card.copy(path, data)
+    card = camera_card(tmp_path / "card.img", files)
     (tmp_path / "damaged.img").write_bytes(damage(card.image()))
     out = recover(tmp_path / "damaged.img", tmp_path / "out", "--name-by", "original")
     rows = named_rows(out)
@@ -780,12 +787,10 @@ def test_the_sheet_of_a_formatted_card_after_a_second_run_shows_every_file(tmp_p
     # a quick-formatted card, saved first for its JPEGs, then again for everything:
     # index.html is then the one page, every file on it with its card name; the
     # second run says what it kept and what it wrote
-    card = MtoolsCard(tmp_path / "card.img", folders=CAMERA_FOLDERS)
     files = {"DCIM/100CANON/IMG_0001.JPG": corpus_file("mei_Canon_EOS_5D.jpg"),
              "DCIM/100CANON/MVI_0002.MOV": corpus_file("nomexif_meta.mov"),
              "DCIM/100CANON/IMG_0003.JPG": corpus_file("mei_Nikon_D70.jpg")}
-    for path, data in files.items():
-        card.copy(path, data)
+    card = camera_card(tmp_path / "card.img", files)
     card.format()
     out = tmp_path / "out"
     first = recover(card.path, out, "--name-by", "original", "--types", "jpg")
