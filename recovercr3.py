@@ -9518,9 +9518,9 @@ def xml_text(value):
 # 22. The contact sheet: index.html, a tile per file -----------------------------------
 # A thumbnail comes from the file itself, never from decoding pixels: a CR3's THMB
 # JPEG, the Exif thumbnail (IFD1) of a JPEG or a TIFF-based raw, or a small JPEG
-# itself, embedded in the page. A whole JPEG without one (a raw's preview taken out
-# of it, a large picture) is shown from its file beside the page. Other files get a
-# drawn icon; a movie, its duration from mvhd.
+# itself, embedded in the page; a plain TIFF's pixels, sampled down to a PNG. A whole
+# JPEG without one (a raw's preview taken out of it, a large picture) is shown from
+# its file beside the page. Other files get a drawn icon; a movie, its duration.
 TAG_THUMBNAIL_OFFSET, TAG_THUMBNAIL_LENGTH = 0x0201, 0x0202     # in IFD1
 MAX_THUMBNAIL = 48 << 10        # embedded in the page; a larger one is not,
 MAX_PREVIEW = 320 << 10         # but a file's only picture may be this large
@@ -9585,6 +9585,81 @@ def preview_ranges(carved):
     parts = [(first - carved.offset, last - carved.offset) for first, last in carved.embedded
              if first >= carved.offset and last - first <= MAX_PREVIEW]
     return sorted(parts, key=lambda part: part[1] - part[0])
+
+
+TILE_WIDTH, TILE_HEIGHT = 180, 135     # a tile's picture, in pixels
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TAG_WIDTH, TAG_HEIGHT, TAG_BITS, TAG_COMPRESSION = 0x0100, 0x0101, 0x0102, 0x0103
+TAG_PHOTOMETRIC, TAG_SAMPLES, TAG_ROWS_PER_STRIP, TAG_PLANAR = 0x0106, 0x0115, 0x0116, 0x011C
+UNCOMPRESSED, CHUNKY = 1, 1
+PICTURE_TAGS = frozenset([TAG_WIDTH, TAG_HEIGHT, TAG_BITS, TAG_COMPRESSION, TAG_PHOTOMETRIC,
+                          TAG_SAMPLES, TAG_ROWS_PER_STRIP, TAG_PLANAR, TAG_STRIP_OFFSETS])
+PHOTOMETRIC_CHANNELS = {0: 1, 1: 1, 2: 3}   # white is zero, black is zero, RGB
+
+
+def png_image(width, height, rows):
+    """A PNG of 8-bit RGB rows (bytes of width * 3 each)."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"".join(b"\0" + bytes(row) for row in rows)))
+            + chunk(b"IEND", b""))
+
+
+def tiff_picture(read, size):
+    """A PNG of a plain TIFF's picture, sampled down to a tile's size: 8- or 16-bit,
+    uncompressed, grey or RGB, in strips (what editors and scanners write, with no
+    thumbnail of its own). read(offset, length) reads the file. None for any other."""
+    order, ifd0 = tiff_order(read(0, TIFF_HEADER_SIZE), 0, TIFF_HEADER_SIZE)
+    (count,) = struct.unpack(order + "H", read(ifd0, 2))
+    table = read(ifd0 + 2, count * IFD_ENTRY_SIZE)
+    if not 0 < count <= MAX_IFD_ENTRIES or len(table) < count * IFD_ENTRY_SIZE:
+        return None
+    tags = {}
+    for i in range(count):
+        tag, kind, n, raw = struct.unpack_from(order + IFD_ENTRY, table, i * IFD_ENTRY_SIZE)
+        fmt = TIFF_INTEGER_FORMATS.get(kind)
+        if tag not in PICTURE_TAGS or fmt is None or not 0 < n <= MAX_TIFF_DATA_RANGES:
+            continue
+        length = n * TIFF_TYPE_SIZES[kind]
+        data = raw[:length] if length <= 4 else read(struct.unpack(order + "I", raw)[0], length)
+        if len(data) == length:
+            tags[tag] = struct.unpack("%s%d%s" % (order, n, fmt), data)
+    width, height = tags.get(TAG_WIDTH, (0,))[0], tags.get(TAG_HEIGHT, (0,))[0]
+    bits = set(tags.get(TAG_BITS, (1,)))
+    samples = tags.get(TAG_SAMPLES, (1,))[0]
+    photometric = tags.get(TAG_PHOTOMETRIC, (-1,))[0]
+    strips = tags.get(TAG_STRIP_OFFSETS, ())
+    rows_per_strip = tags.get(TAG_ROWS_PER_STRIP, (height,))[0] or height
+    if (not width or not height or len(bits) != 1 or not bits <= {8, 16}
+            or tags.get(TAG_COMPRESSION, (UNCOMPRESSED,))[0] != UNCOMPRESSED
+            or tags.get(TAG_PLANAR, (CHUNKY,))[0] != CHUNKY or not strips
+            or samples < PHOTOMETRIC_CHANNELS.get(photometric, samples + 1)):
+        return None
+    depth = bits.pop() // 8
+    pixel = samples * depth
+    high = 0 if order == ">" or depth == 1 else 1     # the high byte of a 16-bit sample
+    scale = max(width / TILE_WIDTH, height / TILE_HEIGHT, 1)
+    out_width, out_height = max(int(width / scale), 1), max(int(height / scale), 1)
+    columns = [int(x * scale) * pixel + high for x in range(out_width)]
+    rows = []
+    for y in range(out_height):
+        source = int(y * scale)
+        strip = source // rows_per_strip
+        if strip >= len(strips):
+            return None
+        start = strips[strip] + (source % rows_per_strip) * width * pixel
+        if start + width * pixel > size:
+            return None
+        line = read(start, width * pixel)
+        if photometric == 2:
+            rgb = bytes(line[at + channel * depth] for at in columns for channel in range(3))
+        else:
+            grey = bytes(line[at] ^ (0xFF if photometric == 0 else 0) for at in columns)
+            rgb = bytes(value for value in grey for _ in range(3))
+        rows.append(rgb)
+    return png_image(out_width, out_height, rows)
 
 
 def movie_seconds(moov):
@@ -9654,7 +9729,8 @@ def tile_html(tile):
     """One tile of the contact sheet."""
     href = html.escape(urllib.parse.quote(tile.link))
     if tile.thumbnail:
-        picture = '<img src="data:image/jpeg;base64,%s" alt="">' % (
+        picture = '<img src="data:image/%s;base64,%s" alt="">' % (
+            "png" if tile.thumbnail.startswith(PNG_SIGNATURE) else "jpeg",
             base64.b64encode(tile.thumbnail).decode("ascii"))
     elif tile.shown and tile.link:
         picture = '<img src="%s" loading="lazy" alt="">' % href
@@ -10257,6 +10333,13 @@ class Recorder:
                 if data[:2] == JPEG_SOI:
                     thumbnail = data
                     break
+            if not thumbnail and carved.type == "tif" and status == COMPLETE \
+                    and not carved.pieces:
+                try:
+                    thumbnail = tiff_picture(lambda at, length: self.dump.read(
+                        first + at, max(0, min(length, size - at))), size) or b""
+                except (FormatError, struct.error):
+                    pass
             moov = next((box for box in carved.boxes if box.name == MOOV), None)
             if carved.type in MOVIES and moov is not None and moov.size <= MAX_MOOV_READ:
                 seconds = movie_seconds(self.dump.read(moov.offset, moov.size))

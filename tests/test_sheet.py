@@ -10,6 +10,7 @@ import time
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from conftest import chromium, recover, run_cli, screenshot
 import dumpkit
@@ -242,3 +243,63 @@ def test_a_whole_picture_without_a_small_thumbnail_is_shown_from_its_file(tmp_pa
     recover(tmp_path / "holed.img", tmp_path / "holed")
     (tile,) = parse(tmp_path / "holed" / "index.html").tiles
     assert tile["badge"] == "damaged" and tile["img"] is None and tile["svg"]
+
+
+def quadrants(mode, size=(640, 480)):
+    """A picture of four colours, one a quadrant (Pillow), and those colours in RGB."""
+    from PIL import Image
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (240, 240, 240)]
+    image = Image.new("RGB", size)
+    w, h = size[0] // 2, size[1] // 2
+    for i, colour in enumerate(colours):
+        image.paste(colour, (i % 2 * w, i // 2 * h, (i % 2 + 1) * w, (i // 2 + 1) * h))
+    if mode == "L":
+        image = image.convert("L")
+        colours = [(v, v, v) for v in (image.getpixel((w // 2 + i % 2 * w, h // 2 + i // 2 * h))
+                                       for i in range(4))]
+    return image, colours
+
+
+@pytest.mark.parametrize("mode, compression, shown", [
+    ("RGB", "raw", True), ("L", "raw", True), ("RGB", "tiff_lzw", False)])
+def test_a_plain_tiff_is_shown_by_its_pixels(tmp_path, mode, compression, shown):
+    # a TIFF of an editor or a scanner has no thumbnail of its own, and a browser
+    # shows no TIFF: its pixels, sampled to the tile, make a PNG in the page
+    import io
+    from PIL import Image
+    image, colours = quadrants(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF", compression=compression)
+    data = buffer.getvalue()
+    dumpkit.build_dump(tmp_path / "card.img", 4096, data, -len(data) % 512 + 4096)
+    out = recover(tmp_path / "card.img", tmp_path / "out")
+    assert [(row["type"], row["status"]) for row in out.rows] == [("tif", "complete")]
+    (tile,) = parse(tmp_path / "out" / "index.html").tiles
+    if not shown:                               # LZW: not decoded, an icon
+        assert tile["img"] is None and tile["svg"]
+        return
+    assert tile["img"].startswith("data:image/png;base64,")
+    png = Image.open(io.BytesIO(base64.b64decode(tile["img"].split(",", 1)[1])))
+    assert png.size == (180, 135)
+    w, h = png.size[0] // 2, png.size[1] // 2
+    assert [png.convert("RGB").getpixel((w // 2 + i % 2 * w, h // 2 + i // 2 * h))
+            for i in range(4)] == colours
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_mutated_tiff_gives_a_picture_or_none(data):
+    import io
+    import recovercr3 as r
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(buffer, "TIFF")
+    tiff = bytearray(buffer.getvalue())
+    for _ in range(data.draw(st.integers(1, 8))):
+        tiff[data.draw(st.integers(0, len(tiff) - 1))] = data.draw(st.integers(0, 255))
+    tiff = bytes(tiff)
+    try:
+        png = r.tiff_picture(lambda at, n: tiff[at:at + max(0, n)], len(tiff))
+    except (r.FormatError, r.struct.error):
+        return
+    assert png is None or png.startswith(r.PNG_SIGNATURE)
