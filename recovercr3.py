@@ -328,7 +328,9 @@ __all__ = ["ALL_TYPES", "BASELINE_FRAMES", "baseline_scan", "boot_geometry", "bo
            "presentation_order", "repair_plan", "repaired_movie_header", "rhythms_agree",
            "sound_chunks", "walk_cut_movie",
            # a verdict in plain words
-           "meaning", "ROW_STATUSES", "STILL_USABLE", "VERDICT_WORDS"]
+           "meaning", "ROW_STATUSES", "STILL_USABLE", "VERDICT_WORDS",
+           # the contact sheet
+           "PNG_SIGNATURE", "tiff_picture"]
 
 # What differs between systems is chosen here, once: Windows has no pread, no
 # O_NONBLOCK or O_NOFOLLOW (and wants O_BINARY); the rest is looked for where used.
