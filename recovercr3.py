@@ -11785,6 +11785,9 @@ class Recovery:
     def report_cut_movies(self):
         """Report the movies cut before their moov was written, now that every
         complete movie of the card, the references they are rebuilt on, is known."""
+        if self.cut_movies and not self.nested:
+            self.log.info("Now trying to rebuild %d movie(s) cut before their index was "
+                          "written" % len(self.cut_movies))
         while self.cut_movies:
             self.stop.check()
             found = self.cut_movies[0]
@@ -11826,6 +11829,10 @@ class Recovery:
         HEIF that waited for its unchecked tail (Reassembly.unproven_tail) is
         damaged when a file put together or guessed has a piece there (and laid over
         the free clusters, a guess). Each is then reported, in offset order."""
+        if self.deferred and not self.nested:    # the progress line has said 0:00:00 left
+            self.log.info("The search is done; now putting %d file(s) found in pieces back "
+                          "together (on a large card, this can take minutes)" % len(
+                              self.deferred))
         # {id(found): the file put together}: a found is changed only when it is
         # reported (a stop before leaves it as the scan found it, for the next run)
         joined, whys = {}, {}

@@ -119,3 +119,22 @@ def test_the_summary_and_the_log_of_a_card_with_every_type_and_verdict(tmp_path)
     assert broken and all("[DEBUG] why: %s" % row["detail"] in verbose for row in broken)
     block = (tmp_path / "out" / "recovercr3.log").read_text().split("\n\n")[0].splitlines()
     assert block[4:-1] == lines
+
+
+def test_what_comes_after_the_search_is_said(tmp_path):
+    # the progress line ends with the search (0:00:00 left); putting files found in
+    # pieces back together comes after it, and took 19 s of silence on a 512 MB
+    # formatted bench card: the log says it has begun, and how many files (here the
+    # MP4 in two pieces and the two CR3s broken over the files after them)
+    card = dumpkit.resume_card(tmp_path / "card.img", dumpkit.eos_r_cr3())
+    p = run_cli("-i", card, "-o", tmp_path / "out")
+    lines = p.stderr.splitlines()
+    (at,) = [i for i, line in enumerate(lines) if "The search is done" in line]
+    assert lines[at] == ("[INFO] The search is done; now putting 3 file(s) found in pieces "
+                         "back together (on a large card, this can take minutes)")
+    after = [line.split()[2].rstrip(",") for line in lines[at:]
+             if line.startswith("[INFO] Saving")]
+    out = tmp_path / "out"
+    assert [os.path.relpath(name, str(out)) for name in after] == [
+        "damaged/img4.cr3", "damaged/img4.cr3.jpg", "img7.mp4", "damaged/img8.cr3",
+        "damaged/img8.cr3.jpg"]
