@@ -8391,6 +8391,24 @@ NOT_SAVED = "not saved"
 ROW_STATUSES = frozenset([COMPLETE, TRUNCATED, DAMAGED, REPAIRED, NOT_SAVED])    # a file's row's
 
 SCAN_FINISHED, SCAN_INTERRUPTED = "scan finished", "interrupted"     # the last row's status
+STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged",
+               REPAIRED: "repaired"}
+CANON_PREFIX = "canon "
+MAX_MODEL_IN_NAME = 40          # a hostile card's 300-character model must not make a name
+                                # longer than a file system allows
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
+FORMULA_LEADS = ("=", "+", "-", "@")     # a spreadsheet runs a cell starting so
+# link() is how a name is given without ever replacing one; where the file system has
+# no hard links (FAT, exFAT, some FUSE), a checked rename is the fallback
+# What stops the run when writing a file fails: the output disk is full or gone.
+# Any other error is that file's failure (its name, its folder), and the run goes on.
+OUTPUT_GONE = frozenset(getattr(errno, name) for name in (
+    "ENOSPC", "EDQUOT", "EROFS", "EIO", "ENODEV", "ENXIO", "ESTALE", "ENOTCONN")
+    if hasattr(errno, name))
+MAX_NAME_FAILURES = 2 * MAX_SAME_NAME   # names refused in a row: the output's fault
+NO_HARD_LINKS = frozenset(getattr(errno, name) for name in (
+    "EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EMLINK", "EXDEV",
+    "EINVAL") if hasattr(errno, name))      # EINVAL: Windows's "Incorrect function"
 
 # What a verdict means, in a photographer's words: can it be opened, what is missing,
 # what can still be used, what to do. A row's detail is the technical reason (offsets,
@@ -8509,24 +8527,6 @@ def meaning(kind, status, detail, picture_beside=False):
     if picture_beside and status in (TRUNCATED, DAMAGED):
         words += " A whole picture from inside it is saved beside it, under its name + .jpg."
     return words
-STATUS_DIRS = {COMPLETE: "", TRUNCATED: "truncated", DAMAGED: "damaged",
-               REPAIRED: "repaired"}
-CANON_PREFIX = "canon "
-MAX_MODEL_IN_NAME = 40          # a hostile card's 300-character model must not make a name
-                                # longer than a file system allows
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
-FORMULA_LEADS = ("=", "+", "-", "@")     # a spreadsheet runs a cell starting so
-# link() is how a name is given without ever replacing one; where the file system has
-# no hard links (FAT, exFAT, some FUSE), a checked rename is the fallback
-# What stops the run when writing a file fails: the output disk is full or gone.
-# Any other error is that file's failure (its name, its folder), and the run goes on.
-OUTPUT_GONE = frozenset(getattr(errno, name) for name in (
-    "ENOSPC", "EDQUOT", "EROFS", "EIO", "ENODEV", "ENXIO", "ESTALE", "ENOTCONN")
-    if hasattr(errno, name))
-MAX_NAME_FAILURES = 2 * MAX_SAME_NAME   # names refused in a row: the output's fault
-NO_HARD_LINKS = frozenset(getattr(errno, name) for name in (
-    "EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EMLINK", "EXDEV",
-    "EINVAL") if hasattr(errno, name))      # EINVAL: Windows's "Incorrect function"
 
 
 def date_stem(meta):
@@ -9062,16 +9062,16 @@ class EarlierRun:
                 fields = tuple(next(reader, ()))
                 if fields not in (REPORT_FIELDS, OLD_REPORT_FIELDS):
                     raise ValueError("it is not a report of this version of recovercr3")
-                rows = [dict(zip(fields, cells), meaning="") if fields == OLD_REPORT_FIELDS
-                        and len(cells) == len(fields) else dict(zip(REPORT_FIELDS, cells))
-                        for cells in reader]
+                rows = [dict(zip(fields, cells)) for cells in reader]
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise ValueError("it cannot be read: %s" % (getattr(e, "strerror", None) or e)
                              ) from None
-        if rows and len(rows[-1]) != len(REPORT_FIELDS):
+        if rows and len(rows[-1]) != len(fields):
             rows.pop()                  # its last line, cut by a power cut
-        if any(len(row) != len(REPORT_FIELDS) for row in rows):
+        if any(len(row) != len(fields) for row in rows):
             raise ValueError("a row of it is cut")
+        for row in rows:
+            row.setdefault("meaning", "")   # an older version's: carried() says it anew
         end = rows.pop() if rows and rows[-1]["status"] in (SCAN_FINISHED,
                                                             SCAN_INTERRUPTED) else None
         if any(row["status"] not in ROW_STATUSES or (row["file"] and not name_in(row))
