@@ -9594,6 +9594,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TAG_WIDTH, TAG_HEIGHT, TAG_BITS, TAG_COMPRESSION = 0x0100, 0x0101, 0x0102, 0x0103
 TAG_PHOTOMETRIC, TAG_SAMPLES, TAG_ROWS_PER_STRIP, TAG_PLANAR = 0x0106, 0x0115, 0x0116, 0x011C
 UNCOMPRESSED, CHUNKY = 1, 1
+MAX_TIFF_ROW = 1 << 20          # bytes of a row read for the tile: a 3-channel 16-bit row
+                                # of 87,000 pixels; a hostile width reads no more
 PICTURE_TAGS = frozenset([TAG_WIDTH, TAG_HEIGHT, TAG_BITS, TAG_COMPRESSION, TAG_PHOTOMETRIC,
                           TAG_SAMPLES, TAG_ROWS_PER_STRIP, TAG_PLANAR, TAG_STRIP_OFFSETS])
 PHOTOMETRIC_CHANNELS = {0: 1, 1: 1, 2: 3}   # white is zero, black is zero, RGB
@@ -9635,6 +9637,7 @@ def tiff_picture(read, size):
     strips = tags.get(TAG_STRIP_OFFSETS, ())
     rows_per_strip = tags.get(TAG_ROWS_PER_STRIP, (height,))[0] or height
     if (not width or not height or len(bits) != 1 or not bits <= {8, 16}
+            or width * samples * max(bits) // 8 > MAX_TIFF_ROW
             or tags.get(TAG_COMPRESSION, (UNCOMPRESSED,))[0] != UNCOMPRESSED
             or tags.get(TAG_PLANAR, (CHUNKY,))[0] != CHUNKY or not strips
             or samples < PHOTOMETRIC_CHANNELS.get(photometric, samples + 1)):

@@ -309,3 +309,23 @@ def test_a_mutated_tiff_gives_a_picture_or_none(data):
     except (r.FormatError, r.struct.error):
         return
     assert png is None or png.startswith(r.PNG_SIGNATURE)
+
+
+def test_a_tiff_of_a_hostile_width_reads_no_row_of_it():
+    # a row is read whole for the tile: a TIFF one pixel high and 2^26 wide, its
+    # strips over a 64 MiB file, would read them all at once (memory stays flat)
+    import struct
+    import recovercr3 as r
+    width = 1 << 26
+    entries = [(256, 4, width), (257, 4, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+               (273, 4, 8 + 2 + 12 * 7 + 4), (277, 3, 1)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in entries) + bytes(4)
+    head = b"II*\0" + struct.pack("<I", 8) + ifd
+    asked = []
+
+    def read(at, n):
+        asked.append(n)
+        return (head + bytes(64))[at:at + n] if at < len(head) else bytes(n)
+    assert r.tiff_picture(read, len(head) + width) is None
+    assert max(asked) < 1 << 20
